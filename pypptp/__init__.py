@@ -1,0 +1,9 @@
+"""pypptp: a pure-Python PPTP VPN server (pptpd + pppd) and protocol library.
+
+Layers, bottom to top: :mod:`pypptp.gre` (enhanced GRE data path),
+:mod:`pypptp.ctrl` (RFC 2637 control channel), :mod:`pypptp.ppp` (PPP), then
+the asyncio daemon (:mod:`pypptp.server`, :mod:`pypptp.cli`) and client
+(:mod:`pypptp.client`).
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,22 @@
+"""PPTP control channel (RFC 2637): codec, stream framer and sans-IO connection.
+
+Nothing in this package does I/O: see :mod:`pypptp.server` and
+:mod:`pypptp.client` for the asyncio layer.
+"""
+
+from pypptp.ctrl.callids import CallIdAllocator
+from pypptp.ctrl.connection import ControlConfig, ControlConnection, ControlState, LocalProtocolError, Role
+from pypptp.ctrl.constants import *  # noqa: F403
+from pypptp.ctrl.events import *  # noqa: F403
+from pypptp.ctrl.framer import ControlStreamFramer
+from pypptp.ctrl.messages import *  # noqa: F403
+
+__all__ = [
+    "CallIdAllocator",
+    "ControlConfig",
+    "ControlConnection",
+    "ControlState",
+    "ControlStreamFramer",
+    "LocalProtocolError",
+    "Role",
+]
