@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import struct
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from pypptp.ctrl.constants import (
     HEADER_SIZE,
@@ -53,27 +53,27 @@ from pypptp.ctrl.constants import (
 )
 
 __all__ = [
-    "ControlMessageError",
-    "ControlMessage",
-    "StartControlConnectionRequest",
-    "StartControlConnectionReply",
-    "StopControlConnectionRequest",
-    "StopControlConnectionReply",
-    "EchoRequest",
-    "EchoReply",
-    "OutgoingCallRequest",
-    "OutgoingCallReply",
-    "IncomingCallRequest",
-    "IncomingCallReply",
-    "IncomingCallConnected",
-    "CallClearRequest",
-    "CallDisconnectNotify",
-    "WanErrorNotify",
-    "SetLinkInfo",
+    "MAX_MESSAGE_SIZE",
     "MESSAGE_CLASSES",
     "MESSAGE_SIZES",
     "MIN_MESSAGE_SIZE",
-    "MAX_MESSAGE_SIZE",
+    "CallClearRequest",
+    "CallDisconnectNotify",
+    "ControlMessage",
+    "ControlMessageError",
+    "EchoReply",
+    "EchoRequest",
+    "IncomingCallConnected",
+    "IncomingCallReply",
+    "IncomingCallRequest",
+    "OutgoingCallReply",
+    "OutgoingCallRequest",
+    "SetLinkInfo",
+    "StartControlConnectionReply",
+    "StartControlConnectionRequest",
+    "StopControlConnectionReply",
+    "StopControlConnectionRequest",
+    "WanErrorNotify",
     "check_header_prefix",
     "decode_message",
 ]
@@ -167,9 +167,20 @@ def _spec(field: dataclasses.Field[Any]) -> _FieldSpec:
 # -- the base class ----------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+MESSAGE_CLASSES: dict[ControlMessageType, type[ControlMessage]] = {}
+"""Control Message Type -> message class: the codec's dispatch table."""
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ControlMessage:
-    """Common part of every control message (RFC 2637 section 2.1 header)."""
+    """Common part of every control message (RFC 2637 section 2.1 header).
+
+    A subclass names its type in the class statement,
+    ``class EchoRequest(ControlMessage, message_type=...)``, and declares its
+    fields in wire order; it becomes a frozen, keyword-only dataclass and its
+    struct layout is built from the field table.
+    """
 
     TYPE: ClassVar[ControlMessageType]
     SIZE: ClassVar[int]
@@ -177,6 +188,16 @@ class ControlMessage:
     _SPECS: ClassVar[tuple[_FieldSpec, ...]]
 
     reserved0: int = _reserved("H")
+
+    def __init_subclass__(cls, *, message_type: ControlMessageType, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+        specs = tuple(_spec(f) for f in dataclasses.fields(cls))
+        cls.TYPE = message_type
+        cls._SPECS = specs
+        cls._STRUCT = struct.Struct(_HEADER.format + "".join(s.fmt for s in specs))
+        cls.SIZE = cls._STRUCT.size
+        MESSAGE_CLASSES[message_type] = cls
 
     def encode(self) -> bytes:
         """Return the message's wire bytes.
@@ -220,25 +241,6 @@ class ControlMessage:
 
 _M = TypeVar("_M", bound=ControlMessage)
 
-MESSAGE_CLASSES: dict[ControlMessageType, type[ControlMessage]] = {}
-"""Control Message Type -> message class: the codec's dispatch table."""
-
-
-def _message(message_type: ControlMessageType) -> Any:
-    """Class decorator: make a message dataclass and register its wire layout."""
-
-    def wrap(cls: type[ControlMessage]) -> type[ControlMessage]:
-        cls = dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
-        specs = tuple(_spec(f) for f in dataclasses.fields(cls))
-        cls.TYPE = message_type
-        cls._SPECS = specs
-        cls._STRUCT = struct.Struct(_HEADER.format + "".join(s.fmt for s in specs))
-        cls.SIZE = cls._STRUCT.size
-        MESSAGE_CLASSES[message_type] = cls
-        return cls
-
-    return wrap
-
 
 def _encode_text(value: str, width: int, name: str) -> bytes:
     try:
@@ -260,8 +262,7 @@ def _decode_text(raw: bytes) -> str:
 # -- the 15 messages (RFC 2637 sections 2.1-2.15) ----------------------------
 
 
-@_message(ControlMessageType.START_CONTROL_CONNECTION_REQUEST)
-class StartControlConnectionRequest(ControlMessage):
+class StartControlConnectionRequest(ControlMessage, message_type=ControlMessageType.START_CONTROL_CONNECTION_REQUEST):
     """SCCRQ, 156 bytes (RFC 2637 section 2.1)."""
 
     protocol_version: int = _u16(PROTOCOL_VERSION)
@@ -274,8 +275,7 @@ class StartControlConnectionRequest(ControlMessage):
     vendor_string: str = _text(64)
 
 
-@_message(ControlMessageType.START_CONTROL_CONNECTION_REPLY)
-class StartControlConnectionReply(ControlMessage):
+class StartControlConnectionReply(ControlMessage, message_type=ControlMessageType.START_CONTROL_CONNECTION_REPLY):
     """SCCRP, 156 bytes (RFC 2637 section 2.2)."""
 
     protocol_version: int = _u16(PROTOCOL_VERSION)
@@ -289,8 +289,7 @@ class StartControlConnectionReply(ControlMessage):
     vendor_string: str = _text(64)
 
 
-@_message(ControlMessageType.STOP_CONTROL_CONNECTION_REQUEST)
-class StopControlConnectionRequest(ControlMessage):
+class StopControlConnectionRequest(ControlMessage, message_type=ControlMessageType.STOP_CONTROL_CONNECTION_REQUEST):
     """StopCCRQ, 16 bytes (RFC 2637 section 2.3).  Clears every call on the connection."""
 
     reason: StopReason = _code(StopReason, StopReason.NONE)
@@ -298,8 +297,7 @@ class StopControlConnectionRequest(ControlMessage):
     reserved2: int = _reserved("H")
 
 
-@_message(ControlMessageType.STOP_CONTROL_CONNECTION_REPLY)
-class StopControlConnectionReply(ControlMessage):
+class StopControlConnectionReply(ControlMessage, message_type=ControlMessageType.STOP_CONTROL_CONNECTION_REPLY):
     """StopCCRP, 16 bytes (RFC 2637 section 2.4)."""
 
     result_code: StopResult = _code(StopResult, StopResult.OK)
@@ -307,15 +305,13 @@ class StopControlConnectionReply(ControlMessage):
     reserved1: int = _reserved("H")
 
 
-@_message(ControlMessageType.ECHO_REQUEST)
-class EchoRequest(ControlMessage):
+class EchoRequest(ControlMessage, message_type=ControlMessageType.ECHO_REQUEST):
     """Echo-Request, 16 bytes (RFC 2637 section 2.5)."""
 
     identifier: int = _required32()
 
 
-@_message(ControlMessageType.ECHO_REPLY)
-class EchoReply(ControlMessage):
+class EchoReply(ControlMessage, message_type=ControlMessageType.ECHO_REPLY):
     """Echo-Reply, 20 bytes (RFC 2637 section 2.6)."""
 
     identifier: int = _required32()
@@ -324,8 +320,7 @@ class EchoReply(ControlMessage):
     reserved1: int = _reserved("H")
 
 
-@_message(ControlMessageType.OUTGOING_CALL_REQUEST)
-class OutgoingCallRequest(ControlMessage):
+class OutgoingCallRequest(ControlMessage, message_type=ControlMessageType.OUTGOING_CALL_REQUEST):
     """OCRQ, 168 bytes (RFC 2637 section 2.7): the VPN client (PNS) asks for a call.
 
     Bearer and framing types are kept as plain integers: the RFC names 1-3,
@@ -346,8 +341,7 @@ class OutgoingCallRequest(ControlMessage):
     subaddress: str = _text(64)
 
 
-@_message(ControlMessageType.OUTGOING_CALL_REPLY)
-class OutgoingCallReply(ControlMessage):
+class OutgoingCallReply(ControlMessage, message_type=ControlMessageType.OUTGOING_CALL_REPLY):
     """OCRP, 32 bytes (RFC 2637 section 2.8): the server (PAC) answers an OCRQ."""
 
     call_id: int = _required16()
@@ -361,8 +355,7 @@ class OutgoingCallReply(ControlMessage):
     physical_channel_id: int = _u32(0)
 
 
-@_message(ControlMessageType.INCOMING_CALL_REQUEST)
-class IncomingCallRequest(ControlMessage):
+class IncomingCallRequest(ControlMessage, message_type=ControlMessageType.INCOMING_CALL_REQUEST):
     """ICRQ, 220 bytes (RFC 2637 section 2.9); not used by VPN clients."""
 
     call_id: int = _required16()
@@ -376,8 +369,7 @@ class IncomingCallRequest(ControlMessage):
     subaddress: str = _text(64)
 
 
-@_message(ControlMessageType.INCOMING_CALL_REPLY)
-class IncomingCallReply(ControlMessage):
+class IncomingCallReply(ControlMessage, message_type=ControlMessageType.INCOMING_CALL_REPLY):
     """ICRP, 24 bytes (RFC 2637 section 2.10); not used by VPN clients."""
 
     call_id: int = _required16()
@@ -389,8 +381,7 @@ class IncomingCallReply(ControlMessage):
     reserved1: int = _reserved("H")
 
 
-@_message(ControlMessageType.INCOMING_CALL_CONNECTED)
-class IncomingCallConnected(ControlMessage):
+class IncomingCallConnected(ControlMessage, message_type=ControlMessageType.INCOMING_CALL_CONNECTED):
     """ICCN, 28 bytes (RFC 2637 section 2.11); not used by VPN clients."""
 
     peer_call_id: int = _required16()
@@ -401,16 +392,14 @@ class IncomingCallConnected(ControlMessage):
     framing_type: int = _u32(FramingType.ASYNC)
 
 
-@_message(ControlMessageType.CALL_CLEAR_REQUEST)
-class CallClearRequest(ControlMessage):
+class CallClearRequest(ControlMessage, message_type=ControlMessageType.CALL_CLEAR_REQUEST):
     """CCRQ, 16 bytes (RFC 2637 section 2.12); carries the PNS's (client's) Call ID."""
 
     call_id: int = _required16()
     reserved1: int = _reserved("H")
 
 
-@_message(ControlMessageType.CALL_DISCONNECT_NOTIFY)
-class CallDisconnectNotify(ControlMessage):
+class CallDisconnectNotify(ControlMessage, message_type=ControlMessageType.CALL_DISCONNECT_NOTIFY):
     """CDN, 148 bytes (RFC 2637 section 2.13); carries the PAC's (server's) Call ID."""
 
     call_id: int = _required16()
@@ -421,8 +410,7 @@ class CallDisconnectNotify(ControlMessage):
     call_statistics: str = _text(128)
 
 
-@_message(ControlMessageType.WAN_ERROR_NOTIFY)
-class WanErrorNotify(ControlMessage):
+class WanErrorNotify(ControlMessage, message_type=ControlMessageType.WAN_ERROR_NOTIFY):
     """WEN, 40 bytes (RFC 2637 section 2.14); PAC to PNS, cumulative counters."""
 
     peer_call_id: int = _required16()
@@ -435,8 +423,7 @@ class WanErrorNotify(ControlMessage):
     alignment_errors: int = _u32(0)
 
 
-@_message(ControlMessageType.SET_LINK_INFO)
-class SetLinkInfo(ControlMessage):
+class SetLinkInfo(ControlMessage, message_type=ControlMessageType.SET_LINK_INFO):
     """SLI, 24 bytes (RFC 2637 section 2.15); PNS to PAC, async ACCMs (no effect on GRE)."""
 
     peer_call_id: int = _required16()

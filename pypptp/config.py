@@ -1,0 +1,108 @@
+"""``pptpd.conf`` with pptpd's parsing rules (pptpd.conf(5)).
+
+Rules, as pptpd applies them:
+
+* one ``keyword [value]`` per line; the value is the rest of the line with
+  trailing white space removed (there are no inline comments: ``#`` after a
+  keyword is part of the value);
+* lines whose first character is ``#`` are comments; blank lines are ignored;
+* the first occurrence of a keyword wins; later ones are ignored (we warn);
+* a line that starts with white space is an error here: pptpd silently
+  ignores it, which hides typos, so we report it with file and line.
+
+Unknown keywords are reported as errors with file and line too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from pathlib import Path
+
+FLAG_KEYWORDS = frozenset({"debug", "noipparam", "logwtmp", "delegate"})
+VALUE_KEYWORDS = frozenset(
+    {"ppp", "option", "stimeout", "vrf", "bcrelay", "connections", "localip", "remoteip", "listen", "pidfile", "speed"}
+)
+KEYWORDS = FLAG_KEYWORDS | VALUE_KEYWORDS  # the 15 keywords of pptpd.conf(5)
+
+DEFAULT_CONNECTIONS = 100  # pptpd's MAX_CONNECTIONS
+DEFAULT_STIMEOUT = 10  # seconds; pptpd's STIMEOUT
+DEFAULT_SPEED = "115200"
+DEFAULT_PIDFILE = "/var/run/pptpd.pid"
+
+
+class ConfigError(ValueError):
+    """A configuration line is wrong; the text names the file and line."""
+
+
+@dataclasses.dataclass
+class PptpdConfig:
+    """The parsed contents of a ``pptpd.conf``; values keep pptpd's defaults."""
+
+    path: str | None = None
+    ppp: str | None = None
+    option: str | None = None
+    debug: bool = False
+    stimeout: int = DEFAULT_STIMEOUT
+    noipparam: bool = False
+    logwtmp: bool = False
+    vrf: str | None = None
+    bcrelay: str | None = None
+    delegate: bool = False
+    connections: int = DEFAULT_CONNECTIONS
+    localip: str | None = None
+    remoteip: str | None = None
+    listen: str | None = None
+    pidfile: str = DEFAULT_PIDFILE
+    speed: str = DEFAULT_SPEED
+    present: set[str] = dataclasses.field(default_factory=set)
+    """Keywords that appeared in the file."""
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+def parse_pptpd_conf(text: str, path: str = "<string>") -> PptpdConfig:
+    """Parse the text of a pptpd.conf; raise :class:`ConfigError` on the first bad line."""
+    config = PptpdConfig(path=path)
+    for number, raw in enumerate(text.splitlines(), start=1):
+        where = f"{path}:{number}"
+        if not raw.strip() or raw.startswith("#"):
+            continue
+        if raw[0].isspace():
+            raise ConfigError(f"{where}: line starts with white space (pptpd would ignore it): {raw.strip()!r}")
+        parts = raw.split(None, 1)
+        keyword, value = parts[0], parts[1].rstrip() if len(parts) > 1 else ""
+        if keyword not in KEYWORDS:
+            raise ConfigError(f"{where}: unknown keyword {keyword!r}")
+        if keyword in config.present:
+            config.warnings.append(f"{where}: {keyword} repeated; the first occurrence wins")
+            continue
+        config.present.add(keyword)
+        if keyword in FLAG_KEYWORDS:
+            if value:
+                raise ConfigError(f"{where}: {keyword} takes no value, got {value!r}")
+            setattr(config, keyword, True)
+            continue
+        if not value:
+            raise ConfigError(f"{where}: {keyword} needs a value")
+        if keyword in ("stimeout", "connections"):
+            if not value.isdigit() or int(value) < 1:
+                raise ConfigError(f"{where}: {keyword} must be a positive whole number, got {value!r}")
+            setattr(config, keyword, int(value))
+        elif keyword == "listen":
+            try:
+                ipaddress.IPv4Address(value)
+            except ValueError:
+                raise ConfigError(f"{where}: listen needs an IPv4 address, got {value!r}") from None
+            config.listen = value
+        else:
+            setattr(config, keyword, value)
+    return config
+
+
+def read_pptpd_conf(path: str | Path) -> PptpdConfig:
+    """Read and parse a pptpd.conf file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_pptpd_conf(text, str(path))

@@ -1,0 +1,169 @@
+"""The asyncio skin of the PPTP server's control channel (TCP 1723).
+
+This is the only place with a loop, transports and timers for the control
+channel: each accepted connection gets a :class:`ControlConnection` (sans-IO)
+and one timer handle re-armed at its ``next_deadline()``.  Accepting never
+waits on a connection: the first-message deadline (pptpd's ``stimeout``) is
+that connection's own timer, so idle connections cannot block others.
+
+A failure inside one connection is logged and ends that connection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+from pypptp.aio_control import ControlProtocol
+from pypptp.ctrl.callids import CallIdAllocator
+from pypptp.ctrl.connection import ControlConfig, ControlConnection, Role
+from pypptp.ctrl.constants import PPTP_PORT, StopReason
+from pypptp.ctrl.events import (
+    CallCleared,
+    CallEstablished,
+    CallRefused,
+    ControlConnectionClosed,
+    ControlConnectionEstablished,
+    EchoAnswered,
+    Event,
+    ProtocolAnomaly,
+    SetLinkInfoReceived,
+)
+from pypptp.ctrl.messages import ControlMessage
+
+log = logging.getLogger("pypptpd")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    """What the control server needs from pptpd.conf and the command line."""
+
+    listen: str = "0.0.0.0"
+    port: int = PPTP_PORT
+    max_connections: int = 100
+    control: ControlConfig = dataclasses.field(default_factory=ControlConfig)
+    trace: bool = False
+    """Log every control message in and out (``debug``)."""
+
+
+class ControlServer:
+    """Accepts PPTP control connections and runs one sans-IO connection each."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.call_ids = CallIdAllocator()
+        self.connections: set[_ServerProtocol] = set()
+        self.refused = 0
+        self._server: asyncio.Server | None = None
+
+    @property
+    def sockets(self) -> list[tuple[str, int]]:
+        if self._server is None:
+            return []
+        return [s.getsockname()[:2] for s in self._server.sockets]
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        host = None if self.settings.listen in ("", "0.0.0.0") else self.settings.listen
+        self._server = await loop.create_server(
+            lambda: _ServerProtocol(self),
+            host=host,
+            port=self.settings.port,
+            reuse_address=True,
+            backlog=max(128, self.settings.max_connections),
+        )
+        log.info("MGR: Manager process started, listening on %s:%d", self.settings.listen, self.settings.port)
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def shutdown(self, grace: float = 2.0) -> None:
+        """Stop accepting; CDN + StopCCRQ to every client, wait briefly, close all."""
+        if self._server is not None:
+            self._server.close()
+        for protocol in list(self.connections):
+            protocol.stop(StopReason.STOP_LOCAL_SHUTDOWN)
+        deadline = asyncio.get_running_loop().time() + grace
+        while self.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for protocol in list(self.connections):
+            protocol.abort("server shut down")
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+class _ServerProtocol(ControlProtocol):
+    """One accepted TCP 1723 connection."""
+
+    def __init__(self, server: ControlServer) -> None:
+        super().__init__()
+        self.server = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        server = self.server
+        if len(server.connections) >= server.settings.max_connections:
+            server.refused += 1
+            log.warning("MGR: connection limit %d reached, refusing %s", server.settings.max_connections, self.peer)
+            self.abort("connection limit")
+            return
+        server.connections.add(self)
+        tracer = self._trace if server.settings.trace else None
+        self.conn = ControlConnection(
+            Role.SERVER, self.loop.time(), config=server.settings.control, call_ids=server.call_ids, tracer=tracer
+        )
+        log.info("CTRL: Client %s control connection started", self.peer)
+        self._rearm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.server.connections.discard(self)
+
+    def stop(self, reason: StopReason) -> None:
+        if self.conn is not None and not self.conn.closed:
+            self.conn.stop(self.loop.time(), reason)
+            self.flush()
+
+    def handle_events(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, ControlConnectionEstablished):
+                start = event.peer_start
+                log.info(
+                    "CTRL: %s: SCCRQ accepted (host %r, vendor %r, firmware %d)",
+                    self.peer,
+                    start.host_name,
+                    start.vendor_string,
+                    start.firmware_revision,
+                )
+            elif isinstance(event, CallEstablished):
+                call = event.call
+                log.info(
+                    "CTRL: %s: call established, our Call ID %d, peer Call ID %d, peer window %d",
+                    self.peer,
+                    call.call_id,
+                    call.peer_call_id,
+                    call.peer_window,
+                )
+            elif isinstance(event, CallRefused):
+                log.warning(
+                    "CTRL: %s: OCRQ from peer Call ID %d refused: %s/%s",
+                    self.peer,
+                    event.peer_call_id,
+                    getattr(event.result_code, "name", event.result_code),
+                    event.error_code.name,
+                )
+            elif isinstance(event, CallCleared):
+                log.info("CTRL: %s: call %d cleared (%s)", self.peer, event.call.call_id, event.reason)
+            elif isinstance(event, SetLinkInfoReceived):
+                log.debug("CTRL: %s: Set-Link-Info ignored (ACCMs mean nothing on GRE)", self.peer)
+            elif isinstance(event, EchoAnswered):
+                log.debug("CTRL: %s: Echo-Reply after %.3f s", self.peer, event.round_trip)
+            elif isinstance(event, ProtocolAnomaly):
+                log.warning("CTRL: %s: %s", self.peer, event.description)
+            elif isinstance(event, ControlConnectionClosed):
+                log.info("CTRL: Client %s control connection finished (%s)", self.peer, event.reason)
+
+    def _trace(self, now: float, direction: str, message: ControlMessage) -> None:
+        log.debug("CTRL: %s %s %.3f %r", self.peer, direction, now, message)
