@@ -1,0 +1,191 @@
+"""The real ``pypptpd`` process against the library client, over real sockets,
+in two network namespaces created by the test (198.18.0.1 <-> 198.18.0.2)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+from pypptp.client import ControlClient, PptpClientError, run_sequence
+from pypptp.ctrl.constants import DisconnectResult, StartResult
+from pypptp.ctrl.events import CallCleared, ControlConnectionClosed
+from pypptp.ctrl.messages import (
+    ControlMessage,
+    StartControlConnectionReply,
+    StartControlConnectionRequest,
+    decode_message,
+)
+from tests.conftest import Pypptpd
+
+pytestmark = pytest.mark.netns
+
+StartDaemon = Callable[..., Pypptpd]
+
+
+async def _client(daemon: Pypptpd, timeout: float = 5.0) -> ControlClient:
+    return await ControlClient.connect(sock=daemon.client_socket(), timeout=timeout)
+
+
+async def _read_eof(sock: socket.socket, timeout: float) -> float:
+    """Seconds until the server closes ``sock`` (EOF or reset)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                data = await loop.sock_recv(sock, 4096)
+            except ConnectionResetError:
+                return loop.time() - start
+            if not data:
+                return loop.time() - start
+
+
+async def test_library_client_runs_the_whole_exchange(start_pypptpd: StartDaemon) -> None:
+    daemon = start_pypptpd(args=["-d"])
+    lines: list[str] = []
+    await run_sequence(daemon.pair.server_ip, sock=daemon.client_socket(), out=lines.append)
+    text = "\n".join(lines)
+    for step in (
+        "SCCRQ -> SCCRP SUCCESS",
+        "OCRQ -> OCRP CONNECTED",
+        "Echo-Request -> Echo-Reply",
+        "CCRQ -> CDN REQUEST",
+    ):
+        assert step in text
+    assert "StopCCRQ -> StopCCRP" in text
+    log = daemon.wait_log("control connection finished")
+    assert "SCCRQ accepted" in log and "call established" in log and "cleared (CCRQ received)" in log
+    assert daemon.terminate() == 0
+    assert "MGR: Exit." in daemon.log()
+
+
+async def test_200_idle_connections_do_not_delay_a_real_client(start_pypptpd: StartDaemon) -> None:
+    daemon = start_pypptpd(["connections 300"])
+    idle: list[socket.socket] = []
+    try:
+        for n in range(200):
+            sock = daemon.client_socket()
+            if n % 2:  # half send a partial header and stall
+                sock.send(b"\x00\x9c\x00\x01")
+            idle.append(sock)
+        started = time.monotonic()
+        client = await _client(daemon)
+        reply = await client.start()
+        call = await client.open_call()
+        elapsed = time.monotonic() - started
+        assert reply.result_code is StartResult.SUCCESS
+        assert call.peer_call_id
+        assert elapsed < 1.0, f"SCCRQ/OCRQ took {elapsed:.3f} s behind 200 idle connections"
+        # the idle connections are still open: the daemon did not drop them to serve us
+        for sock in idle:
+            with pytest.raises(BlockingIOError):
+                sock.recv(1)
+        await client.stop()
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+async def test_first_message_deadline_closes_only_the_silent_connection(start_pypptpd: StartDaemon) -> None:
+    daemon = start_pypptpd(["stimeout 1"])
+    silent = daemon.client_socket()
+    client = await _client(daemon)
+    await client.start()
+    try:
+        waited = await _read_eof(silent, timeout=5.0)
+        assert 0.8 <= waited <= 3.0, waited
+        assert "no SCCRQ within 1 s" in daemon.wait_log("no SCCRQ within 1 s")
+        assert await client.echo() >= 0  # the established connection is untouched
+    finally:
+        silent.close()
+        await client.stop()
+
+
+async def test_connection_limit(start_pypptpd: StartDaemon) -> None:
+    daemon = start_pypptpd(["connections 3"])
+    held = [daemon.client_socket() for _ in range(3)]
+    try:
+        await asyncio.sleep(0.2)
+        extra = daemon.client_socket()
+        assert await _read_eof(extra, timeout=3.0) < 1.0
+        extra.close()
+        assert "connection limit 3 reached" in daemon.wait_log("connection limit 3 reached")
+        held.pop().close()
+        await asyncio.sleep(0.2)
+        client = await _client(daemon)
+        assert (await client.start()).result_code is StartResult.SUCCESS
+        await client.stop()
+    finally:
+        for sock in held:
+            sock.close()
+
+
+async def test_hostile_peer_does_not_disturb_another_session(start_pypptpd: StartDaemon) -> None:
+    daemon = start_pypptpd()
+    good = await _client(daemon)
+    await good.start()
+    call = await good.open_call()
+    loop = asyncio.get_running_loop()
+    hostile_inputs = [
+        b"\x00\x9c\x00\x01\xde\xad\xbe\xef" + bytes(148),  # bad magic
+        b"\x00\x05",  # Length below the minimum
+        b"\xff\xff\x00\x01\x1a\x2b\x3c\x4d",  # Length above the maximum
+        b"\x00\x10\x00\x02\x1a\x2b\x3c\x4d\x00\x05\x00\x00" + bytes(4),  # management message
+        b"\x00\x10\x00\x01\x1a\x2b\x3c\x4d\x00\x63\x00\x00" + bytes(4),  # control type 99
+        b"\x00\x9c\x00\x01\x1a\x2b\x3c\x4d\x00\x07\x00\x00",  # OCRQ header with SCCRQ's length
+    ]
+    for payload in hostile_inputs:
+        sock = daemon.client_socket()
+        await loop.sock_sendall(sock, payload)
+        assert await _read_eof(sock, timeout=3.0) < 2.0, payload.hex()
+        sock.close()
+    assert daemon.log().count("malformed control message") == len(hostile_inputs)
+    assert await good.echo() >= 0
+    cleared = await good.clear_call(call)
+    assert cleared.result_code is DisconnectResult.REQUEST
+    await good.stop()
+
+
+async def test_unsupported_version_gets_result_5_and_close(start_pypptpd: StartDaemon) -> None:
+    daemon = start_pypptpd()
+    sock = daemon.client_socket()
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(sock, StartControlConnectionRequest(protocol_version=0x0200).encode())
+    data = b""
+    async with asyncio.timeout(3):
+        while len(data) < StartControlConnectionReply.SIZE:
+            chunk = await loop.sock_recv(sock, 4096)
+            assert chunk, "closed before the SCCRP"
+            data += chunk
+    reply: ControlMessage = decode_message(data[: StartControlConnectionReply.SIZE])
+    assert isinstance(reply, StartControlConnectionReply)
+    assert reply.result_code is StartResult.BAD_PROTOCOL_VERSION
+    assert await _read_eof(sock, timeout=3.0) < 2.0
+    sock.close()
+
+
+async def test_sigterm_sends_cdn_and_stopccrq_then_exits(start_pypptpd: StartDaemon) -> None:
+    daemon = start_pypptpd()
+    client = await _client(daemon)
+    await client.start()
+    call = await client.open_call()
+    daemon.process.terminate()
+    reason = await client.wait_closed()
+    assert reason == "peer sent StopCCRQ (STOP_LOCAL_SHUTDOWN)"
+    cleared = [e for e in client.events if isinstance(e, CallCleared)]
+    assert [(e.call.call_id, e.result_code, e.by_peer) for e in cleared] == [
+        (call.call_id, DisconnectResult.ADMIN_SHUTDOWN, True)
+    ]
+    assert isinstance(client.events[-1], ControlConnectionClosed)
+    assert daemon.process.wait(10) == 0
+    assert "MGR: Exit." in daemon.log()
+
+
+async def test_client_reports_a_server_that_is_not_there() -> None:
+    # loopback of the test's own namespace; port 1 has no listener
+    with pytest.raises(PptpClientError, match="cannot connect"):
+        await ControlClient.connect("127.0.0.1", 1, timeout=2)
