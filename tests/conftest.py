@@ -20,17 +20,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def netns_pair(request: pytest.FixtureRequest) -> Iterator[NetnsPair]:
-    """A server and a client namespace joined by veth, deleted afterwards.
-
-    Skipped on a developer machine without root; in CI (CI=true) a missing
-    capability fails the test instead, so CI can never skip it silently.
-    """
+def require_netns() -> None:
+    """Skip on a developer machine without root or iproute2; in CI (CI set)
+    fail instead, so CI can never skip a namespace test silently."""
     reason = netns_available()
     if reason is not None:
         if os.environ.get("CI"):
             pytest.fail(f"network namespace tests cannot run in CI: {reason}")
         pytest.skip(f"network namespaces: {reason}")
+
+
+@pytest.fixture
+def netns_pair(require_netns: None, request: pytest.FixtureRequest) -> Iterator[NetnsPair]:
+    """A server and a client namespace joined by veth, deleted afterwards."""
     with two_hosts(request.node.name[:8].strip("_[]").replace("_", "")) as pair:
         yield pair
 

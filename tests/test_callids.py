@@ -1,0 +1,40 @@
+"""Call IDs: unique across the server, never 0, not guessable (RFC 2637 section 3.2.2)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from pypptp.ctrl.callids import CallIdAllocator
+
+
+def test_ids_are_unique_and_non_zero_until_the_space_is_full() -> None:
+    allocator = CallIdAllocator()
+    started = time.monotonic()
+    ids = [allocator.allocate() for _ in range(65535)]
+    assert time.monotonic() - started < 10
+    assert None not in ids and 0 not in ids and len(set(ids)) == 65535
+    assert allocator.allocate() is None
+    allocator.release(1234)
+    assert allocator.allocate() == 1234
+
+
+def test_ids_are_not_sequential_like_pptpd() -> None:
+    allocator = CallIdAllocator()
+    ids = [allocator.allocate() or 0 for _ in range(64)]
+    steps = {b - a for a, b in itertools.pairwise(ids)}
+    assert len(steps) > 32, "consecutive Call IDs follow a pattern"
+    assert ids != sorted(ids)
+    # two servers do not produce the same sequence
+    assert [CallIdAllocator().allocate() for _ in range(8)] != [CallIdAllocator().allocate() for _ in range(8)]
+
+
+def test_capacity_and_release() -> None:
+    allocator = CallIdAllocator(capacity=2)
+    a, b = allocator.allocate(), allocator.allocate()
+    assert a is not None and b is not None and a != b and len(allocator) == 2
+    assert allocator.allocate() is None
+    allocator.release(a)
+    allocator.release(a)  # releasing twice is harmless
+    assert a not in allocator and len(allocator) == 1
+    assert allocator.allocate() is not None

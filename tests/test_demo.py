@@ -1,0 +1,25 @@
+"""The README's first command ends in pypptp-demo: run it as a user would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.netns
+
+
+def test_demo_brings_the_control_channel_up_and_cleans_up(require_netns: None) -> None:
+    before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    result = subprocess.run(
+        [sys.executable, "-m", "pypptp.demo"], capture_output=True, text=True, timeout=60, cwd=REPO, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for step in ("SCCRQ -> SCCRP SUCCESS", "OCRQ -> OCRP CONNECTED", "CCRQ -> CDN REQUEST", "MGR: Exit."):
+        assert step in result.stdout
+    assert "pypptpd exited with status 0" in result.stdout
+    after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert "pypptp-demo" not in after and after.count("\n") == before.count("\n")
