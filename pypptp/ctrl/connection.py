@@ -175,7 +175,7 @@ class ControlConnection:
             try:
                 messages = self._framer.feed(data)
             except ControlMessageError as exc:
-                for message in getattr(exc, "messages", []):
+                for message in exc.messages:
                     self._dispatch(message, now)
                 if self.state is not ControlState.CLOSED:
                     self._close(f"malformed control message: {exc}", by_peer=True)

@@ -30,12 +30,13 @@ class ControlStreamFramer:
     def feed(self, data: bytes | bytearray | memoryview) -> list[ControlMessage]:
         """Add received bytes; return every message they complete, in order.
 
-        Raises :class:`ControlMessageError` at the first invalid message.  The
-        messages decoded before it in the same call are returned first on the
-        error's ``messages`` attribute, so a caller can act on them.
+        Raises :class:`ControlMessageError` at the first invalid message; the
+        messages this call decoded before it are on the error's ``messages``.
+        Every later call raises a fresh error naming the original reason.
         """
-        if self._failed is not None:
-            raise self._failed
+        failed = self._failed
+        if failed is not None:
+            raise ControlMessageError(f"stream already failed: {failed.reason}", failed.error_code, failed.message_type)
         self._buffer += data
         messages: list[ControlMessage] = []
         buffer = self._buffer
@@ -50,7 +51,7 @@ class ControlStreamFramer:
         except ControlMessageError as exc:
             self._failed = exc
             self._buffer = bytearray()
-            exc.messages = messages  # type: ignore[attr-defined]
+            exc.messages = messages
             raise
         del buffer[:offset]
         return messages

@@ -86,7 +86,10 @@ class ControlMessageError(ValueError):
     text says what was wrong; :attr:`error_code` is the RFC 2637 section 2.16
     General Error Code that describes it (Bad-Format for framing and length
     problems, Bad-Value for out-of-range fields), and :attr:`message_type` is
-    the Control Message Type when the header got that far.
+    the Control Message Type when the header got that far.  When the stream
+    framer raises it, :attr:`messages` holds the valid messages that the same
+    ``feed()`` call decoded before the bad one, so a caller can still act on
+    them; it is empty otherwise.
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class ControlMessageError(ValueError):
         self.reason = reason
         self.error_code = error_code
         self.message_type = message_type
+        self.messages: list[ControlMessage] = []
 
 
 # -- field descriptions ---------------------------------------------------------
