@@ -4,9 +4,14 @@ in two network namespaces created by the test (198.18.0.1 <-> 198.18.0.2)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +24,8 @@ from pypptp.ctrl.messages import (
     StartControlConnectionRequest,
     decode_message,
 )
-from tests.conftest import Pypptpd
+from pypptp.netns import NetnsPair
+from tests.conftest import REPO, Pypptpd
 
 pytestmark = pytest.mark.netns
 
@@ -190,3 +196,38 @@ async def test_client_reports_a_server_that_is_not_there() -> None:
     # loopback of the test's own namespace; port 1 has no listener
     with pytest.raises(PptpClientError, match="cannot connect"):
         await ControlClient.connect("127.0.0.1", 1, timeout=2)
+
+
+async def test_without_f_the_daemon_detaches_writes_its_pidfile_and_serves(
+    netns_pair: NetnsPair, tmp_path: Path
+) -> None:
+    conf = tmp_path / "pptpd.conf"
+    conf.write_text(f"listen {netns_pair.server_ip}\n")
+    pidfile = tmp_path / "pptpd.pid"
+    argv = [sys.executable, "-m", "pypptp.cli", "-c", str(conf), "-p", str(pidfile)]
+    launcher = subprocess.run(
+        netns_pair.exec_argv(netns_pair.server_ns, argv), env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=10
+    )
+    assert launcher.returncode == 0  # the foreground parent exits at once
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    pid = int(pidfile.read_text())
+    try:
+        for _ in range(100):
+            try:
+                sock = netns_pair.connect(netns_pair.client_ns, (netns_pair.server_ip, 1723), timeout=1)
+                break
+            except ConnectionRefusedError:
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the detached daemon never started listening")
+        client = await ControlClient.connect(sock=sock, timeout=5)
+        assert (await client.start()).result_code is StartResult.SUCCESS
+        await client.stop()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while pidfile.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not pidfile.exists(), "the daemon did not remove its pidfile on SIGTERM"
