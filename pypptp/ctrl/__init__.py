@@ -4,6 +4,7 @@ Nothing in this package does I/O: see :mod:`pypptp.server` and
 :mod:`pypptp.client` for the asyncio layer.
 """
 
+from pypptp.ctrl import constants, events, messages
 from pypptp.ctrl.callids import CallIdAllocator
 from pypptp.ctrl.connection import ControlConfig, ControlConnection, ControlState, LocalProtocolError, Role
 from pypptp.ctrl.constants import *  # noqa: F403
@@ -19,4 +20,7 @@ __all__ = [
     "ControlStreamFramer",
     "LocalProtocolError",
     "Role",
+    *constants.__all__,
+    *events.__all__,
+    *messages.__all__,
 ]

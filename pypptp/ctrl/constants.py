@@ -8,6 +8,28 @@ from __future__ import annotations
 
 import enum
 
+__all__ = [
+    "HEADER_SIZE",
+    "MAGIC_COOKIE",
+    "PPTP_PORT",
+    "PROTOCOL_VERSION",
+    "BearerCapability",
+    "BearerType",
+    "ControlMessageType",
+    "DisconnectResult",
+    "EchoResult",
+    "FramingCapability",
+    "FramingType",
+    "GeneralError",
+    "IncomingCallResult",
+    "OutgoingCallResult",
+    "PptpMessageType",
+    "StartResult",
+    "StopReason",
+    "StopResult",
+]
+
+
 PPTP_PORT = 1723
 """TCP port of the control connection (RFC 2637 section 1.4)."""
 

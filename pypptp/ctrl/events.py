@@ -19,6 +19,22 @@ from pypptp.ctrl.messages import (
     WanErrorNotify,
 )
 
+__all__ = [
+    "Call",
+    "CallCleared",
+    "CallEstablished",
+    "CallRefused",
+    "CallState",
+    "ControlConnectionClosed",
+    "ControlConnectionEstablished",
+    "EchoAnswered",
+    "Event",
+    "ProtocolAnomaly",
+    "SetLinkInfoReceived",
+    "StartRefused",
+    "WanErrorReceived",
+]
+
 
 class CallState(enum.Enum):
     """A call's state (RFC 2637 section 3.2.4).  A VPN server has nothing to
