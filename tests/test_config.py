@@ -71,7 +71,7 @@ def test_tabs_separate_keyword_and_value() -> None:
         ("connections many\n", "f.conf:1: connections must be a positive whole number"),
         ("stimeout 0\n", "f.conf:1: stimeout must be a positive whole number"),
         ("stimeout -5\n", "f.conf:1: stimeout must be a positive whole number"),
-        ("# ok\n\nlisten 300.1.1.1\n", "f.conf:3: listen needs an IPv4 address"),
+        ("# ok\n\nlisten 198.18.0.300\n", "f.conf:3: listen needs an IPv4 address"),
     ],
 )
 def test_broken_lines_name_file_and_line(text: str, message: str) -> None:
