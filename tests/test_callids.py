@@ -38,3 +38,11 @@ def test_capacity_and_release() -> None:
     allocator.release(a)  # releasing twice is harmless
     assert a not in allocator and len(allocator) == 1
     assert allocator.allocate() is not None
+
+
+def test_a_seeded_source_makes_allocation_reproducible() -> None:
+    import random
+
+    first = CallIdAllocator(randbelow=random.Random(7).randrange)
+    second = CallIdAllocator(randbelow=random.Random(7).randrange)
+    assert [first.allocate() for _ in range(50)] == [second.allocate() for _ in range(50)]

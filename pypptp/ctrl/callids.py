@@ -12,6 +12,7 @@ re-used calls by peer address as well).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 
 class CallIdAllocator:
@@ -20,9 +21,13 @@ class CallIdAllocator:
     MIN_ID = 1
     MAX_ID = 0xFFFF
 
-    def __init__(self, *, capacity: int | None = None) -> None:
+    def __init__(self, *, capacity: int | None = None, randbelow: Callable[[int], int] = secrets.randbelow) -> None:
+        """``randbelow(n)`` returns a number in ``[0, n)``: :func:`secrets.randbelow`
+        in service; a seeded ``random.Random(seed).randrange`` makes a run
+        reproducible for replay and property tests."""
         span = self.MAX_ID - self.MIN_ID + 1
         self.capacity = span if capacity is None else min(capacity, span)
+        self._randbelow = randbelow
         self._in_use: set[int] = set()
 
     def __len__(self) -> int:
@@ -39,11 +44,11 @@ class CallIdAllocator:
         # Random probes find a free ID quickly unless the space is nearly full;
         # then walk from a random start so that the time stays bounded.
         for _ in range(32):
-            candidate = self.MIN_ID + secrets.randbelow(span)
+            candidate = self.MIN_ID + self._randbelow(span)
             if candidate not in self._in_use:
                 self._in_use.add(candidate)
                 return candidate
-        start = secrets.randbelow(span)
+        start = self._randbelow(span)
         for step in range(span):
             candidate = self.MIN_ID + (start + step) % span
             if candidate not in self._in_use:
