@@ -1,0 +1,321 @@
+"""Per-call GRE sequencing, acknowledgment and flow control (RFC 2637 sections 4.2-4.4), sans-IO.
+
+One :class:`GreSequencer` per call; time is always a parameter.
+
+Receive (section 4.3).  The peer's first Sequence Number is taken as it
+comes (pptpd and Windows start at 0, pptp-linux and the Linux kernel at 1,
+Cisco anywhere).  After it, a packet that is:
+
+* the next one is delivered at once (the common case costs no allocation);
+* ahead of a gap is held in a bounded reorder buffer, at most
+  ``reorder_capacity`` packets (pptpd: 300) for at most ``reorder_timeout``
+  seconds (pptpd: 0.3 s).  When the gap fills, the held run is released in
+  order; when the oldest held packet times out, or a packet jumps further
+  ahead than the buffer can bridge (more than ``reorder_capacity`` numbers
+  past the next expected one), the gap is written off as lost and delivery
+  resumes in order;
+* at or behind the last delivered number (a duplicate or too old) is
+  dropped and counted: PPP, and MPPE above all, tolerate loss but not
+  reordering.
+
+All comparisons are serial-number arithmetic modulo 2**32, so wraparound is
+an ordinary step.
+
+Acknowledgments: the Acknowledgment Number is the highest Sequence Number
+received.  It rides on the next data packet when there is one; otherwise an
+ack-only packet is due ``ack_delay`` seconds (default 0.1 s; real clients
+wait up to 0.5 s) after the first unacknowledged receipt, or at once when
+half of our announced window is unacknowledged.
+
+Send (sections 4.2, 4.4).  Our numbers start at 0.  No more than the
+peer's announced receive window may be unacknowledged (Windows announces
+64, pptp-linux 3).  The peer's acks are checked: an ack for something we
+never sent is ignored and counted; Cisco's 0xFFFFFFFF before anything was
+received is simply "nothing yet".  An adaptive ack time-out (section 4.4:
+RTT and deviation with gains 1/8 and 1/4, ATO = RTT + 4 * DEV, clamped)
+guards against a peer that never acks (the Linux kernel only piggy-backs):
+when it expires, the outstanding packets are written off and the window
+halves (section 4.2.2, rounding up, at least 1); each full window acked
+opens it by one again, up to the announced size (section 4.2.3).  Nothing
+is ever retransmitted.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+from pypptp.gre.codec import NO_NUMBER
+
+__all__ = ["GreCounters", "GreSequencer"]
+
+_MOD = 1 << 32
+_MASK = _MOD - 1
+_HALF = 1 << 31
+
+
+@dataclasses.dataclass(slots=True)
+class GreCounters:
+    """Per-call statistics; every drop has a counter."""
+
+    received: int = 0
+    delivered: int = 0
+    reordered: int = 0  # delivered from the reorder buffer
+    duplicates: int = 0
+    stale: int = 0  # behind the last delivered packet
+    lost: int = 0  # numbers written off as gaps
+    sent: int = 0
+    window_full: int = 0  # sends refused because the peer's window was full
+    acks_received: int = 0
+    bogus_acks: int = 0  # acks for numbers never sent
+    ack_timeouts: int = 0
+    ack_only_sent: int = 0
+
+
+class GreSequencer:
+    """Sequence numbers, reordering, acks and the send window of one call."""
+
+    def __init__(
+        self,
+        peer_window: int,
+        our_window: int = 64,
+        *,
+        reorder_capacity: int = 300,
+        reorder_timeout: float = 0.3,
+        ack_delay: float = 0.1,
+        peer_processing_delay: float = 0.0,
+        min_ack_timeout: float = 0.5,
+        max_ack_timeout: float = 10.0,
+    ) -> None:
+        self.counters = GreCounters()
+        # receive side
+        self._last_delivered = NO_NUMBER  # serial of the last packet handed up
+        self._highest_received = NO_NUMBER
+        self._held: dict[int, bytes] = {}
+        self._held_since: dict[int, float] = {}
+        self._ready: collections.deque[bytes] = collections.deque()
+        self.reorder_capacity = max(0, reorder_capacity)
+        self.reorder_timeout = reorder_timeout
+        # acks we owe the peer
+        self.ack_delay = ack_delay
+        self._ack_pending = False
+        self._ack_due: float | None = None
+        self._unacked_received = 0
+        self._ack_now_threshold = max(1, our_window // 2)
+        # send side
+        self._next_seq = 0
+        self._peer_acked = _MASK  # "nothing acked yet" is seq 0 - 1
+        self.peer_window = max(1, peer_window)
+        self.window = max(1, -(-self.peer_window // 2))  # section 4.2.1: half, rounded up, >= 1
+        self._acked_in_window = 0
+        self._ack_timer_start: float | None = None
+        self._timed_seq = NO_NUMBER
+        self._timed_at = 0.0
+        self._rtt = peer_processing_delay
+        self._dev = 0.0
+        self.min_ack_timeout = min_ack_timeout
+        self.max_ack_timeout = max_ack_timeout
+        self.ack_timeout = self._clamp(self._rtt)
+
+    # -- receive -------------------------------------------------------------------
+
+    def on_data(self, seq: int, payload: bytes | bytearray | memoryview, now: float) -> bool:
+        """A data packet arrived.  True: deliver ``payload`` now.  False: it
+        was held (copied), queued or dropped.  Either way, drain
+        :meth:`pop_ready` afterwards: it yields what follows, in order."""
+        counters = self.counters
+        counters.received += 1
+        last = self._last_delivered
+        if last < 0:  # the first packet: take its number as it comes
+            self._last_delivered = self._highest_received = seq
+            self._owe_ack(now)
+            counters.delivered += 1
+            return True
+        step = (seq - last) & _MASK
+        if step == 0 or step >= _HALF:
+            if step == 0:
+                counters.duplicates += 1
+            else:
+                counters.stale += 1
+            return False
+        if (seq - self._highest_received) & _MASK < _HALF:
+            self._highest_received = seq
+        self._owe_ack(now)
+        if step == 1 and not self._held:
+            self._last_delivered = seq
+            counters.delivered += 1
+            return True
+        if step == 1:
+            self._last_delivered = seq
+            counters.delivered += 1
+            self._release_run()
+            return True
+        # ahead of a gap
+        if seq in self._held:
+            counters.duplicates += 1
+            return False
+        if step - 1 > self.reorder_capacity:  # too far ahead to bridge: write the gap off
+            self._skip_to(seq)  # older held packets go to the ready queue first
+            self._last_delivered = seq
+            counters.delivered += 1
+            if self._ready:
+                self._ready.append(bytes(payload))
+                self._release_run()
+                return False
+            self._release_run()
+            return True
+        # Held numbers lie in last+2 .. last+capacity+1, so at most
+        # ``reorder_capacity`` packets are ever held: the bound is by construction.
+        self._held[seq] = bytes(payload)
+        self._held_since[seq] = now
+        return False
+
+    def pop_ready(self) -> bytes | None:
+        """The next payload released from the reorder buffer, in order, or None."""
+        if self._ready:
+            return self._ready.popleft()
+        return None
+
+    def _oldest_held(self) -> int:
+        last = self._last_delivered
+        return min(self._held, key=lambda s: (s - last) & _MASK)
+
+    def _skip_to(self, seq: int) -> None:
+        """Write off every number before ``seq``, releasing held packets in order."""
+        last = self._last_delivered
+        for held in sorted((s for s in self._held if (s - last) & _MASK < (seq - last) & _MASK),
+                           key=lambda s: (s - last) & _MASK):  # fmt: skip
+            self.counters.lost += ((held - last) & _MASK) - 1
+            self._ready.append(self._held.pop(held))
+            del self._held_since[held]
+            self.counters.reordered += 1
+            self.counters.delivered += 1
+            last = held
+        self.counters.lost += ((seq - last) & _MASK) - 1
+        self._last_delivered = (seq - 1) & _MASK
+        self._release_run()
+
+    def _release_run(self) -> None:
+        """Move the held packets that now follow in order to the ready list."""
+        held = self._held
+        nxt = (self._last_delivered + 1) & _MASK
+        while nxt in held:
+            self._ready.append(held.pop(nxt))
+            del self._held_since[nxt]
+            self.counters.reordered += 1
+            self.counters.delivered += 1
+            self._last_delivered = nxt
+            nxt = (nxt + 1) & _MASK
+
+    # -- acks we owe ----------------------------------------------------------------
+
+    def _owe_ack(self, now: float) -> None:
+        self._unacked_received += 1
+        if not self._ack_pending:
+            self._ack_pending = True
+            self._ack_due = now + self.ack_delay
+        if self._unacked_received >= self._ack_now_threshold:
+            self._ack_due = now
+
+    def take_ack(self) -> int:
+        """The ack to piggy-back on a data packet being sent now, or NO_NUMBER."""
+        if not self._ack_pending:
+            return NO_NUMBER
+        self._ack_pending = False
+        self._ack_due = None
+        self._unacked_received = 0
+        return self._highest_received
+
+    def ack_only_due(self, now: float) -> int:
+        """If an ack-only packet should go out now, its Acknowledgment Number; else NO_NUMBER."""
+        if self._ack_due is None or now < self._ack_due:
+            return NO_NUMBER
+        self.counters.ack_only_sent += 1
+        return self.take_ack()
+
+    # -- send -------------------------------------------------------------------------
+
+    @property
+    def unacked(self) -> int:
+        """Data packets sent and not yet acknowledged (or written off)."""
+        return (self._next_seq - 1 - self._peer_acked) & _MASK
+
+    def can_send(self, now: float) -> bool:
+        """Whether the peer's window has room for one more data packet."""
+        if self.unacked < self.window:
+            return True
+        if self._ack_timer_start is not None and now >= self._ack_timer_start + self.ack_timeout:
+            self._on_ack_timeout(now)
+            return True
+        self.counters.window_full += 1
+        return False
+
+    def take_seq(self, now: float) -> int:
+        """The Sequence Number for a data packet being sent now."""
+        seq = self._next_seq
+        self._next_seq = (seq + 1) & _MASK
+        self.counters.sent += 1
+        if self._ack_timer_start is None:
+            self._ack_timer_start = now
+        if self._timed_seq < 0:
+            self._timed_seq, self._timed_at = seq, now
+        return seq
+
+    def on_ack(self, ack: int, now: float) -> None:
+        """An Acknowledgment Number arrived (piggy-backed or ack-only)."""
+        progress = (ack - self._peer_acked) & _MASK
+        if progress == 0 or progress >= _HALF:
+            return  # nothing new (Cisco's 0xFFFFFFFF before anything was sent lands here)
+        if progress > self.unacked:
+            self.counters.bogus_acks += 1
+            return
+        self.counters.acks_received += 1
+        self._peer_acked = ack
+        if self._timed_seq >= 0 and (ack - self._timed_seq) & _MASK < _HALF:
+            self._sample_rtt(now - self._timed_at)
+            self._timed_seq = NO_NUMBER
+        self._acked_in_window += progress
+        if self._acked_in_window >= self.window:
+            self._acked_in_window = 0
+            if self.window < self.peer_window:
+                self.window += 1  # section 4.2.3
+        self._ack_timer_start = now if self.unacked else None
+
+    def _sample_rtt(self, sample: float) -> None:
+        """Section 4.4.1: alpha 1/8, beta 1/4, chi 4."""
+        diff = sample - self._rtt
+        self._dev += (abs(diff) - self._dev) / 4
+        self._rtt += diff / 8
+        self.ack_timeout = self._clamp(self._rtt + 4 * self._dev)
+
+    def _on_ack_timeout(self, now: float) -> None:
+        """Section 4.4.2 and 4.2.2: write the outstanding packets off, halve the window."""
+        self.counters.ack_timeouts += 1
+        self._peer_acked = (self._next_seq - 1) & _MASK
+        self._ack_timer_start = None
+        self._timed_seq = NO_NUMBER
+        self.window = max(1, -(-self.window // 2))
+        self._acked_in_window = 0
+        self._rtt *= 2
+        self.ack_timeout = self._clamp(self._rtt + 4 * self._dev)
+
+    def _clamp(self, value: float) -> float:
+        return max(self.min_ack_timeout, min(value, self.max_ack_timeout))
+
+    # -- timers -------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """The earliest time :meth:`handle_timer` has work: an ack-only packet
+        or a held packet's reorder time-out."""
+        deadline = self._ack_due
+        if self._held_since:
+            oldest = min(self._held_since.values()) + self.reorder_timeout
+            if deadline is None or oldest < deadline:
+                deadline = oldest
+        return deadline
+
+    def handle_timer(self, now: float) -> None:
+        """Release held packets whose reorder time is up (their gaps are
+        written off); then drain :meth:`pop_ready` and check :meth:`ack_only_due`."""
+        while self._held_since and min(self._held_since.values()) + self.reorder_timeout <= now:
+            self._skip_to(self._oldest_held())

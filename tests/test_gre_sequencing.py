@@ -1,0 +1,233 @@
+"""Per-call GRE sequencing (RFC 2637 sections 4.2-4.4): first numbers, wraparound,
+reordering, duplicates, acks and the send window."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pypptp.gre.codec import NO_NUMBER
+from pypptp.gre.sequencing import GreSequencer
+
+MOD = 1 << 32
+
+
+def feed(seqr: GreSequencer, seq: int, now: float = 0.0) -> list[int]:
+    """Deliver one packet whose payload is its number; return what comes out, in order."""
+    out = []
+    payload = seq.to_bytes(4, "big")
+    if seqr.on_data(seq, payload, now):
+        out.append(seq)
+    while (ready := seqr.pop_ready()) is not None:
+        out.append(int.from_bytes(ready, "big"))
+    return out
+
+
+def drain(seqr: GreSequencer) -> list[int]:
+    out = []
+    while (ready := seqr.pop_ready()) is not None:
+        out.append(int.from_bytes(ready, "big"))
+    return out
+
+
+first_numbers = st.one_of(st.sampled_from([0, 1, 0xFFFFFFFF, 0xFFFFFFF0, 0x7FFFFFFF]), st.integers(0, MOD - 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(first_numbers, st.integers(1, 200))
+def test_in_order_from_any_first_number_and_across_wraparound(first: int, count: int) -> None:
+    seqr = GreSequencer(peer_window=64)
+    expected = [(first + i) % MOD for i in range(count)]
+    got = [n for seq in expected for n in feed(seqr, seq)]
+    assert got == expected
+    c = seqr.counters
+    assert (c.delivered, c.duplicates, c.stale, c.lost, c.reordered) == (count, 0, 0, 0, 0)
+    assert seqr.take_ack() == expected[-1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(first_numbers, st.integers(2, 120), st.randoms(use_true_random=False))
+def test_reordering_within_the_buffer_is_undone(first: int, count: int, rnd: random.Random) -> None:
+    numbers = [(first + i) % MOD for i in range(count)]
+    rest = numbers[1:]
+    rnd.shuffle(rest)
+    seqr = GreSequencer(peer_window=64, reorder_capacity=300)
+    got = [n for seq in [numbers[0], *rest] for n in feed(seqr, seq, 0.0)]
+    assert got == numbers
+    assert seqr.counters.lost == 0 and seqr.next_deadline() != 0.3  # nothing left held
+    assert not seqr._held
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    first_numbers,
+    st.lists(st.tuples(st.integers(-40, 60), st.floats(0, 0.2)), min_size=1, max_size=150),
+    st.integers(1, 32),
+)
+def test_any_arrival_pattern_gives_strictly_increasing_output_and_bounded_memory(
+    first: int, arrivals: list[tuple[int, float]], capacity: int
+) -> None:
+    """Loss, duplication, reordering and late packets, with timers: the output
+    never goes backwards, never repeats, and the buffer never exceeds its bound."""
+    seqr = GreSequencer(peer_window=64, reorder_capacity=capacity, reorder_timeout=0.3)
+    now = 0.0
+    out: list[int] = []
+    for offset, dt in [(0, 0.0), *arrivals]:
+        now += dt
+        seqr.handle_timer(now)
+        out += drain(seqr)
+        out += feed(seqr, (first + offset) % MOD, now)
+        assert len(seqr._held) <= capacity
+        deadline = seqr.next_deadline()
+        assert deadline is None or deadline >= now or seqr.ack_only_due(now) != NO_NUMBER or seqr._held
+    seqr.handle_timer(now + 1.0)
+    out += drain(seqr)
+    assert not seqr._held
+    relative = [(n - first) % MOD for n in out]
+    assert all(b > a for a, b in itertools.pairwise(relative)), relative
+    c = seqr.counters
+    assert c.delivered == len(out)
+    assert c.received == c.delivered + c.duplicates + c.stale
+
+
+def test_duplicates_and_stale_packets_are_dropped_and_counted() -> None:
+    seqr = GreSequencer(peer_window=64)
+    assert feed(seqr, 10) == [10]
+    assert feed(seqr, 11) == [11]
+    assert feed(seqr, 11) == []
+    assert feed(seqr, 5) == []
+    assert feed(seqr, 13) == []  # held
+    assert feed(seqr, 13) == []  # duplicate of a held packet
+    assert feed(seqr, 12) == [12, 13]
+    c = seqr.counters
+    assert (c.duplicates, c.stale, c.reordered, c.delivered) == (2, 1, 1, 4)
+
+
+def test_a_gap_is_written_off_after_the_reorder_timeout() -> None:
+    seqr = GreSequencer(peer_window=64, reorder_timeout=0.3)
+    feed(seqr, 1, 0.0)
+    assert feed(seqr, 3, 1.0) == [] and feed(seqr, 4, 1.1) == []
+    assert seqr.next_deadline() is not None
+    seqr.handle_timer(1.29)
+    assert drain(seqr) == []
+    seqr.handle_timer(1.3)
+    assert drain(seqr) == [3, 4]
+    assert seqr.counters.lost == 1
+    assert feed(seqr, 2, 1.4) == []  # too late now
+    assert seqr.counters.stale == 1
+
+
+def test_the_buffer_bridges_exactly_its_capacity() -> None:
+    seqr = GreSequencer(peer_window=64, reorder_capacity=3)
+    feed(seqr, 0)
+    assert feed(seqr, 2) == [] and feed(seqr, 3) == [] and feed(seqr, 4) == []  # 3 held: full
+    assert len(seqr._held) == 3
+    assert feed(seqr, 6) == [2, 3, 4, 6]  # cannot be held: 1 and 5 written off
+    assert seqr.counters.lost == 2 and not seqr._held
+
+
+def test_a_jump_beyond_the_buffer_delivers_older_held_packets_first() -> None:
+    seqr = GreSequencer(peer_window=64, reorder_capacity=10)
+    feed(seqr, 100)
+    assert feed(seqr, 102) == []
+    assert feed(seqr, 150) == [102, 150]
+    assert seqr.counters.lost == 1 + 47
+
+
+# -- acks we owe ----------------------------------------------------------------------------
+
+
+def test_ack_is_piggybacked_or_sent_alone_after_the_delay() -> None:
+    seqr = GreSequencer(peer_window=64, our_window=64, ack_delay=0.1)
+    assert seqr.take_ack() == NO_NUMBER and seqr.next_deadline() is None
+    feed(seqr, 0, 5.0)
+    assert seqr.next_deadline() == 5.1
+    assert seqr.ack_only_due(5.05) == NO_NUMBER
+    assert seqr.ack_only_due(5.1) == 0
+    assert seqr.ack_only_due(5.2) == NO_NUMBER  # nothing new since
+    feed(seqr, 1, 6.0)
+    feed(seqr, 2, 6.01)
+    assert seqr.take_ack() == 2  # piggy-backed on outgoing data
+    assert seqr.next_deadline() is None and seqr.counters.ack_only_sent == 1
+
+
+def test_ack_goes_at_once_when_half_our_window_is_unacked() -> None:
+    seqr = GreSequencer(peer_window=64, our_window=8, ack_delay=0.5)
+    for n in range(3):
+        feed(seqr, n, 1.0)
+    assert seqr.ack_only_due(1.0) == NO_NUMBER
+    feed(seqr, 3, 1.0)
+    assert seqr.ack_only_due(1.0) == 3
+
+
+def test_ack_reports_the_highest_received_even_with_a_gap() -> None:
+    seqr = GreSequencer(peer_window=64)
+    feed(seqr, 1)
+    feed(seqr, 5)  # held
+    assert seqr.take_ack() == 5
+    feed(seqr, 3)  # late but not stale: does not move the ack backwards
+    assert seqr.take_ack() == 5
+
+
+# -- the send side ------------------------------------------------------------------------
+
+
+def test_our_numbers_start_at_0_and_the_window_limits_unacked_packets() -> None:
+    seqr = GreSequencer(peer_window=3, min_ack_timeout=1.0)
+    assert seqr.window == 2  # section 4.2.1: half of 3, rounded up
+    assert seqr.can_send(0.0) and seqr.take_seq(0.0) == 0
+    assert seqr.can_send(0.0) and seqr.take_seq(0.0) == 1
+    assert not seqr.can_send(0.1) and seqr.counters.window_full == 1
+    seqr.on_ack(0, 0.2)
+    assert seqr.unacked == 1 and seqr.can_send(0.2)
+    assert seqr.take_seq(0.2) == 2
+    seqr.on_ack(2, 0.3)
+    assert seqr.unacked == 0
+    assert seqr.window == 3  # a whole window acked: opened by one, up to the announced 3
+
+
+def test_cisco_initial_ack_and_bogus_acks_are_harmless() -> None:
+    seqr = GreSequencer(peer_window=64)
+    seqr.on_ack(0xFFFFFFFF, 0.0)  # "nothing received yet" before we sent anything
+    assert seqr.unacked == 0 and seqr.counters.bogus_acks == 0
+    seqr.take_seq(0.0)
+    seqr.on_ack(7, 0.1)  # acks a number never sent
+    assert seqr.counters.bogus_acks == 1 and seqr.unacked == 1
+    seqr.on_ack(0, 0.2)
+    assert seqr.unacked == 0 and seqr.counters.acks_received == 1
+
+
+def test_a_peer_that_never_acks_cannot_stall_us() -> None:
+    """The Linux kernel only piggy-backs acks: with no reverse traffic none come."""
+    seqr = GreSequencer(peer_window=4, min_ack_timeout=0.5, max_ack_timeout=10.0)
+    sent = 0
+    now = 0.0
+    for _ in range(200):
+        now += 0.01
+        if seqr.can_send(now):
+            seqr.take_seq(now)
+            sent += 1
+    assert seqr.counters.ack_timeouts >= 1
+    assert sent > 4
+    assert seqr.window == 1  # halved on each time-out, never below 1
+
+
+def test_rtt_estimate_follows_section_4_4() -> None:
+    seqr = GreSequencer(peer_window=64, peer_processing_delay=0.0, min_ack_timeout=0.0, max_ack_timeout=100)
+    seqr.take_seq(0.0)
+    seqr.on_ack(0, 0.8)  # sample 0.8: DIFF 0.8, DEV 0.2, RTT 0.1, ATO 0.1 + 0.8
+    assert abs(seqr.ack_timeout - 0.9) < 1e-9
+
+
+def test_wraparound_on_the_send_side() -> None:
+    seqr = GreSequencer(peer_window=64)
+    seqr._next_seq = 0xFFFFFFFE
+    seqr._peer_acked = 0xFFFFFFFD
+    numbers = [seqr.take_seq(0.0) for _ in range(4)]
+    assert numbers == [0xFFFFFFFE, 0xFFFFFFFF, 0, 1]
+    assert seqr.unacked == 4
+    seqr.on_ack(0, 0.1)
+    assert seqr.unacked == 1
