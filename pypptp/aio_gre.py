@@ -1,0 +1,245 @@
+"""The raw-socket GRE transport for asyncio (RFC 2637 section 4), and one call's data path.
+
+Design: one *unconnected* raw ``IPPROTO_GRE`` socket per server process,
+added to the loop with ``add_reader``; each wakeup drains it with
+non-blocking ``recv_into`` into one reused buffer, strips the IP header by
+its IHL, decodes the GRE header and demultiplexes by (peer IPv4 address,
+our Call ID) through one dict lookup keyed by a single integer.  GRE from an
+unknown peer or for an unknown call is dropped and counted.
+
+Why not one socket per call: the kernel hands a copy of every GRE packet
+to every unconnected raw GRE socket, and walks every raw GRE socket (a
+connect()ed one included, which then filters by peer) for every packet.
+One unconnected socket means exactly one copy and one walk step per packet.
+Per-peer connected sockets only pay off when several worker processes must
+split the traffic without each receiving all of it, which is the
+multi-worker design's concern, not this one's.
+
+Sending: ``IP_MTU_DISCOVER = IP_PMTUDISC_DONT`` makes every packet leave
+with DF=0.  Linux's default for raw sockets (``IP_PMTUDISC_WANT``) already
+fragments locally what exceeds the outgoing interface's MTU, but it sets DF
+on everything that fits, so a full-size packet meeting a smaller MTU further
+along the path is dropped with an ICMP "fragmentation needed" that nothing
+here can act on (the GRE sender has no way to shrink a PPP frame already
+sent; the inner TCP adapts through MSS clamping instead).  With DF=0 the
+router on that path fragments it, and the peer reassembles.
+
+Errors: ``BlockingIOError`` ends a drain; any other ``OSError`` (for
+example ENOPROTOOPT or ECONNREFUSED after an ICMP protocol-unreachable) is
+counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import errno
+import ipaddress
+import socket
+import struct
+from collections.abc import Callable
+
+from pypptp.gre.codec import MAX_HEADER_SIZE, NO_NUMBER, GreError, decode_header, write_header
+from pypptp.gre.sequencing import GreSequencer
+
+__all__ = ["GreCall", "GreTransport", "TransportCounters", "set_receive_buffer"]
+
+IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+IP_PMTUDISC_DONT = getattr(socket, "IP_PMTUDISC_DONT", 0)
+RECV_BUFFER_SIZE = 65536
+MAX_PACKETS_PER_WAKEUP = 256  # bounded drain: other ready fds get their turn
+
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # absorbs bursts from many calls between two loop wakeups
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+_SRC = struct.Struct(">I")
+
+
+def set_receive_buffer(sock: socket.socket, size: int) -> None:
+    """Ask for a ``size``-byte receive buffer, past net.core.rmem_max when privileged."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+def _peer_key(peer_ip: int, call_id: int) -> int:
+    return (peer_ip << 16) | call_id
+
+
+@dataclasses.dataclass(slots=True)
+class TransportCounters:
+    received: int = 0
+    malformed: int = 0
+    unknown_call: int = 0  # unknown (peer IP, Call ID): stray or spoofed
+    receive_errors: int = 0
+    sent: int = 0
+    send_errors: int = 0
+    send_would_block: int = 0
+
+
+class GreTransport:
+    """One raw GRE socket shared by every call of a server (or of a client)."""
+
+    def __init__(self, local_ip: str | None = None) -> None:
+        self.local_ip = local_ip
+        self.counters = TransportCounters()
+        self.calls: dict[int, GreCall] = {}
+        self._sock: socket.socket | None = None
+        self._buffer = bytearray(RECV_BUFFER_SIZE)
+        self._view = memoryview(self._buffer)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def open(self, sock: socket.socket | None = None) -> None:
+        """Create the raw socket (or adopt ``sock``, e.g. one made in a namespace) and start reading."""
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
+        set_receive_buffer(sock, SOCKET_BUFFER_BYTES)
+        if self.local_ip:
+            sock.bind((self.local_ip, 0))
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._on_readable)
+
+    def close(self) -> None:
+        if self._sock is not None and self._loop is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+
+    def add_call(self, call: GreCall) -> None:
+        self.calls[_peer_key(call.peer_ip_int, call.call_id)] = call
+
+    def remove_call(self, call: GreCall) -> None:
+        self.calls.pop(_peer_key(call.peer_ip_int, call.call_id), None)
+
+    def sendto(self, packet: memoryview, peer: tuple[str, int]) -> None:
+        assert self._sock is not None
+        try:
+            self._sock.sendto(packet, peer)
+            self.counters.sent += 1
+        except BlockingIOError:
+            self.counters.send_would_block += 1  # dropping is legal for PPP
+        except OSError:
+            self.counters.send_errors += 1
+
+    def _on_readable(self) -> None:
+        """Hot path: drain the socket, demultiplex, hand each packet to its call."""
+        sock = self._sock
+        if sock is None:
+            return
+        buffer, view, counters, calls = self._buffer, self._view, self.counters, self.calls
+        assert self._loop is not None
+        now = self._loop.time()
+        for _ in range(MAX_PACKETS_PER_WAKEUP):
+            try:
+                length = sock.recv_into(buffer)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                counters.receive_errors += 1
+                if exc.errno in (errno.EBADF, errno.ENOTSOCK):
+                    return
+                continue
+            counters.received += 1
+            ihl = (buffer[0] & 0x0F) * 4
+            try:
+                header = decode_header(view[ihl:length])
+            except GreError:
+                counters.malformed += 1
+                continue
+            call = calls.get(_peer_key(_SRC.unpack_from(buffer, 12)[0], header.call_id))
+            if call is None:
+                counters.unknown_call += 1
+                continue
+            start = ihl + header.header_size
+            call.gre_received(header.seq, header.ack, view[start : start + header.payload_length], now)
+
+
+class GreCall:
+    """The data path of one call: sequencing, acks and timers over a shared transport.
+
+    ``deliver(payload)`` is called synchronously, in order, with a view into
+    a shared buffer: copy it if you keep it.
+    """
+
+    def __init__(
+        self,
+        transport: GreTransport,
+        peer_ip: str,
+        call_id: int,
+        peer_call_id: int,
+        deliver: Callable[[memoryview | bytes], None],
+        *,
+        peer_window: int = 64,
+        our_window: int = 64,
+        sequencer: GreSequencer | None = None,
+    ) -> None:
+        self.transport = transport
+        self.peer_ip = peer_ip
+        self.peer_ip_int = int(ipaddress.IPv4Address(peer_ip))
+        self.call_id = call_id
+        self.peer_call_id = peer_call_id
+        self.deliver = deliver
+        self.seq = sequencer or GreSequencer(peer_window, our_window)
+        self._peer = (peer_ip, 0)
+        self._out = bytearray(MAX_HEADER_SIZE + RECV_BUFFER_SIZE)
+        self._out_view = memoryview(self._out)
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        transport.add_call(self)
+
+    def close(self) -> None:
+        self.transport.remove_call(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def send(self, payload: bytes | memoryview) -> bool:
+        """Send one PPP frame; False if the peer's window is full (the frame is dropped)."""
+        now = self._loop.time()
+        seq = self.seq
+        if not seq.can_send(now):
+            return False
+        n = len(payload)
+        self._out[MAX_HEADER_SIZE : MAX_HEADER_SIZE + n] = payload
+        start = write_header(self._out, MAX_HEADER_SIZE, self.peer_call_id, n, seq.take_seq(now), seq.take_ack())
+        self.transport.sendto(self._out_view[start : MAX_HEADER_SIZE + n], self._peer)
+        self._rearm()
+        return True
+
+    def gre_received(self, seq_number: int, ack: int, payload: memoryview, now: float) -> None:
+        seq = self.seq
+        if ack != NO_NUMBER:
+            seq.on_ack(ack, now)
+        if seq_number != NO_NUMBER:
+            if seq.on_data(seq_number, payload, now):
+                self.deliver(payload)
+            while (ready := seq.pop_ready()) is not None:
+                self.deliver(ready)
+            self._rearm()
+
+    def _rearm(self) -> None:
+        deadline = self.seq.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = None if deadline is None else self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        now = max(self._loop.time(), self._timer_at or 0.0)
+        self._timer = self._timer_at = None
+        seq = self.seq
+        seq.handle_timer(now)
+        while (ready := seq.pop_ready()) is not None:
+            self.deliver(ready)
+        ack = seq.ack_only_due(now)
+        if ack != NO_NUMBER:
+            start = write_header(self._out, MAX_HEADER_SIZE, self.peer_call_id, 0, NO_NUMBER, ack)
+            self.transport.sendto(self._out_view[start:MAX_HEADER_SIZE], self._peer)
+        self._rearm()
