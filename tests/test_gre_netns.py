@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import random
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ import pytest
 
 from pypptp.aio_gre import GreCall, GreTransport, set_receive_buffer
 from pypptp.gre.codec import encode_packet
-from pypptp.netns import NetnsPair
+from pypptp.netns import NetnsPair, netns_available
 
 pytestmark = pytest.mark.netns
 
@@ -133,3 +135,157 @@ async def test_spoofed_gre_with_a_valid_call_id_from_a_third_namespace_is_ignore
             transport.close()
             attacker.close()
             legit.close()
+
+
+@contextlib.contextmanager
+def _chain(tag: str) -> Iterator[tuple[str, str, str]]:
+    """server ns (198.18.2.1) -- relay ns (198.18.2.2 | 198.18.3.2) -- client ns (198.18.3.1)."""
+    names = [f"pypptp-{tag}-{os.getpid()}-{role}" for role in ("srv", "rly", "cli")]
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    created: list[str] = []
+    try:
+        for name in names:
+            ip("netns", "add", name)
+            created.append(name)
+        server_ns, relay_ns, client_ns = names
+        for ns_a, addr_a, ns_b, addr_b in (
+            (server_ns, "198.18.2.1", relay_ns, "198.18.2.2"),
+            (client_ns, "198.18.3.1", relay_ns, "198.18.3.2"),
+        ):
+            side = "vs" if ns_a == server_ns else "vc"
+            ip("link", "add", side, "netns", ns_a, "type", "veth", "peer", "name", side, "netns", ns_b)
+            ip("-n", ns_a, "addr", "add", f"{addr_a}/24", "dev", side)
+            ip("-n", ns_b, "addr", "add", f"{addr_b}/24", "dev", side)
+            ip("-n", ns_a, "link", "set", side, "up")
+            ip("-n", ns_b, "link", "set", side, "up")
+        yield server_ns, relay_ns, client_ns
+    finally:
+        for name in reversed(created):
+            subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
+
+
+class FaultyRelay:
+    """Forwards GRE between the two sides, losing, duplicating and reordering
+    packets with a seeded generator (this kernel has no netem)."""
+
+    def __init__(self, sock: socket.socket, seed: int, loss: float, duplicate: float, reorder: float) -> None:
+        self.sock = sock
+        self.random = random.Random(seed)
+        self.loss, self.duplicate, self.reorder = loss, duplicate, reorder
+        self.held: list[tuple[int, bytes, tuple[str, int]]] = []  # (release after N more packets, packet, to)
+        self.dropped_to_server: set[int] = set()
+        self.stats = {"forwarded": 0, "dropped": 0, "duplicated": 0, "reordered": 0}
+        sock.setblocking(False)
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable)
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def flush(self) -> None:
+        for _, packet, to in self.held:
+            self.sock.sendto(packet, to)
+        self.held.clear()
+
+    def _release(self, gre: bytes) -> None:
+        for index, (_, packet, target) in enumerate(self.held):
+            if packet is gre:
+                del self.held[index]
+                self.sock.sendto(packet, target)
+                return
+
+    def _on_readable(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return
+            ihl = (data[0] & 0x0F) * 4
+            gre = data[ihl:]
+            from_client = socket.inet_ntoa(data[12:16]) == "198.18.3.1"
+            to = ("198.18.2.1", 0) if from_client else ("198.18.3.1", 0)
+            self._forward(gre, to, from_client)
+
+    def _forward(self, gre: bytes, to: tuple[str, int], from_client: bool) -> None:
+        roll = self.random.random()
+        if roll < self.loss:
+            self.stats["dropped"] += 1
+            if from_client and gre[0] & 0x10:  # a data packet: remember its number
+                self.dropped_to_server.add(int.from_bytes(gre[8:12], "big"))
+        elif roll < self.loss + self.reorder:
+            self.stats["reordered"] += 1
+            entry = (self.random.randint(1, 5), gre, to)
+            self.held.append(entry)
+            # a reordering network delays a packet by milliseconds, not until traffic resumes
+            asyncio.get_running_loop().call_later(self.random.uniform(0.005, 0.05), self._release, gre)
+        else:
+            self.sock.sendto(gre, to)
+            self.stats["forwarded"] += 1
+            if self.random.random() < self.duplicate:
+                self.sock.sendto(gre, to)
+                self.stats["duplicated"] += 1
+        still_held = []
+        for countdown, packet, target in self.held:
+            if countdown <= 1:
+                self.sock.sendto(packet, target)
+            else:
+                still_held.append((countdown - 1, packet, target))
+        self.held = still_held
+
+
+async def test_loss_duplication_and_reordering_through_a_relay() -> None:
+    reason = netns_available()
+    if reason is not None:
+        pytest.skip(reason)
+    with _chain("relay") as (server_ns, relay_ns, client_ns):
+        pair = NetnsPair(server_ns, client_ns)
+        server_transport, client_transport = GreTransport(), GreTransport()
+        server_transport.open(_raw(pair, server_ns))
+        client_transport.open(_raw(pair, client_ns))
+        relay = FaultyRelay(_raw(pair, relay_ns), seed=2637, loss=0.05, duplicate=0.05, reorder=0.10)
+        got: list[int] = []
+        max_held = 0
+
+        def on_server(payload: memoryview | bytes) -> None:
+            got.append(int.from_bytes(payload[:4], "big"))
+
+        server = GreCall(server_transport, "198.18.2.2", SERVER_CALL_ID, CLIENT_CALL_ID, on_server)
+        client = GreCall(client_transport, "198.18.3.2", CLIENT_CALL_ID, SERVER_CALL_ID, lambda p: None)
+        try:
+            total = 800
+            for n in range(total):
+                for _ in range(1000):  # bounded wait for the window
+                    if client.send(n.to_bytes(4, "big") * 350):
+                        break
+                    await asyncio.sleep(0.002)
+                else:
+                    pytest.fail("the window never opened")
+                max_held = max(max_held, len(server.seq._held))
+                if n % 50 == 0:
+                    await asyncio.sleep(0)
+            relay.flush()
+            await asyncio.sleep(0.5)  # past the reorder time-out: every gap is settled
+            # in order, no duplicates, and exactly what the relay let through
+            assert got == sorted(set(got))
+            assert set(got) == set(range(total)) - relay.dropped_to_server
+            counters = server.seq.counters
+            assert counters.duplicates >= 1 and counters.reordered >= 1
+            assert counters.lost == len(relay.dropped_to_server) and counters.stale == 0
+            assert max_held <= server.seq.reorder_capacity and not server.seq._held
+            # acks: the client's window drains although some acks were lost on the way back
+            client.send(b"last")
+            await asyncio.sleep(0.5)
+            relay.flush()
+            await asyncio.sleep(0.3)
+
+            assert client.seq.unacked <= 1
+            assert relay.stats["dropped"] and relay.stats["duplicated"] and relay.stats["reordered"]
+        finally:
+            server.close()
+            client.close()
+            relay.close()
+            server_transport.close()
+            client_transport.close()

@@ -154,8 +154,8 @@ def test_ack_is_piggybacked_or_sent_alone_after_the_delay() -> None:
     assert seqr.next_deadline() is None and seqr.counters.ack_only_sent == 1
 
 
-def test_ack_goes_at_once_when_half_our_window_is_unacked() -> None:
-    seqr = GreSequencer(peer_window=64, our_window=8, ack_delay=0.5)
+def test_ack_goes_at_once_when_a_quarter_of_our_window_is_unacked() -> None:
+    seqr = GreSequencer(peer_window=64, our_window=16, ack_delay=0.5)
     for n in range(3):
         feed(seqr, n, 1.0)
     assert seqr.ack_only_due(1.0) == NO_NUMBER

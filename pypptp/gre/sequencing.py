@@ -25,7 +25,7 @@ Acknowledgments: the Acknowledgment Number is the highest Sequence Number
 received.  It rides on the next data packet when there is one; otherwise an
 ack-only packet is due ``ack_delay`` seconds (default 0.1 s; real clients
 wait up to 0.5 s) after the first unacknowledged receipt, or at once when
-half of our announced window is unacknowledged.
+a quarter of our announced window is unacknowledged.
 
 Send (sections 4.2, 4.4).  Our numbers start at 0.  No more than the
 peer's announced receive window may be unacknowledged (Windows announces
@@ -101,7 +101,10 @@ class GreSequencer:
         self._ack_pending = False
         self._ack_due: float | None = None
         self._unacked_received = 0
-        self._ack_now_threshold = max(1, our_window // 2)
+        # Ack at once when a quarter of our announced window is unacked: an RFC
+        # 2637 sender starts at half that window (section 4.2.1), so waiting for
+        # half would stall it for ``ack_delay`` after every lost packet.
+        self._ack_now_threshold = max(1, our_window // 4)
         # send side
         self._next_seq = 0
         self._peer_acked = _MASK  # "nothing acked yet" is seq 0 - 1
