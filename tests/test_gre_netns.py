@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import random
 import socket
@@ -289,3 +290,35 @@ async def test_loss_duplication_and_reordering_through_a_relay() -> None:
             relay.close()
             server_transport.close()
             client_transport.close()
+
+
+class _FailingSocket:
+    """Stands in for a raw socket whose receives fail the way ICMP errors make them fail."""
+
+    def __init__(self, errors: list[OSError]) -> None:
+        self.errors = errors
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def setsockopt(self, *args: object) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return -1
+
+    def recv_into(self, buffer: bytearray) -> int:
+        raise self.errors.pop(0) if self.errors else BlockingIOError()
+
+    def close(self) -> None:
+        pass
+
+
+async def test_receive_errors_other_than_eagain_are_counted_not_fatal() -> None:
+    errors: list[OSError] = [OSError(errno.ENOPROTOOPT, "Protocol not available"), ConnectionRefusedError()]
+    transport = GreTransport()
+    transport.open(_FailingSocket(errors), watch=False)  # type: ignore[arg-type]
+    transport.drain()
+    assert transport.counters.receive_errors == 2 and not errors
+    transport.drain()  # and the transport goes on working
+    transport.close()
