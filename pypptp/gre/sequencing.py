@@ -91,8 +91,7 @@ class GreSequencer:
         # receive side
         self._last_delivered = NO_NUMBER  # serial of the last packet handed up
         self._highest_received = NO_NUMBER
-        self._held: dict[int, bytes] = {}
-        self._held_since: dict[int, float] = {}
+        self._held: dict[int, tuple[float, bytes]] = {}  # seq -> (arrival time, payload)
         self._ready: collections.deque[bytes] = collections.deque()
         self.reorder_capacity = max(0, reorder_capacity)
         self.reorder_timeout = reorder_timeout
@@ -144,14 +143,11 @@ class GreSequencer:
         if (seq - self._highest_received) & _MASK < _HALF:
             self._highest_received = seq
         self._owe_ack(now)
-        if step == 1 and not self._held:
-            self._last_delivered = seq
-            counters.delivered += 1
-            return True
         if step == 1:
             self._last_delivered = seq
             counters.delivered += 1
-            self._release_run()
+            if self._held:
+                self._release_run()
             return True
         # ahead of a gap
         if seq in self._held:
@@ -169,8 +165,7 @@ class GreSequencer:
             return True
         # Held numbers lie in last+2 .. last+capacity+1, so at most
         # ``reorder_capacity`` packets are ever held: the bound is by construction.
-        self._held[seq] = bytes(payload)
-        self._held_since[seq] = now
+        self._held[seq] = (now, bytes(payload))
         return False
 
     def pop_ready(self) -> bytes | None:
@@ -189,8 +184,7 @@ class GreSequencer:
         for held in sorted((s for s in self._held if (s - last) & _MASK < (seq - last) & _MASK),
                            key=lambda s: (s - last) & _MASK):  # fmt: skip
             self.counters.lost += ((held - last) & _MASK) - 1
-            self._ready.append(self._held.pop(held))
-            del self._held_since[held]
+            self._ready.append(self._held.pop(held)[1])
             self.counters.reordered += 1
             self.counters.delivered += 1
             last = held
@@ -203,8 +197,7 @@ class GreSequencer:
         held = self._held
         nxt = (self._last_delivered + 1) & _MASK
         while nxt in held:
-            self._ready.append(held.pop(nxt))
-            del self._held_since[nxt]
+            self._ready.append(held.pop(nxt)[1])
             self.counters.reordered += 1
             self.counters.delivered += 1
             self._last_delivered = nxt
@@ -311,8 +304,8 @@ class GreSequencer:
         """The earliest time :meth:`handle_timer` has work: an ack-only packet
         or a held packet's reorder time-out."""
         deadline = self._ack_due
-        if self._held_since:
-            oldest = min(self._held_since.values()) + self.reorder_timeout
+        if self._held:
+            oldest = min(arrival for arrival, _ in self._held.values()) + self.reorder_timeout
             if deadline is None or oldest < deadline:
                 deadline = oldest
         return deadline
@@ -320,5 +313,5 @@ class GreSequencer:
     def handle_timer(self, now: float) -> None:
         """Release held packets whose reorder time is up (their gaps are
         written off); then drain :meth:`pop_ready` and check :meth:`ack_only_due`."""
-        while self._held_since and min(self._held_since.values()) + self.reorder_timeout <= now:
+        while self._held and min(arrival for arrival, _ in self._held.values()) + self.reorder_timeout <= now:
             self._skip_to(self._oldest_held())
