@@ -1,0 +1,129 @@
+"""chap-secrets with pppd's semantics (spec auth.md section 7)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+import pytest
+
+from pypptp.ppp.secrets import SecretsError, parse_secrets, read_secrets_file
+
+DEBIAN_SAMPLE = """\
+# Secrets for authentication using CHAP
+# client        server  secret                  IP addresses
+alice           pptpd   "s3cret pass"           192.168.0.234
+bob             *       bobpw                   *
+*               pptpd   guestpw                 -
+carol           pptpd   carolpw
+"""
+
+
+def test_debian_style_records() -> None:
+    secrets = parse_secrets(DEBIAN_SAMPLE, "chap-secrets")
+    alice = secrets.lookup("alice", "pptpd")
+    assert alice is not None and alice.secret == "s3cret pass" and alice.where == "chap-secrets:3"
+    assert alice.addresses.assigned_address() == ipaddress.IPv4Address("192.168.0.234")
+    assert alice.addresses.allows("192.168.0.234") and not alice.addresses.allows("192.168.0.235")
+    bob = secrets.lookup("bob", "anything")
+    assert bob is not None and bob.addresses.allows("192.168.7.7") and bob.addresses.assigned_address() is None
+    guest = secrets.lookup("mallory", "pptpd")
+    assert guest is not None and guest.secret == "guestpw" and not guest.addresses.allows("192.168.0.1")
+    carol = secrets.lookup("carol", "pptpd")
+    assert carol is not None and not carol.addresses.allows("192.168.0.1")  # three words: no address
+    assert secrets.lookup("mallory", "other") is None
+
+
+def test_best_match_exact_client_beats_exact_server_and_first_wins_ties() -> None:
+    secrets = parse_secrets("* pptpd wild-client\nalice * wild-server\nalice * second\n")
+    record = secrets.lookup("alice", "pptpd")
+    assert record is not None and record.secret == "wild-server"
+    both = parse_secrets("alice * a\nalice pptpd b\n").lookup("alice", "pptpd")
+    assert both is not None and both.secret == "b"
+    assert parse_secrets("Alice pptpd x\n").lookup("alice", "pptpd") is None  # case matters
+
+
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        ('u s "a b"', "a b"),
+        ("u s 'a\"b'", 'a"b'),
+        ('u s a"b c"d', "ab cd"),
+        (r"u s a\sb", "a b"),
+        (r"u s a\tb", "a\tb"),
+        (r"u s \101\x42\x4", "AB\x04"),
+        (r"u s \#not-a-comment", "#not-a-comment"),
+        (r"u s a\\b", "a\\b"),
+        ("u s pw#comment", "pw"),
+        ('u s "p#w"', "p#w"),
+        ("u s pw\\\n 1.2.3.4", "pw"),
+    ],
+)
+def test_lexical_rules(line: str, secret: str) -> None:
+    record = parse_secrets(line + "\n").lookup("u", "s")
+    assert record is not None and record.secret == secret
+
+
+def test_continuation_keeps_one_record() -> None:
+    record = parse_secrets("u s pw \\\n 198.18.0.9\n").lookup("u", "s")
+    assert record is not None and record.addresses.allows("198.18.0.9")
+
+
+def test_address_lists() -> None:
+    text = "u s pw !198.18.0.5 198.18.0.0/24 198.18.1.7\n"
+    policy = parse_secrets(text).records[0].addresses
+    assert not policy.allows("198.18.0.5")  # the first matching entry decides
+    assert policy.allows("198.18.0.6") and policy.allows("198.18.1.7")
+    assert not policy.allows("198.18.2.1")
+    assert policy.assigned_address() == ipaddress.IPv4Address("198.18.1.7")
+    unit = parse_secrets("u s pw 192.168.5.0/24+\n").records[0].addresses
+    assert unit.assigned_address(unit=3) == ipaddress.IPv4Address("192.168.5.4")
+    assert unit.allows("192.168.5.4", unit=3) and not unit.allows("192.168.5.5", unit=3)
+    anything = parse_secrets("u s pw *\n").records[0].addresses
+    assert anything.allows("198.18.0.1") and not anything.allows("127.0.0.1")  # never loopback
+    assert not anything.allows("224.0.0.1") and not anything.allows("0.0.0.0")
+
+
+def test_options_after_double_dash() -> None:
+    record = parse_secrets("u s pw * -- mtu 1400 debug\n").records[0]
+    assert record.options == ("mtu", "1400", "debug") and record.addresses.allows("198.18.0.1")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("alice pptpd\n", "chap-secrets:1: a record needs client, server and secret"),
+        ("# c\n\nalice pptpd pw vpn.example\n", "chap-secrets:3: 'vpn.example' is not an IPv4 address"),
+        ('alice pptpd "unterminated\n', 'chap-secrets:1: unterminated " quote'),
+        ("alice pptpd pw 198.18.0.1+\n", "chap-secrets:1: '198.18.0.1+': '+' needs a subnet"),
+        ("alice pptpd @relative\n", "chap-secrets:1: a secret from a file needs an absolute path"),
+        ("u s " + "x" * 1024 + "\n", "chap-secrets:1: a word is longer than 1023 bytes"),
+    ],
+)
+def test_errors_name_file_and_line(text: str, message: str) -> None:
+    with pytest.raises(SecretsError) as info:
+        parse_secrets(text, "chap-secrets")
+    assert str(info.value).startswith(message)
+
+
+def test_secret_from_a_file_and_safe_reading(tmp_path: Path) -> None:
+    secret_file = tmp_path / "alice.pw"
+    secret_file.write_text("  from-file  ignored\n")
+    secret_file.chmod(0o600)
+    secrets_path = tmp_path / "chap-secrets"
+    secrets_path.write_text(f"alice pptpd @{secret_file} *\n")
+    secrets_path.chmod(0o600)
+    secrets = read_secrets_file(str(secrets_path))
+    record = secrets.lookup("alice", "pptpd")
+    assert record is not None and record.secret == "from-file" and secrets.warnings == ()
+    secrets_path.chmod(0o644)
+    assert any("readable by every user" in w for w in read_secrets_file(str(secrets_path)).warnings)
+    link = tmp_path / "link"
+    link.symlink_to(secrets_path)
+    with pytest.raises(SecretsError, match="cannot open"):
+        read_secrets_file(str(link))
+    with pytest.raises(SecretsError, match="not a regular file"):
+        read_secrets_file(str(tmp_path))
+    with pytest.raises(SecretsError, match="cannot open"):
+        read_secrets_file(os.path.join(str(tmp_path), "missing"))
