@@ -57,7 +57,7 @@ def test_best_match_exact_client_beats_exact_server_and_first_wins_ties() -> Non
         (r"u s a\\b", "a\\b"),
         ("u s pw#comment", "pw"),
         ('u s "p#w"', "p#w"),
-        ("u s pw\\\n 1.2.3.4", "pw"),
+        ("u s pw\\\n 198.18.0.4", "pw"),
     ],
 )
 def test_lexical_rules(line: str, secret: str) -> None:
