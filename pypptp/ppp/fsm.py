@@ -1,0 +1,269 @@
+"""The RFC 1661 option-negotiation automaton, sans-IO: one engine for LCP, IPCP, IPV6CP and CCP.
+
+The engine turns what happens (``up``, ``down``, ``open``, ``close``, a
+received control packet, ``handle_timer``) into an RFC 1661 event, looks the
+event up in :data:`pypptp.ppp.fsm_table.TRANSITIONS` and performs the actions
+of that cell.  What is specific to a protocol lives in an
+:class:`OptionHandler`: building our Configure-Request, judging the peer's,
+and digesting Acks, Naks and Rejects (pppd's ``fsm_callbacks``).
+
+Timers and counters (RFC 1661 section 4.6): the restart timer runs only in
+Closing, Stopping, Req-Sent, Ack-Rcvd and Ack-Sent; ``irc`` sets the restart
+counter to Max-Terminate when a Terminate-Request follows, else to
+Max-Configure; after Max-Failure Configure-Naks without an Ack, Naks turn
+into Rejects so that negotiation converges.  Time is always a parameter.
+
+Outputs are drained with :meth:`Automaton.drain`: control packets to send
+and :class:`LayerEvent` values for the layer above (This-Layer-Up and
+friends), plus anomalies to log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Protocol
+
+from pypptp.ppp.fsm_table import Action, Event, State, transition
+from pypptp.ppp.packet import Code, ControlPacket, PacketError, encode_options, parse_options
+
+__all__ = ["Automaton", "FsmConfig", "LayerEvent", "OptionHandler", "Verdict"]
+
+Options = list[tuple[int, bytes]]
+
+_TIMER_STATES = frozenset({State.CLOSING, State.STOPPING, State.REQ_SENT, State.ACK_RCVD, State.ACK_SENT})
+_ESSENTIAL_CODES = frozenset(range(1, 8))  # a Code-Reject of these is fatal (RXJ-)
+
+
+class LayerEvent(enum.Enum):
+    """What the automaton tells the layers around it (RFC 1661 section 4.4)."""
+
+    UP = "this-layer-up"
+    DOWN = "this-layer-down"
+    STARTED = "this-layer-started"
+    FINISHED = "this-layer-finished"
+
+
+class Verdict(enum.Enum):
+    ACK = Code.CONFIGURE_ACK
+    NAK = Code.CONFIGURE_NAK
+    REJECT = Code.CONFIGURE_REJECT
+
+
+class OptionHandler(Protocol):
+    """The per-protocol part of negotiation (LCP, IPCP, CCP...)."""
+
+    def reset(self) -> None:
+        """Negotiation (re)starts: forget what was agreed."""
+
+    def build_request(self) -> Options:
+        """The options of our next Configure-Request."""
+
+    def judge_request(self, options: Options, converge: bool) -> tuple[Verdict, Options]:
+        """ACK with the options unchanged, NAK with suggested values, or REJECT with the
+        unacceptable options.  ``converge`` is true after Max-Failure Naks: Reject what
+        would have been Nak'd."""
+
+    def on_ack(self, options: Options) -> None:
+        """The peer acknowledged our request (already checked to be identical)."""
+
+    def on_nak(self, options: Options) -> None:
+        """Adjust our request to the peer's suggestions."""
+
+    def on_reject(self, options: Options) -> None:
+        """Stop asking for the rejected options."""
+
+    def extra_code(self, packet: ControlPacket) -> bool:
+        """Whether this protocol knows ``packet.code`` beyond codes 1-7 (LCP's Echo...)."""
+
+    def echo_reply(self, packet: ControlPacket) -> ControlPacket | None:
+        """The answer to an extra-code packet in Opened (``ser``), if it has one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FsmConfig:
+    """RFC 1661 section 4.6 parameters (pppd's defaults)."""
+
+    restart_timeout: float = 3.0
+    max_configure: int = 10
+    max_terminate: int = 2
+    max_failure: int = 5
+
+
+class Automaton:
+    """One instance of the RFC 1661 automaton for one protocol."""
+
+    def __init__(self, name: str, handler: OptionHandler, config: FsmConfig | None = None) -> None:
+        self.name = name
+        self.handler = handler
+        self.config = config or FsmConfig()
+        self.state = State.INITIAL
+        self.restart_count = 0
+        self.deadline: float | None = None
+        self._identifier = 0
+        self._request_id: int | None = None  # the Identifier of our outstanding Configure-Request
+        self._request: bytes = b""  # its data, to check an Ack against
+        self._naks_sent = 0
+        self._out: list[ControlPacket] = []
+        self._events: list[LayerEvent] = []
+        self.anomalies: list[str] = []
+        # context of the event being processed, used by sca/scn/sta/scj/ser
+        self._received: ControlPacket | None = None
+        self._reply: tuple[Verdict, Options] | None = None
+
+    # -- inputs --------------------------------------------------------------------------
+
+    def up(self, now: float) -> None:
+        self._fire(Event.UP, now)
+
+    def down(self, now: float) -> None:
+        self._fire(Event.DOWN, now)
+
+    def open(self, now: float) -> None:
+        self._fire(Event.OPEN, now)
+
+    def close(self, now: float) -> None:
+        self._fire(Event.CLOSE, now)
+
+    def handle_timer(self, now: float) -> None:
+        if self.deadline is None or now < self.deadline:
+            return
+        self.deadline = None
+        self._fire(Event.TO_PLUS if self.restart_count > 0 else Event.TO_MINUS, now)
+
+    def next_deadline(self) -> float | None:
+        return self.deadline
+
+    def receive(self, packet: ControlPacket, now: float) -> None:
+        """A control packet of this protocol arrived (already decoded)."""
+        self._received = packet
+        try:
+            event = self._classify(packet)
+            if event is not None:
+                self._fire(event, now)
+        finally:
+            self._received = None
+            self._reply = None
+
+    def drain(self) -> tuple[list[ControlPacket], list[LayerEvent]]:
+        out, events = self._out, self._events
+        self._out, self._events = [], []
+        return out, events
+
+    # -- classification of received packets (RFC 1661 section 4.3) ---------------------------
+
+    def _classify(self, packet: ControlPacket) -> Event | None:
+        code = packet.code
+        if code == Code.CONFIGURE_REQUEST:
+            options = self._options(packet)
+            if options is None:
+                return None
+            converge = self._naks_sent >= self.config.max_failure
+            verdict, reply = self.handler.judge_request(options, converge)
+            self._reply = (verdict, reply if verdict is not Verdict.ACK else options)
+            return Event.RCR_PLUS if verdict is Verdict.ACK else Event.RCR_MINUS
+        if code in (Code.CONFIGURE_ACK, Code.CONFIGURE_NAK, Code.CONFIGURE_REJECT):
+            if packet.identifier != self._request_id:
+                self.anomalies.append(f"{self.name}: {Code(code).name} with identifier {packet.identifier} ignored")
+                return None
+            if code == Code.CONFIGURE_ACK:
+                if packet.data != self._request:
+                    self.anomalies.append(f"{self.name}: Configure-Ack does not match our request; ignored")
+                    return None
+                self._request_id = None
+                self.handler.on_ack(parse_options(packet.data))
+                return Event.RCA
+            options = self._options(packet)
+            if options is None:
+                return None
+            self._request_id = None  # one answer per request
+            if code == Code.CONFIGURE_NAK:
+                self.handler.on_nak(options)
+            else:
+                self.handler.on_reject(options)
+            return Event.RCN
+        if code == Code.TERMINATE_REQUEST:
+            return Event.RTR
+        if code == Code.TERMINATE_ACK:
+            return Event.RTA
+        if code == Code.CODE_REJECT:
+            rejected = packet.data[0] if packet.data else 0
+            return Event.RXJ_MINUS if rejected in _ESSENTIAL_CODES else Event.RXJ_PLUS
+        if self.handler.extra_code(packet):
+            return Event.RXR
+        return Event.RUC
+
+    def _options(self, packet: ControlPacket) -> Options | None:
+        try:
+            return parse_options(packet.data)
+        except PacketError as exc:  # RFC 1661 section 6: silently discard
+            self.anomalies.append(f"{self.name}: {Code(packet.code).name} discarded: {exc}")
+            return None
+
+    # -- the engine -----------------------------------------------------------------------
+
+    def _fire(self, event: Event, now: float) -> None:
+        cell = transition(self.state, event)
+        if cell is None:
+            self.anomalies.append(f"{self.name}: event {event.value} is illegal in state {self.state.name}")
+            return
+        if cell.note == "x":
+            self.anomalies.append(f"{self.name}: crossed connection ({event.value} in {self.state.name})")
+        for action in cell.actions:
+            self._perform(action, cell.actions, now)
+        self.state = cell.next_state
+        if self.state not in _TIMER_STATES:
+            self.deadline = None
+
+    def _perform(self, action: Action, actions: tuple[Action, ...], now: float) -> None:
+        if action is Action.TLU:
+            self._naks_sent = 0
+            self._events.append(LayerEvent.UP)
+        elif action is Action.TLD:
+            self._events.append(LayerEvent.DOWN)
+        elif action is Action.TLS:
+            self._events.append(LayerEvent.STARTED)
+        elif action is Action.TLF:
+            self._events.append(LayerEvent.FINISHED)
+        elif action is Action.IRC:
+            terminating = Action.STR in actions
+            self.restart_count = self.config.max_terminate if terminating else self.config.max_configure
+            if not terminating:
+                self.handler.reset()
+                self._naks_sent = 0
+        elif action is Action.ZRC:
+            self.restart_count = 0
+            self.deadline = now + self.config.restart_timeout
+        elif action is Action.SCR:
+            self._identifier = (self._identifier + 1) & 0xFF
+            self._request_id = self._identifier
+            self._request = encode_options(self.handler.build_request())
+            self._send(Code.CONFIGURE_REQUEST, self._identifier, self._request)
+            self.restart_count -= 1
+            self.deadline = now + self.config.restart_timeout
+        elif action in (Action.SCA, Action.SCN):
+            assert self._received is not None and self._reply is not None
+            verdict, options = self._reply
+            if verdict is Verdict.NAK:
+                self._naks_sent += 1
+            self._send(verdict.value, self._received.identifier, encode_options(options))
+        elif action is Action.STR:
+            self._identifier = (self._identifier + 1) & 0xFF
+            self._send(Code.TERMINATE_REQUEST, self._identifier, b"")
+            self.restart_count -= 1
+            self.deadline = now + self.config.restart_timeout
+        elif action is Action.STA:
+            identifier = self._received.identifier if self._received is not None else self._identifier
+            self._send(Code.TERMINATE_ACK, identifier, b"")
+        elif action is Action.SCJ:
+            assert self._received is not None
+            self._identifier = (self._identifier + 1) & 0xFF
+            self._send(Code.CODE_REJECT, self._identifier, self._received.encode())
+        elif action is Action.SER:
+            assert self._received is not None
+            reply = self.handler.echo_reply(self._received)
+            if reply is not None:
+                self._out.append(reply)
+
+    def _send(self, code: int, identifier: int, data: bytes) -> None:
+        self._out.append(ControlPacket(code, identifier, data))
