@@ -32,6 +32,7 @@ __all__ = ["Automaton", "FsmConfig", "LayerEvent", "OptionHandler", "Verdict"]
 Options = list[tuple[int, bytes]]
 
 _TIMER_STATES = frozenset({State.CLOSING, State.STOPPING, State.REQ_SENT, State.ACK_RCVD, State.ACK_SENT})
+_NEGOTIATING = frozenset({State.REQ_SENT, State.ACK_RCVD, State.ACK_SENT})
 _ESSENTIAL_CODES = frozenset(range(1, 8))  # a Code-Reject of these is fatal (RXJ-)
 
 
@@ -54,7 +55,8 @@ class OptionHandler(Protocol):
     """The per-protocol part of negotiation (LCP, IPCP, CCP...)."""
 
     def reset(self) -> None:
-        """Negotiation (re)starts: forget what was agreed."""
+        """A fresh negotiation starts: rebuild our request from the configuration.
+        (What the peer asked for is recorded each time its request is Acked.)"""
 
     def build_request(self) -> Options:
         """The options of our next Configure-Request."""
@@ -93,8 +95,14 @@ class FsmConfig:
 class Automaton:
     """One instance of the RFC 1661 automaton for one protocol."""
 
-    def __init__(self, name: str, handler: OptionHandler, config: FsmConfig | None = None) -> None:
+    def __init__(
+        self, name: str, handler: OptionHandler, config: FsmConfig | None = None, *, protocol: int = 0
+    ) -> None:
         self.name = name
+        self.protocol = protocol
+        """This automaton's PPP protocol number (a Protocol-Reject naming it is fatal)."""
+        self.rejected_protocols: list[int] = []
+        """Protocols the peer Protocol-Rejected (LCP): the layer above stops their NCPs."""
         self.handler = handler
         self.config = config or FsmConfig()
         self.state = State.INITIAL
@@ -190,6 +198,13 @@ class Automaton:
             rejected = packet.data[0] if packet.data else 0
             return Event.RXJ_MINUS if rejected in _ESSENTIAL_CODES else Event.RXJ_PLUS
         if self.handler.extra_code(packet):
+            if code == Code.PROTOCOL_REJECT:  # LCP only (RFC 1661 section 5.7)
+                if len(packet.data) < 2:
+                    self.anomalies.append(f"{self.name}: Protocol-Reject without a protocol; discarded")
+                    return None
+                rejected = int.from_bytes(packet.data[:2], "big")
+                self.rejected_protocols.append(rejected)
+                return Event.RXJ_MINUS if rejected == self.protocol else Event.RXJ_PLUS
             return Event.RXR
         return Event.RUC
 
@@ -228,13 +243,13 @@ class Automaton:
         elif action is Action.IRC:
             terminating = Action.STR in actions
             self.restart_count = self.config.max_terminate if terminating else self.config.max_configure
-            if not terminating:
-                self.handler.reset()
-                self._naks_sent = 0
         elif action is Action.ZRC:
             self.restart_count = 0
             self.deadline = now + self.config.restart_timeout
         elif action is Action.SCR:
+            if self.state not in _NEGOTIATING:  # a fresh negotiation: forget our earlier request
+                self.handler.reset()
+                self._naks_sent = 0
             self._identifier = (self._identifier + 1) & 0xFF
             self._request_id = self._identifier
             self._request = encode_options(self.handler.build_request())
