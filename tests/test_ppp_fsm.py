@@ -7,6 +7,7 @@ import pytest
 from pypptp.ppp.fsm import Automaton, FsmConfig, LayerEvent, Verdict
 from pypptp.ppp.fsm_table import TRANSITIONS, Action, Event, State
 from pypptp.ppp.packet import Code, ControlPacket, encode_options
+from tests.ppp_helpers import pump
 
 Options = list[tuple[int, bytes]]
 NAK_ME, REJECT_ME = 99, 98
@@ -133,25 +134,13 @@ def test_every_cell_of_the_table(event: Event, state: State) -> None:
         assert out[[p.code for p in out].index(Code.TERMINATE_ACK)].identifier == 42  # answers the request
 
 
-def _pump(a: Automaton, b: Automaton, now: float) -> None:
-    for _ in range(50):
-        out_a, _ = a.drain()
-        out_b, _ = b.drain()
-        if not out_a and not out_b:
-            return
-        for packet in out_a:
-            b.receive(packet, now)
-        for packet in out_b:
-            a.receive(packet, now)
-
-
 def test_two_automata_negotiate_to_opened_and_terminate() -> None:
     a, b = Automaton("a", MiniHandler(), CONFIG), Automaton("b", MiniHandler(), CONFIG)
     for automaton in (a, b):
         automaton.open(0.0)
         assert automaton.drain()[1] == [LayerEvent.STARTED]
         automaton.up(0.0)
-    _pump(a, b, 0.0)
+    pump(a, b, 0.0)
     assert a.state is b.state is State.OPENED
     assert a.handler.acked == [(1, b"\x05\x78")]  # type: ignore[attr-defined]
     assert a.next_deadline() is None
@@ -175,7 +164,7 @@ def test_nak_and_reject_lead_to_agreement() -> None:
     for automaton in (a, b):
         automaton.open(0.0)
         automaton.up(0.0)
-    _pump(a, b, 0.0)
+    pump(a, b, 0.0)
     assert a.state is b.state is State.OPENED
     assert a.handler.acked == [(1, b"\x05\x78"), (NAK_ME, b"\x01")]  # type: ignore[attr-defined]
 

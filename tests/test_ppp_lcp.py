@@ -8,6 +8,7 @@ from pypptp.ppp.fsm import Automaton, Verdict
 from pypptp.ppp.fsm_table import State
 from pypptp.ppp.lcp import AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP, LcpConfig, LcpOptions
 from pypptp.ppp.packet import Code, ControlPacket, encode_options, parse_options
+from tests.ppp_helpers import pump
 
 LCP = 0xC021
 
@@ -120,15 +121,7 @@ def _opened_pair() -> tuple[Automaton, Automaton]:
     for automaton in (server, client):
         automaton.open(0.0)
         automaton.up(0.0)
-    for _ in range(20):
-        out_s, _ = server.drain()
-        out_c, _ = client.drain()
-        if not out_s and not out_c:
-            break
-        for packet in out_s:
-            client.receive(packet, 0.0)
-        for packet in out_c:
-            server.receive(packet, 0.0)
+    pump(server, client, 0.0)
     return server, client
 
 
