@@ -1,7 +1,8 @@
 """Throw-away network namespaces for tests, the demo and benchmarks.
 
 :func:`two_hosts` creates a server namespace and a client namespace joined by
-a veth pair created directly inside them (nothing is added to, or routed
+a veth pair (built from :func:`namespaces` and :func:`link`, which tests use
+for other shapes) created directly inside them (nothing is added to, or routed
 through, the root namespace), with test-network addresses from
 198.18.0.0/15 (RFC 2544), and deletes both on exit, whatever happened.
 
@@ -100,26 +101,37 @@ class NetnsPair:
 
 
 @contextlib.contextmanager
+def namespaces(*names: str) -> Iterator[tuple[str, ...]]:
+    """Create network namespaces ``names``; delete them (and their veths) afterwards."""
+    created: list[str] = []
+    try:
+        for name in names:
+            _ip("netns", "add", name)
+            created.append(name)
+        yield names
+    finally:
+        for name in reversed(created):
+            with contextlib.suppress(RuntimeError):
+                _ip("netns", "delete", name)
+
+
+def link(ns_a: str, address_a: str, ns_b: str, address_b: str, ifname: str = "veth0") -> None:
+    """Join two namespaces with a veth pair created directly inside them, addressed /24, up."""
+    _ip("link", "add", ifname, "netns", ns_a, "type", "veth", "peer", "name", ifname, "netns", ns_b)
+    for ns, address in ((ns_a, address_a), (ns_b, address_b)):
+        _ip("-n", ns, "addr", "add", f"{address}/{PREFIX_LEN}", "dev", ifname)
+        _ip("-n", ns, "link", "set", ifname, "up")
+        _ip("-n", ns, "link", "set", "lo", "up")
+
+
+@contextlib.contextmanager
 def two_hosts(tag: str) -> Iterator[NetnsPair]:
     """Create ``pypptp-<tag>-<pid>-srv`` and ``...-cli`` joined by veth; delete them after."""
     base = f"pypptp-{tag}-{os.getpid()}"
     pair = NetnsPair(f"{base}-srv", f"{base}-cli")
-    created: list[str] = []
-    try:
-        for ns in (pair.server_ns, pair.client_ns):
-            _ip("netns", "add", ns)
-            created.append(ns)
-        _ip("link", "add", "veth0", "netns", pair.server_ns, "type", "veth", "peer", "name", "veth0", "netns",
-            pair.client_ns)  # fmt: skip
-        for ns, address in ((pair.server_ns, pair.server_ip), (pair.client_ns, pair.client_ip)):
-            _ip("-n", ns, "addr", "add", f"{address}/{PREFIX_LEN}", "dev", "veth0")
-            _ip("-n", ns, "link", "set", "veth0", "up")
-            _ip("-n", ns, "link", "set", "lo", "up")
+    with namespaces(pair.server_ns, pair.client_ns):
+        link(pair.server_ns, pair.server_ip, pair.client_ns, pair.client_ip)
         yield pair
-    finally:
-        for ns in reversed(created):
-            with contextlib.suppress(RuntimeError):
-                _ip("netns", "delete", ns)
 
 
 def netns_available() -> str | None:

@@ -9,14 +9,13 @@ import errno
 import os
 import random
 import socket
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from pypptp.aio_gre import GreCall, GreTransport, set_receive_buffer
 from pypptp.gre.codec import encode_packet
-from pypptp.netns import NetnsPair, netns_available
+from pypptp.netns import NetnsPair, link, namespaces, netns_available
 
 pytestmark = pytest.mark.netns
 
@@ -31,21 +30,9 @@ def _raw(pair: NetnsPair, ns: str) -> socket.socket:
 @contextlib.contextmanager
 def _attacker(pair: NetnsPair) -> Iterator[str]:
     """A third namespace on its own link to the server: 198.18.1.3 -> 198.18.1.1."""
-    ns = pair.server_ns.replace("-srv", "-atk")
-
-    def ip(*args: str) -> None:
-        subprocess.run(["ip", *args], check=True, capture_output=True)
-
-    ip("netns", "add", ns)
-    try:
-        ip("link", "add", "veth1", "netns", pair.server_ns, "type", "veth", "peer", "name", "veth1", "netns", ns)
-        ip("-n", pair.server_ns, "addr", "add", "198.18.1.1/24", "dev", "veth1")
-        ip("-n", ns, "addr", "add", "198.18.1.3/24", "dev", "veth1")
-        ip("-n", pair.server_ns, "link", "set", "veth1", "up")
-        ip("-n", ns, "link", "set", "veth1", "up")
+    with namespaces(pair.server_ns.replace("-srv", "-atk")) as (ns,):
+        link(pair.server_ns, "198.18.1.1", ns, "198.18.1.3", "veth1")
         yield ns
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=False, capture_output=True)
 
 
 async def _until(condition: object, timeout: float = 5.0) -> None:
@@ -139,33 +126,13 @@ async def test_spoofed_gre_with_a_valid_call_id_from_a_third_namespace_is_ignore
 
 
 @contextlib.contextmanager
-def _chain(tag: str) -> Iterator[tuple[str, str, str]]:
+def _chain(tag: str) -> Iterator[tuple[str, ...]]:
     """server ns (198.18.2.1) -- relay ns (198.18.2.2 | 198.18.3.2) -- client ns (198.18.3.1)."""
-    names = [f"pypptp-{tag}-{os.getpid()}-{role}" for role in ("srv", "rly", "cli")]
-
-    def ip(*args: str) -> None:
-        subprocess.run(["ip", *args], check=True, capture_output=True)
-
-    created: list[str] = []
-    try:
-        for name in names:
-            ip("netns", "add", name)
-            created.append(name)
+    with namespaces(*(f"pypptp-{tag}-{os.getpid()}-{role}" for role in ("srv", "rly", "cli"))) as names:
         server_ns, relay_ns, client_ns = names
-        for ns_a, addr_a, ns_b, addr_b in (
-            (server_ns, "198.18.2.1", relay_ns, "198.18.2.2"),
-            (client_ns, "198.18.3.1", relay_ns, "198.18.3.2"),
-        ):
-            side = "vs" if ns_a == server_ns else "vc"
-            ip("link", "add", side, "netns", ns_a, "type", "veth", "peer", "name", side, "netns", ns_b)
-            ip("-n", ns_a, "addr", "add", f"{addr_a}/24", "dev", side)
-            ip("-n", ns_b, "addr", "add", f"{addr_b}/24", "dev", side)
-            ip("-n", ns_a, "link", "set", side, "up")
-            ip("-n", ns_b, "link", "set", side, "up")
-        yield server_ns, relay_ns, client_ns
-    finally:
-        for name in reversed(created):
-            subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
+        link(server_ns, "198.18.2.1", relay_ns, "198.18.2.2", "vs")
+        link(client_ns, "198.18.3.1", relay_ns, "198.18.3.2", "vc")
+        yield names
 
 
 class FaultyRelay:
