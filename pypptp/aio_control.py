@@ -1,7 +1,7 @@
 """Drive a sans-IO :class:`ControlConnection` from an asyncio transport.
 
 Shared by the server (:mod:`pypptp.server`) and the client
-(:mod:`pypptp.client`): bytes in -> ``receive``; one ``TimerHandle`` re-armed
+(:mod:`pypptp.client`): bytes in -> ``receive``; one ``DeadlineTimer`` re-armed
 at ``next_deadline()``; queued bytes out; events to ``handle_events``, which
 subclasses implement.  ``ControlConnectionClosed`` closes the transport after
 the queued bytes are flushed.  An exception inside costs this connection only.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from pypptp.aio_timer import DeadlineTimer
 from pypptp.ctrl.connection import ControlConnection
 from pypptp.ctrl.events import ControlConnectionClosed, Event
 
@@ -29,8 +30,7 @@ class ControlProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn: ControlConnection | None = None
         self.peer = "?"
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = DeadlineTimer(self.loop, self._on_timer)
 
     # -- for subclasses ------------------------------------------------------------
 
@@ -46,7 +46,7 @@ class ControlProtocol(asyncio.Protocol):
         """Drop the connection at once (no more bytes are sent)."""
         if self.conn is not None and not self.conn.closed:
             self._dispatch_events(self.conn.connection_lost(self.loop.time(), reason))
-        self._cancel_timer()
+        self._timer.cancel()
         if self.transport is not None:
             self.transport.abort()
 
@@ -68,7 +68,7 @@ class ControlProtocol(asyncio.Protocol):
             self.abort("internal error")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timer()
+        self._timer.cancel()
         if self.conn is not None and not self.conn.closed:
             reason = f"TCP connection lost: {exc}" if exc else "TCP connection closed by peer"
             try:
@@ -92,31 +92,14 @@ class ControlProtocol(asyncio.Protocol):
     def _dispatch_events(self, events: list[Event]) -> None:
         self.handle_events(events)
         if any(isinstance(e, ControlConnectionClosed) for e in events):
-            self._cancel_timer()
+            self._timer.cancel()
             if self.transport is not None:
                 self.transport.close()  # flushes queued bytes first
 
     def _rearm(self) -> None:
-        deadline = None if self.conn is None else self.conn.next_deadline()
-        if deadline == self._timer_at:
-            return
-        self._cancel_timer()
-        if deadline is not None:
-            self._timer_at = deadline
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+        self._timer.arm(None if self.conn is None else self.conn.next_deadline())
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
-        self._timer_at = None
-
-    def _on_timer(self) -> None:
-        # asyncio may run a timer up to one clock resolution early: never let
-        # the connection see a time before the deadline it asked for.
-        now = max(self.loop.time(), self._timer_at or 0.0)
-        self._timer = None
-        self._timer_at = None
+    def _on_timer(self, now: float) -> None:
         if self.conn is None:
             return
         try:

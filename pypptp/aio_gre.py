@@ -45,6 +45,7 @@ import socket
 import struct
 from collections.abc import Callable
 
+from pypptp.aio_timer import DeadlineTimer
 from pypptp.gre.codec import MAX_HEADER_SIZE, NO_NUMBER, GreError, decode_header, write_header
 from pypptp.gre.sequencing import GreSequencer
 
@@ -203,15 +204,12 @@ class GreCall:
         self._out = bytearray(MAX_HEADER_SIZE + RECV_BUFFER_SIZE)
         self._out_view = memoryview(self._out)
         self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = DeadlineTimer(self._loop, self._on_timer)
         transport.add_call(self)
 
     def close(self) -> None:
         self.transport.remove_call(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
 
     def send(self, payload: bytes | memoryview) -> bool:
         """Send one PPP frame; False if the peer's window is full (the frame is dropped)."""
@@ -238,17 +236,9 @@ class GreCall:
             self._rearm()
 
     def _rearm(self) -> None:
-        deadline = self.seq.next_deadline()
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = None if deadline is None else self._loop.call_at(deadline, self._on_timer)
+        self._timer.arm(self.seq.next_deadline())
 
-    def _on_timer(self) -> None:
-        now = max(self._loop.time(), self._timer_at or 0.0)
-        self._timer = self._timer_at = None
+    def _on_timer(self, now: float) -> None:
         seq = self.seq
         seq.handle_timer(now)
         while (ready := seq.pop_ready()) is not None:

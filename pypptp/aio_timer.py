@@ -1,0 +1,45 @@
+"""One asyncio timer that follows a sans-IO object's ``next_deadline()``.
+
+Shared by the control-channel and GRE drivers.  ``arm(deadline)`` is cheap
+when the deadline has not changed (the common case on the data path).  The
+callback gets ``now``, never earlier than the deadline it was armed for:
+asyncio may run a timer up to one clock resolution early, and a sans-IO
+object shown a time before its own deadline would do nothing and re-arm
+the same timer again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+__all__ = ["DeadlineTimer"]
+
+
+class DeadlineTimer:
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[float], None]) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._handle: asyncio.TimerHandle | None = None
+        self._at: float | None = None
+
+    def arm(self, deadline: float | None) -> None:
+        """Fire at ``deadline`` (``None``: not at all); replaces any earlier arming."""
+        if deadline == self._at:
+            return
+        self.cancel()
+        if deadline is not None:
+            self._at = deadline
+            self._handle = self._loop.call_at(deadline, self._fire)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = None
+        self._at = None
+
+    def _fire(self) -> None:
+        now = max(self._loop.time(), self._at or 0.0)
+        self._handle = None
+        self._at = None
+        self._callback(now)
