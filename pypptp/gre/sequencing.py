@@ -91,7 +91,8 @@ class GreSequencer:
         # receive side
         self._last_delivered = NO_NUMBER  # serial of the last packet handed up
         self._highest_received = NO_NUMBER
-        self._held: dict[int, tuple[float, bytes]] = {}  # seq -> (arrival time, payload)
+        # seq -> (arrival time, payload), in arrival order: the first entry is the oldest
+        self._held: dict[int, tuple[float, bytes]] = {}
         self._ready: collections.deque[bytes] = collections.deque()
         self.reorder_capacity = max(0, reorder_capacity)
         self.reorder_timeout = reorder_timeout
@@ -305,13 +306,16 @@ class GreSequencer:
         or a held packet's reorder time-out."""
         deadline = self._ack_due
         if self._held:
-            oldest = min(arrival for arrival, _ in self._held.values()) + self.reorder_timeout
+            oldest = self._oldest_arrival() + self.reorder_timeout
             if deadline is None or oldest < deadline:
                 deadline = oldest
         return deadline
 
+    def _oldest_arrival(self) -> float:
+        return next(iter(self._held.values()))[0]  # insertion order is arrival order
+
     def handle_timer(self, now: float) -> None:
         """Release held packets whose reorder time is up (their gaps are
         written off); then drain :meth:`pop_ready` and check :meth:`ack_only_due`."""
-        while self._held and min(arrival for arrival, _ in self._held.values()) + self.reorder_timeout <= now:
+        while self._held and self._oldest_arrival() + self.reorder_timeout <= now:
             self._skip_to(self._oldest_held())
