@@ -105,12 +105,10 @@ def _project_round(transport: GreTransport, pair: NetnsPair) -> float:
 async def _main_async() -> dict[str, object]:
     with two_hosts("bench") as pair:
         sender = _raw(pair, pair.client_ns)  # also the sink for the echoed packets
-        floor_sock = _raw(pair, pair.server_ns)
-        floor_sock.close()  # only one receiving socket at a time: each would get a copy
         transport = GreTransport()
         floors, projects = [], []
         seq = 0
-        for _ in range(ROUNDS):
+        for _ in range(ROUNDS):  # one receiving socket at a time: each would get a copy of every packet
             floor_sock = _raw(pair, pair.server_ns)
             _fill(sender, pair, seq)
             seq += BATCH

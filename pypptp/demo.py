@@ -27,7 +27,8 @@ from pypptp.client import PptpClientError, run_sequence
 from pypptp.netns import NetnsPair, netns_available, two_hosts
 
 
-def _wait_listening(process: subprocess.Popen[bytes], log: Path, timeout: float = 10.0) -> None:
+def wait_until_listening(process: subprocess.Popen[bytes], log: Path, timeout: float = 10.0) -> None:
+    """Wait until ``pypptpd -f`` logging to ``log`` is listening; raise with its log if it dies or hangs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -47,7 +48,7 @@ def _run(pair: NetnsPair, workdir: Path) -> int:
     with log.open("wb") as log_file:
         daemon = subprocess.Popen(pair.exec_argv(pair.server_ns, argv), stdout=log_file, stderr=subprocess.STDOUT)
     try:
-        _wait_listening(daemon, log)
+        wait_until_listening(daemon, log)
         print(f"pypptpd is listening on {pair.server_ip}:1723 in namespace {pair.server_ns}\n")
         print(f"Library client in namespace {pair.client_ns} ({pair.client_ip}):")
         sock = pair.connect(pair.client_ns, (pair.server_ip, 1723))

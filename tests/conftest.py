@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pypptp.demo import wait_until_listening
 from pypptp.netns import NetnsPair, netns_available, two_hosts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,14 +59,7 @@ class Pypptpd:
         return (self.pair.server_ip, 1723)
 
     def wait_listening(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"pypptpd exited with {self.process.returncode}:\n{self.log()}")
-            if "listening on" in self.log():
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"pypptpd did not start listening:\n{self.log()}")
+        wait_until_listening(self.process, self.log_path, timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -143,6 +143,7 @@ def test_two_automata_negotiate_to_opened_and_terminate() -> None:
     pump(a, b, 0.0)
     assert a.state is b.state is State.OPENED
     assert a.handler.acked == [(1, b"\x05\x78")]  # type: ignore[attr-defined]
+    assert a.handler.resets == 1  # type: ignore[attr-defined]  # once per fresh negotiation, not on irc
     assert a.next_deadline() is None
     a.close(1.0)
     assert a.state is State.CLOSING
