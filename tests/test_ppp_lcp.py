@@ -149,3 +149,15 @@ def test_echo_identification_unknown_codes_and_protocol_reject_in_opened() -> No
     assert server.state is State.OPENED and server.rejected_protocols == [0x8057]
     server.receive(ControlPacket(Code.PROTOCOL_REJECT, 15, b"\xc0\x21"), 1.0)
     assert server.state is State.STOPPING  # LCP itself rejected: fatal (RXJ-)
+
+
+def test_after_max_failure_the_peers_own_options_are_rejected_unmodified() -> None:
+    """RFC 1661 section 5.4: the Reject carries the options as the peer sent them, in its order."""
+    lcp = handler(LcpConfig(server=False, auth_methods=(AUTH_MSCHAP_V2,)))
+    request = opts("0104 0040 0304c023 0506 01020304 0d0306")
+    verdict, options = lcp.judge_request(request, converge=False)
+    assert verdict is Verdict.REJECT and options == [(13, b"\x06")]
+    verdict, options = lcp.judge_request(request[:3], converge=False)
+    assert verdict is Verdict.NAK and options == [(1, b"\x00\x80"), (3, AUTH_MSCHAP_V2)]
+    verdict, options = lcp.judge_request(request, converge=True)
+    assert verdict is Verdict.REJECT and options == [(1, b"\x00\x40"), (3, b"\xc0\x23"), (13, b"\x06")]

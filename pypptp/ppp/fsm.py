@@ -133,6 +133,10 @@ class Automaton:
     def close(self, now: float) -> None:
         self._fire(Event.CLOSE, now)
 
+    def protocol_rejected(self, now: float) -> None:
+        """The peer Protocol-Rejected this protocol (RFC 1661 section 5.7): RXJ-, stop sending it."""
+        self._fire(Event.RXJ_MINUS, now)
+
     def handle_timer(self, now: float) -> None:
         if self.deadline is None or now < self.deadline:
             return

@@ -60,6 +60,11 @@ class LcpConfig:
     """Allowed methods, preferred first; empty for ``noauth``."""
     pfc: bool = True
     acfc: bool = True
+    accm: int | None = None
+    """Ask for this Async-Control-Character-Map (pptp-linux asks for 0); None: do not."""
+    extra: tuple[tuple[int, bytes], ...] = ()
+    """Further options to request as given, dropped when Rejected (a client imitating Windows
+    asks for Callback ``(13, b"\\x06")``, MRRU, an Endpoint Discriminator)."""
 
 
 class LcpOptions:
@@ -82,6 +87,8 @@ class LcpOptions:
         self.our_auth: bytes | None = cfg.auth_methods[0] if cfg.server and cfg.auth_methods else None
         self.our_magic = self._new_magic()
         self.ask_pfc, self.ask_acfc = cfg.pfc, cfg.acfc
+        self.ask_accm = cfg.accm
+        self.extra = list(cfg.extra)
         self.auth_refused = False
         self.loopback_suspected = False
 
@@ -97,6 +104,8 @@ class LcpOptions:
         options: Options = []
         if self.our_mru != DEFAULT_MRU:
             options.append((MRU, self.our_mru.to_bytes(2, "big")))
+        if self.ask_accm is not None:
+            options.append((ACCM, self.ask_accm.to_bytes(4, "big")))
         if self.our_auth is not None:
             options.append((AUTH, self.our_auth))
         if self.our_magic:
@@ -105,6 +114,7 @@ class LcpOptions:
             options.append((PFC, b""))
         if self.ask_acfc:
             options.append((ACFC, b""))
+        options.extend(self.extra)
         return options
 
     def on_ack(self, options: Options) -> None:
@@ -125,6 +135,8 @@ class LcpOptions:
                 self.ask_pfc = False
             elif kind == ACFC:
                 self.ask_acfc = False
+            elif kind == ACCM and len(value) == 4:
+                self.ask_accm = int.from_bytes(value, "big")
 
     def on_reject(self, options: Options) -> None:
         for kind, _ in options:
@@ -139,11 +151,15 @@ class LcpOptions:
                 self.ask_pfc = False
             elif kind == ACFC:
                 self.ask_acfc = False
+            elif kind == ACCM:
+                self.ask_accm = None
+            self.extra = [option for option in self.extra if option[0] != kind]
 
     # -- the peer's request -------------------------------------------------------------------
 
     def judge_request(self, options: Options, converge: bool) -> tuple[Verdict, Options]:
         naks: Options = []
+        nakked: Options = []  # the peer's own options behind each Nak: Rejected as sent under ``converge``
         rejects: Options = []
         peer_mru, peer_magic, peer_pfc, peer_acfc = DEFAULT_MRU, 0, False, False
         peer_auth: bytes | None = None
@@ -152,6 +168,7 @@ class LcpOptions:
                 mru = int.from_bytes(value, "big")
                 if mru < MIN_MRU:
                     naks.append((MRU, MIN_MRU.to_bytes(2, "big")))
+                    nakked.append((kind, value))
                 peer_mru = mru
             elif kind == ACCM and len(value) == 4:
                 pass
@@ -171,14 +188,16 @@ class LcpOptions:
                     peer_auth = value
                 elif self.config.auth_methods:
                     naks.append((AUTH, self.config.auth_methods[0]))
+                    nakked.append((kind, value))
                 else:
                     rejects.append((kind, value))
             elif kind in (MRU, MAGIC) and not converge:  # known option, wrong length: suggest a good one
                 naks.append((MRU, MIN_MRU.to_bytes(2, "big")) if kind == MRU else (MAGIC, b"\x00\x00\x00\x01"))
+                nakked.append((kind, value))
             else:
                 rejects.append((kind, value))  # callback, MRRU, discriminators, quality, unknown...
-        if converge:
-            rejects += [n for n in naks if n[0] != MAGIC]
+        if converge:  # RFC 1661 section 5.4: a Reject carries the peer's options unmodified, in its order
+            rejects = [option for option in options if option in rejects or option in nakked]
             naks = []
         if rejects:
             return Verdict.REJECT, rejects
