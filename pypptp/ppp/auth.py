@@ -1,0 +1,258 @@
+"""PPP authentication, sans-IO: the interface every method implements, and the factories.
+
+Four methods, each with an authenticator (server) and a peer (client) side:
+
+* PAP (RFC 1334 section 2): :mod:`pypptp.ppp.pap`;
+* CHAP-MD5 (RFC 1994), MS-CHAP v1 (RFC 2433) and MS-CHAP v2 (RFC 2759):
+  one CHAP engine with a small digest object per algorithm,
+  :mod:`pypptp.ppp.chap`.
+
+What drives a method (:class:`AuthMethod`): ``start(now)`` when the link
+enters the Authenticate phase (RFC 1661 section 3.5), ``receive(packet,
+now)`` for each decoded packet of its protocol, and ``handle_timer(now)``
+at ``next_deadline()``.  What comes out: ``drain()`` gives the packets to
+send and log lines, and ``result`` is set exactly once, when the exchange
+is final.  No sockets, no clocks: time is always a parameter.
+
+Every received packet is parsed with its lengths checked before anything
+is read (the lesson of pppd's CVE-2020-8597: never trust a length field); a
+malformed or unexpected packet is discarded with a log line and never
+raises.  Secrets are compared in constant time, and an unknown user fails
+exactly like a wrong password.
+
+Names travel as bytes.  They are decoded as UTF-8 with ``surrogateescape``
+(how :mod:`pypptp.ppp.secrets` decodes the file) for secrets lookups and
+logs; the MS-CHAP hashes use the raw bytes.
+
+These methods are weak (PAP sends the password in clear, MS-CHAPv2 reduces
+to one DES key): they exist for interoperability.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from collections.abc import Callable
+
+from pypptp.ppp.crypto import md4
+from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP
+from pypptp.ppp.packet import ControlPacket
+from pypptp.ppp.secrets import ChapSecret
+
+__all__ = [
+    "AUTH_PROTOCOL_CHAP",
+    "AUTH_PROTOCOL_PAP",
+    "AuthConfig",
+    "AuthMethod",
+    "AuthResult",
+    "MsChapKeys",
+    "SecretLookup",
+    "make_authenticator",
+    "make_peer",
+]
+
+AUTH_PROTOCOL_PAP = 0xC023
+AUTH_PROTOCOL_CHAP = 0xC223
+
+RandomBytes = Callable[[int], bytes]
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthConfig:
+    """Every knob of authentication, both sides (pppd's names and defaults)."""
+
+    our_name: str = "pptpd"
+    """pppd ``name``: the Name in our CHAP Challenge, and the server field of secrets lookups."""
+    strip_domain: bool = False
+    """pppd ``chapms-strip-domain``: drop ``DOMAIN\\`` from the peer's name for the secrets lookup.
+    (The MS-CHAPv2 ChallengeHash always uses the stripped name, RFC 2759 section 8.2.)"""
+    restart_timeout: float = 3.0
+    """CHAP Challenge / PAP Authenticate-Request retransmission interval (seconds)."""
+    max_challenges: int = 10
+    """Server: Challenges sent without a Response before giving up.  After an MS-CHAP
+    Failure with R=1 the server waits ``max_challenges * restart_timeout`` for the retry."""
+    pap_timeout: float = 30.0
+    """Server: how long to wait for a PAP Authenticate-Request (pppd ``UPAP_DEFREQTIME``)."""
+    max_attempts: int = 3
+    """Server, MS-CHAP v1/v2: Responses checked at most.  Each failure before the last is a
+    Failure with R=1 and a new C= challenge; the last one has R=0 and is final."""
+    user: str = ""
+    """Client side: our user name (may be ``DOMAIN\\user``)."""
+    password: str = ""
+    """Client side: our password."""
+    max_requests: int = 10
+    """Client PAP: Authenticate-Requests sent before giving up."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MsChapKeys:
+    """Keying material for MPPE (RFC 3079), from MS-CHAP v1 or v2 only."""
+
+    version: int
+    """1 or 2."""
+    password_hash: bytes
+    """NtPasswordHash, 16 bytes (RFC 2759 section 8.3)."""
+    password_hash_hash: bytes
+    """MD4(NtPasswordHash), 16 bytes (RFC 2759 section 8.4)."""
+    nt_response: bytes
+    """The 24-byte NT response of the successful exchange."""
+    challenge: bytes
+    """The authenticator's challenge: 8 bytes for v1, 16 bytes for v2."""
+    lm_password_hash: bytes | None = None
+    """v1 only: RFC 3079's 40- and 56-bit keys derive from the LAN Manager hash."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthResult:
+    """How an exchange ended."""
+
+    success: bool
+    method: str
+    """"PAP", "CHAP-MD5", "MS-CHAP" or "MS-CHAP-V2"."""
+    peer_name: str
+    """Server side: the name the peer sent (domain not stripped); client side: our user."""
+    message: str
+    """A human reason, for the log."""
+    secret: ChapSecret | None = None
+    """Server side, on success: the matched record (the link needs its addresses)."""
+    keys: MsChapKeys | None = None
+    """MS-CHAP success, both sides: what MPPE derives its keys from."""
+
+
+class SecretLookup(typing.Protocol):
+    """Where an authenticator finds secrets; :class:`~pypptp.ppp.secrets.ChapSecrets` is one."""
+
+    def lookup(self, client: str, server: str) -> ChapSecret | None: ...
+
+
+class AuthMethod(typing.Protocol):
+    """The one interface of every method, authenticator and peer alike."""
+
+    protocol: int
+    """The PPP protocol number of its packets: 0xC023 (PAP) or 0xC223 (CHAP)."""
+    name: str
+    """"PAP", "CHAP-MD5", "MS-CHAP" or "MS-CHAP-V2"."""
+    result: AuthResult | None
+    """Set once, when the exchange is final (success or failure)."""
+
+    def start(self, now: float) -> None:
+        """Begin: a server sends its first Challenge or starts waiting; a PAP peer sends its request."""
+
+    def receive(self, packet: ControlPacket, now: float) -> None:
+        """A decoded packet of :attr:`protocol` arrived."""
+
+    def handle_timer(self, now: float) -> None:
+        """Time passed; act if :meth:`next_deadline` has come."""
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` next has work, or None."""
+
+    def drain(self) -> tuple[list[ControlPacket], list[str]]:
+        """Packets to send, and log lines (notices and anomalies), since the last call."""
+
+
+# -- shared by the methods --------------------------------------------------------------------
+
+
+class Exchange:
+    """What all the methods share: output queues, the deadline and the final result."""
+
+    def __init__(self, protocol: int, name: str) -> None:
+        self.protocol = protocol
+        self.name = name
+        self.result: AuthResult | None = None
+        self._deadline: float | None = None
+        self._out: list[ControlPacket] = []
+        self._log: list[str] = []
+
+    def next_deadline(self) -> float | None:
+        return self._deadline
+
+    def drain(self) -> tuple[list[ControlPacket], list[str]]:
+        out, log = self._out, self._log
+        self._out, self._log = [], []
+        return out, log
+
+    def _note(self, text: str) -> None:
+        self._log.append(f"{self.name}: {text}")
+
+    def _send(self, packet: ControlPacket) -> None:
+        self._out.append(packet)
+
+    def _finish(self, result: AuthResult) -> None:
+        """Record the final result (only the first one counts) and stop the timer."""
+        if self.result is None:
+            self.result = result
+        self._deadline = None
+
+
+def wire_text(data: bytes) -> str:
+    """A name from the wire as text: UTF-8, undecodable bytes kept as surrogates (like secrets.py)."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def wire_bytes(value: str) -> bytes:
+    """The bytes of a name or secret; the inverse of :func:`wire_text`, and never raises."""
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that did not come from surrogateescape
+        return value.encode("utf-8", "surrogatepass")
+
+
+def nt_hash(password: str) -> bytes:
+    """NtPasswordHash (RFC 2759 section 8.3) that never raises.
+
+    A password read from a file that is not UTF-8 holds lone surrogates, which
+    UTF-16 cannot encode strictly; they are hashed as their code units.
+    """
+    return md4(password.encode("utf-16-le", "surrogatepass"))
+
+
+def random_checked(random_bytes: RandomBytes, size: int) -> bytes:
+    """``size`` bytes from ``random_bytes``; a source that returns another size is a bug."""
+    value = random_bytes(size)
+    if len(value) != size:
+        raise ValueError(f"random_bytes({size}) returned {len(value)} bytes")
+    return bytes(value)
+
+
+# -- factories ---------------------------------------------------------------------------------
+
+_CHAP_ALGORITHMS = {AUTH_CHAP_MD5: 0x05, AUTH_MSCHAP_V1: 0x80, AUTH_MSCHAP_V2: 0x81}
+
+
+def make_authenticator(
+    option: bytes, config: AuthConfig, secrets: SecretLookup, *, random_bytes: RandomBytes = os.urandom
+) -> AuthMethod:
+    """The server side for the LCP Authentication-Protocol value the peer acknowledged.
+
+    ``option`` is :data:`~pypptp.ppp.lcp.AUTH_PAP`, ``AUTH_CHAP_MD5``, ``AUTH_MSCHAP_V1`` or
+    ``AUTH_MSCHAP_V2``; anything else raises :class:`ValueError`.
+    """
+    from pypptp.ppp.chap import ChapAuthenticator, digest_for
+    from pypptp.ppp.pap import PapAuthenticator
+
+    option = bytes(option)
+    if option == AUTH_PAP:
+        return PapAuthenticator(config, secrets, random_bytes=random_bytes)
+    if option in _CHAP_ALGORITHMS:
+        return ChapAuthenticator(digest_for(_CHAP_ALGORITHMS[option]), config, secrets, random_bytes=random_bytes)
+    raise ValueError(f"unsupported Authentication-Protocol option value {option.hex()}")
+
+
+def make_peer(option: bytes, config: AuthConfig, *, random_bytes: RandomBytes = os.urandom) -> AuthMethod:
+    """The client side for the LCP Authentication-Protocol value we acknowledged.
+
+    Raises :class:`ValueError` for an unsupported value, or a user name or
+    password that cannot be sent (PAP fields hold at most 255 bytes).
+    """
+    from pypptp.ppp.chap import ChapPeer, digest_for
+    from pypptp.ppp.pap import PapPeer
+
+    option = bytes(option)
+    if option == AUTH_PAP:
+        return PapPeer(config, random_bytes=random_bytes)
+    if option in _CHAP_ALGORITHMS:
+        return ChapPeer(digest_for(_CHAP_ALGORITHMS[option]), config, random_bytes=random_bytes)
+    raise ValueError(f"unsupported Authentication-Protocol option value {option.hex()}")

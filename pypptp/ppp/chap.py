@@ -1,0 +1,566 @@
+"""CHAP (RFC 1994) with MD5, MS-CHAP v1 (RFC 2433) and MS-CHAP v2 (RFC 2759), both sides, sans-IO.
+
+One engine per side, :class:`ChapAuthenticator` and :class:`ChapPeer`, and
+a small digest object per algorithm (:class:`ChapDigest`) that knows the
+sizes, computes and checks Response values, and writes and reads the
+Success and Failure messages.
+
+The exchange (RFC 1994 section 2): the authenticator sends a Challenge with
+a new Identifier, and retransmits it unchanged every ``restart_timeout``
+until a Response arrives, at most ``max_challenges`` times.  A Response must
+carry the current Challenge's Identifier; it is answered with Success or
+Failure carrying the same Identifier.  A repeated Response after that gets
+the same packet again, because the first may have been lost (sections
+4.1-4.2).  CHAP-MD5 fails for good on the first wrong Response; MS-CHAP
+allows ``max_attempts`` Responses, each failure but the last with ``R=1``
+and a fresh challenge in ``C=``, to which the peer answers with Identifier
++ 1 (RFC 2433 appendix B.1, RFC 2759 section 6).
+
+Packet layouts (RFC 1994 section 4): Challenge and Response data is
+Value-Size (1 byte), Value, Name (the rest); Success and Failure data is a
+Message (the rest).  Value-Size must fit inside the packet, and a Response
+Value must be exactly 16 bytes (MD5) or 49 bytes (MS-CHAP).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import hmac
+import os
+import re
+import typing
+
+from pypptp.ppp.auth import (
+    AUTH_PROTOCOL_CHAP,
+    AuthConfig,
+    AuthResult,
+    Exchange,
+    MsChapKeys,
+    RandomBytes,
+    SecretLookup,
+    nt_hash,
+    random_checked,
+    wire_bytes,
+    wire_text,
+)
+from pypptp.ppp.crypto import (
+    challenge_hash,
+    challenge_response,
+    check_authenticator_response,
+    generate_authenticator_response,
+    hash_nt_password_hash,
+    lm_password_hash,
+    strip_domain,
+)
+from pypptp.ppp.packet import ControlPacket
+
+__all__ = [
+    "Answer",
+    "ChapAuthenticator",
+    "ChapCode",
+    "ChapDigest",
+    "ChapPeer",
+    "Md5Digest",
+    "MsChapV1Digest",
+    "MsChapV2Digest",
+    "Verdict",
+    "digest_for",
+    "parse_value_name",
+]
+
+_DUMMY_PASSWORD = "\0 no such user \0"  # checked when there is no record, so that both cases cost the same
+
+MS_CHAP_ERRORS = {  # RFC 2759 section 6, RFC 2433 section 6
+    646: "ERROR_RESTRICTED_LOGON_HOURS",
+    647: "ERROR_ACCT_DISABLED",
+    648: "ERROR_PASSWD_EXPIRED",
+    649: "ERROR_NO_DIALIN_PERMISSION",
+    691: "ERROR_AUTHENTICATION_FAILURE",
+    709: "ERROR_CHANGING_PASSWORD",
+}
+
+
+class ChapCode(enum.IntEnum):
+    """CHAP packet codes (RFC 1994 section 4)."""
+
+    CHALLENGE = 1
+    RESPONSE = 2
+    SUCCESS = 3
+    FAILURE = 4
+
+
+def _code_name(code: int) -> str:
+    try:
+        return ChapCode(code).name.title()
+    except ValueError:
+        return f"code {code}"  # 5-7 are MS-CHAP Change-Password (not supported)
+
+
+def parse_value_name(data: bytes) -> tuple[bytes, bytes] | str:
+    """(Value, Name) of a Challenge or Response (RFC 1994 section 4.1), or why it is malformed."""
+    if not data:
+        return "no Value-Size"
+    size = data[0]
+    if 1 + size > len(data):
+        return f"Value-Size {size} runs past the packet ({len(data)} data bytes)"
+    return data[1 : 1 + size], data[1 + size :]
+
+
+def _says(message: bytes) -> str:
+    return f"; the server says {wire_text(message)!r}" if message else ""
+
+
+# -- the digests ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The authenticator's judgement of one Response Value."""
+
+    ok: bool
+    success_message: bytes = b""
+    keys: MsChapKeys | None = None
+    reason: str = ""
+    """Why it failed, when it is not simply the password (e.g. an LM-only response)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """The peer's Response Value to one Challenge, and what it needs to check the Success."""
+
+    value: bytes
+    keys: MsChapKeys | None = None
+    peer_challenge: bytes = b""
+    challenge: bytes = b""
+    user: bytes = b""
+    """The user name as hashed (domain stripped), MS-CHAPv2 only."""
+
+
+class ChapDigest(typing.Protocol):
+    """What differs between CHAP algorithms (the idea of pppd's ``chap_digest_type``)."""
+
+    name: str
+    algorithm: int
+    """The Algorithm octet of the LCP option: 0x05, 0x80 or 0x81."""
+    challenge_size: int
+    """Bytes in the Challenges we send."""
+    response_size: int
+    """The exact Value-Size of an acceptable Response."""
+    retry: bool
+    """Whether a Failure may allow a retry (R=1)."""
+
+    def challenge_ok(self, size: int) -> bool:
+        """Peer side: is a Challenge Value of ``size`` bytes acceptable?"""
+
+    def verify(self, identifier: int, challenge: bytes, name: bytes, value: bytes, password: str) -> Verdict:
+        """Authenticator side: judge a Response ``value`` (already ``response_size`` bytes long)."""
+
+    def failure_message(self, challenge: bytes, retry: bool) -> bytes:
+        """Authenticator side: the Failure Message; ``challenge`` is what C= carries."""
+
+    def respond(
+        self, identifier: int, challenge: bytes, user: bytes, password: str, random_bytes: RandomBytes
+    ) -> Answer:
+        """Peer side: the Response Value to a Challenge."""
+
+    def check_success(self, message: bytes, answer: Answer) -> str | None:
+        """Peer side: None if the Success Message is acceptable, else why not."""
+
+    def describe_failure(self, message: bytes) -> str:
+        """Peer side: a Failure Message, for the log."""
+
+
+class Md5Digest:
+    """CHAP with MD5 (RFC 1994 section 2): Value = MD5(Identifier || secret || Challenge)."""
+
+    name = "CHAP-MD5"
+    algorithm = 0x05
+    challenge_size = 16
+    response_size = 16
+    retry = False
+
+    @staticmethod
+    def _value(identifier: int, challenge: bytes, password: str) -> bytes:
+        return hashlib.md5(bytes((identifier,)) + wire_bytes(password) + challenge).digest()
+
+    def challenge_ok(self, size: int) -> bool:
+        return size >= 1
+
+    def verify(self, identifier: int, challenge: bytes, name: bytes, value: bytes, password: str) -> Verdict:
+        ok = hmac.compare_digest(value, self._value(identifier, challenge, password))
+        return Verdict(ok, b"Access granted")
+
+    def failure_message(self, challenge: bytes, retry: bool) -> bytes:
+        return b"Access denied"
+
+    def respond(
+        self, identifier: int, challenge: bytes, user: bytes, password: str, random_bytes: RandomBytes
+    ) -> Answer:
+        return Answer(self._value(identifier, challenge, password))
+
+    def check_success(self, message: bytes, answer: Answer) -> str | None:
+        return None
+
+    def describe_failure(self, message: bytes) -> str:
+        return "the server sent Failure" + _says(message)
+
+
+_MS_FIELD = re.compile(r"(?:^|\s)([ERCV])=(\S*)")
+
+
+def _describe_ms_failure(message: bytes) -> str:
+    """An MS-CHAP Failure Message ``E=e R=r C=c V=v M=text`` (RFC 2759 section 6) in words."""
+    head, marker, tail = message.partition(b"M=")
+    fields = dict(_MS_FIELD.findall(head.decode("ascii", "replace")))
+    error = fields.get("E", "")
+    if not error.isdigit():
+        return "the server sent Failure" + _says(message)
+    words = [f"E={error} {MS_CHAP_ERRORS.get(int(error), '(unknown error)')}"]
+    if fields.get("R") == "1":
+        words.append("retry allowed (R=1), not attempted: the credentials have not changed")
+    if marker and tail:
+        words.append(f"the server says {wire_text(tail)!r}")
+    return "; ".join(words)
+
+
+class MsChapV1Digest:
+    """MS-CHAP v1 (RFC 2433 sections 5-6): 8-byte challenge, 49-byte Response.
+
+    Response Value: 24 bytes LAN Manager response (zero: deprecated and not
+    supported), 24 bytes NT response, 1 byte "use NT response" flag.
+    """
+
+    name = "MS-CHAP"
+    algorithm = 0x80
+    challenge_size = 8
+    response_size = 49
+    retry = True
+
+    @staticmethod
+    def _keys(challenge: bytes, password: str, nt_response: bytes) -> MsChapKeys:
+        password_hash = nt_hash(password)
+        return MsChapKeys(
+            1, password_hash, hash_nt_password_hash(password_hash), nt_response, challenge, lm_password_hash(password)
+        )
+
+    def challenge_ok(self, size: int) -> bool:
+        return size == self.challenge_size
+
+    def verify(self, identifier: int, challenge: bytes, name: bytes, value: bytes, password: str) -> Verdict:
+        nt_response, use_nt = value[24:48], value[48]
+        password_hash = nt_hash(password)
+        ok = hmac.compare_digest(nt_response, challenge_response(challenge, password_hash))
+        if not use_nt:
+            return Verdict(False, reason="only a LAN Manager response (flag 0), which is not supported")
+        if not ok:
+            return Verdict(False)
+        return Verdict(True, b"Access granted", self._keys(challenge, password, nt_response))
+
+    def failure_message(self, challenge: bytes, retry: bool) -> bytes:
+        return f"E=691 R={int(retry)} C={challenge.hex().upper()} V=2".encode("ascii")
+
+    def respond(
+        self, identifier: int, challenge: bytes, user: bytes, password: str, random_bytes: RandomBytes
+    ) -> Answer:
+        nt_response = challenge_response(challenge, nt_hash(password))
+        return Answer(bytes(24) + nt_response + b"\x01", self._keys(challenge, password, nt_response))
+
+    def check_success(self, message: bytes, answer: Answer) -> str | None:
+        return None
+
+    def describe_failure(self, message: bytes) -> str:
+        return _describe_ms_failure(message)
+
+
+_AUTHENTICATOR_RESPONSE = re.compile(rb"S=[0-9A-Fa-f]{40}")
+
+
+class MsChapV2Digest:
+    """MS-CHAP v2 (RFC 2759 sections 3-8): 16-byte challenge, 49-byte Response, mutual authentication.
+
+    Response Value: 16 bytes Peer-Challenge, 8 reserved (zero), 24 bytes
+    NT-Response, 1 byte Flags (zero; Windows 98 sends 4).  The Success
+    Message ``S=<40 hex>`` proves that the server knows the password too.
+    """
+
+    name = "MS-CHAP-V2"
+    algorithm = 0x81
+    challenge_size = 16
+    response_size = 49
+    retry = True
+
+    def challenge_ok(self, size: int) -> bool:
+        return size == self.challenge_size
+
+    def verify(self, identifier: int, challenge: bytes, name: bytes, value: bytes, password: str) -> Verdict:
+        peer_challenge, nt_response, flags = value[:16], value[24:48], value[48]
+        user = strip_domain(name)  # section 8.2: ChallengeHash always uses the name without the domain
+        password_hash = nt_hash(password)
+        expected = challenge_response(challenge_hash(peer_challenge, challenge, user), password_hash)
+        if not hmac.compare_digest(nt_response, expected):
+            return Verdict(False)
+        message = generate_authenticator_response(password_hash, nt_response, peer_challenge, challenge, user)
+        if not flags:  # pppd: a client with non-zero Flags (Windows 98) mis-parses M=
+            message += " M=Access granted"
+        keys = MsChapKeys(2, password_hash, hash_nt_password_hash(password_hash), nt_response, challenge)
+        return Verdict(True, message.encode("ascii"), keys)
+
+    def failure_message(self, challenge: bytes, retry: bool) -> bytes:
+        return f"E=691 R={int(retry)} C={challenge.hex().upper()} V=3 M=Authentication failed".encode("ascii")
+
+    def respond(
+        self, identifier: int, challenge: bytes, user: bytes, password: str, random_bytes: RandomBytes
+    ) -> Answer:
+        peer_challenge = random_checked(random_bytes, 16)
+        hashed_user = strip_domain(user)
+        password_hash = nt_hash(password)
+        nt_response = challenge_response(challenge_hash(peer_challenge, challenge, hashed_user), password_hash)
+        keys = MsChapKeys(2, password_hash, hash_nt_password_hash(password_hash), nt_response, challenge)
+        value = peer_challenge + bytes(8) + nt_response + b"\x00"
+        return Answer(value, keys, peer_challenge, challenge, hashed_user)
+
+    def check_success(self, message: bytes, answer: Answer) -> str | None:
+        """Section 5: the client must check S= and end the session when it is wrong."""
+        if answer.keys is None or not _AUTHENTICATOR_RESPONSE.match(message):
+            return "Success without an S= authenticator response (RFC 2759 section 5)" + _says(message)
+        received = message[:42].decode("ascii")
+        keys = answer.keys
+        if not check_authenticator_response(
+            received, keys.password_hash, keys.nt_response, answer.peer_challenge, answer.challenge, answer.user
+        ):
+            return "the server's S= authenticator response is wrong: it does not know our password"
+        return None
+
+    def describe_failure(self, message: bytes) -> str:
+        return _describe_ms_failure(message)
+
+
+_DIGESTS: dict[int, ChapDigest] = {0x05: Md5Digest(), 0x80: MsChapV1Digest(), 0x81: MsChapV2Digest()}
+
+
+def digest_for(algorithm: int) -> ChapDigest:
+    """The digest for a CHAP Algorithm octet (RFC 1994 section 3); ValueError if unsupported."""
+    try:
+        return _DIGESTS[algorithm]
+    except KeyError:
+        raise ValueError(f"unsupported CHAP algorithm 0x{algorithm:02x}") from None
+
+
+# -- the authenticator ------------------------------------------------------------------------
+
+
+class _ServerState(enum.Enum):
+    INITIAL = "initial"  # start() not called yet
+    CHALLENGED = "challenged"  # a Challenge is outstanding and retransmitted
+    AWAITING_RETRY = "awaiting-retry"  # MS-CHAP Failure with R=1 sent; waiting for Identifier + 1
+    DONE = "done"  # result is final
+
+
+class ChapAuthenticator(Exchange):
+    """The server side of CHAP, for one digest."""
+
+    def __init__(
+        self,
+        digest: ChapDigest,
+        config: AuthConfig,
+        secrets: SecretLookup,
+        *,
+        random_bytes: RandomBytes = os.urandom,
+    ) -> None:
+        super().__init__(AUTH_PROTOCOL_CHAP, digest.name)
+        self.digest = digest
+        self.config = config
+        self.secrets = secrets
+        self._random_bytes = random_bytes
+        self._state = _ServerState.INITIAL
+        self._identifier = 0  # what the next acceptable Response carries
+        self._challenge = b""  # what it must answer
+        self._challenge_packet: ControlPacket | None = None
+        self._challenges_sent = 0
+        self._failures = 0
+        self._peer_name = ""
+        self._last_reply: ControlPacket | None = None  # re-sent for a repeated Response
+
+    @property
+    def challenge(self) -> bytes:
+        """The challenge the next Response must answer (empty before :meth:`start`)."""
+        return self._challenge
+
+    def start(self, now: float) -> None:
+        if self._state is not _ServerState.INITIAL:
+            return
+        self._identifier = random_checked(self._random_bytes, 1)[0]
+        self._challenge = random_checked(self._random_bytes, self.digest.challenge_size)
+        data = bytes((len(self._challenge),)) + self._challenge + wire_bytes(self.config.our_name)
+        self._challenge_packet = ControlPacket(ChapCode.CHALLENGE, self._identifier, data)
+        self._state = _ServerState.CHALLENGED
+        self._send_challenge(now)
+
+    def _send_challenge(self, now: float) -> None:
+        assert self._challenge_packet is not None
+        self._challenges_sent += 1
+        self._send(self._challenge_packet)  # a retransmission is identical (RFC 1994 section 4.1)
+        self._deadline = now + self.config.restart_timeout
+
+    def handle_timer(self, now: float) -> None:
+        if self._deadline is None or now < self._deadline:
+            return
+        if self._state is _ServerState.CHALLENGED:
+            if self._challenges_sent < self.config.max_challenges:
+                self._send_challenge(now)
+                return
+            reason = f"no Response to {self._challenges_sent} Challenges"
+        else:
+            reason = f"no retry Response within {self._retry_wait:g} s of the Failure"
+        self._state = _ServerState.DONE
+        self._finish(AuthResult(False, self.name, self._peer_name, f"{self.name} authentication failed: {reason}"))
+
+    @property
+    def _retry_wait(self) -> float:
+        return self.config.restart_timeout * max(1, self.config.max_challenges)
+
+    def receive(self, packet: ControlPacket, now: float) -> None:
+        ident = packet.identifier
+        if packet.code != ChapCode.RESPONSE:
+            self._note(f"{_code_name(packet.code)} (Identifier {ident}) is not for the authenticator; discarded")
+            return
+        parsed = parse_value_name(packet.data)
+        if isinstance(parsed, str):
+            self._note(f"malformed Response (Identifier {ident}) discarded: {parsed}")
+            return
+        value, name = parsed
+        if len(value) != self.digest.response_size:
+            size = self.digest.response_size
+            self._note(f"Response (Identifier {ident}) with Value-Size {len(value)}, not {size}, discarded")
+            return
+        waiting = self._state in (_ServerState.CHALLENGED, _ServerState.AWAITING_RETRY)
+        if waiting and ident == self._identifier:
+            self._judge(ident, value, name, now)
+        elif self._last_reply is not None and ident == self._last_reply.identifier:
+            self._send(self._last_reply)  # sections 4.1-4.2: the same code again, the first may be lost
+        elif waiting:
+            self._note(f"Response with Identifier {ident} discarded: the current Challenge is {self._identifier}")
+        else:
+            self._note(f"Response with Identifier {ident} discarded: no Challenge outstanding")
+
+    def _judge(self, identifier: int, value: bytes, name_bytes: bytes, now: float) -> None:
+        name = self._peer_name = wire_text(name_bytes)
+        lookup_name = wire_text(strip_domain(name_bytes)) if self.config.strip_domain else name
+        record = self.secrets.lookup(lookup_name, self.config.our_name)
+        password = record.secret if record is not None else _DUMMY_PASSWORD
+        verdict = self.digest.verify(identifier, self._challenge, name_bytes, value, password)
+        if record is not None and verdict.ok:
+            self._reply(ControlPacket(ChapCode.SUCCESS, identifier, verdict.success_message))
+            self._state = _ServerState.DONE
+            message = f"{self.name} authentication succeeded for {name!r} (secret at {record.where})"
+            self._finish(AuthResult(True, self.name, name, message, secret=record, keys=verdict.keys))
+            return
+        if record is None:
+            reason = f"no secret for client {lookup_name!r} server {self.config.our_name!r}"
+        else:
+            reason = verdict.reason or f"wrong password (secret at {record.where})"
+        self._failures += 1
+        attempts = f"attempt {self._failures} of {self.config.max_attempts}"
+        if self.digest.retry and self._failures < self.config.max_attempts:
+            new_challenge = random_checked(self._random_bytes, self.digest.challenge_size)
+            self._reply(ControlPacket(ChapCode.FAILURE, identifier, self.digest.failure_message(new_challenge, True)))
+            self._challenge = new_challenge
+            self._identifier = (identifier + 1) & 0xFF  # RFC 2433 B.1: the retry carries Identifier + 1
+            self._state = _ServerState.AWAITING_RETRY
+            self._deadline = now + self._retry_wait
+            self._note(f"{attempts} failed for {name!r}: {reason}; Failure with R=1 and a new challenge")
+            return
+        self._reply(ControlPacket(ChapCode.FAILURE, identifier, self.digest.failure_message(self._challenge, False)))
+        self._state = _ServerState.DONE
+        if self.digest.retry:
+            reason += f" ({attempts})"
+        self._finish(AuthResult(False, self.name, name, f"{self.name} authentication failed for {name!r}: {reason}"))
+
+    def _reply(self, packet: ControlPacket) -> None:
+        self._last_reply = packet
+        self._send(packet)
+
+
+# -- the peer ---------------------------------------------------------------------------------
+
+
+class ChapPeer(Exchange):
+    """The client side of CHAP, for one digest.
+
+    It has no timer: the authenticator speaks first and retransmits its
+    Challenge, and a retransmitted Challenge (same Identifier and Value)
+    gets the same Response.  A Failure is final even when it allows a retry
+    (R=1), because a retry needs new credentials.  Re-authentication after
+    the result is not supported: a new Challenge then is logged and
+    discarded.
+    """
+
+    def __init__(self, digest: ChapDigest, config: AuthConfig, *, random_bytes: RandomBytes = os.urandom) -> None:
+        super().__init__(AUTH_PROTOCOL_CHAP, digest.name)
+        self.digest = digest
+        self.config = config
+        self._random_bytes = random_bytes
+        self._user = wire_bytes(config.user)
+        self._answered: tuple[int, bytes] | None = None  # (Identifier, Challenge Value) of our Response
+        self._answer: Answer | None = None
+        self._response: ControlPacket | None = None
+
+    def start(self, now: float) -> None:
+        """Nothing to send: the authenticator speaks first (RFC 1994 section 2)."""
+
+    def handle_timer(self, now: float) -> None:
+        """No timer on this side."""
+
+    def receive(self, packet: ControlPacket, now: float) -> None:
+        if packet.code == ChapCode.CHALLENGE:
+            self._on_challenge(packet)
+        elif packet.code in (ChapCode.SUCCESS, ChapCode.FAILURE):
+            self._on_outcome(packet)
+        else:
+            self._note(f"{_code_name(packet.code)} (Identifier {packet.identifier}) is not for the peer; discarded")
+
+    def _on_challenge(self, packet: ControlPacket) -> None:
+        ident = packet.identifier
+        parsed = parse_value_name(packet.data)
+        if isinstance(parsed, str):
+            self._note(f"malformed Challenge (Identifier {ident}) discarded: {parsed}")
+            return
+        value, _server_name = parsed
+        if not self.digest.challenge_ok(len(value)):
+            self._note(f"Challenge (Identifier {ident}) with Value-Size {len(value)} discarded")
+            return
+        if self._response is not None and self._answered == (ident, value):
+            self._send(self._response)  # a retransmitted Challenge: the same Response
+            return
+        if self.result is not None:
+            self._note(f"new Challenge (Identifier {ident}) after the exchange ended discarded")
+            return
+        answer = self.digest.respond(ident, value, self._user, self.config.password, self._random_bytes)
+        data = bytes((len(answer.value),)) + answer.value + self._user
+        self._answered, self._answer = (ident, value), answer
+        self._response = ControlPacket(ChapCode.RESPONSE, ident, data)
+        self._send(self._response)
+
+    def _on_outcome(self, packet: ControlPacket) -> None:
+        success = packet.code == ChapCode.SUCCESS
+        kind = _code_name(packet.code)
+        if self._response is None or self._answer is None or packet.identifier != self._response.identifier:
+            self._note(f"{kind} with Identifier {packet.identifier} answers no Response of ours; discarded")
+            return
+        if self.result is not None:
+            if self.result.success != success:
+                self._note(f"{kind} after the exchange ended; ignored")
+            return  # a repeated Success or Failure
+        user = self.config.user
+        if not success:
+            message = f"{self.name} authentication failed: {self.digest.describe_failure(packet.data)}"
+            self._finish(AuthResult(False, self.name, user, message))
+            return
+        problem = self.digest.check_success(packet.data, self._answer)
+        if problem is not None:
+            self._finish(AuthResult(False, self.name, user, f"{self.name} authentication failed: {problem}"))
+            return
+        message = f"{self.name} authentication succeeded{_says(packet.data)}"
+        self._finish(AuthResult(True, self.name, user, message, keys=self._answer.keys))
