@@ -1,0 +1,622 @@
+"""One PPP link, sans-IO: link phases, the protocol table, LCP keepalive (RFC 1661 section 3).
+
+:class:`PppLink` takes PPP frames as they come out of GRE (``receive_frame(frame,
+now)``) and gives back frames to send and :class:`LinkEvent` values
+(``drain()``).  It owns one automaton per control protocol, the
+authentication exchange and the LCP echo keepalive, and walks the phases of
+RFC 1661 section 3.2:
+
+* **Dead** until :meth:`PppLink.open` (the PPTP call is connected), and
+  again after LCP finishes; :class:`LinkDown` then says why.
+* **Establish**: LCP only (section 3.3).
+* **Authenticate** once LCP is Opened with an Authentication-Protocol
+  agreed: LCP and the agreed method's packets only (section 3.4); other
+  protocols are silently discarded.
+* **Network** after authentication (or straight away when none was
+  agreed): the NCPs (IPCP, IPV6CP when IPv6 is on) are brought Up and Opened
+  together, so a client's early IPCP request never meets a Closed automaton
+  and its Terminate-Ack (accel-ppp issue 353).  IP flows only while IPCP is
+  Opened.  A protocol we do not run gets an LCP Protocol-Reject (section
+  5.7), as does IPV6CP while IPv6 is off.  One NCP failing leaves the link
+  up as long as another runs; with none left the link closes, as pppd does
+  ("No network protocols running").
+* **Terminate** after an administrative close, a peer's Terminate-Request,
+  an authentication failure or an echo timeout (section 3.7).
+
+The protocol table (:attr:`PppLink.table`) maps each PPP protocol number to
+the method that takes its frames and the first phase in which they are
+accepted: pppd's ``protocols[]`` array in one dictionary.  Data frames of
+the hot path are meant to be demultiplexed before they reach this class
+(the session layer does that); those that arrive here are handed up as
+:class:`DataReceived`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import ipaddress
+import os
+import secrets as _secrets
+from collections.abc import Callable
+
+from pypptp.ppp.auth import AuthConfig, AuthMethod, AuthResult, SecretLookup, make_authenticator, make_peer
+from pypptp.ppp.frame import PROTOCOL_NAMES, FrameError, Protocol, encode_frame, parse_frame
+from pypptp.ppp.fsm import Automaton, FsmConfig, LayerEvent
+from pypptp.ppp.fsm_table import State
+from pypptp.ppp.ipcp import IpcpConfig, IpcpOptions
+from pypptp.ppp.ipv6cp import Ipv6cpConfig, Ipv6cpOptions
+from pypptp.ppp.lcp import LcpConfig, LcpOptions
+from pypptp.ppp.packet import Code, ControlPacket, PacketError, decode_packet
+
+__all__ = [
+    "Authenticated",
+    "DataReceived",
+    "LinkConfig",
+    "LinkDown",
+    "LinkEvent",
+    "LinkLog",
+    "NetworkDown",
+    "NetworkUp",
+    "Phase",
+    "PhaseChanged",
+    "PppLink",
+]
+
+_MAX_ROUNDS = 64  # bound on the event cascade after one input (each round drains every automaton)
+
+
+class Phase(enum.IntEnum):
+    """RFC 1661 section 3.2; ordered, so ``phase >= Phase.NETWORK`` reads naturally."""
+
+    DEAD = 0
+    ESTABLISH = 1
+    AUTHENTICATE = 2
+    NETWORK = 3
+    TERMINATE = 4
+
+
+# -- events for the layer above ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseChanged:
+    phase: Phase
+
+
+@dataclasses.dataclass(frozen=True)
+class Authenticated:
+    """The authentication exchange is final; ``result.success`` says how it ended."""
+
+    result: AuthResult
+    local: bool
+    """True when we authenticated the peer, False when we authenticated ourselves to it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkUp:
+    """IPCP is Opened: IPv4 may flow.  ``mtu`` is the largest IP packet the peer accepts."""
+
+    local_address: ipaddress.IPv4Address
+    peer_address: ipaddress.IPv4Address
+    dns: tuple[ipaddress.IPv4Address, ...]
+    wins: tuple[ipaddress.IPv4Address, ...]
+    mtu: int
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkDown:
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DataReceived:
+    protocol: int
+    payload: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkDown:
+    """LCP has finished: the link is Dead and the call below it should be cleared."""
+
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkLog:
+    """A line for the log: ``level`` is ``"info"``, ``"notice"``, ``"warning"`` or ``"debug"``."""
+
+    level: str
+    message: str
+
+
+LinkEvent = PhaseChanged | Authenticated | NetworkUp | NetworkDown | DataReceived | LinkDown | LinkLog
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkConfig:
+    """Everything one link negotiates; the daemon builds it from pppd's options."""
+
+    server: bool = True
+    lcp: LcpConfig = dataclasses.field(default_factory=LcpConfig)
+    fsm: FsmConfig = dataclasses.field(default_factory=FsmConfig)
+    auth: AuthConfig = dataclasses.field(default_factory=AuthConfig)
+    ipcp: IpcpConfig = dataclasses.field(default_factory=IpcpConfig)
+    ipv6: bool = False
+    """Run IPV6CP (pppd ``+ipv6``); off, its packets are Protocol-Rejected."""
+    ipv6cp: Ipv6cpConfig = dataclasses.field(default_factory=Ipv6cpConfig)
+    echo_interval: float = 0.0
+    """``lcp-echo-interval``: seconds between Echo-Requests once LCP is Opened; 0 = none."""
+    echo_failure: int = 0
+    """``lcp-echo-failure``: unanswered Echo-Requests before the peer is declared dead; 0 = never."""
+    unit: int = 0
+    """The ppp unit number (``pppN``); chap-secrets ``a.b.c.d/n+`` addresses depend on it."""
+    identification: tuple[bytes, ...] = ()
+    """LCP Identification messages sent once LCP is Opened (Windows sends two; RFC 1570 section 2.1)."""
+
+
+@dataclasses.dataclass
+class _Ncp:
+    """A network control protocol running on the link."""
+
+    name: str
+    automaton: Automaton
+    data_protocols: tuple[int, ...]
+
+
+class PppLink:
+    """The phases and protocols of one PPP link (both roles)."""
+
+    def __init__(
+        self,
+        config: LinkConfig | None = None,
+        *,
+        secrets: SecretLookup | None = None,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        random32: Callable[[], int] | None = None,
+    ) -> None:
+        self.config = config = config or LinkConfig()
+        self._secrets = secrets
+        self._random_bytes = random_bytes
+        lcp_config = dataclasses.replace(config.lcp, server=config.server)
+        self.lcp_options = LcpOptions(lcp_config, random32=random32 or (lambda: _secrets.randbits(32)))
+        self.lcp = Automaton("LCP", self.lcp_options, config.fsm, protocol=Protocol.LCP)
+        self.phase = Phase.DEAD
+        self.auth_local: AuthMethod | None = None  # we authenticate the peer
+        self.auth_remote: AuthMethod | None = None  # we authenticate ourselves to the peer
+        self.auth_results: list[AuthResult] = []
+        self.ipcp_options: IpcpOptions | None = None
+        self.ipv6cp_options: Ipv6cpOptions | None = None
+        self.ncps: dict[int, _Ncp] = {}
+        self.network_up: NetworkUp | None = None
+        self.close_reason = ""
+        self._extra_id = 0  # Identifier of LCP Echo-Request / Protocol-Reject / Identification
+        self._echo_deadline: float | None = None
+        self._echo_pending = 0
+        self._frames: list[bytes] = []
+        self._events: list[LinkEvent] = []
+        self.table: dict[int, tuple[Phase, Callable[[int, memoryview, float], None]]] = {
+            Protocol.LCP: (Phase.ESTABLISH, self._on_lcp),
+            Protocol.PAP: (Phase.AUTHENTICATE, self._on_auth),
+            Protocol.CHAP: (Phase.AUTHENTICATE, self._on_auth),
+            Protocol.IPCP: (Phase.NETWORK, self._on_ncp),
+            Protocol.IPV4: (Phase.NETWORK, self._on_data),
+        }
+        if config.ipv6:
+            self.table[Protocol.IPV6CP] = (Phase.NETWORK, self._on_ncp)
+            self.table[Protocol.IPV6] = (Phase.NETWORK, self._on_data)
+
+    # -- inputs --------------------------------------------------------------------------
+
+    def open(self, now: float) -> None:
+        """The lower layer (the PPTP call) is up: start LCP (RFC 1661 section 3.3)."""
+        if self.phase is not Phase.DEAD:
+            return
+        self.close_reason = ""
+        self._set_phase(Phase.ESTABLISH)
+        self.lcp.open(now)
+        self.lcp.up(now)
+        self._settle(now)
+
+    def close(self, now: float, reason: str) -> None:
+        """Terminate the link administratively (LCP Close), e.g. on SIGTERM or a CCRQ."""
+        if self.phase is Phase.DEAD:
+            return
+        self._close_lcp(now, reason)
+        self._settle(now)
+
+    def renegotiate(self, now: float) -> None:
+        """Restart LCP from Opened (RFC 1661 section 4.3, note r: Down then Up): a fresh
+        Configure-Request, then authentication and the NCPs again."""
+        if self.lcp.state is State.OPENED:
+            self.lcp.down(now)
+            self.lcp.up(now)
+            self._settle(now)
+
+    def lower_down(self, now: float, reason: str) -> None:
+        """The call or the TCP connection is gone: no more frames in or out."""
+        if self.phase is Phase.DEAD:
+            return
+        self.close_reason = self.close_reason or reason
+        self.lcp.down(now)
+        self._settle(now)
+        if self.phase is not Phase.DEAD:  # LCP was in a state where Down does not finish it
+            self._link_dead(now)
+        self._frames.clear()
+
+    def receive_frame(self, frame: bytes | bytearray | memoryview, now: float) -> None:
+        """One PPP frame from GRE.  Never raises: bad input is logged and dropped."""
+        if self.phase is Phase.DEAD:
+            return
+        view = memoryview(frame)
+        try:
+            protocol, offset = parse_frame(view)
+        except FrameError as exc:
+            self._log("debug", f"discarded a PPP frame: {exc}")
+            return
+        entry = self.table.get(protocol)
+        if entry is None:
+            self._unknown_protocol(protocol, view[offset:], now)
+        elif self.phase < entry[0] or (self.phase is Phase.TERMINATE and protocol != Protocol.LCP):
+            self._log("debug", f"discarded {_protocol_name(protocol)} in the {self.phase.name} phase")
+        else:
+            entry[1](protocol, view[offset:], now)
+        self._settle(now)
+
+    def handle_timer(self, now: float) -> None:
+        self.lcp.handle_timer(now)
+        for ncp in list(self.ncps.values()):
+            ncp.automaton.handle_timer(now)
+        for auth in (self.auth_local, self.auth_remote):
+            if auth is not None:
+                auth.handle_timer(now)
+        if self._echo_deadline is not None and now >= self._echo_deadline:
+            self._echo_timer(now)
+        self._settle(now)
+
+    def next_deadline(self) -> float | None:
+        deadlines = [self.lcp.next_deadline(), self._echo_deadline]
+        deadlines += [ncp.automaton.next_deadline() for ncp in self.ncps.values()]
+        deadlines += [a.next_deadline() for a in (self.auth_local, self.auth_remote) if a is not None]
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    def drain(self) -> tuple[list[bytes], list[LinkEvent]]:
+        """Frames to send (PPP, ready for GRE) and events, in order."""
+        frames, events = self._frames, self._events
+        self._frames, self._events = [], []
+        return frames, events
+
+    def data_open(self, protocol: int) -> bool:
+        """May data of ``protocol`` (IPv4 0x0021, IPv6 0x0057) flow now?"""
+        if protocol == Protocol.IPV4:
+            return self.network_up is not None
+        return any(protocol in ncp.data_protocols and ncp.automaton.state is State.OPENED for ncp in self.ncps.values())
+
+    def send_data(self, protocol: int, payload: bytes) -> bytes | None:
+        """A data frame for ``payload`` (slow path), or None while its NCP is not Opened."""
+        return self._encode(protocol, payload) if self.data_open(protocol) else None
+
+    # -- per-protocol input ---------------------------------------------------------------------
+
+    def _on_lcp(self, protocol: int, information: memoryview, now: float) -> None:
+        packet = self._decode(protocol, information)
+        if packet is None:
+            return
+        if packet.code == Code.ECHO_REPLY and self.lcp.state is State.OPENED:
+            self._echo_reply(packet)
+        elif packet.code == Code.TERMINATE_REQUEST and self.lcp.state is State.OPENED:
+            self.close_reason = self.close_reason or "LCP terminated by peer"
+            self._log("notice", "LCP terminated by peer")
+        self.lcp.receive(packet, now)
+        for rejected in self.lcp.rejected_protocols:
+            self._protocol_rejected(rejected, now)
+        self.lcp.rejected_protocols.clear()
+
+    def _on_auth(self, protocol: int, information: memoryview, now: float) -> None:
+        """PAP Requests and CHAP Responses go to our authenticator, the rest to our peer side."""
+        packet = self._decode(protocol, information)
+        if packet is None:
+            return
+        to_authenticator = packet.code == 1 if protocol == Protocol.PAP else packet.code not in (1, 3, 4)
+        method = self.auth_local if to_authenticator else self.auth_remote
+        if method is None or method.protocol != protocol:  # the CVE-2020-8597 lesson: only the agreed method
+            self._log("debug", f"discarded {_protocol_name(protocol)} code {packet.code}: not negotiated")
+            return
+        method.receive(packet, now)
+
+    def _on_ncp(self, protocol: int, information: memoryview, now: float) -> None:
+        ncp = self.ncps.get(protocol)
+        if ncp is None:  # Network phase but this NCP already gave up: it stays down
+            self._log("debug", f"discarded {_protocol_name(protocol)}: not running")
+            return
+        packet = self._decode(protocol, information)
+        if packet is None:
+            return
+        ncp.automaton.receive(packet, now)
+        options = self.ipcp_options
+        if protocol == Protocol.IPCP and options is not None and options.address_refused:
+            options.address_refused = False
+            self._log("warning", "the peer insists on an IP address we cannot give it; closing IPCP")
+            ncp.automaton.close(now)
+
+    def _on_data(self, protocol: int, information: memoryview, now: float) -> None:
+        if not self.data_open(protocol):
+            self._log("debug", f"discarded {_protocol_name(protocol)} data: its NCP is not Opened")
+            return
+        self._events.append(DataReceived(protocol, bytes(information)))
+
+    def _unknown_protocol(self, protocol: int, information: memoryview, now: float) -> None:
+        """RFC 1661 section 5.7: Protocol-Reject, but only while LCP is Opened in the Network phase."""
+        name = _protocol_name(protocol)
+        if self.phase is not Phase.NETWORK or self.lcp.state is not State.OPENED:
+            self._log("debug", f"discarded {name} in the {self.phase.name} phase")
+            return
+        self._log("debug", f"Protocol-Reject for {name}")
+        room = max(0, self.lcp_options.peer_mru - 6)
+        self._send_lcp_extra(Code.PROTOCOL_REJECT, protocol.to_bytes(2, "big") + bytes(information[:room]))
+
+    # -- the cascade of layer events ----------------------------------------------------------------
+
+    def _settle(self, now: float) -> None:
+        """Collect every automaton's output and act on layer events until nothing new happens."""
+        for _ in range(_MAX_ROUNDS):
+            progressed = False
+            packets, events = self.lcp.drain()
+            progressed |= self._emit(Protocol.LCP, packets, self.lcp)
+            for event in events:
+                progressed = True
+                self._lcp_event(event, now)
+            for auth in (self.auth_local, self.auth_remote):
+                if auth is None:
+                    continue
+                packets, lines = auth.drain()
+                for packet in packets:
+                    self._frames.append(self._encode(auth.protocol, packet.encode()))
+                for line in lines:
+                    self._log("info", line)
+                progressed |= bool(packets or lines)
+                progressed |= self._check_auth(auth, now)
+            for protocol, ncp in list(self.ncps.items()):
+                packets, events = ncp.automaton.drain()
+                progressed |= self._emit(protocol, packets, ncp.automaton)
+                for event in events:
+                    progressed = True
+                    self._ncp_event(protocol, ncp, event, now)
+            if not progressed:
+                return
+        self._log("warning", "PPP event cascade did not settle; stopped it")  # cannot happen by design
+
+    def _emit(self, protocol: int, packets: list[ControlPacket], automaton: Automaton) -> bool:
+        for packet in packets:
+            self._frames.append(self._encode(protocol, packet.encode()))
+        for anomaly in automaton.anomalies:
+            self._log("debug", anomaly)
+        had_anomalies = bool(automaton.anomalies)
+        automaton.anomalies.clear()
+        return bool(packets) or had_anomalies
+
+    def _lcp_event(self, event: LayerEvent, now: float) -> None:
+        if event is LayerEvent.UP:
+            self._lcp_up(now)
+        elif event is LayerEvent.DOWN:
+            self._lcp_down(now)
+        elif event is LayerEvent.STARTED:
+            if self.phase is Phase.DEAD:
+                self._set_phase(Phase.ESTABLISH)
+        elif event is LayerEvent.FINISHED:
+            self._link_dead(now)
+
+    def _lcp_up(self, now: float) -> None:
+        options = self.lcp_options
+        if self.lcp_options.loopback_suspected:
+            self._log("warning", "the peer's magic number equals ours: the line may be looped back")
+        if self.config.echo_interval > 0:
+            self._echo_pending = 0
+            self._echo_deadline = now + self.config.echo_interval
+        for message in self.config.identification:
+            self._send_lcp_extra(Code.IDENTIFICATION, options.our_magic.to_bytes(4, "big") + message)
+        if self.config.server and self.config.lcp.auth_methods and options.our_auth is None:
+            self._close_lcp(now, "peer refused to authenticate")
+            return
+        if options.our_auth is not None:
+            self.auth_local = make_authenticator(
+                options.our_auth, self.config.auth, self._secrets or _NoSecrets(), random_bytes=self._random_bytes
+            )
+        if options.peer_auth is not None:
+            self.auth_remote = make_peer(options.peer_auth, self.config.auth, random_bytes=self._random_bytes)
+        if self.auth_local is None and self.auth_remote is None:
+            self._enter_network(now)
+            return
+        self._set_phase(Phase.AUTHENTICATE)
+        for auth in (self.auth_local, self.auth_remote):
+            if auth is not None:
+                auth.start(now)
+
+    def _lcp_down(self, now: float) -> None:
+        self._echo_deadline = None
+        for ncp in list(self.ncps.values()):
+            ncp.automaton.down(now)
+        self._settle_ncps_quietly()
+        self.ncps.clear()
+        self._network_down("LCP down")
+        self.auth_local = self.auth_remote = None
+        closing = self.lcp.state in (State.CLOSING, State.STOPPING, State.CLOSED, State.STOPPED)
+        self._set_phase(Phase.TERMINATE if closing else Phase.ESTABLISH)
+
+    def _settle_ncps_quietly(self) -> None:
+        """NCPs going Down with LCP send nothing (LCP is no longer Opened); drop what they queued."""
+        for ncp in self.ncps.values():
+            ncp.automaton.drain()
+            ncp.automaton.anomalies.clear()
+
+    def _link_dead(self, now: float) -> None:
+        self._echo_deadline = None
+        self.ncps.clear()
+        self._network_down("link dead")
+        self.auth_local = self.auth_remote = None
+        self._set_phase(Phase.DEAD)
+        self._events.append(LinkDown(self.close_reason or "LCP finished"))
+
+    def _check_auth(self, auth: AuthMethod, now: float) -> bool:
+        """React once to a final authentication result."""
+        result = auth.result
+        if result is None or any(r is result for r in self.auth_results):
+            return False
+        self.auth_results.append(result)
+        local = auth is self.auth_local
+        self._events.append(Authenticated(result, local))
+        if not result.success:
+            self._log("notice", result.message)
+            self._close_lcp(now, "Authentication failed")
+            return True
+        self._log("notice", f"{result.method} {'peer' if local else 'we'} authenticated as {result.peer_name!r}")
+        pending = [a for a in (self.auth_local, self.auth_remote) if a is not None and not _succeeded(a)]
+        if not pending and self.phase is Phase.AUTHENTICATE:
+            self._enter_network(now)
+        return True
+
+    # -- Network phase ------------------------------------------------------------------------
+
+    def _enter_network(self, now: float) -> None:
+        self._set_phase(Phase.NETWORK)
+        config = self.config
+        ipcp_config = config.ipcp
+        secret = self.auth_local.result.secret if self.auth_local and self.auth_local.result else None
+        if config.server and secret is not None:
+            static = secret.addresses.assigned_address(config.unit)
+            ipcp_config = dataclasses.replace(
+                ipcp_config, peer_address=static or ipcp_config.peer_address, allowed=secret.addresses
+            )
+        ipcp_config = dataclasses.replace(ipcp_config, server=config.server, unit=config.unit)
+        self.ipcp_options = IpcpOptions(ipcp_config)
+        self.ncps[Protocol.IPCP] = _Ncp(
+            "IPCP", Automaton("IPCP", self.ipcp_options, config.fsm, protocol=Protocol.IPCP), (Protocol.IPV4,)
+        )
+        if config.ipv6:
+            self.ipv6cp_options = Ipv6cpOptions(config.ipv6cp, random_bytes=self._random_bytes)
+            self.ncps[Protocol.IPV6CP] = _Ncp(
+                "IPV6CP",
+                Automaton("IPV6CP", self.ipv6cp_options, config.fsm, protocol=Protocol.IPV6CP),
+                (Protocol.IPV6,),
+            )
+        for ncp in self.ncps.values():
+            ncp.automaton.up(now)
+            ncp.automaton.open(now)
+
+    def _ncp_event(self, protocol: int, ncp: _Ncp, event: LayerEvent, now: float) -> None:
+        if event is LayerEvent.UP:
+            if protocol == Protocol.IPCP:
+                self._ipcp_up(ncp, now)
+            else:
+                self._log("info", f"{ncp.name} opened")
+        elif event is LayerEvent.DOWN:
+            if protocol == Protocol.IPCP:
+                self._network_down("IPCP down")
+        elif event is LayerEvent.FINISHED:
+            self._log("info", f"{ncp.name} finished")
+            self.ncps.pop(protocol, None)
+            if protocol == Protocol.IPCP:
+                self._network_down("IPCP finished")
+            if not self.ncps and self.phase is Phase.NETWORK:
+                self._close_lcp(now, "No network protocols running")
+
+    def _ipcp_up(self, ncp: _Ncp, now: float) -> None:
+        options = self.ipcp_options
+        assert options is not None
+        local, peer = options.local_address, options.peer_address
+        if self.config.server and not options.peer_address_allowed():
+            self._log("warning", f"Peer is not authorized to use remote address {peer}")
+            ncp.automaton.close(now)
+            return
+        if local is None or peer is None:
+            self._log("warning", f"IPCP opened without addresses (local {local}, remote {peer})")
+            ncp.automaton.close(now)
+            return
+        dns = options.config.dns if self.config.server else options.peer_dns
+        wins = options.config.wins if self.config.server else options.peer_wins
+        self.network_up = NetworkUp(local, peer, tuple(dns), tuple(wins), self.lcp_options.peer_mru)
+        self._log("notice", f"local  IP address {local}")
+        self._log("notice", f"remote IP address {peer}")
+        self._events.append(self.network_up)
+
+    def _network_down(self, reason: str) -> None:
+        if self.network_up is not None:
+            self.network_up = None
+            self._events.append(NetworkDown(reason))
+
+    def _protocol_rejected(self, protocol: int, now: float) -> None:
+        ncp = self.ncps.get(protocol)
+        self._log("info", f"the peer Protocol-Rejected {_protocol_name(protocol)}")
+        if ncp is not None:
+            ncp.automaton.protocol_rejected(now)
+
+    # -- LCP keepalive (pppd lcp-echo-interval / lcp-echo-failure) ---------------------------------
+
+    def _echo_timer(self, now: float) -> None:
+        config = self.config
+        if config.echo_failure and self._echo_pending >= config.echo_failure:
+            self._echo_deadline = None
+            self._log("notice", f"No response to {self._echo_pending} echo-requests")
+            self._close_lcp(now, "Peer not responding")
+            return
+        self._echo_pending += 1
+        self._send_lcp_extra(Code.ECHO_REQUEST, self.lcp_options.our_magic.to_bytes(4, "big"))
+        self._echo_deadline = now + config.echo_interval
+
+    def _echo_reply(self, packet: ControlPacket) -> None:
+        if len(packet.data) < 4:
+            return
+        magic = int.from_bytes(packet.data[:4], "big")
+        if magic and magic == self.lcp_options.our_magic:
+            self._log("warning", "received our own Echo-Reply: the line may be looped back")
+            return
+        self._echo_pending = 0
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _close_lcp(self, now: float, reason: str) -> None:
+        self.close_reason = self.close_reason or reason
+        self._log("notice", f"closing the link: {reason}")
+        self.lcp.close(now)
+        if self.phase is not Phase.DEAD:
+            self._set_phase(Phase.TERMINATE)
+
+    def _send_lcp_extra(self, code: int, data: bytes) -> None:
+        self._extra_id = (self._extra_id + 1) & 0xFF
+        self._frames.append(self._encode(Protocol.LCP, ControlPacket(code, self._extra_id, data).encode()))
+
+    def _decode(self, protocol: int, information: memoryview) -> ControlPacket | None:
+        try:
+            return decode_packet(information)
+        except PacketError as exc:
+            self._log("debug", f"discarded {_protocol_name(protocol)} packet: {exc}")
+            return None
+
+    def _encode(self, protocol: int, information: bytes) -> bytes:
+        options = self.lcp_options
+        opened = self.lcp.state is State.OPENED
+        return encode_frame(protocol, information, acfc=opened and options.peer_acfc, pfc=opened and options.peer_pfc)
+
+    def _set_phase(self, phase: Phase) -> None:
+        if phase is not self.phase:
+            self.phase = phase
+            self._events.append(PhaseChanged(phase))
+
+    def _log(self, level: str, message: str) -> None:
+        self._events.append(LinkLog(level, message))
+
+
+class _NoSecrets:
+    """Used when a server link was given no secrets: nobody can authenticate."""
+
+    def lookup(self, client: str, server: str) -> None:
+        return None
+
+
+def _succeeded(auth: AuthMethod) -> bool:
+    return auth.result is not None and auth.result.success
+
+
+def _protocol_name(protocol: int) -> str:
+    return PROTOCOL_NAMES.get(protocol, f"protocol 0x{protocol:04X}")
