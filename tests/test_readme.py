@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,3 +26,12 @@ def test_ci_runs_the_readme_test_command() -> None:
     _, test = _readme_commands()
     ci_lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
     assert test in ci_lines
+
+
+def test_the_ppp_library_example_runs_as_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    """The in-memory PPP example of the README brings both ends up (no network, no root)."""
+    text = (REPO / "README.md").read_text()
+    [example] = [block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "PppLink" in block]
+    exec(compile(example, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.count("NetworkUp(") == 2 and "192.168.0.234" in printed

@@ -101,6 +101,13 @@ class IpcpConfig:
     server refuses it.  pypptp has no VJ: a peer that Acks it would send packets we cannot read."""
 
     def __post_init__(self) -> None:
+        # accept strings too ("192.168.0.1"): a library user should not have to build IPv4Address objects
+        for name in ("local_address", "peer_address"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, IPv4Address):
+                object.__setattr__(self, name, IPv4Address(value))
+        for name in ("dns", "wins"):
+            object.__setattr__(self, name, tuple(IPv4Address(a) for a in getattr(self, name)))
         if len(self.dns) > 2 or len(self.wins) > 2:
             raise ValueError("IPCP carries at most two DNS and two NBNS servers (RFC 1877 section 1)")
 
