@@ -212,3 +212,39 @@ def test_replies_with_a_stale_identifier_or_wrong_options_are_ignored() -> None:
     assert a.state is State.REQ_SENT and len(a.anomalies) == 3
     a.receive(ControlPacket(Code.CONFIGURE_ACK, request.identifier, request.data), 0.0)
     assert a.state is State.ACK_RCVD
+
+
+@pytest.mark.parametrize("keep_open", [False, True])
+def test_repeated_request_in_opened_renegotiates_unless_keep_open(keep_open: bool) -> None:
+    """RCR in Opened is tld/scr/sca by the table; CCP opts out for an identical retransmission."""
+    a = Automaton("a", MiniHandler(), CONFIG, keep_open_on_repeat=keep_open)
+    b = Automaton("b", MiniHandler(), CONFIG)
+    for automaton in (a, b):
+        automaton.open(0.0)
+        automaton.up(0.0)
+    sent_by_b: list[ControlPacket] = []
+    for _ in range(10):
+        out_a, _ = a.drain()
+        out_b, _ = b.drain()
+        if not out_a and not out_b:
+            break
+        sent_by_b += out_b
+        for packet in out_a:
+            b.receive(packet, 0.0)
+        for packet in out_b:
+            a.receive(packet, 0.0)
+    assert a.state is State.OPENED
+    [acked] = [p for p in sent_by_b if p.code == Code.CONFIGURE_REQUEST]
+    renegotiation = ControlPacket(Code.CONFIGURE_REQUEST, (acked.identifier + 1) & 0xFF, acked.data)
+    repeat = ControlPacket(Code.CONFIGURE_REQUEST, acked.identifier, acked.data)  # a retransmission
+    a.receive(repeat, 1.0)
+    out, events = a.drain()
+    if keep_open:
+        assert a.state is State.OPENED and events == []
+        assert [(p.code, p.identifier, p.data) for p in out] == [(Code.CONFIGURE_ACK, repeat.identifier, repeat.data)]
+    else:
+        assert a.state is State.ACK_SENT and events == [LayerEvent.DOWN]
+        assert [p.code for p in out] == [Code.CONFIGURE_REQUEST, Code.CONFIGURE_ACK]
+    if keep_open:  # the same options under a new Identifier: a real renegotiation
+        a.receive(renegotiation, 2.0)
+        assert a.state is State.ACK_SENT and a.drain()[1] == [LayerEvent.DOWN]

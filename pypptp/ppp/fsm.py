@@ -96,10 +96,24 @@ class Automaton:
     """One instance of the RFC 1661 automaton for one protocol."""
 
     def __init__(
-        self, name: str, handler: OptionHandler, config: FsmConfig | None = None, *, protocol: int = 0
+        self,
+        name: str,
+        handler: OptionHandler,
+        config: FsmConfig | None = None,
+        *,
+        protocol: int = 0,
+        keep_open_on_repeat: bool = False,
     ) -> None:
         self.name = name
         self.protocol = protocol
+        self.keep_open_on_repeat = keep_open_on_repeat
+        """In Opened, answer a retransmission of the Configure-Request we last Acked (same
+        Identifier, same data) with a plain Configure-Ack instead of renegotiating (RFC 1661
+        section 4.2's RCR in Opened: tld, scr, sca).  Windows retransmits its CCP request after
+        CCP has opened; renegotiating MPPE on it, as pppd does, makes Windows drop the call with
+        error 734.  A peer that really renegotiates has had a reply, so it must use a new
+        Identifier (RFC 1661 section 5.1), and gets the table's treatment."""
+        self._acked_request: tuple[int, bytes] | None = None  # (Identifier, data) of the request we last Acked
         """This automaton's PPP protocol number (a Protocol-Reject naming it is fatal)."""
         self.rejected_protocols: list[int] = []
         """Protocols the peer Protocol-Rejected (LCP): the layer above stops their NCPs."""
@@ -167,6 +181,11 @@ class Automaton:
     def _classify(self, packet: ControlPacket) -> Event | None:
         code = packet.code
         if code == Code.CONFIGURE_REQUEST:
+            repeat = (packet.identifier, packet.data) == self._acked_request
+            if self.keep_open_on_repeat and self.state is State.OPENED and repeat:
+                self.anomalies.append(f"{self.name}: retransmitted Configure-Request in Opened; Acked again, kept open")
+                self._send(Code.CONFIGURE_ACK, packet.identifier, packet.data)
+                return None
             options = self._options(packet)
             if options is None:
                 return None
@@ -265,7 +284,10 @@ class Automaton:
             verdict, options = self._reply
             if verdict is Verdict.NAK:
                 self._naks_sent += 1
-            self._send(verdict.value, self._received.identifier, encode_options(options))
+            data = encode_options(options)
+            received = self._received
+            self._acked_request = (received.identifier, received.data) if verdict is Verdict.ACK else None
+            self._send(verdict.value, self._received.identifier, data)
         elif action is Action.STR:
             self._identifier = (self._identifier + 1) & 0xFF
             self._send(Code.TERMINATE_REQUEST, self._identifier, b"")
