@@ -1,0 +1,548 @@
+"""MPPE: the keys (RFC 3079) and the data codec (RFC 3078), sans-IO.
+
+Keys.  MS-CHAPv2 (RFC 3079 section 3): MasterKey = SHA-1(PasswordHashHash,
+NT-Response, Magic1); each direction's start key = SHA-1(MasterKey, pad1,
+Magic2 or Magic3, pad2); the initial session key is the SHA step
+:func:`get_new_key_from_sha` of the start key with itself plus the salt, and
+*no* RC4 step (ccp-mppe.md 6.1: the RFC's own sample keys come out only that
+way, and Linux does the same).  MS-CHAPv1 (RFC 3079 section 2): one key for
+both directions, see :func:`start_keys`.  Every later key is
+:func:`change_key` (RFC 3078 section 7.3): the SHA step, RC4 the interim key
+with itself, salt.
+
+Packets (RFC 3078 section 3.1): the PPP information field of protocol
+0x00FD is a 2-byte header, bits A (0x80, flushed) and D (0x10, encrypted)
+in the first byte above a 12-bit coherency count, followed by RC4 of the
+inner 2-byte protocol and the inner information field: 4 bytes of growth,
+:data:`MPPE_OVERHEAD`.  Only inner protocols 0x0021-0x00FA are encrypted.
+
+Stateless mode (RFC 3078 sections 7.1 and 8.1; ccp-mppe.md 8.1): one key
+change before every packet, the first one included, a fresh RC4 each time,
+A and D on every packet.  The receiver performs N = (count - last) mod 4096
+key changes.  N == 0 is a duplicate and N >= 2048 a late packet: both are
+dropped before any key work, so a late packet costs nothing (Linux before
+its late-packet fix performed up to 4095 key changes for one).  Jumps of 1
+to 2047 are honoured: losing hundreds of packets in a burst is normal on a
+busy link, and the key state after N changes does not depend on why they
+were missed.  The bound caps the work at 2047 key changes (about 12 ms) per
+packet, which only a forged packet can ask for: MPPE has no integrity
+check, so anyone who can inject GRE packets can disturb a session anyway.
+The same threshold as Linux's current receiver (it drops gaps above 2048)
+keeps both ends in agreement.  A packet whose decrypted inner protocol is
+out of range leaves the key state untouched, so a corrupt or forged count
+rarely pushes the receiver ahead of its peer (rarely: the check is strong for
+a 2-byte protocol, 218 of 65536 garbage values pass, but weak for a
+PFC-compressed one, which must be accepted and passes about 109 of 256).
+
+Stateful mode follows Linux ``drivers/net/ppp/ppp_mppe.c`` (the peer in CI,
+pppd ``mppe-stateful``) where it differs from RFC 3078 section 8.2
+(ccp-mppe.md 8.2).  Sender:
+
+* the count starts at 4095, so the first packet is 0; that packet uses the
+  initial session key and carries D without A (Linux says so in a comment:
+  contrary to RFC 3078 section 3.1, which would set A);
+* the RC4 keystream runs on across packets;
+* key change before a flag packet (count low byte 0xFF, RFC 3078 section
+  7.2), *with* A set: Linux's receiver drops a flag packet without A;
+* after a CCP Reset-Request, the next packet performs a full key change and
+  carries A, as Linux does.  RFC 3078 section 8.2 says only to re-initialise
+  RC4 with the current key; a Linux receiver performs a key change on every
+  A packet, so the RFC's way would desynchronise it.  Several Reset-Requests
+  before the next packet cause one key change (Linux: the peer cannot know
+  how many arrived).
+
+Receiver:
+
+* the expected count is the last one + 1 (last starts at 4095); a packet
+  with A, or a flag packet, performs one key change before it is decrypted
+  (Linux: every A packet; a flag packet without A, which only an RFC sender
+  would send, is accepted where Linux would drop it);
+* any other count is a loss (Linux, RFC 3078 section 8.2): the packet is
+  dropped, :meth:`MppeDecryptor.take_reset_request` becomes True once so
+  that the link sends one CCP Reset-Request, and packets are discarded until
+  one with A arrives.  An exact duplicate of the last count is dropped
+  without this (ours; Linux would treat it as a loss);
+* on that A packet: one key change per flag packet missed since the last
+  good one, counted as Linux does (256-blocks crossed), then the packet's own
+  key change, and the count is taken from the packet;
+* the decrypted inner protocol is checked (ours; Linux passes garbage up);
+  garbage after a packet without A means the keys are out of step: drop,
+  reset request, discard as after a loss;
+* a packet with A is tried with several keys, in order: Linux's (one
+  change), the RFC's (no change: RC4 re-initialised with the current key;
+  not for a flag packet), then up to six further changes.  Those are for a
+  flaw of Linux's scheme: its sender changes key once per Reset-Request it
+  acts on, so every lost A packet leaves it one more change ahead, and a
+  Linux receiver never catches up (it keeps decrypting garbage).  The first
+  key that yields an IPv4 or IPv6 packet whose length field matches wins
+  (about one garbage value in 2**20 passes); failing that, the first with a
+  valid 2-byte protocol (218 of 65536 pass: not enough on its own, since a
+  lossy link runs the search often), then the first with a valid
+  PFC-compressed one (about 109 of 256).  A flag packet in step is not
+  ambiguous: the first key settles it with any valid 2-byte protocol.  If no
+  key gives a valid protocol, the packet is dropped and the receiver asks
+  for a reset again.  The link should also repeat its Reset-Request on a
+  timer while :attr:`MppeDecryptor.discarding` (pppd: every second), since
+  the A packet that answers it may be lost.
+
+What we send cannot avoid that flaw on a Linux receiver: if our A packet
+after a Reset-Request is lost, Linux's next resynchronisation lands one key
+change behind ours and stays there until CCP restarts.  Stateful MPPE is for
+loss-free links only (RFC 3078 section 9); the link uses stateless unless
+configured otherwise.
+
+Hot path: :meth:`MppeEncryptor.encrypt` and :meth:`MppeDecryptor.decrypt`
+are plain and flat: precomputed headers and protocol fields, a SHA-1 object
+pre-fed with the start key and 40 zero bytes (copied per key change), no
+logging.  The work that remains is ``cryptography``'s: creating an RC4
+context costs more than encrypting 1400 bytes, and stateless mode needs two
+per packet (one inside the key change).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+
+from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
+from cryptography.hazmat.primitives.ciphers import Cipher
+
+from pypptp.ppp.auth import MsChapKeys
+
+__all__ = [
+    "MPPE_OVERHEAD",
+    "MppeDecryptor",
+    "MppeEncryptor",
+    "change_key",
+    "get_asymmetric_start_key",
+    "get_master_key",
+    "get_new_key_from_sha",
+    "initial_session_key",
+    "key_length",
+    "start_keys",
+]
+
+MPPE_OVERHEAD = 4
+"""Growth of the PPP information field: the 2-byte MPPE header plus the inner protocol field (RFC 3078
+section 3; pppd's ``MPPE_PAD``)."""
+
+FLUSHED = 0x80  # bit A: RC4 (re)initialised before this packet
+ENCRYPTED = 0x10  # bit D
+FIRST_PROTOCOL, LAST_PROTOCOL = 0x0021, 0x00FA  # the inner protocols MPPE encrypts (RFC 3078 section 3)
+COUNT_SPACE = 4096
+LATE = 2048
+"""Stateless: a count this far or further ahead of the last one is taken for a late (old) packet."""
+_SEARCH = 6
+"""Stateful: key changes tried beyond the expected one for a packet with A (a lost A packet)."""
+
+# RFC 3079 section 3.4 (and 2.4 for the pads), checked byte for byte against ccp-mppe.md 6.3.
+_MAGIC1 = b"This is the MPPE Master Key"
+_MAGIC2 = b"On the client side, this is the send key; on the server side, it is the receive key."
+_MAGIC3 = b"On the client side, this is the receive key; on the server side, it is the send key."
+_PAD1 = bytes(40)
+_PAD2 = b"\xf2" * 40
+_Update = Callable[[bytes | bytearray | memoryview], bytes]  # a running RC4's update
+_SALT = {40: b"\xd1\x26\x9e", 56: b"\xd1", 128: b""}  # RFC 3078 section 7.3, RFC 3079 sections 3.1-3.2
+
+# Precomputed fields of the hot path: the header for each count, with and without A, and the inner
+# protocol fields MPPE may carry.
+_HEADERS = tuple(bytes((ENCRYPTED | count >> 8, count & 0xFF)) for count in range(COUNT_SPACE))
+_HEADERS_FLUSHED = tuple(bytes((FLUSHED | ENCRYPTED | count >> 8, count & 0xFF)) for count in range(COUNT_SPACE))
+_PROTOCOLS = tuple(protocol.to_bytes(2, "big") for protocol in range(LAST_PROTOCOL + 1))
+
+
+def key_length(bits: int) -> int:
+    """Session key length in bytes: 8 for 40- and 56-bit keys, 16 for 128-bit keys."""
+    if bits == 128:
+        return 16
+    if bits in (40, 56):
+        return 8
+    raise ValueError(f"MPPE keys are 40, 56 or 128 bits, not {bits}")
+
+
+def _salted(key: bytes, bits: int) -> bytes:
+    salt = _SALT[bits]
+    return salt + key[len(salt) :]
+
+
+# -- key derivation (RFC 3079) --------------------------------------------------------------------
+
+
+def get_master_key(password_hash_hash: bytes, nt_response: bytes) -> bytes:
+    """MasterKey: the first 16 bytes of SHA-1(PasswordHashHash, NT-Response, Magic1) (RFC 3079 3.4)."""
+    return hashlib.sha1(password_hash_hash + nt_response + _MAGIC1).digest()[:16]
+
+
+def get_asymmetric_start_key(master_key: bytes, length: int, *, send: bool, server: bool) -> bytes:
+    """One direction's start key, ``length`` (8 or 16) bytes (RFC 3079 section 3.4).
+
+    Magic3 for the server's send key and the client's receive key, Magic2 for the other two, so
+    that one side's send key is the other side's receive key (ccp-mppe.md 6.2).
+    """
+    if length not in (8, 16):
+        raise ValueError(f"an MPPE start key is 8 or 16 bytes, not {length}")
+    magic = _MAGIC3 if send == server else _MAGIC2
+    return hashlib.sha1(master_key + _PAD1 + magic + _PAD2).digest()[:length]
+
+
+def get_new_key_from_sha(start_key: bytes, session_key: bytes, length: int) -> bytes:
+    """The SHA step of a key change: SHA-1(start, pad1, session, pad2), first ``length`` bytes.
+
+    RFC 3078 section 7.3 step 1 ("GetNewKeyFromSHA"); RFC 3079's "Get_Key" is the same function.
+    """
+    return hashlib.sha1(start_key[:length] + _PAD1 + session_key[:length] + _PAD2).digest()[:length]
+
+
+def initial_session_key(start_key: bytes, bits: int) -> bytes:
+    """The first session key: the SHA step of the start key with itself, then the salt.
+
+    No RC4 step here (ccp-mppe.md 6.1): only later key changes encrypt the interim key.
+    """
+    length = key_length(bits)
+    return _salted(get_new_key_from_sha(start_key, start_key, length), bits)
+
+
+def change_key(start_key: bytes, session_key: bytes, bits: int) -> bytes:
+    """The next session key (RFC 3078 section 7.3): SHA step, RC4 the interim key with itself, salt."""
+    length = key_length(bits)
+    interim = get_new_key_from_sha(start_key, session_key, length)
+    encryptor = Cipher(ARC4(interim), mode=None).encryptor()
+    return _salted(encryptor.update(interim), bits)
+
+
+def start_keys(keys: MsChapKeys, bits: int, *, server: bool) -> tuple[bytes, bytes]:
+    """Our (send, receive) start keys for ``bits`` from the MS-CHAP exchange.
+
+    MS-CHAPv2 (RFC 3079 section 3): a MasterKey from the NT-Response, then one asymmetric start key
+    per direction.  MS-CHAPv1 (RFC 3079 section 2): the same key both ways; 128-bit keys from
+    Get_Start_Key = SHA-1(PasswordHashHash, PasswordHashHash, Challenge), 40- and 56-bit keys from
+    the first 8 bytes of the LAN Manager hash when ``keys.lm_password_hash`` is set.  pppd does not
+    follow the RFC there: it hands the kernel Get_Start_Key for every length and refuses 40-bit MPPE
+    with MS-CHAPv1, so a Linux peer never uses the LM keys.  Without an LM hash we do what the Linux
+    kernel would do with pppd's key: the first 8 bytes of Get_Start_Key.
+    """
+    length = key_length(bits)
+    if keys.version == 2:
+        master_key = get_master_key(keys.password_hash_hash, keys.nt_response)
+        return (
+            get_asymmetric_start_key(master_key, length, send=True, server=server),
+            get_asymmetric_start_key(master_key, length, send=False, server=server),
+        )
+    if keys.version == 1:
+        if length == 8 and keys.lm_password_hash is not None:
+            key = keys.lm_password_hash[:8]
+        else:
+            digest = hashlib.sha1(keys.password_hash_hash + keys.password_hash_hash + keys.challenge[:8]).digest()
+            key = digest[:length]
+        return key, key
+    raise ValueError(f"MS-CHAP version is 1 or 2, not {keys.version}")
+
+
+class _KeyChanger:
+    """RFC 3078 section 7.3 for one start key, with the SHA-1 prefix (start key, pad1) fed once."""
+
+    __slots__ = ("_cut", "_length", "_prefix", "_salt")
+
+    def __init__(self, start_key: bytes, bits: int) -> None:
+        self._length = key_length(bits)
+        if len(start_key) != self._length:
+            raise ValueError(f"a {bits}-bit MPPE start key is {self._length} bytes, not {len(start_key)}")
+        self._prefix = hashlib.sha1(bytes(start_key) + _PAD1)
+        self._salt = _SALT[bits]
+        self._cut = len(self._salt)
+
+    def next(self, key: bytes) -> bytes:
+        sha = self._prefix.copy()
+        sha.update(key)
+        sha.update(_PAD2)
+        interim = sha.digest()[: self._length]
+        key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
+        if self._cut:
+            return self._salt + key[self._cut :]
+        return key
+
+
+def _inner(data: bytes) -> tuple[int, bytes] | None:
+    """(inner protocol, payload) from decrypted data, or None when the protocol is not one MPPE carries.
+
+    The protocol may be PFC-compressed to one byte: an odd first byte (as Linux accepts).
+    """
+    first = data[0]
+    if first & 1:
+        if FIRST_PROTOCOL <= first <= LAST_PROTOCOL:
+            return first, data[1:]
+        return None
+    if first or len(data) < 2 or not FIRST_PROTOCOL <= data[1] <= LAST_PROTOCOL:
+        return None
+    return data[1], data[2:]
+
+
+def _likelihood(decrypted: bytes, inner: tuple[int, bytes]) -> int:
+    """How sure a valid-looking decryption is, to choose among candidate keys (stateful, packets with A).
+
+    2: an IPv4 or IPv6 packet whose length field matches (about 1 in 2**20 garbage values pass this);
+    1: a full 2-byte protocol (218 in 65536); 0: a PFC-compressed protocol (about 109 in 256).
+    """
+    protocol, packet = inner
+    if protocol == 0x21 and len(packet) >= 20 and packet[0] >> 4 == 4 and packet[2] << 8 | packet[3] == len(packet):
+        return 2
+    if (
+        protocol == 0x57
+        and len(packet) >= 40
+        and packet[0] >> 4 == 6
+        and (packet[4] << 8 | packet[5]) + 40 == len(packet)
+    ):
+        return 2
+    return 0 if decrypted[0] else 1
+
+
+class MppeEncryptor:
+    """The sending half of MPPE for one direction (RFC 3078; stateful as Linux, see the module).
+
+    :meth:`encrypt` turns an inner protocol and payload into the information field of a PPP 0x00FD
+    packet; :meth:`reset_requested` is called when the peer's CCP Reset-Request arrives (the link
+    sends the Reset-Ack).  Hot path: plain and flat.
+    """
+
+    __slots__ = ("_changer", "_fast", "_key", "_stateful", "_update", "count", "key_changes")
+
+    def __init__(self, start_key: bytes, bits: int, *, stateful: bool = False) -> None:
+        self._changer = _KeyChanger(start_key, bits)
+        self._key = initial_session_key(start_key, bits)
+        self._stateful = stateful
+        self._fast = stateful
+        """Stateful, and no Reset-Request waiting: a packet that is not a flag packet keeps its RC4."""
+        self._update: _Update = Cipher(ARC4(self._key), mode=None).encryptor().update  # stateful: the running RC4
+        self.count = COUNT_SPACE - 1
+        """Coherency count of the last packet sent; 4095 before the first, so that one is 0."""
+        self.key_changes = 0
+        """Key changes performed so far (RFC 3078 section 7.3)."""
+
+    def encrypt(self, protocol: int, payload: bytes | bytearray | memoryview) -> bytes:
+        """The MPPE information field: header, then RC4 of the 2-byte ``protocol`` and ``payload``.
+
+        ``protocol`` must be one MPPE encrypts, 0x0021-0x00FA; anything else is a ValueError (the
+        caller sends other protocols in clear, RFC 3078 section 3).
+        """
+        if not FIRST_PROTOCOL <= protocol <= LAST_PROTOCOL:
+            raise ValueError(f"MPPE encrypts protocols 0x0021-0x00FA only, not {protocol:#06x}")
+        count = (self.count + 1) & 0xFFF
+        self.count = count
+        if self._fast and count & 0xFF != 0xFF:  # stateful, no key change: D only, the stream runs on
+            return _HEADERS[count] + self._update(_PROTOCOLS[protocol] + payload)
+        # A key change and a fresh RC4, with A: before every packet when stateless (RFC 3078 section
+        # 7.1); stateful, before a flag packet (section 7.2) or after a Reset-Request (Linux).
+        key = self._key = self._changer.next(self._key)
+        self.key_changes += 1
+        update = Cipher(ARC4(key), mode=None).encryptor().update
+        if self._stateful:
+            self._update = update
+            self._fast = True
+        return _HEADERS_FLUSHED[count] + update(_PROTOCOLS[protocol] + payload)
+
+    def reset_requested(self) -> None:
+        """A CCP Reset-Request arrived: the next packet changes key and carries A.
+
+        Stateful: a full key change as Linux does (not the RFC's RC4 re-initialisation; see the module
+        docstring); several requests before the next packet cause one change.  Stateless: nothing to do,
+        every packet already changes key and carries A.
+        """
+        self._fast = False
+
+
+class MppeDecryptor:
+    """The receiving half of MPPE for one direction (RFC 3078; stateful as Linux, see the module).
+
+    :meth:`decrypt` takes the information field of a PPP 0x00FD packet and returns the inner protocol
+    and payload, or None for a dropped packet (counted in :attr:`dropped`, never raised).  In stateful
+    mode, after every call the link asks :meth:`take_reset_request` whether to send a CCP
+    Reset-Request; while :attr:`discarding` stays True it may repeat the request on its own timer.
+    Hot path: plain and flat.
+    """
+
+    __slots__ = ("_changer", "_key", "_last", "_next", "_reset", "_stateful", "_update", "dropped", "key_changes")
+
+    def __init__(self, start_key: bytes, bits: int, *, stateful: bool = False) -> None:
+        self._changer = _KeyChanger(start_key, bits)
+        self._key = initial_session_key(start_key, bits)
+        self._stateful = stateful
+        self._update: _Update = Cipher(ARC4(self._key), mode=None).encryptor().update  # stateful: the running RC4
+        self._last = COUNT_SPACE - 1
+        """Stateless: the count of the last packet accepted.  Stateful, while discarding: of the last
+        packet decrypted before the loss."""
+        self._next = 0 if stateful else -1
+        """Stateful: the count expected next, -1 while discarding.  Always -1 when stateless."""
+        self._reset = False
+        self.key_changes = 0
+        """Key changes performed so far, including those of candidate keys tried and rejected."""
+        self.dropped: dict[str, int] = dict.fromkeys(
+            ("short", "unencrypted", "not flushed", "duplicate", "late", "lost", "discarding", "bad protocol"), 0
+        )
+        """Dropped packets by reason.  "short": under 3 bytes; "unencrypted": D clear; "not flushed":
+        stateless without A; "duplicate": the last count again; "late": stateless, 2048 or more ahead,
+        i.e. behind; "lost": stateful, the packet that revealed a gap; "discarding": stateful, waiting
+        for A after a loss; "bad protocol": the decrypted inner protocol is not 0x0021-0x00FA (wrong
+        key or corrupt packet)."""
+
+    @property
+    def discarding(self) -> bool:
+        """Stateful: a loss was seen and no packet with A has arrived since."""
+        return self._next < 0 and self._stateful
+
+    def take_reset_request(self) -> bool:
+        """True once per detected loss (stateful): the link then sends one CCP Reset-Request."""
+        if self._reset:
+            self._reset = False
+            return True
+        return False
+
+    def decrypt(self, information: bytes | bytearray | memoryview) -> tuple[int, bytes] | None:
+        """(inner protocol, payload) of an MPPE packet, or None when it is dropped."""
+        if len(information) > 3:
+            first = information[0]
+            count = (first & 0x0F) << 8 | information[1]
+            if count == self._next and first & 0x90 == 0x10 and count & 0xFF != 0xFF:
+                # Stateful, in sequence, neither A nor a flag packet: the RC4 stream runs on.
+                self._next = (count + 1) & 0xFFF
+                data = self._update(information[2:])
+                if data[0] == 0 and 0x21 <= data[1] <= 0xFA:  # FIRST_PROTOCOL, LAST_PROTOCOL
+                    return data[1], data[2:]
+                return self._checked(data, count)
+        return self._decrypt(information)
+
+    def _decrypt(self, information: bytes | bytearray | memoryview) -> tuple[int, bytes] | None:
+        """Everything but the stateful fast path: checks, key changes, loss."""
+        if len(information) < 3:  # header and at least a PFC-compressed protocol
+            self.dropped["short"] += 1
+            return None
+        first = information[0]
+        if not first & ENCRYPTED:
+            self.dropped["unencrypted"] += 1
+            return None
+        count = (first & 0x0F) << 8 | information[1]
+        if self._stateful:
+            return self._decrypt_stateful(information, first, count)
+        if not first & FLUSHED:
+            self.dropped["not flushed"] += 1
+            return None
+        # RFC 3078 section 8.1: as many key changes as the count moved, each one from the last.
+        changes = (count - self._last) & 0xFFF
+        if changes == 0:
+            self.dropped["duplicate"] += 1
+            return None
+        if changes >= LATE:
+            self.dropped["late"] += 1
+            return None
+        self.key_changes += changes
+        key = self._changer.next(self._key)
+        if changes > 1:
+            changer = self._changer
+            for _ in range(changes - 1):
+                key = changer.next(key)
+        data = Cipher(ARC4(key), mode=None).encryptor().update(information[2:])
+        if data[0] == 0 and len(data) > 1 and 0x21 <= data[1] <= 0xFA:  # FIRST_PROTOCOL, LAST_PROTOCOL
+            inner: tuple[int, bytes] | None = data[1], data[2:]
+        else:
+            inner = _inner(data)  # PFC, or garbage
+            if inner is None:  # wrong key or corrupt packet: keep the state the peer still agrees with
+                self.dropped["bad protocol"] += 1
+                return None
+        self._key = key
+        self._last = count
+        return inner
+
+    def _decrypt_stateful(
+        self, information: bytes | bytearray | memoryview, first: int, count: int
+    ) -> tuple[int, bytes] | None:
+        flag = count & 0xFF == 0xFF
+        if self._next < 0:  # discarding
+            if not first & FLUSHED:  # RFC 3078 section 8.2: silently discard until A
+                self.dropped["discarding"] += 1
+                return None
+            # One key change per flag packet missed: the 256-blocks crossed since the last good packet
+            # + 1, as Linux counts them.  Then the packet's own change, in _flushed.
+            missed = ((count >> 8) - (((self._last + 1) & 0xFFF) >> 8)) & 0x0F
+            key = self._key
+            for _ in range(missed):
+                key = self._changer.next(key)
+            self.key_changes += missed
+            return self._flushed(information, count, flag, key)
+        if count != self._next:
+            last = (self._next - 1) & 0xFFF
+            if count == last:
+                self.dropped["duplicate"] += 1
+                return None
+            self._lose(last)
+            self.dropped["lost"] += 1
+            return None
+        if first & FLUSHED:
+            return self._flushed(information, count, flag, self._key)
+        if flag:  # a flag packet without A: only an RFC sender sends one (Linux would drop it)
+            self._key = self._changer.next(self._key)
+            self.key_changes += 1
+            self._update = Cipher(ARC4(self._key), mode=None).encryptor().update
+        self._next = (count + 1) & 0xFFF
+        return self._checked(self._update(information[2:]), count)
+
+    def _checked(self, data: bytes, count: int) -> tuple[int, bytes] | None:
+        """Stateful: the inner packet of ``data``, or a resynchronisation when it makes no sense."""
+        inner = _inner(data)
+        if inner is None:  # keys out of step, or a corrupt packet
+            self._lose(count)
+            self.dropped["bad protocol"] += 1
+        return inner
+
+    def _flushed(
+        self, information: bytes | bytearray | memoryview, count: int, flag: bool, key: bytes
+    ) -> tuple[int, bytes] | None:
+        """A packet with A, ``key`` the session key before its own change: find the key that decrypts it.
+
+        In step, a flag packet means one key change for Linux and the RFC alike: a plausible protocol
+        settles it.  Otherwise the search goes on until a sure decryption (see :func:`_likelihood`).
+        """
+        data = information[2:]
+        settled = 1 if flag and self._next >= 0 else 2
+        best: tuple[bytes, _Update, tuple[int, bytes]] | None = None
+        best_score = -1
+        for candidate in self._candidates(key, flag):
+            update = Cipher(ARC4(candidate), mode=None).encryptor().update
+            decrypted = update(data)
+            inner = _inner(decrypted)
+            if inner is None:
+                continue
+            score = _likelihood(decrypted, inner)
+            if score >= settled:
+                return self._resynchronised(candidate, update, inner, count)
+            if score > best_score:
+                best, best_score = (candidate, update, inner), score
+        if best is not None:
+            return self._resynchronised(*best, count=count)
+        if self._next >= 0:  # not discarding yet: the last packet we agree on is the one before
+            self._lose((count - 1) & 0xFFF)
+        self._reset = True
+        self.dropped["bad protocol"] += 1
+        return None
+
+    def _resynchronised(self, key: bytes, update: _Update, inner: tuple[int, bytes], count: int) -> tuple[int, bytes]:
+        self._key = key
+        self._update = update
+        self._next = (count + 1) & 0xFFF
+        return inner
+
+    def _candidates(self, key: bytes, flag: bool) -> Iterator[bytes]:
+        """Keys a packet with A may use, likeliest first (see the module docstring)."""
+        changed = self._changer.next(key)
+        self.key_changes += 1
+        yield changed  # Linux: A means a key change
+        if not flag:
+            yield key  # RFC 3078 section 8.2: RC4 re-initialised with the current key
+        for _ in range(_SEARCH):  # the sender acted on Reset-Requests whose A packets we lost
+            changed = self._changer.next(changed)
+            self.key_changes += 1
+            yield changed
+
+    def _lose(self, last: int) -> None:
+        """Stateful loss: drop until a packet with A, and ask for a CCP Reset-Request once."""
+        self._last = last
+        self._next = -1
+        self._reset = True

@@ -1,0 +1,697 @@
+"""MPPE keys (RFC 3079) against the RFC vectors, and the codec (RFC 3078) against itself, a model of
+the Linux kernel's ``ppp_mppe.c`` and a model of an RFC-literal stateful sender."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytest
+from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
+from cryptography.hazmat.primitives.ciphers import Cipher
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pypptp.ppp.auth import MsChapKeys
+from pypptp.ppp.crypto import hash_nt_password_hash, lm_password_hash, nt_password_hash
+from pypptp.ppp.mppe import (
+    MPPE_OVERHEAD,
+    MppeDecryptor,
+    MppeEncryptor,
+    change_key,
+    get_asymmetric_start_key,
+    get_master_key,
+    get_new_key_from_sha,
+    initial_session_key,
+    key_length,
+    start_keys,
+)
+
+
+def h(text: str) -> bytes:
+    return bytes.fromhex(text)
+
+
+def rc4(key: bytes, data: bytes) -> bytes:
+    return Cipher(ARC4(key), mode=None).encryptor().update(data)
+
+
+# RFC 3079 section 3.5 inputs (the RFC 2759 section 9.2 exchange), ccp-mppe.md 6.4
+PASSWORD_HASH_HASH = h("41 C0 0C 58 4B D2 D9 1C 40 17 A2 A1 2F A5 9F 3F")
+NT_RESPONSE = h("82 30 9E CD 8D 70 8B 5E A0 8F AA 39 81 CD 83 54 42 33 11 4A 3D 85 D6 DF")
+MASTER_KEY = h("FD EC E3 71 7A 8C 83 8C B3 88 E5 27 AE 3C DD 31")
+SERVER_SEND_START = h("8B 7C DC 14 9B 99 3A 1B A1 18 CB 15 3F 56 DC CB")
+SERVER_RECEIVE_START = h("D5 F0 E9 52 1E 3E A9 58 96 45 E8 60 51 C8 22 26")
+V2_KEYS = MsChapKeys(2, nt_password_hash("clientPass"), PASSWORD_HASH_HASH, NT_RESPONSE, bytes(16))
+
+# RFC 3079 section 2.5 (MS-CHAPv1), ccp-mppe.md 7
+V1_CHALLENGE = h("10 2D B5 DF 08 5D 30 41")
+V1_KEYS = MsChapKeys(
+    1,
+    nt_password_hash("clientPass"),
+    hash_nt_password_hash(nt_password_hash("clientPass")),
+    bytes(24),
+    V1_CHALLENGE,
+    lm_password_hash("clientPass"),
+)
+
+IP = 0x0021
+PAYLOAD = bytes(range(256)) * 5 + bytes(120)  # 1400 bytes
+
+
+# -- RFC 3079 vectors -----------------------------------------------------------------------------
+
+
+def test_master_key_and_server_send_start_keys_rfc3079_3_5() -> None:
+    assert get_master_key(PASSWORD_HASH_HASH, NT_RESPONSE) == MASTER_KEY
+    assert get_asymmetric_start_key(MASTER_KEY, 16, send=True, server=True) == SERVER_SEND_START
+    assert get_asymmetric_start_key(MASTER_KEY, 8, send=True, server=True) == SERVER_SEND_START[:8]
+    assert get_asymmetric_start_key(MASTER_KEY, 16, send=False, server=True) == SERVER_RECEIVE_START  # computed
+
+
+@pytest.mark.parametrize(
+    ("bits", "start", "session", "rc4_test_message"),
+    [
+        (
+            128,
+            SERVER_SEND_START,
+            "40 5C B2 24 7A 79 56 E6 E2 11 00 7A E2 7B 22 D4",
+            "81 84 83 17 DF 68 84 62 72 FB 5A BE",
+        ),
+        (40, SERVER_SEND_START[:8], "D1 26 9E C4 9F A6 2E 3E", "92 91 37 91 7E 58 03 D6 68 D7 58 98"),
+        # RFC 3079 3.5.2 prints the last byte as 58 (and calls the key SendSessionKey40): B8 recomputed
+        (56, SERVER_SEND_START[:8], "D1 5C 00 C4 9F A6 2E 3E", "3F 10 68 33 FA 44 8D A8 42 BC 57 B8"),
+    ],
+    ids=["128", "40", "56"],
+)
+def test_initial_session_keys_and_rc4_samples_rfc3079_3_5(
+    bits: int, start: bytes, session: str, rc4_test_message: str
+) -> None:
+    key = initial_session_key(start, bits)
+    assert key == h(session)
+    assert rc4(key, b"test message") == h(rc4_test_message)
+
+
+def test_server_receive_initial_keys_computed_vectors() -> None:
+    assert initial_session_key(SERVER_RECEIVE_START, 128) == h("49 D1 1D 0F 0C C6 BE FB A2 A9 B4 B6 88 F9 1E EE")
+    assert initial_session_key(SERVER_RECEIVE_START[:8], 40) == h("D1 26 9E D2 AE 99 90 38")
+
+
+@pytest.mark.parametrize(
+    ("start", "first", "second"),
+    [
+        (
+            SERVER_SEND_START,
+            "72 6F 10 50 0E 2B 54 13 5B 1B 74 D7 68 2F 04 71",
+            "28 05 BC 78 69 BE C8 25 57 3A 78 03 E9 5A 3A CD",
+        ),
+        (
+            SERVER_RECEIVE_START,
+            "0E 09 C1 08 10 1D FD DE F6 C0 E2 F2 D9 5D 0B AD",
+            "03 27 34 39 AC 5F 94 C9 7F 13 D9 13 3D F4 DF C5",
+        ),
+    ],
+    ids=["server-send", "server-receive"],
+)
+def test_key_change_vectors(start: bytes, first: str, second: str) -> None:
+    key = initial_session_key(start, 128)
+    key = change_key(start, key, 128)
+    assert key == h(first)
+    assert change_key(start, key, 128) == h(second)
+
+
+def test_40_bit_key_change_vector_and_the_sha_step() -> None:
+    start = SERVER_SEND_START[:8]
+    assert change_key(start, initial_session_key(start, 40), 40) == h("D1 26 9E CE 4D 98 D1 81")
+    assert get_new_key_from_sha(SERVER_SEND_START, SERVER_SEND_START, 16) == initial_session_key(SERVER_SEND_START, 128)
+
+
+def test_first_stateless_packet_ccp_mppe_6_4() -> None:
+    encryptor = MppeEncryptor(SERVER_SEND_START, 128)
+    packet = encryptor.encrypt(IP, h("45 00 00"))
+    assert packet == h("90 00 70 58 13 2B E0")  # A|D, count 0, then RC4(00 21 45 00 00) after one key change
+    assert encryptor.count == 0 and encryptor.key_changes == 1
+
+
+def test_v2_start_keys_match_across_the_link() -> None:
+    for bits in (40, 56, 128):
+        server_send, server_receive = start_keys(V2_KEYS, bits, server=True)
+        client_send, client_receive = start_keys(V2_KEYS, bits, server=False)
+        assert server_send == client_receive == SERVER_SEND_START[: key_length(bits)]
+        assert server_receive == client_send == SERVER_RECEIVE_START[: key_length(bits)]
+
+
+def test_v1_keys_rfc3079_2_5() -> None:
+    lm_start, same = start_keys(V1_KEYS, 40, server=True)
+    assert lm_start == same == h("76 A1 52 93 60 96 D7 83")  # first 8 bytes of LmPasswordHash
+    assert get_new_key_from_sha(lm_start, lm_start, 8) == h("D8 08 01 53 8C EC 4A 08")
+    assert initial_session_key(lm_start, 40) == h("D1 26 9E 53 8C EC 4A 08")
+    assert start_keys(V1_KEYS, 56, server=False) == (lm_start, lm_start)
+    assert initial_session_key(lm_start, 56) == h("D1 08 01 53 8C EC 4A 08")
+    # Get_Start_Key: RFC 3079 2.5.3 prints "AC CA D1" in step 3 and "AC C1 D1" in step 4; C1 recomputed
+    get_start_key = h("A8 94 78 50 CF C0 AC C1 D1 78 9F B6 2D DC DD B0")
+    assert start_keys(V1_KEYS, 128, server=True) == (get_start_key, get_start_key)
+    assert initial_session_key(get_start_key, 128) == h("59 D1 59 BC 09 F7 6F 1D A2 A8 6A 28 FF EC 0B 1E")
+
+
+def test_v1_40_bit_without_the_lm_hash_uses_the_nt_based_key_as_linux_would() -> None:
+    keys = MsChapKeys(1, V1_KEYS.password_hash, V1_KEYS.password_hash_hash, bytes(24), V1_CHALLENGE)
+    assert start_keys(keys, 40, server=True) == (h("A8 94 78 50 CF C0 AC C1"),) * 2
+
+
+def test_derivation_rejects_what_it_cannot_do() -> None:
+    with pytest.raises(ValueError):
+        key_length(64)
+    with pytest.raises(ValueError):
+        get_asymmetric_start_key(MASTER_KEY, 12, send=True, server=True)
+    with pytest.raises(ValueError):
+        start_keys(MsChapKeys(3, bytes(16), bytes(16), bytes(24), bytes(16)), 128, server=True)
+    with pytest.raises(ValueError):
+        MppeEncryptor(SERVER_SEND_START[:8], 128)  # a 128-bit start key is 16 bytes
+    with pytest.raises(ValueError):
+        MppeDecryptor(SERVER_SEND_START, 40)
+
+
+# -- the codec, our sender to our receiver ----------------------------------------------------------
+
+
+def pair(bits: int, stateful: bool, *, server_sends: bool = True) -> tuple[MppeEncryptor, MppeDecryptor]:
+    """An encryptor on one side of the link and the decryptor on the other, keys from one exchange."""
+    send, _ = start_keys(V2_KEYS, bits, server=server_sends)
+    _, receive = start_keys(V2_KEYS, bits, server=not server_sends)
+    return MppeEncryptor(send, bits, stateful=stateful), MppeDecryptor(receive, bits, stateful=stateful)
+
+
+def payload(n: int) -> bytes:
+    """An IPv4-shaped packet of 24 to 48 bytes (version 4, total length right), numbered ``n``."""
+    body = n.to_bytes(4, "big") * (5 + n % 7)
+    return b"\x45\x00" + (len(body) + 4).to_bytes(2, "big") + body
+
+
+MODES = [(bits, stateful) for bits in (40, 56, 128) for stateful in (False, True)]
+MODE_IDS = [f"{bits}-{'stateful' if stateful else 'stateless'}" for bits, stateful in MODES]
+
+
+@pytest.mark.parametrize(("bits", "stateful"), MODES, ids=MODE_IDS)
+@pytest.mark.parametrize("server_sends", [True, False], ids=["server-to-client", "client-to-server"])
+def test_round_trip(bits: int, stateful: bool, server_sends: bool) -> None:
+    encryptor, decryptor = pair(bits, stateful, server_sends=server_sends)
+    for n in range(600):  # past two stateful flag packets
+        protocol = (0x0021, 0x0057, 0x002D, 0x00FA)[n % 4]
+        packet = encryptor.encrypt(protocol, payload(n))
+        assert len(packet) == len(payload(n)) + MPPE_OVERHEAD
+        assert decryptor.decrypt(packet) == (protocol, payload(n))
+    assert encryptor.count == 599
+    assert encryptor.key_changes == (600 if not stateful else 2) == decryptor.key_changes
+    assert not any(decryptor.dropped.values())
+    assert not decryptor.take_reset_request()
+
+
+@pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful"])
+def test_coherency_count_wraps_at_4096(stateful: bool) -> None:
+    encryptor, decryptor = pair(128, stateful)
+    counts = []
+    for n in range(4096 + 300):
+        packet = encryptor.encrypt(IP, payload(n))
+        counts.append((packet[0] & 0x0F) << 8 | packet[1])
+        assert decryptor.decrypt(packet) == (IP, payload(n))
+    assert counts == [n % 4096 for n in range(4096 + 300)]
+    assert encryptor.key_changes == decryptor.key_changes == (4396 if not stateful else 17)
+
+
+def test_inputs_of_every_buffer_type() -> None:
+    encryptor, decryptor = pair(128, True)
+    for kind in (bytes, bytearray, memoryview):
+        packet = encryptor.encrypt(IP, kind(PAYLOAD))
+        assert decryptor.decrypt(kind(packet)) == (IP, PAYLOAD)
+
+
+@pytest.mark.parametrize("protocol", [0x0000, 0x0001, 0x0020, 0x00FB, 0x00FD, 0x8021, 0xC021, 0xC223])
+def test_only_protocols_0x21_to_0xfa_are_encrypted(protocol: int) -> None:
+    encryptor, _ = pair(128, False)
+    with pytest.raises(ValueError):
+        encryptor.encrypt(protocol, b"x")
+    assert encryptor.count == 4095  # nothing sent
+
+
+def test_header_bits_stateless_every_packet_flushed() -> None:
+    encryptor, _ = pair(40, False)
+    headers = [encryptor.encrypt(IP, b"x")[:2] for _ in range(300)]
+    assert headers == [bytes((0x90 | n >> 8, n & 0xFF)) for n in range(300)]
+
+
+def test_header_bits_stateful_as_linux() -> None:
+    encryptor, _ = pair(128, True)
+    headers = [encryptor.encrypt(IP, b"x")[:2] for _ in range(600)]
+    # count 0 with the initial key and no A; A only on flag packets (count low byte 0xFF)
+    assert headers[0] == h("10 00")
+    assert [n for n, header in enumerate(headers) if header[0] & 0x80] == [255, 511]
+    assert all(header[0] & 0x70 == 0x10 for header in headers)
+
+
+def test_stateful_first_packet_uses_the_initial_key() -> None:
+    encryptor = MppeEncryptor(SERVER_SEND_START, 128, stateful=True)
+    packet = encryptor.encrypt(IP, h("45 00 00"))
+    assert packet == h("10 00") + rc4(initial_session_key(SERVER_SEND_START, 128), h("00 21 45 00 00"))
+    assert encryptor.key_changes == 0
+
+
+@pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful"])
+def test_pfc_compressed_inner_protocol_is_accepted(stateful: bool) -> None:
+    start = SERVER_SEND_START
+    key = initial_session_key(start, 128)
+    if not stateful:
+        key = change_key(start, key, 128)
+    header = h("90 00") if not stateful else h("10 00")
+    decryptor = MppeDecryptor(start, 128, stateful=stateful)
+    assert decryptor.decrypt(header + rc4(key, b"\x21" + PAYLOAD)) == (0x21, PAYLOAD)
+    assert decryptor.decrypt(b"\x90\x01" if not stateful else b"\x10\x01") is None  # short
+
+
+# -- stateless synchronisation (RFC 3078 section 8.1) -------------------------------------------------
+
+
+def test_stateless_loss_is_bridged_by_key_changes() -> None:
+    encryptor, decryptor = pair(128, False)
+    packets = [encryptor.encrypt(IP, payload(n)) for n in range(3000)]
+    rng = random.Random(7)
+    kept = [n for n in range(3000) if rng.random() > 0.3]
+    for n in kept:
+        assert decryptor.decrypt(packets[n]) == (IP, payload(n))
+    assert decryptor.key_changes == kept[-1] + 1  # one per count, lost or not
+    assert not any(decryptor.dropped.values())
+
+
+def test_stateless_burst_loss_up_to_2047_is_honoured() -> None:
+    encryptor, decryptor = pair(128, False)
+    packets = [encryptor.encrypt(IP, payload(n)) for n in range(2050)]
+    assert decryptor.decrypt(packets[0]) == (IP, payload(0))
+    assert decryptor.decrypt(packets[2047]) == (IP, payload(2047))  # 2047 ahead: accepted
+    assert decryptor.key_changes == 2048
+    assert decryptor.decrypt(packets[2048]) == (IP, payload(2048))
+
+
+def test_stateless_late_and_duplicate_packets_are_dropped_without_key_work() -> None:
+    encryptor, decryptor = pair(128, False)
+    packets = [encryptor.encrypt(IP, payload(n)) for n in range(2100)]
+    for n in range(10):
+        decryptor.decrypt(packets[n])
+    changes = decryptor.key_changes
+    assert decryptor.decrypt(packets[9]) is None  # duplicate
+    assert decryptor.decrypt(packets[5]) is None  # late: 4092 ahead, i.e. 4 behind
+    assert decryptor.decrypt(packets[2057]) is None  # 2048 ahead: taken for late too
+    assert decryptor.key_changes == changes  # none of that cost a key change (Linux's old bug: 4092)
+    assert decryptor.dropped["duplicate"] == 1 and decryptor.dropped["late"] == 2
+    assert decryptor.decrypt(packets[10]) == (IP, payload(10))  # the state was left alone
+
+
+def test_stateless_reordering_loses_only_the_late_packet() -> None:
+    encryptor, decryptor = pair(128, False)
+    packets = [encryptor.encrypt(IP, payload(n)) for n in range(6)]
+    order = [0, 2, 1, 3, 5, 4]
+    results = [decryptor.decrypt(packets[n]) for n in order]
+    assert results == [(IP, payload(0)), (IP, payload(2)), None, (IP, payload(3)), (IP, payload(5)), None]
+    assert decryptor.dropped["late"] == 2
+
+
+def test_stateless_receiver_insists_on_d_and_a() -> None:
+    encryptor, decryptor = pair(128, False)
+    packet = encryptor.encrypt(IP, PAYLOAD)
+    assert decryptor.decrypt(bytes([packet[0] & ~0x10]) + packet[1:]) is None
+    assert decryptor.decrypt(bytes([packet[0] & ~0x80]) + packet[1:]) is None
+    assert decryptor.dropped["unencrypted"] == 1 and decryptor.dropped["not flushed"] == 1
+    assert decryptor.decrypt(packet) == (IP, PAYLOAD)
+
+
+def test_stateless_garbage_does_not_move_the_keys() -> None:
+    encryptor, decryptor = pair(128, False)
+    packets = [encryptor.encrypt(IP, payload(n)) for n in range(5)]
+    assert decryptor.decrypt(packets[0]) == (IP, payload(0))
+    forged = packets[4][:2] + bytes([packets[4][2] ^ 0x02]) + packets[4][3:]  # decrypts to protocol 0x0221
+    assert decryptor.decrypt(forged) is None and decryptor.dropped["bad protocol"] == 1
+    for n in range(1, 5):
+        assert decryptor.decrypt(packets[n]) == (IP, payload(n))
+
+
+def test_stateless_reset_request_changes_nothing() -> None:
+    encryptor, decryptor = pair(128, False)
+    encryptor.reset_requested()
+    packet = encryptor.encrypt(IP, PAYLOAD)
+    assert packet[:2] == h("90 00") and encryptor.key_changes == 1
+    assert decryptor.decrypt(packet) == (IP, PAYLOAD)
+    assert not decryptor.take_reset_request()
+
+
+# -- stateful synchronisation (RFC 3078 section 8.2, as Linux does it) ------------------------------
+
+
+def test_stateful_loss_reset_and_resynchronisation() -> None:
+    encryptor, decryptor = pair(128, True)
+    for n in range(10):
+        assert decryptor.decrypt(encryptor.encrypt(IP, payload(n))) == (IP, payload(n))
+    encryptor.encrypt(IP, payload(10))  # lost
+    assert decryptor.decrypt(encryptor.encrypt(IP, payload(11))) is None
+    assert decryptor.discarding
+    assert decryptor.take_reset_request() is True
+    assert decryptor.take_reset_request() is False  # once per loss
+    assert decryptor.decrypt(encryptor.encrypt(IP, payload(12))) is None  # still discarding
+    assert not decryptor.take_reset_request()
+    encryptor.reset_requested()
+    encryptor.reset_requested()  # a repeated Reset-Request before the next packet: one key change
+    changes = encryptor.key_changes
+    packet = encryptor.encrypt(IP, payload(13))
+    assert packet[0] & 0x80 and encryptor.key_changes == changes + 1
+    assert decryptor.decrypt(packet) == (IP, payload(13))
+    assert not decryptor.discarding
+    for n in range(14, 700):  # across flag packets
+        assert decryptor.decrypt(encryptor.encrypt(IP, payload(n))) == (IP, payload(n))
+    assert decryptor.dropped["lost"] == 1 and decryptor.dropped["discarding"] == 1
+    assert encryptor.key_changes == decryptor.key_changes
+
+
+@pytest.mark.parametrize("lost", [1, 200, 256, 300, 1000, 3000], ids=lambda n: f"lost{n}")
+def test_stateful_loss_across_flag_packets(lost: int) -> None:
+    encryptor, decryptor = pair(40, True)
+    for n in range(250):
+        assert decryptor.decrypt(encryptor.encrypt(IP, payload(n))) == (IP, payload(n))
+    for n in range(250, 250 + lost):
+        encryptor.encrypt(IP, payload(n))  # lost, flag packets among them
+    assert decryptor.decrypt(encryptor.encrypt(IP, b"next")) is None
+    assert decryptor.take_reset_request()
+    encryptor.reset_requested()
+    packet = encryptor.encrypt(IP, b"flushed")
+    assert decryptor.decrypt(packet) == (IP, b"flushed")
+    for n in range(600):
+        assert decryptor.decrypt(encryptor.encrypt(IP, payload(n))) == (IP, payload(n))
+
+
+def test_stateful_duplicate_is_dropped_without_a_reset() -> None:
+    encryptor, decryptor = pair(128, True)
+    packet = encryptor.encrypt(IP, PAYLOAD)
+    assert decryptor.decrypt(packet) == (IP, PAYLOAD)
+    assert decryptor.decrypt(packet) is None
+    assert decryptor.dropped["duplicate"] == 1 and not decryptor.take_reset_request()
+    assert decryptor.decrypt(encryptor.encrypt(IP, b"more")) == (IP, b"more")
+
+
+def test_stateful_garbage_asks_for_a_reset() -> None:
+    encryptor, decryptor = pair(128, True)
+    assert decryptor.decrypt(encryptor.encrypt(IP, PAYLOAD)) == (IP, PAYLOAD)
+    packet = encryptor.encrypt(IP, PAYLOAD)
+    assert decryptor.decrypt(packet[:2] + bytes(x ^ 0x02 for x in packet[2:])) is None
+    assert decryptor.dropped["bad protocol"] == 1 and decryptor.take_reset_request() and decryptor.discarding
+    encryptor.reset_requested()
+    assert decryptor.decrypt(encryptor.encrypt(IP, PAYLOAD)) == (IP, PAYLOAD)
+
+
+def test_stateful_lost_flushed_packet_is_found_by_the_search() -> None:
+    """Linux's sender changes key once per Reset-Request it acts on: when the A packet answering the
+    first request is lost, the next one is two changes ahead."""
+    encryptor, decryptor = pair(128, True)
+    assert decryptor.decrypt(encryptor.encrypt(IP, b"0")) == (IP, b"0")
+    encryptor.encrypt(IP, b"lost")
+    assert decryptor.decrypt(encryptor.encrypt(IP, b"gap")) is None and decryptor.take_reset_request()
+    encryptor.reset_requested()
+    encryptor.encrypt(IP, b"flushed, lost")
+    assert decryptor.decrypt(encryptor.encrypt(IP, b"discarded")) is None
+    assert decryptor.discarding  # the link repeats its Reset-Request on its timer
+    encryptor.reset_requested()
+    assert decryptor.decrypt(encryptor.encrypt(IP, b"second flushed")) == (IP, b"second flushed")
+    assert decryptor.decrypt(encryptor.encrypt(IP, b"in step")) == (IP, b"in step")
+
+
+def test_stateful_flag_packet_without_a_from_an_rfc_sender_changes_key() -> None:
+    start = SERVER_SEND_START
+    key = initial_session_key(start, 128)
+    stream = Cipher(ARC4(key), mode=None).encryptor()
+    decryptor = MppeDecryptor(start, 128, stateful=True)
+    for n in range(255):
+        packet = bytes((0x10 | n >> 8, n & 0xFF)) + stream.update(b"\x00\x21" + payload(n))
+        assert decryptor.decrypt(packet) == (IP, payload(n))
+    key = change_key(start, key, 128)
+    assert decryptor.decrypt(h("10 FF") + rc4(key, b"\x00\x21flag")) == (IP, b"flag")
+
+
+# -- interoperation with Linux (a model of drivers/net/ppp/ppp_mppe.c and ppp_generic's gating) ------
+
+
+class LinuxMppe:
+    """One direction of Linux's MPPE, as read from ``ppp_mppe.c`` (behaviour only), for these tests.
+
+    Sender: count from 4095; a key change (and A) when stateless, on a flag packet, or after a
+    Reset-Request; no A on the first stateful packet.  Receiver: stateless rekeys up to the count
+    (late packets more than 2048 behind dropped); stateful expects count + 1, else discards until an
+    A packet, then rekeys once per 256-block crossed and once for the A.  ppp_generic stops feeding
+    the decompressor after an error until pppd gets the Reset-Ack (``error``).
+    """
+
+    def __init__(self, start_key: bytes, bits: int, *, stateful: bool) -> None:
+        self.start_key, self.bits, self.stateful = start_key, bits, stateful
+        self.key = initial_session_key(start_key, bits)
+        self.stream = Cipher(ARC4(self.key), mode=None).encryptor()
+        self.count = 4095
+        self.flush_next = False
+        self.discard = False
+        self.error = False
+
+    def rekey(self) -> None:
+        self.key = change_key(self.start_key, self.key, self.bits)
+        self.stream = Cipher(ARC4(self.key), mode=None).encryptor()
+
+    def compress(self, protocol: int, data: bytes) -> bytes:
+        self.count = (self.count + 1) % 4096
+        bits = 0x10
+        if not self.stateful or self.count & 0xFF == 0xFF or self.flush_next:
+            self.rekey()
+            bits |= 0x80
+        self.flush_next = False
+        return bytes((bits | self.count >> 8, self.count & 0xFF)) + self.stream.update(
+            protocol.to_bytes(2, "big") + data
+        )
+
+    def decompress(self, packet: bytes) -> tuple[int, bytes] | None:
+        """None: an error, after which pppd sends a Reset-Request (and this side waits for the Ack)."""
+        if self.error:
+            return None
+        result = self._decompress(packet)
+        if result is None:
+            self.error = True
+        return result
+
+    def _decompress(self, packet: bytes) -> tuple[int, bytes] | None:
+        if len(packet) <= 2:
+            return None
+        flushed = packet[0] & 0x80
+        count = (packet[0] & 0x0F) << 8 | packet[1]
+        if not packet[0] & 0x10 or (not self.stateful and not flushed):
+            return None
+        if self.stateful and count & 0xFF == 0xFF and not flushed:
+            return None
+        if not self.stateful:
+            if (count - self.count) % 4096 > 2048:
+                return None
+            while self.count != count:
+                self.rekey()
+                self.count = (self.count + 1) % 4096
+        else:
+            if not self.discard:
+                self.count = (self.count + 1) % 4096
+                if count != self.count:
+                    self.discard = True
+                    return None
+            elif not flushed:
+                return None
+            else:
+                while count & ~0xFF != self.count & ~0xFF:
+                    self.rekey()
+                    self.count = (self.count + 256) % 4096
+                self.discard = False
+                self.count = count
+            if flushed:
+                self.rekey()
+        data = self.stream.update(packet[2:])
+        if data[0] & 1:
+            return data[0], data[1:]
+        return data[0] << 8 | data[1], data[2:]
+
+
+def is_reset_answer(packet: bytes) -> bool:
+    """A stateful packet with A that is not a flag packet: the answer to a Reset-Request."""
+    return bool(packet[0] & 0x80) and packet[1] != 0xFF
+
+
+def run_link(
+    send: Callable[[int, bytes], bytes],
+    receive: Callable[[bytes], tuple[int, bytes] | None],
+    wants_reset: Callable[[], bool],
+    reset: Callable[[], None],
+    *,
+    packets: int,
+    loss: float,
+    seed: int,
+    spare: Callable[[bytes], bool] = lambda packet: False,
+) -> int:
+    """Send ``packets`` with random loss, except of the packets ``spare`` names; every Reset-Request
+    reaches the sender before its next packet.  Every packet delivered must be the one sent.
+    Returns how many were delivered."""
+    rng = random.Random(seed)
+    delivered = 0
+    for n in range(packets):
+        packet = send(IP, payload(n))
+        if rng.random() < loss and not spare(packet):
+            continue
+        result = receive(packet)
+        if result is not None:
+            assert result == (IP, payload(n)), f"packet {n} decrypted to garbage"
+            delivered += 1
+        if wants_reset():
+            reset()
+    return delivered
+
+
+def our_receiver(decryptor: MppeDecryptor, every: int = 8) -> Callable[[], bool]:
+    """When our link sends a Reset-Request: once per loss, and again on its timer (here: every
+    ``every`` packets) while the decryptor is still discarding."""
+    waited = 0
+
+    def wants_reset() -> bool:
+        nonlocal waited
+        if decryptor.take_reset_request():
+            waited = 0
+            return True
+        waited += 1
+        if decryptor.discarding and waited >= every:
+            waited = 0
+            return True
+        return False
+
+    return wants_reset
+
+
+@pytest.mark.parametrize(("bits", "stateful"), [(40, False), (128, False), (40, True), (128, True)])
+@pytest.mark.parametrize("loss", [0.0, 0.02, 0.3])
+def test_our_sender_to_linux(bits: int, stateful: bool, loss: float) -> None:
+    """Lost packets of every kind except our answers to Reset-Requests (see the next test)."""
+    send, _ = start_keys(V2_KEYS, bits, server=True)
+    _, receive = start_keys(V2_KEYS, bits, server=False)
+    ours = MppeEncryptor(send, bits, stateful=stateful)
+    linux = LinuxMppe(receive, bits, stateful=stateful)
+
+    def reset() -> None:  # pppd's Reset-Request reaches us; our Reset-Ack reaches pppd
+        ours.reset_requested()
+        linux.error = False
+
+    delivered = run_link(
+        ours.encrypt,
+        linux.decompress,
+        lambda: linux.error,
+        reset,
+        packets=4500,
+        loss=loss,
+        seed=bits,
+        spare=is_reset_answer if stateful else lambda packet: False,
+    )
+    assert delivered > 4500 * (1 - loss) * (0.97 if not stateful or not loss else 0.4)
+
+
+def test_linux_receiver_never_recovers_from_a_lost_reset_answer() -> None:
+    """Linux's flaw, which no sender can work around: the A packet answering a Reset-Request is lost,
+    the sender changes key again for the next request, and the receiver stays one change behind."""
+    ours = MppeEncryptor(SERVER_SEND_START, 128, stateful=True)
+    linux = LinuxMppe(SERVER_SEND_START, 128, stateful=True)
+    assert linux.decompress(ours.encrypt(IP, b"0")) == (IP, b"0")
+    ours.encrypt(IP, b"lost")
+    assert linux.decompress(ours.encrypt(IP, b"gap")) is None
+    ours.reset_requested()
+    linux.error = False
+    ours.encrypt(IP, b"flushed, lost")
+    assert linux.decompress(ours.encrypt(IP, b"discarded")) is None
+    ours.reset_requested()
+    linux.error = False
+    assert linux.decompress(ours.encrypt(IP, b"second flushed")) != (IP, b"second flushed")
+
+
+@pytest.mark.parametrize(("bits", "stateful"), [(40, False), (128, False), (40, True), (128, True)])
+@pytest.mark.parametrize("loss", [0.0, 0.02, 0.3])
+def test_linux_sender_to_us(bits: int, stateful: bool, loss: float) -> None:
+    send, _ = start_keys(V2_KEYS, bits, server=False)
+    _, receive = start_keys(V2_KEYS, bits, server=True)
+    linux = LinuxMppe(send, bits, stateful=stateful)
+    ours = MppeDecryptor(receive, bits, stateful=stateful)
+
+    def reset() -> None:  # our Reset-Request reaches pppd, whose Reset-Ack makes the kernel flush
+        linux.flush_next = True
+
+    delivered = run_link(linux.compress, ours.decrypt, our_receiver(ours), reset, packets=4500, loss=loss, seed=bits)
+    assert delivered > 4500 * (1 - loss) * (0.97 if not stateful or not loss else 0.4)
+    assert ours.dropped["bad protocol"] == 0
+
+
+class RfcSender:
+    """A stateful sender that reads RFC 3078 literally, like FreeBSD's ng_mppc: A on the first packet
+    (tables initialised), flag packets change key without A, a Reset-Request re-initialises RC4 with
+    the current key and sets A."""
+
+    def __init__(self, start_key: bytes, bits: int) -> None:
+        self.start_key, self.bits = start_key, bits
+        self.key = initial_session_key(start_key, bits)
+        self.stream = Cipher(ARC4(self.key), mode=None).encryptor()
+        self.count = 4095
+        self.flush_next = True
+
+    def compress(self, protocol: int, data: bytes) -> bytes:
+        self.count = (self.count + 1) % 4096
+        bits = 0x10
+        if self.count & 0xFF == 0xFF:
+            self.key = change_key(self.start_key, self.key, self.bits)
+            self.stream = Cipher(ARC4(self.key), mode=None).encryptor()
+        if self.flush_next:
+            self.stream = Cipher(ARC4(self.key), mode=None).encryptor()
+            bits |= 0x80
+            self.flush_next = False
+        return bytes((bits | self.count >> 8, self.count & 0xFF)) + self.stream.update(
+            protocol.to_bytes(2, "big") + data
+        )
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.02, 0.3])
+def test_rfc_sender_to_us(loss: float) -> None:
+    sender = RfcSender(SERVER_SEND_START, 128)
+    ours = MppeDecryptor(SERVER_SEND_START, 128, stateful=True)
+
+    def reset() -> None:
+        sender.flush_next = True
+
+    delivered = run_link(sender.compress, ours.decrypt, our_receiver(ours), reset, packets=3000, loss=loss, seed=3)
+    assert delivered > 3000 * (1 - loss) * 0.4
+
+
+# -- robustness --------------------------------------------------------------------------------------
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.binary(max_size=64), stateful=st.booleans(), bits=st.sampled_from([40, 56, 128]))
+def test_random_bytes_never_raise(data: bytes, stateful: bool, bits: int) -> None:
+    _, decryptor = pair(bits, stateful)
+    result = decryptor.decrypt(data)
+    assert result is None or (0x21 <= result[0] <= 0xFA and isinstance(result[1], bytes))
+    decryptor.take_reset_request()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    stream=st.lists(st.tuples(st.integers(0, 2), st.binary(min_size=2, max_size=8)), max_size=40),
+    stateful=st.booleans(),
+)
+def test_mutated_packet_streams_never_raise(stream: list[tuple[int, bytes]], stateful: bool) -> None:
+    encryptor, decryptor = pair(128, stateful)
+    for action, noise in stream:
+        packet = encryptor.encrypt(IP, noise)
+        if action == 1:
+            packet = noise[:2] + packet[2:]  # a random header: any count, any bits
+        elif action == 2:
+            packet = packet[:2] + noise
+        result = decryptor.decrypt(packet)
+        assert result is None or 0x21 <= result[0] <= 0xFA
+        if decryptor.take_reset_request():
+            encryptor.reset_requested()
