@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pypptp.ppp.auth import AuthConfig
+from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.frame import Protocol, encode_frame, parse_frame
 from pypptp.ppp.fsm_table import State
 from pypptp.ppp.ipcp import IpcpConfig
@@ -65,12 +66,18 @@ def counter32(seed: int) -> Callable[[], int]:
     return lambda: generator.getrandbits(32)
 
 
+NO_MPPE = MppePolicy(enabled=False, required=False)
+MSCHAP = (AUTH_MSCHAP_V2, AUTH_MSCHAP_V1)
+
+
 def server_config(method: bytes = AUTH_MSCHAP_V2, **changes: Any) -> LinkConfig:
+    """pptpd's defaults: MPPE-128 required with MS-CHAP; PAP and CHAP-MD5 cannot key MPPE (nomppe)."""
     base = LinkConfig(
         server=True,
         lcp=LcpConfig(mru=1400, auth_methods=(method,)),
         auth=AuthConfig(our_name="pptpd"),
         ipcp=IpcpConfig(server=True, local_address=SERVER_IP, peer_address=POOL_IP, dns=DNS),
+        mppe=MppePolicy() if method in MSCHAP else NO_MPPE,
     )
     return _replace(base, changes)
 
@@ -81,6 +88,7 @@ def client_config(user: str = "alice", password: str = "s3cret pass", **changes:
         lcp=LcpConfig(auth_methods=ALL_METHODS),
         auth=AuthConfig(user=user, password=password),
         ipcp=IpcpConfig(server=False, request_dns=True),
+        mppe=MppePolicy(required=False),
     )
     return _replace(base, changes)
 
@@ -175,9 +183,11 @@ def test_each_auth_method_brings_the_network_up(method: bytes) -> None:
     assert (up_s.local_address, up_s.peer_address) == (SERVER_IP, POOL_IP)
     assert (up_c.local_address, up_c.peer_address) == (POOL_IP, SERVER_IP)
     assert up_c.dns == DNS
-    assert up_c.mtu == 1400  # the server's MRU bounds what the client sends
-    assert up_s.mtu == 1500  # the client asked for no MRU: the default
-    mschap = method in (AUTH_MSCHAP_V2, AUTH_MSCHAP_V1)
+    mschap = method in MSCHAP
+    overhead = 4 if mschap else 0  # MPPE grows each frame by 4 bytes
+    assert up_c.mtu == 1400 - overhead  # the server's MRU bounds what the client sends
+    assert up_s.mtu == 1500 - overhead  # the client asked for no MRU: the default
+    assert up_s.mppe == up_c.mppe == ("MPPE 128-bit stateless" if mschap else "")
     assert (auth.result.keys is not None) is mschap
     if mschap:
         [client_auth] = of(wire.client_events, Authenticated)
@@ -187,17 +197,24 @@ def test_each_auth_method_brings_the_network_up(method: bytes) -> None:
     assert "remote IP address 192.168.0.234" in [e.message for e in of(wire.server_events, LinkLog)]
 
 
-def test_ip_packets_flow_both_ways_once_ipcp_is_open() -> None:
-    wire = connect(server_config(), client_config())
-    packet = bytes.fromhex("4500001c0000000040010000c0a800eac0a80001") + b"\x08\x00\xf7\xff\x00\x00\x00\x00"
-    frame = wire.client.send_data(Protocol.IPV4, packet)
+PING = bytes.fromhex("4500001c0000000040010000c0a800eac0a80001") + b"\x08\x00\xf7\xff\x00\x00\x00\x00"
+
+
+@pytest.mark.parametrize("method", [AUTH_MSCHAP_V2, AUTH_PAP], ids=["mppe", "clear"])
+def test_ip_packets_flow_both_ways_once_ipcp_is_open(method: bytes) -> None:
+    wire = connect(server_config(method), client_config())
+    frame = wire.client.send_data(Protocol.IPV4, PING)
     assert frame is not None
+    # the client asked for ACFC and PFC: MPPE data is "fd 90 00 ...", clear IPv4 "21 45 ..."
+    assert frame[:2] == (b"\xfd\x90" if method == AUTH_MSCHAP_V2 else b"\x21\x45")
     wire.server.receive_frame(frame, wire.now)
     _, events = wire.server.drain()
-    assert of(events, DataReceived) == [DataReceived(Protocol.IPV4, packet)]
-    back = wire.server.send_data(Protocol.IPV4, packet)
-    assert back is not None and back[:1] == b"\x21"  # the client asked for ACFC and PFC
-    assert wire.client.send_data(Protocol.IPV6, packet) is None  # no IPV6CP: no IPv6
+    assert of(events, DataReceived) == [DataReceived(Protocol.IPV4, PING)]
+    back = wire.server.send_data(Protocol.IPV4, PING)
+    assert back is not None
+    wire.client.receive_frame(back, wire.now)
+    assert of(wire.client.drain()[1], DataReceived) == [DataReceived(Protocol.IPV4, PING)]
+    assert wire.client.send_data(Protocol.IPV6, PING) is None  # no IPV6CP: no IPv6
 
 
 def test_static_address_from_chap_secrets_wins_over_the_pool() -> None:

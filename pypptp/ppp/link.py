@@ -13,10 +13,14 @@ RFC 1661 section 3.2:
   agreed: LCP and the agreed method's packets only (section 3.4); other
   protocols are silently discarded.
 * **Network** after authentication (or straight away when none was
-  agreed): the NCPs (IPCP, IPV6CP when IPv6 is on) are brought Up and Opened
-  together, so a client's early IPCP request never meets a Closed automaton
-  and its Terminate-Ack (accel-ppp issue 353).  IP flows only while IPCP is
-  Opened.  A protocol we do not run gets an LCP Protocol-Reject (section
+  agreed): CCP (when MPPE is enabled and MS-CHAP gave keys) and the NCPs
+  (IPCP, IPV6CP when IPv6 is on) are brought Up and Opened together, so a
+  client's early IPCP request never meets a Closed automaton and its
+  Terminate-Ack (accel-ppp issue 353).  IP flows only while IPCP is Opened
+  and, when MPPE is required, once CCP has opened and the MPPE codecs exist
+  (RFC 3078 section 9); ``NetworkUp`` waits for both.  When MPPE is
+  required and CCP fails, is Protocol-Rejected or authentication gave no
+  keys, LCP is closed with the reason.  A protocol we do not run gets an LCP Protocol-Reject (section
   5.7), as does IPV6CP while IPv6 is off.  One NCP failing leaves the link
   up as long as another runs; with none left the link closes, as pppd does
   ("No network protocols running").
@@ -40,13 +44,23 @@ import os
 import secrets as _secrets
 from collections.abc import Callable
 
-from pypptp.ppp.auth import AuthConfig, AuthMethod, AuthResult, SecretLookup, make_authenticator, make_peer
+from pypptp.ppp.auth import (
+    AuthConfig,
+    AuthMethod,
+    AuthResult,
+    MsChapKeys,
+    SecretLookup,
+    make_authenticator,
+    make_peer,
+)
+from pypptp.ppp.ccp import CcpOptions, MppePolicy
 from pypptp.ppp.frame import PROTOCOL_NAMES, FrameError, Protocol, encode_frame, parse_frame
 from pypptp.ppp.fsm import Automaton, FsmConfig, LayerEvent
 from pypptp.ppp.fsm_table import State
 from pypptp.ppp.ipcp import IpcpConfig, IpcpOptions
 from pypptp.ppp.ipv6cp import Ipv6cpConfig, Ipv6cpOptions
 from pypptp.ppp.lcp import LcpConfig, LcpOptions
+from pypptp.ppp.mppe import MPPE_OVERHEAD, MppeDecryptor, MppeEncryptor, start_keys
 from pypptp.ppp.packet import Code, ControlPacket, PacketError, decode_packet
 
 __all__ = [
@@ -63,6 +77,8 @@ __all__ = [
     "PppLink",
 ]
 
+RESET_INTERVAL = 1.0
+"""Seconds between repeated CCP Reset-Requests while stateful MPPE waits for a flushed packet (pppd's)."""
 _MAX_ROUNDS = 64  # bound on the event cascade after one input (each round drains every automaton)
 
 
@@ -95,13 +111,19 @@ class Authenticated:
 
 @dataclasses.dataclass(frozen=True)
 class NetworkUp:
-    """IPCP is Opened: IPv4 may flow.  ``mtu`` is the largest IP packet the peer accepts."""
+    """IPCP is Opened (and MPPE, when required): IPv4 may flow.
+
+    ``mtu`` is the largest IP packet the peer accepts: its MRU, minus
+    :data:`~pypptp.ppp.mppe.MPPE_OVERHEAD` when MPPE is on (ccp-mppe.md section 9; the
+    cause of Linux's "compressor dropped pkt").  ``mppe`` names the encryption, e.g.
+    "MPPE 128-bit stateless", or is empty."""
 
     local_address: ipaddress.IPv4Address
     peer_address: ipaddress.IPv4Address
     dns: tuple[ipaddress.IPv4Address, ...]
     wins: tuple[ipaddress.IPv4Address, ...]
     mtu: int
+    mppe: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +167,9 @@ class LinkConfig:
     ipv6: bool = False
     """Run IPV6CP (pppd ``+ipv6``); off, its packets are Protocol-Rejected."""
     ipv6cp: Ipv6cpConfig = dataclasses.field(default_factory=Ipv6cpConfig)
+    mppe: MppePolicy = dataclasses.field(default_factory=MppePolicy)
+    """MPPE policy (pppd's require-mppe-128 by default): CCP runs when it is enabled, and IP waits
+    for it when it is required (RFC 3078 section 9: no user data before MPPE is negotiated)."""
     echo_interval: float = 0.0
     """``lcp-echo-interval``: seconds between Echo-Requests once LCP is Opened; 0 = none."""
     echo_failure: int = 0
@@ -162,6 +187,8 @@ class _Ncp:
     name: str
     automaton: Automaton
     data_protocols: tuple[int, ...]
+    network: bool = True
+    """A network protocol (IPCP, IPV6CP); CCP is not one: the link closes when no network one is left."""
 
 
 class PppLink:
@@ -186,11 +213,21 @@ class PppLink:
         self.auth_remote: AuthMethod | None = None  # we authenticate ourselves to the peer
         self.auth_results: list[AuthResult] = []
         self.ipcp_options: IpcpOptions | None = None
+        self._ipcp_opened = False
         self.ipv6cp_options: Ipv6cpOptions | None = None
         self.ncps: dict[int, _Ncp] = {}
+        self.ccp_options: CcpOptions | None = None
+        self.encryptor: MppeEncryptor | None = None
+        self.decryptor: MppeDecryptor | None = None
+        self.mppe_name = ""
         self.network_up: NetworkUp | None = None
+        self.counters: dict[str, int] = {"oversize": 0, "unencrypted": 0, "undecryptable": 0}
+        """Data dropped by the slow path, by reason; each reason is logged the first time only."""
         self.close_reason = ""
         self._extra_id = 0  # Identifier of LCP Echo-Request / Protocol-Reject / Identification
+        self._ccp_reset_id = 0
+        self._reset_deadline: float | None = None
+        self._logged_drops: set[str] = set()
         self._echo_deadline: float | None = None
         self._echo_pending = 0
         self._frames: list[bytes] = []
@@ -205,6 +242,9 @@ class PppLink:
         if config.ipv6:
             self.table[Protocol.IPV6CP] = (Phase.NETWORK, self._on_ncp)
             self.table[Protocol.IPV6] = (Phase.NETWORK, self._on_data)
+        if config.mppe.enabled:
+            self.table[Protocol.CCP] = (Phase.NETWORK, self._on_ncp)
+            self.table[Protocol.COMPRESSED] = (Phase.NETWORK, self._on_encrypted)
 
     # -- inputs --------------------------------------------------------------------------
 
@@ -272,10 +312,14 @@ class PppLink:
                 auth.handle_timer(now)
         if self._echo_deadline is not None and now >= self._echo_deadline:
             self._echo_timer(now)
+        if self._reset_deadline is not None and now >= self._reset_deadline:
+            self._reset_deadline = None
+            if self.decryptor is not None and self.decryptor.discarding:
+                self._send_ccp_reset_request(now)
         self._settle(now)
 
     def next_deadline(self) -> float | None:
-        deadlines = [self.lcp.next_deadline(), self._echo_deadline]
+        deadlines = [self.lcp.next_deadline(), self._echo_deadline, self._reset_deadline]
         deadlines += [ncp.automaton.next_deadline() for ncp in self.ncps.values()]
         deadlines += [a.next_deadline() for a in (self.auth_local, self.auth_remote) if a is not None]
         present = [d for d in deadlines if d is not None]
@@ -289,13 +333,24 @@ class PppLink:
 
     def data_open(self, protocol: int) -> bool:
         """May data of ``protocol`` (IPv4 0x0021, IPv6 0x0057) flow now?"""
+        if self.config.mppe.required and self.encryptor is None:
+            return False
         if protocol == Protocol.IPV4:
             return self.network_up is not None
         return any(protocol in ncp.data_protocols and ncp.automaton.state is State.OPENED for ncp in self.ncps.values())
 
-    def send_data(self, protocol: int, payload: bytes) -> bytes | None:
-        """A data frame for ``payload`` (slow path), or None while its NCP is not Opened."""
-        return self._encode(protocol, payload) if self.data_open(protocol) else None
+    def send_data(self, protocol: int, payload: bytes | bytearray | memoryview) -> bytes | None:
+        """A data frame for ``payload``, encrypted when MPPE is on (slow path; the session's hot path
+        does the same with the same :attr:`encryptor`).  None while the data may not flow, or when
+        the packet is larger than the peer accepts (counted, and logged the first time)."""
+        if not self.data_open(protocol):
+            return None
+        if self.network_up is not None and len(payload) > self.network_up.mtu:
+            self._drop("oversize", f"{len(payload)}-byte packet exceeds the link MTU {self.network_up.mtu}")
+            return None
+        if self.encryptor is not None:
+            return self._encode(Protocol.COMPRESSED, self.encryptor.encrypt(protocol, payload))
+        return self._encode(protocol, bytes(payload))
 
     # -- per-protocol input ---------------------------------------------------------------------
 
@@ -333,7 +388,14 @@ class PppLink:
         packet = self._decode(protocol, information)
         if packet is None:
             return
+        opened = ncp.automaton.state is State.OPENED
+        if protocol == Protocol.CCP and packet.code == Code.RESET_REQUEST and opened and self.encryptor is not None:
+            self.encryptor.reset_requested()  # the automaton answers with Reset-Ack (ser)
         ncp.automaton.receive(packet, now)
+        ccp = self.ccp_options
+        if protocol == Protocol.CCP and ccp is not None and ccp.failed and self.config.mppe.required:
+            self._close_lcp(now, f"MPPE required but not agreed: {ccp.failed}")
+            return
         options = self.ipcp_options
         if protocol == Protocol.IPCP and options is not None and options.address_refused:
             options.address_refused = False
@@ -341,10 +403,38 @@ class PppLink:
             ncp.automaton.close(now)
 
     def _on_data(self, protocol: int, information: memoryview, now: float) -> None:
+        if self.decryptor is not None or (self.config.mppe.required and self.encryptor is None):
+            self._drop("unencrypted", f"unencrypted {_protocol_name(protocol)} data while MPPE is required or on")
+            return
         if not self.data_open(protocol):
             self._log("debug", f"discarded {_protocol_name(protocol)} data: its NCP is not Opened")
             return
         self._events.append(DataReceived(protocol, bytes(information)))
+
+    def _on_encrypted(self, protocol: int, information: memoryview, now: float) -> None:
+        """MPPE data (protocol 0x00FD): decrypt, then treat as the inner protocol's data."""
+        decryptor = self.decryptor
+        if decryptor is None:
+            self._drop("undecryptable", "MPPE data before CCP opened")
+            return
+        inner = decryptor.decrypt(information)
+        if decryptor.take_reset_request():
+            self._ccp_reset_id = (self._ccp_reset_id + 1) & 0xFF
+            self._send_ccp_reset_request(now)
+        if inner is None:
+            return
+        inner_protocol, payload = inner
+        if not self.data_open(inner_protocol):
+            self._log("debug", f"discarded decrypted {_protocol_name(inner_protocol)}: its NCP is not Opened")
+            return
+        self._events.append(DataReceived(inner_protocol, payload))
+
+    def _send_ccp_reset_request(self, now: float) -> None:
+        """Stateful MPPE lost a packet: ask the sender to flush (RFC 1962 section 3.1, RFC 3078 section
+        8.2).  Repeated with the same Identifier every :data:`RESET_INTERVAL` while the decryptor
+        still discards, since the flushed packet that answers it can be lost too."""
+        self._frames.append(self._encode(Protocol.CCP, ControlPacket(Code.RESET_REQUEST, self._ccp_reset_id).encode()))
+        self._reset_deadline = now + RESET_INTERVAL
 
     def _unknown_protocol(self, protocol: int, information: memoryview, now: float) -> None:
         """RFC 1661 section 5.7: Protocol-Reject, but only while LCP is Opened in the Network phase."""
@@ -439,6 +529,8 @@ class PppLink:
             ncp.automaton.down(now)
         self._settle_ncps_quietly()
         self.ncps.clear()
+        self._ipcp_opened = False
+        self._mppe_off()
         self._network_down("LCP down")
         self.auth_local = self.auth_remote = None
         closing = self.lcp.state in (State.CLOSING, State.STOPPING, State.CLOSED, State.STOPPED)
@@ -453,6 +545,8 @@ class PppLink:
     def _link_dead(self, now: float) -> None:
         self._echo_deadline = None
         self.ncps.clear()
+        self._ipcp_opened = False
+        self._mppe_off()
         self._network_down("link dead")
         self.auth_local = self.auth_remote = None
         self._set_phase(Phase.DEAD)
@@ -480,6 +574,7 @@ class PppLink:
 
     def _enter_network(self, now: float) -> None:
         self._set_phase(Phase.NETWORK)
+        self._ipcp_opened = False
         config = self.config
         ipcp_config = config.ipcp
         secret = self.auth_local.result.secret if self.auth_local and self.auth_local.result else None
@@ -500,6 +595,15 @@ class PppLink:
                 Automaton("IPV6CP", self.ipv6cp_options, config.fsm, protocol=Protocol.IPV6CP),
                 (Protocol.IPV6,),
             )
+        if config.mppe.enabled:
+            if self._mppe_keys() is None:
+                if config.mppe.required:
+                    self._close_lcp(now, "MPPE required, but MS-CHAP authentication was not performed")
+                    return
+            else:
+                self.ccp_options = CcpOptions(config.mppe)
+                ccp = Automaton("CCP", self.ccp_options, config.fsm, protocol=Protocol.CCP, keep_open_on_repeat=True)
+                self.ncps[Protocol.CCP] = _Ncp("CCP", ccp, (), network=False)
         for ncp in self.ncps.values():
             ncp.automaton.up(now)
             ncp.automaton.open(now)
@@ -507,19 +611,70 @@ class PppLink:
     def _ncp_event(self, protocol: int, ncp: _Ncp, event: LayerEvent, now: float) -> None:
         if event is LayerEvent.UP:
             if protocol == Protocol.IPCP:
-                self._ipcp_up(ncp, now)
+                self._ipcp_opened = True
+            elif protocol == Protocol.CCP:
+                self._ccp_up(now)
             else:
                 self._log("info", f"{ncp.name} opened")
+            self._maybe_network_up(now)
         elif event is LayerEvent.DOWN:
             if protocol == Protocol.IPCP:
+                self._ipcp_opened = False
                 self._network_down("IPCP down")
+            elif protocol == Protocol.CCP:
+                self._mppe_off()
+                if self.config.mppe.required:
+                    self._network_down("CCP down")
         elif event is LayerEvent.FINISHED:
             self._log("info", f"{ncp.name} finished")
             self.ncps.pop(protocol, None)
             if protocol == Protocol.IPCP:
                 self._network_down("IPCP finished")
-            if not self.ncps and self.phase is Phase.NETWORK:
+            if protocol == Protocol.CCP and self.config.mppe.required and self.phase is Phase.NETWORK:
+                reason = (self.ccp_options.failed if self.ccp_options else None) or "CCP finished"
+                self._close_lcp(now, f"MPPE required but not agreed: {reason}")
+            elif not any(n.network for n in self.ncps.values()) and self.phase is Phase.NETWORK:
                 self._close_lcp(now, "No network protocols running")
+
+    def _mppe_keys(self) -> MsChapKeys | None:
+        for result in self.auth_results:
+            if result.success and result.keys is not None:
+                return result.keys
+        return None
+
+    def _ccp_up(self, now: float) -> None:
+        """CCP Opened: build the MPPE codecs from the MS-CHAP keys (RFC 3079)."""
+        ccp, keys = self.ccp_options, self._mppe_keys()
+        assert ccp is not None and keys is not None
+        server = self.config.server
+        if ccp.send_bits is not None:
+            send_start, _ = start_keys(keys, ccp.send_bits, server=server)
+            self.encryptor = MppeEncryptor(send_start, ccp.send_bits, stateful=ccp.send_stateful)
+        if ccp.receive_bits is not None:
+            _, receive_start = start_keys(keys, ccp.receive_bits, server=server)
+            self.decryptor = MppeDecryptor(receive_start, ccp.receive_bits, stateful=ccp.receive_stateful)
+        if self.encryptor is None and self.config.mppe.required:
+            self._close_lcp(now, "MPPE required but not agreed for our sending direction")
+            return
+        bits = ccp.send_bits or ccp.receive_bits
+        mode = "stateful" if ccp.send_stateful else "stateless"
+        self.mppe_name = f"MPPE {bits}-bit {mode}"
+        self._log("notice", f"{self.mppe_name} compression enabled")
+
+    def _mppe_off(self) -> None:
+        self.encryptor = self.decryptor = None
+        self._reset_deadline = None
+        self.mppe_name = ""
+
+    def _maybe_network_up(self, now: float) -> None:
+        """NetworkUp once IPCP is Opened and, when MPPE is required, the codecs exist."""
+        if not self._ipcp_opened or self.network_up is not None or self.phase is not Phase.NETWORK:
+            return
+        if self.config.mppe.required and self.encryptor is None:
+            return
+        ncp = self.ncps.get(Protocol.IPCP)
+        if ncp is not None:
+            self._ipcp_up(ncp, now)
 
     def _ipcp_up(self, ncp: _Ncp, now: float) -> None:
         options = self.ipcp_options
@@ -535,7 +690,8 @@ class PppLink:
             return
         dns = options.config.dns if self.config.server else options.peer_dns
         wins = options.config.wins if self.config.server else options.peer_wins
-        self.network_up = NetworkUp(local, peer, tuple(dns), tuple(wins), self.lcp_options.peer_mru)
+        mtu = self.lcp_options.peer_mru - (MPPE_OVERHEAD if self.encryptor is not None else 0)
+        self.network_up = NetworkUp(local, peer, tuple(dns), tuple(wins), mtu, self.mppe_name)
         self._log("notice", f"local  IP address {local}")
         self._log("notice", f"remote IP address {peer}")
         self._events.append(self.network_up)
@@ -602,6 +758,13 @@ class PppLink:
         if phase is not self.phase:
             self.phase = phase
             self._events.append(PhaseChanged(phase))
+
+    def _drop(self, reason: str, message: str) -> None:
+        """Count a dropped data packet; log each reason once per link (no log flood on the data path)."""
+        self.counters[reason] += 1
+        if reason not in self._logged_drops:
+            self._logged_drops.add(reason)
+            self._log("warning", f"{message}; dropped (further drops are only counted)")
 
     def _log(self, level: str, message: str) -> None:
         self._events.append(LinkLog(level, message))
