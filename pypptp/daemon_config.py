@@ -1,0 +1,377 @@
+"""The daemon's whole configuration: pptpd(8)'s flags, pptpd.conf, the pppd options, chap-secrets, the pool.
+
+:func:`load` turns a command line into one :class:`DaemonConfig`; :func:`check`
+does the same and reports every problem instead of raising (``pypptpd --check``).
+
+Command-line flags, pptpd's, with the long forms of its ``getopt_long`` table:
+``-b/--bcrelay IF``, ``-c/--conf FILE``, ``-d/--debug``, ``-e/--ppp FILE``,
+``-f/--fg``, ``-h/--help``, ``-i/--noipparam``, ``-l/--listen IP``,
+``-o/--option FILE``, ``-p/--pidfile FILE``, ``-s/--speed BAUD``,
+``-t/--stimeout N``, ``-v/--version``, ``-w/--logwtmp``,
+``-C/--connections N``, ``-D/--delegate``, ``-V/--vrf NAME``.  Ours, not
+pptpd's: ``--check`` (read and validate every file, then exit) and
+``--secrets FILE`` (another chap-secrets file, for tests and trials).
+
+Precedence.  pptpd's usage text says "Command line options will override any
+default settings and any settings specified in the config file", and pptpd.c
+reads each keyword only when the flag was not given, with two exceptions,
+both bugs, that we fix:
+
+* ``stimeout`` in the file is never read: pptpd reads it only when its
+  variable is 0, but the variable starts at the default, 10.  We honour it
+  (and ``-t`` beats it);
+* ``connections`` in the file is read unconditionally after the flags, so it
+  beats ``-C``.  Here ``-C`` wins, like every other flag.
+
+So, for every setting: the command line, else pptpd.conf, else pptpd's default.
+Values are checked as pptpd.conf's are (:mod:`pypptp.config`): ``-l`` needs an
+IPv4 address (pptpd would also resolve a host name), ``-t`` and ``-C`` a
+positive number (pptpd's ``atoi`` takes anything).
+
+Files, in pptpd's order:
+
+* pptpd.conf: ``-c FILE`` must exist; without ``-c``, a missing
+  ``/etc/pptpd.conf`` means pptpd's defaults (pptpd does the same);
+* the pppd options: ``/etc/ppp/options`` when it exists, then the ``option``
+  file (``-o`` beats the keyword), which must be readable (pptpd checks this
+  at start-up too);
+* chap-secrets: ``--secrets``, else the ``chap-secrets`` pppd option (pppd
+  2.5), else ``/etc/ppp/chap-secrets``.  It must be readable when the peer
+  has to authenticate; with ``noauth`` it is read if present;
+* the pool of ``localip``/``remoteip`` (:mod:`pypptp.pool`): its capacity
+  caps ``connections``, with a warning, as pptpd lowers its connection limit
+  to the number of address pairs.
+
+``ipparam``: pptpd gives pppd ``ipparam CLIENT-IP`` after the options file
+unless ``noipparam`` (``-i``) is set, so the ip-up scripts see the client's
+address; with ``noipparam``, an ``ipparam`` in the options file shows
+through.  :attr:`DaemonConfig.noipparam` carries the flag.
+
+Not implemented, and said so in a warning when set: ``bcrelay``, ``vrf``,
+``delegate``, ``logwtmp`` and ``ppp`` (``-e``).  ``speed`` (``-s``) is read
+and kept; it only set the baud rate of the pty between pptpd and pppd,
+which changes nothing on the PPTP link.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from pypptp import __version__
+from pypptp.config import ConfigError, PptpdConfig, read_pptpd_conf
+from pypptp.ctrl.constants import PPTP_PORT
+from pypptp.pool import AddressPool, PoolError
+from pypptp.ppp.secrets import ChapSecrets, SecretsError, read_secrets_file
+from pypptp.pppd_options import SYSTEM_OPTIONS, OptionsError, PppdOptions, read_pppd_options
+
+__all__ = [
+    "DEFAULT_CONF",
+    "DEFAULT_SECRETS",
+    "ERRORS",
+    "DaemonConfig",
+    "build_parser",
+    "check",
+    "load",
+]
+
+DEFAULT_CONF = "/etc/pptpd.conf"
+DEFAULT_SECRETS = "/etc/ppp/chap-secrets"
+ERRORS = (ConfigError, OptionsError, SecretsError, PoolError)
+"""What :func:`load` raises for a bad file or flag; all are :class:`ValueError`, and name the file and line."""
+
+_NOT_IMPLEMENTED = {
+    "bcrelay": "no broadcast relay is run",
+    "vrf": "sockets stay in the default VRF",
+    "delegate": "addresses still come from localip/remoteip",
+    "logwtmp": "no wtmp records are written",
+    "ppp": "pypptpd has its own PPP engine and runs no pppd",
+}
+_SHORT = {"bcrelay": "-b", "vrf": "-V", "delegate": "-D", "logwtmp": "-w", "ppp": "-e", "option": "-o"}
+
+_T = TypeVar("_T")
+
+
+@dataclasses.dataclass
+class DaemonConfig:
+    """Everything the daemon needs, merged: flags beat pptpd.conf, which beats pptpd's defaults."""
+
+    conf_path: str | None
+    """The pptpd.conf read; None when the default one is absent (pptpd's defaults apply)."""
+    pptpd: PptpdConfig
+    options: PppdOptions
+    options_files: list[str]
+    """The pppd options files read, in order."""
+    secrets_path: str
+    secrets: ChapSecrets | None
+    """The chap-secrets records as read now (None: absent, allowed with ``noauth``).
+    pppd re-reads the file for each authentication; the daemon may re-read :attr:`secrets_path`."""
+    pool: AddressPool
+    listen: str = "0.0.0.0"
+    port: int = PPTP_PORT
+    stimeout: int = 10
+    connections: int = 100
+    """The effective limit: ``connections`` (or ``-C``), capped by :attr:`AddressPool.capacity`."""
+    pidfile: str = "/var/run/pptpd.pid"
+    debug: bool = False
+    foreground: bool = False
+    check_only: bool = False
+    """``--check``: validate and exit."""
+    speed: str = "115200"
+    noipparam: bool = False
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    """Debug-level remarks (options accepted and ignored because they mean nothing on PPTP)."""
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a positive whole number is needed, not {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """pptpd's flags (and ours: ``--check``, ``--secrets``)."""
+    parser = argparse.ArgumentParser(
+        prog="pypptpd",
+        description="PPTP VPN server, a drop-in for poptop pptpd.",
+        epilog="Flags given here override the same settings in the configuration file.",
+    )
+    add = parser.add_argument
+    add("-b", "--bcrelay", metavar="IF", help="relay broadcasts from IF (not implemented; warns)")
+    add("-c", "--conf", metavar="FILE", help=f"configuration file (default {DEFAULT_CONF})")
+    add("-d", "--debug", action="store_true", default=None, help="log every control message")
+    add("-e", "--ppp", metavar="FILE", help="pppd binary (not used: pypptpd has its own PPP; warns)")
+    add("-f", "--fg", action="store_true", help="run in the foreground and log to stderr")
+    add("-i", "--noipparam", action="store_true", default=None, help="do not pass the client's address as ipparam")
+    add("-l", "--listen", metavar="IP", help="IPv4 address to listen on (default: all)")
+    add("-o", "--option", metavar="FILE", help="pppd options file (read after /etc/ppp/options)")
+    add("-p", "--pidfile", metavar="FILE", help="PID file (default /var/run/pptpd.pid)")
+    add("-s", "--speed", metavar="BAUD", help="pppd line speed (kept; no effect on PPTP)")
+    add("-t", "--stimeout", metavar="N", type=_positive, help="seconds a new connection has to send SCCRQ (10)")
+    add("-v", "--version", action="version", version=f"pypptpd {__version__}")
+    add("-w", "--logwtmp", action="store_true", default=None, help="update wtmp (not implemented; warns)")
+    add("-C", "--connections", metavar="N", type=_positive, help="maximum concurrent connections (100)")
+    add("-D", "--delegate", action="store_true", default=None, help="let pppd allocate addresses (not implemented)")
+    add("-V", "--vrf", metavar="NAME", help="VRF for the sockets (not implemented; warns)")
+    add("--check", action="store_true", help="read and validate every file, report, and exit (not in pptpd)")
+    add("--secrets", metavar="FILE", help=f"chap-secrets file (default {DEFAULT_SECRETS}; not in pptpd)")
+    return parser
+
+
+def _keyword_lines(path: str) -> dict[str, int]:
+    """The line of each keyword's first occurrence (the one pptpd uses) in a pptpd.conf."""
+    lines: dict[str, int] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, raw in enumerate(f, start=1):
+                if raw.strip() and not raw.startswith("#") and not raw[0].isspace():
+                    lines.setdefault(raw.split(None, 1)[0], number)
+    except OSError:
+        pass
+    return lines
+
+
+def _attempt(errors: list[str] | None, build: Callable[[], _T], fallback: Callable[[], _T]) -> _T:
+    """``build()``; with an error list (``--check``), record its error and carry on with ``fallback()``."""
+    if errors is None:
+        return build()
+    try:
+        return build()
+    except ERRORS as exc:
+        errors.append(str(exc))
+        return fallback()
+
+
+def _readable(path: str, where: str) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise OptionsError(f"{where}: pppd options file {path}: cannot read: {exc.strerror}") from None
+
+
+def _build(
+    args: argparse.Namespace,
+    errors: list[str] | None,
+    *,
+    default_conf: str,
+    system_options: str,
+    default_secrets: str,
+) -> DaemonConfig | None:
+    # pptpd.conf: nothing else can be read without it
+    conf_path: str | None = args.conf or default_conf
+    if args.conf is None and conf_path is not None and not os.path.exists(conf_path):
+        conf_path = None
+    try:
+        pptpd = read_pptpd_conf(conf_path) if conf_path is not None else PptpdConfig()
+    except ConfigError as exc:
+        if errors is None:
+            raise
+        errors.append(str(exc))
+        return None
+    lines = _keyword_lines(conf_path) if conf_path is not None else {}
+    conf_name = conf_path or "pptpd.conf"
+
+    def where(keyword: str) -> str:
+        return f"{conf_name}:{lines[keyword]}" if keyword in lines else conf_name
+
+    warnings = list(pptpd.warnings)
+
+    def flag_or_file(name: str) -> tuple[object, str]:
+        """The setting's value and where it came from: the command line, else the file."""
+        value = getattr(args, name)
+        if value is not None:
+            return value, f"command line: {_SHORT[name]}/--{name}"
+        return getattr(pptpd, name), where(name)
+
+    # the command line beats the file, for every setting (pptpd's -C and stimeout bugs fixed)
+    if args.listen is not None:
+        try:
+            ipaddress.IPv4Address(args.listen)
+        except ValueError:
+            message = f"command line: -l/--listen needs an IPv4 address, got {args.listen!r}"
+            if errors is None:
+                raise ConfigError(message) from None
+            errors.append(message)
+    listen = args.listen or pptpd.listen or "0.0.0.0"
+    stimeout = args.stimeout if args.stimeout is not None else pptpd.stimeout
+    connections = args.connections if args.connections is not None else pptpd.connections
+    for keyword, why in _NOT_IMPLEMENTED.items():
+        value, source = flag_or_file(keyword)
+        if value:
+            warnings.append(f"{source}: {keyword} is not implemented by pypptpd and is ignored: {why}")
+
+    # the pppd options: /etc/ppp/options, then pptpd.conf's option (or -o)
+    option_file, option_where = flag_or_file("option")
+    files = [system_options] if os.path.exists(system_options) else []
+
+    def read_options() -> PppdOptions:
+        if isinstance(option_file, str):
+            _readable(option_file, option_where)
+            return read_pppd_options([*files, option_file])
+        return read_pppd_options(files)
+
+    options = _attempt(errors, read_options, PppdOptions)
+    options_files = list(options.files) or [*files, *([option_file] if isinstance(option_file, str) else [])]
+    warnings.extend(options.warnings)
+
+    # chap-secrets: needed when the peer authenticates
+    secrets_path: str = args.secrets or options.chap_secrets or default_secrets
+
+    def read_secrets() -> ChapSecrets | None:
+        if not os.path.exists(secrets_path):
+            if not options.auth_methods:
+                return None  # noauth: nobody is asked for a secret
+            raise SecretsError(f"{secrets_path}: missing, and the peer must authenticate (see --secrets)")
+        return read_secrets_file(secrets_path)
+
+    secrets = _attempt(errors, read_secrets, lambda: None)
+    if secrets is not None:
+        warnings.extend(secrets.warnings)
+
+    # the pool, which caps the connections
+    def make_pool() -> AddressPool:
+        return AddressPool.parse(
+            pptpd.localip,
+            pptpd.remoteip,
+            conf_name,
+            local_where=where("localip"),
+            remote_where=where("remoteip"),
+        )
+
+    failed = len(errors) if errors is not None else 0
+    pool = _attempt(errors, make_pool, lambda: AddressPool.parse(None, None))
+    pool_ok = errors is None or len(errors) == failed
+    if pool_ok:
+        warnings.extend(pool.warnings)
+    if pool_ok and pool.capacity < connections:
+        if args.connections is not None:
+            source = f"command line: -C {connections}"
+        elif "connections" in lines:
+            source = f"{where('connections')}: connections {connections}"
+        else:
+            source = f"{conf_name}: connections {connections} (the default)"
+        warnings.append(
+            f"{source} lowered to {pool.capacity}: localip/remoteip give only {pool.capacity} "
+            "address pairs (pptpd lowers it too)"
+        )
+        connections = pool.capacity
+
+    return DaemonConfig(
+        conf_path=conf_path,
+        pptpd=pptpd,
+        options=options,
+        options_files=options_files,
+        secrets_path=secrets_path,
+        secrets=secrets,
+        pool=pool,
+        listen=listen,
+        port=PPTP_PORT,
+        stimeout=stimeout,
+        connections=connections,
+        pidfile=args.pidfile or pptpd.pidfile,
+        debug=bool(args.debug or pptpd.debug),
+        foreground=args.fg,
+        check_only=args.check,
+        speed=args.speed or pptpd.speed,
+        noipparam=bool(args.noipparam or pptpd.noipparam),
+        warnings=warnings,
+        notes=list(options.notes),
+    )
+
+
+def load(
+    argv: Sequence[str] | None = None,
+    *,
+    default_conf: str = DEFAULT_CONF,
+    system_options: str = SYSTEM_OPTIONS,
+    default_secrets: str = DEFAULT_SECRETS,
+) -> DaemonConfig:
+    """Parse the command line and read every file; raise one of :data:`ERRORS` on the first problem.
+
+    ``-h`` and ``-v`` print and raise :class:`SystemExit`, as do bad flags (argparse).  The keyword
+    arguments move the default paths, for tests.
+    """
+    args = build_parser().parse_args(argv)
+    config = _build(
+        args, None, default_conf=default_conf, system_options=system_options, default_secrets=default_secrets
+    )
+    assert config is not None  # without an error list, _build raises instead
+    return config
+
+
+def check(
+    argv: Sequence[str] | None = None,
+    *,
+    default_conf: str = DEFAULT_CONF,
+    system_options: str = SYSTEM_OPTIONS,
+    default_secrets: str = DEFAULT_SECRETS,
+) -> tuple[int, list[str]]:
+    """Validate everything :func:`load` reads; return the exit status (0 valid, 1 not) and the messages.
+
+    Every error is reported, not just the first (a pptpd.conf error stops the rest, since the other
+    files depend on it); each names its file and line.  Warnings follow, then a summary when valid.
+    Bad flags, ``-h`` and ``-v`` raise :class:`SystemExit` as in :func:`load`.
+    """
+    args = build_parser().parse_args(argv)
+    errors: list[str] = []
+    config = _build(
+        args, errors, default_conf=default_conf, system_options=system_options, default_secrets=default_secrets
+    )
+    messages = [f"error: {error}" for error in errors]
+    if config is not None:
+        messages += [f"warning: {warning}" for warning in config.warnings]
+    if errors or config is None:
+        return 1, messages
+    secrets = f"{len(config.secrets.records)} records" if config.secrets is not None else "absent"
+    messages.append(
+        f"ok: {config.conf_path or 'no pptpd.conf (defaults)'}; listen {config.listen}:{config.port}; "
+        f"{config.connections} connections; pool of {config.pool.capacity}; "
+        f"options {', '.join(config.options_files) or 'none'}; secrets {config.secrets_path} ({secrets})"
+    )
+    return 0, messages

@@ -1,0 +1,264 @@
+"""pptpd's address pool: the ``localip`` and ``remoteip`` lists of pptpd.conf(5).
+
+Each list is comma-separated; an entry is one address or a range:
+
+* ``192.168.0.245``: one address;
+* ``192.168.0.234-238``: a range whose end is the last octet (pptpd's form);
+  pptpd also lets the dash sit in another octet, ``192.168-169.1.231`` being
+  192.168.1.231 and 192.169.1.231, and so do we;
+* ``192.168.0.234-192.168.0.238``: a range with a full end address (ours;
+  pptpd reads it as a host name and fails).
+
+White space around entries is ignored.  Host names are refused (pptpd
+resolves them once, at start-up; a daemon should not depend on DNS to read its
+configuration).  A list, and each range, holds at most :data:`MAX_ADDRESSES`.
+
+The slots, as pptpd's manager builds them (``processIPStr`` in pptpd.c, the
+slot table in pptpmanager.c): slot *i* pairs remote address *i* with local
+address *i*, or with the only local address when ``localip`` holds one
+address, which every session then shares.  The number of sessions is the
+number of remote addresses, or the smaller of the two counts when there are
+several local addresses; pptpd lowers ``connections`` to it ("Maximum of N
+connections reduced to M, not enough IP addresses given") and ignores the
+addresses beyond ``connections``.  The daemon does the same with
+:attr:`AddressPool.capacity` (:mod:`pypptp.daemon_config`).  A new session
+takes the lowest free slot, as pptpd's ``slot_find_empty`` does.
+
+Without ``localip`` or ``remoteip``, pptpd does not leave the choice to pppd
+(only ``delegate`` does that): it falls back to its compiled-in lists,
+``192.168.0.1-100`` (local) and ``192.168.1.1-100`` (remote), see
+``DEFAULT_LOCAL_IP_LIST`` in pptpd's defaults.h.  We do the same, so that a
+pptpd.conf without them behaves as before, and say so in
+:attr:`AddressPool.warnings`.
+
+Where we are stricter than pptpd, with the reason:
+
+* a remote address listed twice is an error in both (pptpd: "Remote IP
+  address ... in config is a duplicate!"), but pptpd only notices among the
+  first ``connections`` addresses;
+* a remote address that is also a local address is an error: the peer would
+  get the server's own address.  pptpd does not check;
+* unusable addresses (0.0.0.0, loopback, multicast, 240.0.0.0/4 and the
+  broadcast address) are errors: pppd refuses such a peer address at run
+  time, one session at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from collections.abc import Sequence
+from ipaddress import IPv4Address
+
+__all__ = ["DEFAULT_LOCALIP", "DEFAULT_REMOTEIP", "MAX_ADDRESSES", "AddressPool", "Lease", "PoolError"]
+
+MAX_ADDRESSES = 65536
+"""The most addresses one list (and one range) may hold."""
+DEFAULT_LOCALIP = "192.168.0.1-100"
+"""pptpd's ``DEFAULT_LOCAL_IP_LIST``, used when pptpd.conf has no ``localip``."""
+DEFAULT_REMOTEIP = "192.168.1.1-100"
+"""pptpd's ``DEFAULT_REMOTE_IP_LIST``, used when pptpd.conf has no ``remoteip``."""
+
+
+class PoolError(ValueError):
+    """An address list is unusable; the text names where it came from."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    """One slot of the pool: the addresses of one session's two ends."""
+
+    local: IPv4Address
+    remote: IPv4Address
+    index: int
+    """The slot number, from 0; the lowest free one is handed out first."""
+
+
+def _octets(text: str, where: str, entry: str) -> list[int]:
+    values: list[int] = []
+    for part in text.split("."):
+        if not part.isdigit() or not part.isascii() or len(part) > 3 or int(part) > 255:
+            raise PoolError(f"{where}{entry!r} is not an IPv4 address or range (host names are not resolved)")
+        values.append(int(part))
+    return values
+
+
+def _as_int(octets: Sequence[int]) -> int:
+    return int.from_bytes(bytes(octets), "big")
+
+
+def _entry_addresses(entry: str, where: str, room: int) -> range | list[int]:
+    """The addresses of one entry, as integers, in order; at most ``room`` of them."""
+    if entry.count("-") > 1:
+        raise PoolError(f"{where}{entry!r}: a range has one '-'")
+    if "-" not in entry:
+        octets = _octets(entry, where, entry)
+        if len(octets) != 4:
+            raise PoolError(f"{where}{entry!r} is not an IPv4 address (host names are not resolved)")
+        return [_as_int(octets)]
+    left_text, right_text = entry.split("-")
+    left, right = _octets(left_text, where, entry), _octets(right_text, where, entry)
+    if len(left) == 4 and len(right) == 4:  # a.b.c.d-e.f.g.h
+        first, last = _as_int(left), _as_int(right)
+        if last < first:
+            raise PoolError(f"{where}{entry!r}: the range ends before it starts")
+        if last - first + 1 > room:
+            raise PoolError(f"{where}{entry!r}: more than {MAX_ADDRESSES} addresses")
+        return range(first, last + 1)
+    if len(left) + len(right) != 5:  # pptpd's a.b.c.d-e: the dash splits one octet
+        raise PoolError(f"{where}{entry!r} is not an address range (a.b.c.d-e or a.b.c.d-e.f.g.h)")
+    low, high = left[-1], right[0]
+    if high < low:
+        raise PoolError(f"{where}{entry!r}: the range ends before it starts")
+    if high - low + 1 > room:
+        raise PoolError(f"{where}{entry!r}: more than {MAX_ADDRESSES} addresses")
+    return [_as_int([*left[:-1], n, *right[1:]]) for n in range(low, high + 1)]
+
+
+def _unusable(address: IPv4Address) -> str:
+    if address.is_unspecified:
+        return "the unspecified address"
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address.is_reserved:  # 240.0.0.0/4, the broadcast address included
+        return "a reserved address"
+    return ""
+
+
+def parse_address_list(text: str, where: str = "", what: str = "address list") -> list[IPv4Address]:
+    """The addresses of one pptpd list, in order (duplicates kept); raise :class:`PoolError`."""
+    prefix = f"{where}: {what}: " if where else f"{what}: "
+    if not text.strip():
+        raise PoolError(f"{prefix}empty")
+    values: list[int] = []
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            raise PoolError(f"{prefix}empty entry in {text.strip()!r}")
+        values.extend(_entry_addresses(entry, prefix, MAX_ADDRESSES - len(values)))
+        if len(values) > MAX_ADDRESSES:
+            raise PoolError(f"{prefix}more than {MAX_ADDRESSES} addresses")
+    addresses = [IPv4Address(value) for value in values]
+    for address in addresses:
+        reason = _unusable(address)
+        if reason:
+            raise PoolError(f"{prefix}{address} is {reason}")
+    return addresses
+
+
+class AddressPool:
+    """The session slots of ``localip`` and ``remoteip``; hands out the lowest free one."""
+
+    def __init__(
+        self,
+        local: Sequence[IPv4Address],
+        remote: Sequence[IPv4Address],
+        *,
+        local_where: str = "",
+        remote_where: str = "",
+    ) -> None:
+        local_prefix = f"{local_where}: localip: " if local_where else "localip: "
+        remote_prefix = f"{remote_where}: remoteip: " if remote_where else "remoteip: "
+        if not local:
+            raise PoolError(f"{local_prefix}no address")
+        if not remote:
+            raise PoolError(f"{remote_prefix}no address")
+        self.local: tuple[IPv4Address, ...] = tuple(IPv4Address(a) for a in local)
+        self.remote: tuple[IPv4Address, ...] = tuple(IPv4Address(a) for a in remote)
+        self.warnings: list[str] = []
+        seen: set[IPv4Address] = set()
+        for address in self.remote:
+            if address in seen:
+                raise PoolError(f"{remote_prefix}{address} is listed twice")
+            seen.add(address)
+        own = seen.intersection(self.local)
+        if own:
+            raise PoolError(f"{remote_prefix}{min(own)} is also a local address (localip)")
+        self.shared_local = len(self.local) == 1
+        """True when every session uses the one local address."""
+        if self.shared_local:
+            self.capacity = len(self.remote)
+        else:
+            self.capacity = min(len(self.local), len(self.remote))
+            if len(self.local) > len(self.remote):
+                self.warnings.append(
+                    f"{local_prefix}{len(self.local)} addresses for {len(self.remote)} remote ones: "
+                    f"only the first {self.capacity} are used"
+                )
+            elif len(self.local) < len(self.remote):
+                self.warnings.append(
+                    f"{remote_prefix}{len(self.remote)} addresses for {len(self.local)} local ones: "
+                    f"only the first {self.capacity} are used"
+                )
+        self._next = 0  # slots from here on have never been handed out
+        self._free: list[int] = []  # released slots below _next (a heap)
+        self._leased: set[int] = set()
+
+    @classmethod
+    def parse(
+        cls,
+        localip: str | None,
+        remoteip: str | None,
+        where: str = "",
+        *,
+        local_where: str | None = None,
+        remote_where: str | None = None,
+    ) -> AddressPool:
+        """The pool of pptpd.conf's ``localip`` and ``remoteip`` values (None: absent: pptpd's defaults).
+
+        ``where`` (say ``/etc/pptpd.conf``) prefixes every error;
+        ``local_where`` / ``remote_where`` override it for one list (say ``/etc/pptpd.conf:12``).
+        """
+        lw = where if local_where is None else local_where
+        rw = where if remote_where is None else remote_where
+        notes: list[str] = []
+        if localip is None:
+            localip, lw = DEFAULT_LOCALIP, where
+            notes.append(f"{where + ': ' if where else ''}no localip: pptpd's default {DEFAULT_LOCALIP} is used")
+        if remoteip is None:
+            remoteip, rw = DEFAULT_REMOTEIP, where
+            notes.append(f"{where + ': ' if where else ''}no remoteip: pptpd's default {DEFAULT_REMOTEIP} is used")
+        pool = cls(
+            parse_address_list(localip, lw, "localip"),
+            parse_address_list(remoteip, rw, "remoteip"),
+            local_where=lw,
+            remote_where=rw,
+        )
+        pool.warnings[:0] = notes
+        return pool
+
+    @property
+    def in_use(self) -> int:
+        """Slots handed out and not yet released."""
+        return len(self._leased)
+
+    def lease_at(self, index: int) -> Lease:
+        """Slot ``index``'s addresses (whether in use or not)."""
+        if not 0 <= index < self.capacity:
+            raise IndexError(f"slot {index} is outside the pool (capacity {self.capacity})")
+        local = self.local[0] if self.shared_local else self.local[index]
+        return Lease(local=local, remote=self.remote[index], index=index)
+
+    def acquire(self) -> Lease | None:
+        """The lowest free slot, now in use; None when every slot is taken."""
+        if self._free:
+            index = heapq.heappop(self._free)
+        elif self._next < self.capacity:
+            index = self._next
+            self._next += 1
+        else:
+            return None
+        self._leased.add(index)
+        return self.lease_at(index)
+
+    def release(self, lease: Lease) -> None:
+        """Give a slot back; releasing a lease that is not in use raises :class:`ValueError`."""
+        if lease.index not in self._leased or self.lease_at(lease.index) != lease:
+            raise ValueError(f"{lease} is not in use in this pool")
+        self._leased.remove(lease.index)
+        heapq.heappush(self._free, lease.index)
+
+    def __repr__(self) -> str:
+        return f"<AddressPool capacity={self.capacity} in_use={self.in_use} shared_local={self.shared_local}>"

@@ -1,0 +1,599 @@
+"""pppd options files (pppd(8), OPTIONS FILES), for the server end of a PPTP call.
+
+pptpd runs ``pppd local file OPTIONFILE SPEED LOCAL:REMOTE ipparam CLIENT`` for
+each call (pptpctrl.c, ``launch_pppd``); pppd reads ``/etc/ppp/options`` first,
+then the ``file`` from its command line.  :func:`read_pppd_options` reads the
+same files in the same order, and a later file overrides an earlier one, as in
+pppd.  Within the files, options apply in order: the last ``auth``/``noauth``,
+``mtu`` or ``name`` wins.
+
+Syntax: pppd's word syntax, :func:`pypptp.ppp.secrets._words` (quotes,
+backslash escapes, ``#`` comments); options may share a line, and an
+option's argument may sit on the next line (pppd reads words, not lines).
+Numbers follow pppd's C syntax: ``10``, ``0x1f`` (hex) or ``017`` (octal).
+
+What the options mean here, and what we decided where pppd's meaning does not
+carry over (see the option table, :data:`OPTIONS`, for the full list):
+
+* **Authentication of the peer** (``auth``, ``noauth``, ``require-pap``,
+  ``require-chap``, ``require-mschap``, ``require-mschap-v2``; ``+pap`` and
+  the other aliases).  As in pppd, ``require-X`` also turns ``auth`` on, and
+  the last of ``auth``/``noauth``/``require-X`` decides whether the peer
+  must authenticate.  With ``auth`` and no ``require-X`` word, pppd asks for
+  any method (CHAP with MS-CHAPv2 first, then PAP, then EAP); we ask for
+  MS-CHAPv2 only, the one method that keys MPPE-128.  pppd also turns
+  ``auth`` on by itself only when the host has a default route; a PPTP
+  server always has one, so with none of these words we require MS-CHAPv2.
+  Methods are preferred in the order MS-CHAPv2, MS-CHAPv1, CHAP-MD5, PAP.
+  ``require-eap`` is an error: pypptp has no EAP.
+* ``refuse-X`` (``-pap``...) means what it means in pppd: we will not
+  authenticate *ourselves* to the peer with X.  It does not narrow what the
+  server asks of the peer (a server is never asked to authenticate itself,
+  and pypptp's LCP Rejects such a request).  ``require-X`` with ``refuse-X``
+  is legal in pppd and here, but gets a warning since it is a common mistake.
+* **MPPE** words (``require-mppe-128``, ``nomppe``, ``mppe-stateful``...)
+  are collected and become a :class:`~pypptp.ppp.ccp.MppePolicy`
+  (:meth:`~pypptp.ppp.ccp.MppePolicy.from_pppd_options`); without any, the
+  policy is ``require-mppe-128``, stateless.  A later word overrides an earlier
+  one that contradicts it (``nomppe`` after ``require-mppe-128``), with a
+  warning, as pppd's option order would.  ``noccp`` disables MPPE.  MPPE
+  needs MS-CHAP keys: when MPPE is required and PAP or CHAP-MD5 is allowed,
+  or ``noauth`` is given, we warn, since pppd only fails such links at run
+  time.
+* ``ms-dns`` / ``ms-wins``: as in pppd, the last two given are the primary
+  and secondary server, and one given alone is both.  Host names are refused.
+* ``name``: our name in CHAP Challenges and the server column of
+  chap-secrets.  Without it, pppd uses the host name (``gethostname``), and
+  so do we: a chap-secrets file written for pppd's default keeps working.
+  pptpd's sample options file sets ``name pptpd``.
+* ``nopcomp`` / ``noaccomp``: we stop asking for PFC / ACFC.  pppd also
+  Rejects the peer's request; pypptp's LCP still Acks it (a warning says so).
+* ``chap-secrets FILE`` (pppd 2.5) is honoured by the daemon; ``pap-secrets``
+  is not: pypptp checks PAP against the same chap-secrets file, with a warning.
+* A ``LOCAL:REMOTE`` address word is ignored: pptpd's ``localip`` /
+  ``remoteip`` give pppd the addresses on its command line, which overrides it.
+* Options without meaning on PPTP (``lock``, ``crtscts``, ``asyncmap``,
+  ``novj``...) are accepted and ignored with a note (:attr:`PppdOptions.notes`,
+  for the debug log).  Unknown options are ignored with a warning naming file
+  and line (pppd would refuse to start).  ``plugin`` is ignored with a warning.
+
+Errors (:class:`OptionsError`) name the file and line: a missing or invalid
+argument, an unreadable file, ``require-eap``, an impossible MPPE policy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import socket
+import stat
+from collections.abc import Callable, Sequence
+from ipaddress import IPv4Address
+
+from pypptp.ppp.auth import AuthConfig
+from pypptp.ppp.ccp import _PPPD_WORDS as _MPPE_WORDS
+from pypptp.ppp.ccp import MppePolicy
+from pypptp.ppp.fsm import FsmConfig
+from pypptp.ppp.ipcp import IpcpConfig
+from pypptp.ppp.ipv6cp import Ipv6cpConfig
+from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP, DEFAULT_MRU, LcpConfig
+from pypptp.ppp.link import LinkConfig
+from pypptp.ppp.secrets import SecretsError, _words
+
+__all__ = [
+    "OPTIONS",
+    "SYSTEM_OPTIONS",
+    "OptionsError",
+    "PppdOptions",
+    "parse_pppd_options",
+    "read_pppd_options",
+]
+
+SYSTEM_OPTIONS = "/etc/ppp/options"
+MIN_MRU, MAX_MRU = 128, 16384  # pppd's MINMRU / MAXMRU, the limits of mtu and mru
+MAX_NAME = 255  # pppd's MAXNAMELEN less the terminating NUL
+MAX_FILE_BYTES = 1024 * 1024
+MAX_INCLUDE_DEPTH = 8  # nested ``file`` options
+
+# authentication methods, in our order of preference
+METHODS = ("mschap-v2", "mschap", "chap", "pap")
+_METHOD_BYTES = {"mschap-v2": AUTH_MSCHAP_V2, "mschap": AUTH_MSCHAP_V1, "chap": AUTH_CHAP_MD5, "pap": AUTH_PAP}
+_METHOD_NAMES = {"mschap-v2": "MS-CHAPv2", "mschap": "MS-CHAP", "chap": "CHAP-MD5", "pap": "PAP", "eap": "EAP"}
+_C_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
+_ADDRESS_SPEC = re.compile(r"[0-9.]*:[0-9.]*")
+
+
+class OptionsError(ValueError):
+    """A pppd options file is unusable; the text names the file and line."""
+
+
+@dataclasses.dataclass
+class PppdOptions:
+    """The options of the files read, in pppd's terms; :meth:`link_config` turns them into a session's."""
+
+    name: str | None = None
+    """``name``; None: not given (the host name is used, :attr:`our_name`)."""
+    auth: bool | None = None
+    """The last of ``auth`` (True), ``noauth`` (False) and ``require-X`` (True); None: none given."""
+    require: set[str] = dataclasses.field(default_factory=set)
+    """Methods named by ``require-X``: ``"mschap-v2"``, ``"mschap"``, ``"chap"``, ``"pap"``."""
+    refuse: set[str] = dataclasses.field(default_factory=set)
+    """Methods named by ``refuse-X`` (``"eap"`` too): those we will not authenticate ourselves with."""
+    mppe_words: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    """The MPPE words in force, with where each came from (overridden ones removed)."""
+    noccp: bool = False
+    dns: list[IPv4Address] = dataclasses.field(default_factory=list)
+    """``ms-dns``: the last two given."""
+    wins: list[IPv4Address] = dataclasses.field(default_factory=list)
+    """``ms-wins``: the last two given."""
+    mtu: int | None = None
+    """``mtu``: a cap on the interface MTU (the peer's MRU, less MPPE's overhead, otherwise)."""
+    mru: int | None = None
+    """``mru``: the MRU we ask for; None: pppd's default, 1500, not asked for."""
+    pfc: bool = True
+    acfc: bool = True
+    echo_interval: int = 0
+    echo_failure: int = 0
+    lcp_restart: int = 3
+    lcp_max_configure: int = 10
+    lcp_max_terminate: int = 2
+    lcp_max_failure: int = 5
+    chap_restart: int = 3
+    chap_max_challenge: int = 10
+    idle: int = 0
+    """``idle``: seconds without traffic before the link is closed; 0: never."""
+    maxconnect: int = 0
+    """``maxconnect``: seconds a link may stay up; 0: no limit."""
+    debug: bool = False
+    dump: bool = False
+    logfile: str | None = None
+    proxyarp: bool = False
+    defaultroute: bool = False
+    strip_domain: bool = False
+    """``chapms-strip-domain``."""
+    ipv6: bool = False
+    """``+ipv6``: run IPV6CP."""
+    ipv6cp_use_ipaddr: bool = False
+    """``ipv6cp-use-ipaddr``: our interface identifier is our IPv4 address."""
+    ipparam: str | None = None
+    """``ipparam``.  pptpd passes ``ipparam CLIENT-IP`` after the options file unless ``noipparam``
+    is set, so the daemon uses this value only with ``noipparam``."""
+    usepeerdns: bool = False
+    """``usepeerdns``: a client's option, recorded; it changes nothing on a server."""
+    chap_secrets: str | None = None
+    """``chap-secrets FILE`` (pppd 2.5); None: ``/etc/ppp/chap-secrets``."""
+    files: list[str] = dataclasses.field(default_factory=list)
+    """The files read, in order (``file`` inclusions too)."""
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    """Options accepted and ignored because they mean nothing on PPTP: for the debug log."""
+    mppe: MppePolicy = dataclasses.field(default_factory=MppePolicy)
+    """The MPPE policy of :attr:`mppe_words` and ``noccp`` (set when parsing ends)."""
+    auth_methods: tuple[bytes, ...] = (AUTH_MSCHAP_V2,)
+    """The methods the server asks for, preferred first; empty: no authentication (set when parsing ends)."""
+    _auth_where: str = dataclasses.field(default="", repr=False, compare=False)
+    _derived: list[str] = dataclasses.field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def our_name(self) -> str:
+        """``name``, or the host name as pppd uses it."""
+        return self.name if self.name is not None else socket.gethostname()[:MAX_NAME]
+
+    def link_config(
+        self, *, local_address: IPv4Address | str, peer_address: IPv4Address | str, unit: int
+    ) -> LinkConfig:
+        """The server's :class:`~pypptp.ppp.link.LinkConfig` for one session (``pppN`` is ``unit``)."""
+        local = IPv4Address(local_address)
+        ipv6cp = Ipv6cpConfig(interface_id=bytes(4) + local.packed) if self.ipv6cp_use_ipaddr else Ipv6cpConfig()
+        return LinkConfig(
+            server=True,
+            lcp=LcpConfig(
+                server=True,
+                mru=self.mru if self.mru is not None else DEFAULT_MRU,
+                auth_methods=self.auth_methods,
+                pfc=self.pfc,
+                acfc=self.acfc,
+            ),
+            fsm=FsmConfig(
+                restart_timeout=float(self.lcp_restart),
+                max_configure=self.lcp_max_configure,
+                max_terminate=self.lcp_max_terminate,
+                max_failure=self.lcp_max_failure,
+            ),
+            auth=AuthConfig(
+                our_name=self.our_name,
+                strip_domain=self.strip_domain,
+                restart_timeout=float(self.chap_restart),
+                max_challenges=self.chap_max_challenge,
+            ),
+            ipcp=IpcpConfig(
+                server=True,
+                local_address=local,
+                peer_address=IPv4Address(peer_address),
+                dns=_primary_secondary(self.dns),
+                wins=_primary_secondary(self.wins),
+                unit=unit,
+            ),
+            ipv6=self.ipv6,
+            ipv6cp=ipv6cp,
+            mppe=self.mppe,
+            echo_interval=float(self.echo_interval),
+            echo_failure=self.echo_failure,
+            unit=unit,
+        )
+
+    # -- the end of parsing: what follows from all the options together ------------------------
+
+    def resolve(self) -> None:
+        """Work out :attr:`mppe` and :attr:`auth_methods` and their warnings (done when parsing ends)."""
+        for message in self._derived:
+            if message in self.warnings:
+                self.warnings.remove(message)
+        derived: list[str] = []
+        self.mppe = self._mppe_policy(derived)
+        self.auth_methods = self._methods(derived)
+        weak = [_METHOD_NAMES[m] for m in ("chap", "pap") if _METHOD_BYTES[m] in self.auth_methods]
+        if self.mppe.required and weak:
+            derived.append(
+                f"MPPE is required but {' and '.join(weak)} {'is' if len(weak) == 1 else 'are'} allowed: "
+                "they give no MPPE keys, so a peer that authenticates with them is disconnected "
+                "(pppd, too, fails such a link only at run time)"
+            )
+        if self.mppe.required and not self.auth_methods:
+            derived.append(
+                f"{self._auth_where or 'noauth'}: noauth with MPPE required: MPPE keys come from MS-CHAP, "
+                "so every link will fail; add nomppe, or drop noauth"
+            )
+        if AUTH_PAP in self.auth_methods:
+            derived.append(
+                "require-pap: pypptp checks PAP passwords against the chap-secrets file (pppd reads pap-secrets)"
+            )
+        for method in sorted(self.require & self.refuse):
+            derived.append(
+                f"require-{method} and refuse-{method}: the peer must authenticate with {_METHOD_NAMES[method]}; "
+                "refuse-* only stops us authenticating ourselves to the peer"
+            )
+        self._derived = derived
+        self.warnings.extend(derived)
+
+    def _methods(self, derived: list[str]) -> tuple[bytes, ...]:
+        if self.auth is False:
+            if self.require:
+                names = ", ".join(f"require-{m}" for m in METHODS if m in self.require)
+                derived.append(
+                    f"{self._auth_where}: noauth comes last: the peer is not authenticated ({names} ignored)"
+                )
+            return ()
+        chosen = [m for m in METHODS if m in self.require] or ["mschap-v2"]
+        return tuple(_METHOD_BYTES[m] for m in chosen)
+
+    def _mppe_policy(self, derived: list[str]) -> MppePolicy:
+        words = [word for word, _ in self.mppe_words]
+        try:
+            policy = MppePolicy.from_pppd_options(words)
+        except ValueError as exc:
+            named = [where for word, where in self.mppe_words if repr(word) in str(exc)]
+            where = named[-1] if named else self.mppe_words[-1][1] if self.mppe_words else "MPPE"
+            raise OptionsError(f"{where}: {exc}") from None
+        if self.noccp:
+            requiring = [f"{word} ({where})" for word, where in self.mppe_words if word.startswith(("require", "+"))]
+            if requiring:
+                derived.append(f"noccp turns MPPE off: {', '.join(requiring)} has no effect")
+            return MppePolicy(enabled=False, required=False)
+        return policy
+
+
+def _primary_secondary(servers: list[IPv4Address]) -> tuple[IPv4Address, ...]:
+    """pppd: one server given is both primary and secondary."""
+    return (servers[0], servers[0]) if len(servers) == 1 else tuple(servers)
+
+
+# -- the option table ------------------------------------------------------------------------------
+
+Handler = Callable[[PppdOptions, str, str, str], None]
+"""``handler(options, option, argument, where)``: ``argument`` is ``""`` for options without one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    takes_argument: bool
+    handler: Handler
+
+
+def _number(value: str, where: str, option: str, low: int = 0, high: int = 2**31 - 1) -> int:
+    if not _C_NUMBER.fullmatch(value):
+        raise OptionsError(f"{where}: {option} needs a whole number, got {value!r}")
+    base = 16 if value[:2] in ("0x", "0X") else 8 if value.startswith("0") else 10
+    number = int(value, base)
+    if not low <= number <= high:
+        raise OptionsError(f"{where}: {option} must be between {low} and {high}, got {value!r}")
+    return number
+
+
+def _address(value: str, where: str, option: str) -> IPv4Address:
+    try:
+        return IPv4Address(value)
+    except ValueError:
+        raise OptionsError(
+            f"{where}: {option} needs an IPv4 address, got {value!r} (host names are not resolved)"
+        ) from None
+
+
+def _flag(attribute: str, value: bool = True) -> Option:
+    def handler(options: PppdOptions, option: str, argument: str, where: str) -> None:
+        setattr(options, attribute, value)
+
+    return Option(False, handler)
+
+
+def _integer(attribute: str, low: int = 0, high: int = 2**31 - 1) -> Option:
+    def handler(options: PppdOptions, option: str, argument: str, where: str) -> None:
+        setattr(options, attribute, _number(argument, where, option, low, high))
+
+    return Option(True, handler)
+
+
+def _text(attribute: str) -> Option:
+    def handler(options: PppdOptions, option: str, argument: str, where: str) -> None:
+        setattr(options, attribute, argument)
+
+    return Option(True, handler)
+
+
+def _auth(required: bool) -> Option:
+    def handler(options: PppdOptions, option: str, argument: str, where: str) -> None:
+        options.auth = required
+        options._auth_where = where
+
+    return Option(False, handler)
+
+
+def _require(method: str) -> Option:
+    def handler(options: PppdOptions, option: str, argument: str, where: str) -> None:
+        options.require.add(method)
+        options.auth = True
+        options._auth_where = where
+
+    return Option(False, handler)
+
+
+def _refuse(method: str) -> Option:
+    def handler(options: PppdOptions, option: str, argument: str, where: str) -> None:
+        options.refuse.add(method)
+
+    return Option(False, handler)
+
+
+def _require_eap(options: PppdOptions, option: str, argument: str, where: str) -> None:
+    raise OptionsError(f"{where}: {option}: EAP not supported")
+
+
+def _name(options: PppdOptions, option: str, argument: str, where: str) -> None:
+    if not argument or len(argument.encode("utf-8", "surrogateescape")) > MAX_NAME:
+        raise OptionsError(f"{where}: name must be 1 to {MAX_NAME} bytes long")
+    options.name = argument
+
+
+def _servers(attribute: str) -> Option:
+    def handler(options: PppdOptions, option: str, argument: str, where: str) -> None:
+        servers: list[IPv4Address] = getattr(options, attribute)
+        servers.append(_address(argument, where, option))
+        if len(servers) > 2:
+            del servers[0]
+            options.warnings.append(f"{where}: a third {option}: the last two given are used, as pppd does")
+
+    return Option(True, handler)
+
+
+def _no_compression(attribute: str) -> Option:
+    def handler(options: PppdOptions, option: str, argument: str, where: str) -> None:
+        setattr(options, attribute, False)
+        options.warnings.append(
+            f"{where}: {option}: we no longer ask for it, but still accept the peer's request (pppd Rejects it)"
+        )
+
+    return Option(False, handler)
+
+
+def _ignored(why: str, takes_argument: bool = False) -> Option:
+    def handler(options: PppdOptions, option: str, argument: str, where: str) -> None:
+        shown = f"{option} {argument}" if takes_argument else option
+        options.notes.append(f"{where}: {shown!r} ignored: {why}")
+
+    return Option(takes_argument, handler)
+
+
+def _warned(why: str, takes_argument: bool = False) -> Option:
+    def handler(options: PppdOptions, option: str, argument: str, where: str) -> None:
+        shown = f"{option} {argument}" if takes_argument else option
+        options.warnings.append(f"{where}: {shown!r} ignored: {why}")
+
+    return Option(takes_argument, handler)
+
+
+def _include(options: PppdOptions, option: str, argument: str, where: str) -> None:
+    """``file FILE`` reads another options file at this point; the parser does it, knowing the depth."""
+    raise AssertionError("file is handled by _parse")  # pragma: no cover
+
+
+_SERIAL = "no serial line or modem on PPTP"
+_CLIENT = "a dial-out (client) option, meaningless for a server"
+_NO_COMPRESSION = "pypptp has no compression but MPPE's, so this is what it does anyway"
+
+OPTIONS: dict[str, Option] = {
+    # authentication
+    "auth": _auth(True),
+    "noauth": _auth(False),
+    **{f"{prefix}{method}": _require(method) for method in METHODS for prefix in ("require-", "+")},
+    **{f"{prefix}{method}": _refuse(method) for method in METHODS for prefix in ("refuse-", "-")},
+    "require-eap": Option(False, _require_eap),
+    "refuse-eap": _refuse("eap"),
+    "name": Option(True, _name),
+    "chapms-strip-domain": _flag("strip_domain"),
+    "chap-secrets": _text("chap_secrets"),
+    "pap-secrets": _warned("pypptp checks PAP against the chap-secrets file", True),
+    "chap-restart": _integer("chap_restart", 1),
+    "chap-max-challenge": _integer("chap_max_challenge", 1),
+    # CCP (the MPPE words are handled apart: see _MPPE_WORDS)
+    "noccp": _flag("noccp"),
+    "-ccp": _flag("noccp"),
+    # IPCP and the interface
+    "ms-dns": _servers("dns"),
+    "ms-wins": _servers("wins"),
+    "proxyarp": _flag("proxyarp"),
+    "noproxyarp": _flag("proxyarp", False),
+    "-proxyarp": _flag("proxyarp", False),
+    "defaultroute": _flag("defaultroute"),
+    "nodefaultroute": _flag("defaultroute", False),
+    "-defaultroute": _flag("defaultroute", False),
+    "ipparam": _text("ipparam"),
+    "usepeerdns": _flag("usepeerdns"),
+    "+ipv6": _flag("ipv6"),
+    "noipv6": _flag("ipv6", False),
+    "-ipv6": _flag("ipv6", False),
+    "ipv6cp-use-ipaddr": _flag("ipv6cp_use_ipaddr"),
+    # LCP
+    "mtu": _integer("mtu", MIN_MRU, MAX_MRU),
+    "mru": _integer("mru", MIN_MRU, MAX_MRU),
+    "nopcomp": _no_compression("pfc"),
+    "-pc": _no_compression("pfc"),
+    "noaccomp": _no_compression("acfc"),
+    "-ac": _no_compression("acfc"),
+    "lcp-echo-interval": _integer("echo_interval"),
+    "lcp-echo-failure": _integer("echo_failure"),
+    "lcp-restart": _integer("lcp_restart", 1),
+    "lcp-max-configure": _integer("lcp_max_configure", 1),
+    "lcp-max-terminate": _integer("lcp_max_terminate", 1),
+    "lcp-max-failure": _integer("lcp_max_failure", 1),
+    # the link's life and the log
+    "idle": _integer("idle"),
+    "maxconnect": _integer("maxconnect"),
+    "debug": _flag("debug"),
+    "dump": _flag("dump"),
+    "logfile": _text("logfile"),
+    "file": Option(True, _include),
+    "plugin": _warned("pypptp has no pppd plugins", True),
+    # accepted and ignored: they mean nothing on a PPTP server
+    **{word: _ignored(_SERIAL) for word in ("lock", "nolock", "crtscts", "nocrtscts", "-crtscts", "local", "modem")},
+    **{word: _ignored(_SERIAL) for word in ("default-asyncmap", "-am")},
+    "nologfd": _ignored("pypptpd logs through its own logger"),
+    "asyncmap": _ignored(_SERIAL, True),
+    **{word: _ignored(_NO_COMPRESSION) for word in ("nobsdcomp", "-bsdcomp", "nodeflate", "-deflate")},
+    **{word: _ignored("pypptp has no Van Jacobson compression") for word in ("novj", "-vj", "novjccomp", "-vjccomp")},
+    **{word: _ignored("pypptp has no IPX") for word in ("noipx", "-ipx")},
+    **{word: _ignored(_CLIENT) for word in ("persist", "nopersist", "noipdefault")},
+    "holdoff": _ignored(_CLIENT, True),
+    **{word: _ignored("the server negotiates at once") for word in ("passive", "silent")},
+    **{word: _ignored("pypptp never logs passwords") for word in ("hide-password", "show-password")},
+    **{word: _ignored("pypptp is one daemon; no pppd detaches") for word in ("nodetach", "updetach")},
+}
+"""Every pppd option we know, but the MPPE words (:meth:`MppePolicy.from_pppd_options` has those)."""
+
+
+def _add_mppe(options: PppdOptions, word: str, where: str) -> None:
+    """Add an MPPE word; an earlier word it contradicts is dropped, as pppd's option order would."""
+    what, bits = _MPPE_WORDS[word]
+
+    def contradicts(other: str) -> bool:
+        other_what, other_bits = _MPPE_WORDS[other]
+        if what == "off":
+            return other_what == "require"
+        if what == "require":
+            return other_what == "off" or (bool(bits) and other_what == "refuse" and other_bits == bits)
+        if what == "refuse":
+            return other_what == "require" and other_bits == bits
+        return other_what == "stateful" and other_bits != bits  # mppe-stateful / nomppe-stateful
+
+    kept: list[tuple[str, str]] = []
+    for other, other_where in options.mppe_words:
+        if contradicts(other):
+            options.warnings.append(f"{where}: {word!r} overrides {other!r} ({other_where})")
+        else:
+            kept.append((other, other_where))
+    kept.append((word, where))
+    options.mppe_words = kept
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def _read_text(path: str) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise OptionsError(f"{path}: cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OptionsError(f"{path}: not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise OptionsError(f"{path}: more than {MAX_FILE_BYTES} bytes")
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _parse(text: str, path: str, options: PppdOptions, depth: int) -> None:
+    options.files.append(path)
+    try:
+        records = _words(text, path)
+    except SecretsError as exc:
+        raise OptionsError(str(exc)) from None
+    words = [word for record in records for word in record]
+    i = 0
+    while i < len(words):
+        word, line = words[i]
+        where = f"{path}:{line}"
+        i += 1
+        if word in _MPPE_WORDS:
+            _add_mppe(options, word, where)
+            continue
+        option = OPTIONS.get(word)
+        if option is None:
+            if _ADDRESS_SPEC.fullmatch(word):
+                options.notes.append(f"{where}: address {word!r} ignored: the addresses come from localip/remoteip")
+            else:
+                options.warnings.append(f"{where}: unknown pppd option {word!r} ignored")
+            continue
+        argument = ""
+        if option.takes_argument:
+            if i >= len(words):
+                raise OptionsError(f"{where}: option {word!r} needs an argument")
+            argument = words[i][0]
+            i += 1
+        if word == "file":
+            if depth >= MAX_INCLUDE_DEPTH:
+                raise OptionsError(f"{where}: file {argument!r}: more than {MAX_INCLUDE_DEPTH} nested files")
+            try:
+                included = _read_text(argument)
+            except OptionsError as exc:
+                raise OptionsError(f"{where}: file: {exc}") from None
+            _parse(included, argument, options, depth + 1)
+            continue
+        option.handler(options, word, argument, where)
+
+
+def parse_pppd_options(text: str, path: str = "<string>", into: PppdOptions | None = None) -> PppdOptions:
+    """Parse the text of one options file, on top of ``into`` when given; errors raise :class:`OptionsError`.
+
+    The MPPE policy and the authentication methods are worked out at the end
+    (:meth:`PppdOptions.resolve`).  To read several files, prefer
+    :func:`read_pppd_options`, which works them out once, after the last file.
+    """
+    options = into if into is not None else PppdOptions()
+    _parse(text, path, options, 0)
+    options.resolve()
+    return options
+
+
+def read_pppd_options(paths: Sequence[str]) -> PppdOptions:
+    """Read options files in order (``/etc/ppp/options`` first, then pptpd.conf's ``option``).
+
+    A later file overrides an earlier one, as in pppd.  Every file must exist
+    (leave out ``/etc/ppp/options`` when it does not).
+    """
+    options = PppdOptions()
+    for path in paths:
+        _parse(_read_text(path), path, options, 0)
+    options.resolve()
+    return options

@@ -1,0 +1,375 @@
+"""The daemon's configuration: pptpd's flags, precedence (pptpd's two bugs fixed), files, --check."""
+
+from __future__ import annotations
+
+import os
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+
+from pypptp import __version__
+from pypptp.config import ConfigError
+from pypptp.daemon_config import DaemonConfig, build_parser, check, load
+from pypptp.pool import PoolError
+from pypptp.ppp.lcp import AUTH_MSCHAP_V2
+from pypptp.ppp.secrets import SecretsError
+from pypptp.pppd_options import OptionsError
+
+SEED_CONF = """\
+# pptpd.conf as Debian ships it, trimmed
+option {options}
+#debug
+localip 192.168.0.1
+remoteip 192.168.0.234-238,192.168.0.245
+"""
+SEED_OPTIONS = """\
+name pptpd
+refuse-pap
+refuse-chap
+refuse-mschap
+require-mschap-v2
+require-mppe-128
+ms-dns 8.8.8.8
+ms-dns 8.8.4.4
+proxyarp
+nodefaultroute
+lock
+nobsdcomp
+novj
+novjccomp
+nologfd
+"""
+SECRETS = "# client server secret IP\nalice pptpd s3cret *\n"
+
+
+class Setup:
+    """A pptpd.conf, its options file and chap-secrets in a temporary directory."""
+
+    def __init__(self, root: Path, conf: str = SEED_CONF, options: str = SEED_OPTIONS, secrets: str = SECRETS):
+        self.root = root
+        self.options = self.write("pptpd-options", options)
+        self.conf = self.write("pptpd.conf", conf.format(options=self.options))
+        self.secrets = self.write("chap-secrets", secrets)
+        self.system = str(root / "no-system-options")
+
+    def write(self, name: str, text: str) -> str:
+        path = self.root / name
+        path.write_text(text)
+        path.chmod(0o600)
+        return str(path)
+
+    def argv(self, *extra: str) -> list[str]:
+        return ["-c", self.conf, "--secrets", self.secrets, *extra]
+
+    def load(self, *extra: str) -> DaemonConfig:
+        return load(self.argv(*extra), system_options=self.system)
+
+    def check(self, *extra: str) -> tuple[int, list[str]]:
+        return check(self.argv(*extra), system_options=self.system)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    return Setup(tmp_path)
+
+
+def test_seed_configuration(setup: Setup) -> None:
+    config = setup.load()
+    assert config.conf_path == setup.conf and config.options_files == [setup.options]
+    assert (config.listen, config.port, config.stimeout, config.pidfile) == ("0.0.0.0", 1723, 10, "/var/run/pptpd.pid")
+    assert config.pool.capacity == 6 and config.connections == 6
+    assert config.warnings == [
+        f"{setup.conf}: connections 100 (the default) lowered to 6: localip/remoteip give only 6 address pairs "
+        "(pptpd lowers it too)"
+    ]
+    assert len(config.notes) == 5  # lock, nobsdcomp, novj, novjccomp, nologfd
+    assert config.secrets_path == setup.secrets and config.secrets is not None
+    assert config.secrets.lookup("alice", "pptpd") is not None
+    lease = config.pool.acquire()
+    assert lease is not None
+    link = config.options.link_config(local_address=lease.local, peer_address=lease.remote, unit=lease.index)
+    assert link.ipcp.local_address == IPv4Address("192.168.0.1") and link.ipcp.peer_address == IPv4Address(
+        "192.168.0.234"
+    )
+    assert link.ipcp.dns == (IPv4Address("8.8.8.8"), IPv4Address("8.8.4.4"))
+    assert link.lcp.auth_methods == (AUTH_MSCHAP_V2,) and link.auth.our_name == "pptpd" and link.mppe.required
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def test_every_pptpd_flag_has_its_long_form() -> None:
+    parser = build_parser()
+    short_flags = "-b eth1 -c /c -d -e /usr/sbin/pppd -f -i -l 10.0.0.1 -o /o -p /p -s 38400 -t 5 -w -C 7 -D -V blue"
+    long_flags = (
+        "--bcrelay eth1 --conf /c --debug --ppp /usr/sbin/pppd --fg --noipparam --listen 10.0.0.1 --option /o "
+        "--pidfile /p --speed 38400 --stimeout 5 --logwtmp --connections 7 --delegate --vrf blue"
+    )
+    short = parser.parse_args(short_flags.split(" "))
+    long = parser.parse_args(long_flags.split(" "))
+    assert vars(short) == vars(long)
+    assert (short.bcrelay, short.conf, short.ppp, short.listen, short.option, short.pidfile) == (
+        "eth1", "/c", "/usr/sbin/pppd", "10.0.0.1", "/o", "/p",
+    )  # fmt: skip
+    assert (short.debug, short.fg, short.noipparam, short.logwtmp, short.delegate) == (True,) * 5
+    assert (short.speed, short.stimeout, short.connections, short.vrf) == ("38400", 5, 7, "blue")
+    assert not short.check and short.secrets is None
+
+
+@pytest.mark.parametrize("flag", ["-v", "--version"])
+def test_version(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args([flag])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pypptpd {__version__}"
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help_lists_every_flag(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args([flag])
+    assert caught.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: pypptpd")
+    for option in ("--bcrelay", "--conf", "--debug", "--ppp", "--fg", "--noipparam", "--listen", "--option"):
+        assert option in out
+    for option in ("--pidfile", "--speed", "--stimeout", "--logwtmp", "--connections", "--delegate", "--vrf"):
+        assert option in out
+    assert "--check" in out and "--secrets" in out
+
+
+@pytest.mark.parametrize("argv", [["-t", "0"], ["-C", "-1"], ["-C", "x"], ["--bogus"], ["-t"]])
+def test_bad_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args(argv)
+    assert caught.value.code == 2
+
+
+# -- precedence: the command line, else the file, else pptpd's default ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("conf", "argv", "expected"),
+    [
+        # stimeout in the file is honoured (pptpd never reads it); -t beats it
+        ("stimeout 30", [], {"stimeout": 30}),
+        ("stimeout 30", ["-t", "5"], {"stimeout": 5}),
+        ("", ["-t", "5"], {"stimeout": 5}),
+        ("", [], {"stimeout": 10}),
+        # -C beats the file (in pptpd, the file beats -C)
+        ("connections 4", [], {"connections": 4}),
+        ("connections 4", ["-C", "2"], {"connections": 2}),
+        ("connections 2", ["-C", "4"], {"connections": 4}),
+        ("", ["-C", "3"], {"connections": 3}),
+        ("", [], {"connections": 6}),  # 100, lowered to the pool's 6
+        ("connections 50", ["-C", "40"], {"connections": 6}),
+        # the others, as pptpd
+        ("listen 10.0.0.1", [], {"listen": "10.0.0.1"}),
+        ("listen 10.0.0.1", ["-l", "10.0.0.2"], {"listen": "10.0.0.2"}),
+        ("pidfile /run/a.pid", [], {"pidfile": "/run/a.pid"}),
+        ("pidfile /run/a.pid", ["-p", "/run/b.pid"], {"pidfile": "/run/b.pid"}),
+        ("debug", [], {"debug": True}),
+        ("", ["-d"], {"debug": True}),
+        ("", [], {"debug": False, "foreground": False, "check_only": False, "noipparam": False}),
+        ("", ["-f", "--check"], {"foreground": True, "check_only": True}),
+        ("speed 9600", [], {"speed": "9600"}),
+        ("speed 9600", ["-s", "38400"], {"speed": "38400"}),
+        ("", [], {"speed": "115200"}),
+        ("noipparam", [], {"noipparam": True}),
+        ("", ["-i"], {"noipparam": True}),
+    ],
+)
+def test_precedence(tmp_path: Path, conf: str, argv: list[str], expected: dict[str, object]) -> None:
+    setup = Setup(tmp_path, SEED_CONF + conf + "\n")
+    config = setup.load(*argv)
+    assert {key: getattr(config, key) for key in expected} == expected
+
+
+def test_connections_lowered_warning_names_the_source(tmp_path: Path) -> None:
+    setup = Setup(tmp_path, SEED_CONF + "connections 50\n")
+    assert f"{setup.conf}:6: connections 50 lowered to 6" in setup.load().warnings[0]
+    assert setup.load("-C", "40").warnings[0].startswith("command line: -C 40 lowered to 6:")
+
+
+def test_option_flag_beats_the_option_keyword(setup: Setup) -> None:
+    other = setup.write("other-options", "noauth\nnomppe\nmtu 1300\n")
+    config = setup.load("-o", other)
+    assert config.options_files == [other] and config.options.mtu == 1300 and config.options.auth_methods == ()
+
+
+def test_system_options_are_read_first(setup: Setup) -> None:
+    system = setup.write("options", "lock\nmtu 1500\nms-wins 10.0.0.9\nname system\n")
+    config = load(setup.argv(), system_options=system)
+    assert config.options_files == [system, setup.options]
+    assert config.options.mtu == 1500 and config.options.name == "pptpd"  # the pptpd options file comes later
+    assert config.options.wins == [IPv4Address("10.0.0.9")]
+
+
+def test_no_option_file_reads_only_the_system_options(tmp_path: Path) -> None:
+    setup = Setup(tmp_path, "localip 10.0.0.1\nremoteip 10.0.0.2-3\n")
+    system = setup.write("options", "ms-dns 10.0.0.53\n")
+    config = load(setup.argv(), system_options=system)
+    assert config.options_files == [system] and config.options.dns == [IPv4Address("10.0.0.53")]
+    assert load(setup.argv(), system_options=str(tmp_path / "absent")).options_files == []
+
+
+# -- pptpd.conf -----------------------------------------------------------------------------------------
+
+
+def test_missing_default_conf_means_pptpd_defaults(tmp_path: Path) -> None:
+    secrets = tmp_path / "chap-secrets"
+    secrets.write_text(SECRETS)
+    secrets.chmod(0o600)
+    config = load(
+        ["--secrets", str(secrets)], default_conf=str(tmp_path / "pptpd.conf"), system_options=str(tmp_path / "o")
+    )
+    assert config.conf_path is None and config.pool.capacity == 100 and config.connections == 100
+    assert config.pool.local[0] == IPv4Address("192.168.0.1") and config.pool.remote[0] == IPv4Address("192.168.1.1")
+    assert config.warnings == [
+        "pptpd.conf: no localip: pptpd's default 192.168.0.1-100 is used",
+        "pptpd.conf: no remoteip: pptpd's default 192.168.1.1-100 is used",
+    ]
+
+
+def test_a_conf_named_with_c_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}/nope: cannot read"):
+        load(["-c", str(tmp_path / "nope")])
+
+
+@pytest.mark.parametrize(
+    ("keyword", "flag", "why"),
+    [
+        ("bcrelay eth1", "-b eth1", "no broadcast relay is run"),
+        ("vrf blue", "-V blue", "sockets stay in the default VRF"),
+        ("delegate", "-D", "addresses still come from localip/remoteip"),
+        ("logwtmp", "-w", "no wtmp records are written"),
+        ("ppp /usr/sbin/pppd", "-e /usr/sbin/pppd", "pypptpd has its own PPP engine and runs no pppd"),
+    ],
+)
+def test_unimplemented_keywords_warn(tmp_path: Path, keyword: str, flag: str, why: str) -> None:
+    name = keyword.split()[0]
+    setup = Setup(tmp_path, SEED_CONF + keyword + "\n")
+    assert f"{setup.conf}:6: {name} is not implemented by pypptpd and is ignored: {why}" in setup.load().warnings
+    plain = Setup(tmp_path)
+    short = flag.split()[0]
+    expected = f"command line: {short}/--{name}: {name} is not implemented by pypptpd and is ignored: {why}"
+    assert expected in plain.load(*flag.split()).warnings
+
+
+def test_repeated_keyword_warning_is_passed_on(tmp_path: Path) -> None:
+    setup = Setup(tmp_path, SEED_CONF + "localip 10.9.9.9\n")
+    assert f"{setup.conf}:6: localip repeated; the first occurrence wins" in setup.load().warnings
+
+
+# -- chap-secrets -----------------------------------------------------------------------------------------
+
+
+def test_secrets_path_precedence(setup: Setup) -> None:
+    other = setup.write("other-secrets", "bob * pw *\n")
+    assert load(["-c", setup.conf], system_options=setup.system, default_secrets=setup.secrets).secrets_path == (
+        setup.secrets
+    )
+    options = setup.write("with-path", SEED_OPTIONS + f"chap-secrets {other}\n")
+    config = load(["-c", setup.conf, "-o", options], system_options=setup.system, default_secrets=setup.secrets)
+    assert config.secrets_path == other  # pppd 2.5's chap-secrets option beats the default
+    config = load(["-c", setup.conf, "-o", options, "--secrets", setup.secrets], system_options=setup.system)
+    assert config.secrets_path == setup.secrets  # --secrets beats both
+
+
+def test_missing_secrets(tmp_path: Path) -> None:
+    setup = Setup(tmp_path)
+    os.unlink(setup.secrets)
+    with pytest.raises(SecretsError, match=rf"^{setup.secrets}: missing, and the peer must authenticate"):
+        setup.load()
+    noauth = setup.write("noauth", "noauth\nnomppe\n")
+    config = setup.load("-o", noauth)
+    assert config.secrets is None and config.options.auth_methods == ()
+
+
+def test_world_readable_secrets_warn(setup: Setup) -> None:
+    os.chmod(setup.secrets, 0o644)
+    assert any("readable by every user" in warning for warning in setup.load().warnings)
+
+
+# -- errors name the file and the line -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("conf", "options", "secrets", "error", "message"),
+    [
+        (SEED_CONF + " debug\n", SEED_OPTIONS, SECRETS, ConfigError, "{conf}:6: line starts with white space"),
+        (SEED_CONF + "bogus 1\n", SEED_OPTIONS, SECRETS, ConfigError, "{conf}:6: unknown keyword 'bogus'"),
+        (SEED_CONF, SEED_OPTIONS + "mtu x\n", SECRETS, OptionsError, "{options}:16: mtu needs a whole number"),
+        (SEED_CONF, "require-eap\n", SECRETS, OptionsError, "{options}:1: require-eap: EAP not supported"),
+        (SEED_CONF, SEED_OPTIONS, SECRETS + "carol\n", SecretsError, "{secrets}:3: a record needs client"),
+        (SEED_CONF.replace("192.168.0.245", "192.168.0.234"), SEED_OPTIONS, SECRETS, PoolError,
+         "{conf}:5: remoteip: 192.168.0.234 is listed twice"),
+        (SEED_CONF.replace("localip 192.168.0.1", "localip gw.lan"), SEED_OPTIONS, SECRETS, PoolError,
+         "{conf}:4: localip: 'gw.lan' is not an IPv4 address"),
+    ],
+)  # fmt: skip
+def test_errors_name_file_and_line(
+    tmp_path: Path, conf: str, options: str, secrets: str, error: type[Exception], message: str
+) -> None:
+    setup = Setup(tmp_path, conf, options, secrets)
+    expected = message.format(conf=setup.conf, options=setup.options, secrets=setup.secrets)
+    with pytest.raises(error) as caught:
+        setup.load()
+    assert str(caught.value).startswith(expected), str(caught.value)
+    status, messages = setup.check()
+    assert status == 1 and messages[0].startswith(f"error: {expected}")
+
+
+def test_option_file_that_cannot_be_read_names_its_source(tmp_path: Path) -> None:
+    setup = Setup(tmp_path, SEED_CONF.replace("option {options}", "option {options}-gone"))
+    with pytest.raises(OptionsError, match=rf"^{setup.conf}:2: pppd options file {setup.options}-gone: cannot read"):
+        setup.load()
+    with pytest.raises(OptionsError, match=r"^command line: -o/--option: pppd options file /nonexistent: cannot"):
+        setup.load("-o", "/nonexistent")
+
+
+def test_bad_listen_flag(setup: Setup) -> None:
+    with pytest.raises(ConfigError, match=r"^command line: -l/--listen needs an IPv4 address, got 'vpn\.lan'"):
+        setup.load("-l", "vpn.lan")
+
+
+# -- check ----------------------------------------------------------------------------------------------------
+
+
+def test_check_valid_configuration(setup: Setup) -> None:
+    status, messages = setup.check()
+    assert status == 0
+    assert messages[0].startswith("warning: ") and "lowered to 6" in messages[0]
+    assert messages[-1] == (
+        f"ok: {setup.conf}; listen 0.0.0.0:1723; 6 connections; pool of 6; options {setup.options}; "
+        f"secrets {setup.secrets} (1 records)"
+    )
+
+
+def test_check_reports_every_error(tmp_path: Path) -> None:
+    conf = SEED_CONF.replace("remoteip 192.168.0.234-238,192.168.0.245", "remoteip 192.168.0.9-1")
+    setup = Setup(tmp_path, conf, SEED_OPTIONS + "\nms-dns nowhere\n", "only two\n")
+    status, messages = check(setup.argv("-l", "x"), system_options=setup.system)
+    assert status == 1
+    assert messages == [
+        "error: command line: -l/--listen needs an IPv4 address, got 'x'",
+        f"error: {setup.options}:17: ms-dns needs an IPv4 address, got 'nowhere' (host names are not resolved)",
+        f"error: {setup.secrets}:1: a record needs client, server and secret; got 2 word(s)",
+        f"error: {setup.conf}:5: remoteip: '192.168.0.9-1': the range ends before it starts",
+    ]
+
+
+def test_check_stops_at_a_bad_pptpd_conf(tmp_path: Path) -> None:
+    setup = Setup(tmp_path, SEED_CONF + "stimeout soon\n", "mtu x\n")
+    status, messages = setup.check()
+    assert status == 1
+    assert messages == [f"error: {setup.conf}:6: stimeout must be a positive whole number, got 'soon'"]
+
+
+def test_check_passes_warnings_with_their_lines(tmp_path: Path) -> None:
+    setup = Setup(tmp_path, SEED_CONF + "logwtmp\n", SEED_OPTIONS + "lcp-echo-adaptive\n")
+    status, messages = setup.check()
+    assert status == 0
+    assert f"warning: {setup.conf}:6: logwtmp is not implemented by pypptpd and is ignored: " in "\n".join(messages)
+    assert f"warning: {setup.options}:16: unknown pppd option 'lcp-echo-adaptive' ignored" in messages
