@@ -1,13 +1,15 @@
-"""``pypptpd``: the daemon's command line (pptpd(8) flags).
+"""``pypptpd``: the daemon's command line (pptpd(8) flags, see :mod:`pypptp.daemon_config`).
 
-Implemented flags: ``-c/--conf``, ``-f/--fg``, ``-l/--listen``, ``-d/--debug``,
-``-t/--stimeout``, ``-C/--connections``, ``-p/--pidfile``, ``--version``.  A
-flag given on the command line beats the same setting in pptpd.conf.
+``pypptpd -c /etc/pptpd.conf`` reads pptpd.conf, ``/etc/ppp/options`` then the
+``option`` file, and ``/etc/ppp/chap-secrets``; detaches unless ``-f``;
+writes its pidfile; serves PPTP calls with one PPP session and ``pppN``
+device each.  ``--check`` validates every file and exits (0 valid, 1 not).
 
-This release runs the PPTP control channel only: calls are accepted on TCP
-1723, but no GRE/PPP session stands behind them yet.  Configuration keywords
-that only matter to those layers are parsed and validated, and a warning
-says they have no effect yet.
+Flags of ours, not pptpd's: ``--check``, ``--secrets FILE``, ``--system-options
+FILE`` (instead of /etc/ppp/options), ``--ip-up``/``--ip-down PATH`` (instead of
+/etc/ppp/ip-up and ip-down) and ``--no-mss-clamp``.  Signals: SIGTERM and
+SIGINT end every session politely and exit; SIGHUP re-reads chap-secrets and
+the pppd options for new sessions.
 """
 
 from __future__ import annotations
@@ -20,53 +22,54 @@ import logging.handlers
 import os
 import signal
 import sys
+from collections.abc import Sequence
 
-from pypptp import __version__
-from pypptp.config import ConfigError, PptpdConfig, read_pptpd_conf
 from pypptp.ctrl.connection import ControlConfig
-from pypptp.server import ControlServer, ServerSettings
+from pypptp.daemon import Daemon, DaemonPaths
+from pypptp.daemon_config import ERRORS, DaemonConfig, build_parser, check, load
+from pypptp.pool import Lease
+from pypptp.ppp.link import LinkConfig
+from pypptp.pppd_options import SYSTEM_OPTIONS
+from pypptp.server import ServerSettings
 
 log = logging.getLogger("pypptpd")
 
-DEFAULT_CONF = "/etc/pptpd.conf"
-NOT_YET_EFFECTIVE = (
-    "ppp",
-    "option",
-    "localip",
-    "remoteip",
-    "speed",
-    "noipparam",
-    "logwtmp",
-    "vrf",
-    "bcrelay",
-    "delegate",
-)
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pypptpd", description="PPTP VPN server (drop-in for poptop pptpd).")
-    parser.add_argument("-c", "--conf", default=DEFAULT_CONF, help="configuration file (default %(default)s)")
-    parser.add_argument("-f", "--fg", action="store_true", help="run in the foreground, log to stderr")
-    parser.add_argument("-l", "--listen", help="IPv4 address to listen on (default: all)")
-    parser.add_argument("-d", "--debug", action="store_true", help="log every control message")
-    parser.add_argument("-t", "--stimeout", type=int, help="seconds to wait for SCCRQ (default 10)")
-    parser.add_argument("-C", "--connections", type=int, help="maximum concurrent control connections")
-    parser.add_argument("-p", "--pidfile", help="PID file (default /var/run/pptpd.pid)")
-    parser.add_argument("--version", action="version", version=f"pypptpd {__version__}")
+def _parser() -> argparse.ArgumentParser:
+    parser = build_parser()
+    parser.add_argument("--system-options", metavar="FILE", default=SYSTEM_OPTIONS, help="instead of /etc/ppp/options")
+    parser.add_argument("--ip-up", metavar="PATH", default="/etc/ppp/ip-up", help="script run when a network is up")
+    parser.add_argument("--ip-down", metavar="PATH", default="/etc/ppp/ip-down", help="script run when it is down")
+    parser.add_argument("--no-mss-clamp", action="store_true", help="do not clamp the TCP MSS of SYNs to the MTU")
     return parser
 
 
-def settings_from(args: argparse.Namespace, config: PptpdConfig) -> ServerSettings:
-    """Merge the file and the flags; flags win."""
-    stimeout = args.stimeout if args.stimeout is not None else config.stimeout
-    connections = args.connections if args.connections is not None else config.connections
-    if stimeout < 1 or connections < 1:
-        raise ConfigError("stimeout and connections must be positive")
+_OURS = ("--system-options", "--ip-up", "--ip-down", "--no-mss-clamp")
+
+
+def _pptpd_argv(argv: Sequence[str]) -> list[str]:
+    """The arguments without ours, for :mod:`pypptp.daemon_config` (which knows pptpd's set)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in _OURS:
+            skip = "=" not in arg and name != "--no-mss-clamp"
+            continue
+        out.append(arg)
+    return out
+
+
+def settings_from(config: DaemonConfig) -> ServerSettings:
     return ServerSettings(
-        listen=args.listen or config.listen or "0.0.0.0",
-        max_connections=connections,
-        control=ControlConfig(host_name="local", vendor_string="pypptp", establish_timeout=float(stimeout)),
-        trace=args.debug or config.debug,
+        listen=config.listen,
+        port=config.port,
+        max_connections=config.connections,
+        control=ControlConfig(host_name="local", vendor_string="pypptp", establish_timeout=float(config.stimeout)),
+        trace=config.debug,
     )
 
 
@@ -89,16 +92,17 @@ def _setup_logging(foreground: bool, debug: bool) -> None:
     handler: logging.Handler
     if foreground:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s pypptpd[%(process)d]: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s[%(process)d]: %(message)s"))
     elif os.path.exists("/dev/log"):
         handler = logging.handlers.SysLogHandler("/dev/log", facility=logging.handlers.SysLogHandler.LOG_DAEMON)
-        handler.setFormatter(logging.Formatter("pypptpd[%(process)d]: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(name)s[%(process)d]: %(message)s"))
     else:
         handler = logging.NullHandler()
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("asyncio").setLevel(logging.WARNING)
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
 
 
 def _write_pidfile(path: str) -> None:
@@ -109,52 +113,90 @@ def _write_pidfile(path: str) -> None:
         log.warning("MGR: cannot write pidfile %s: %s", path, exc.strerror)
 
 
-async def _serve(settings: ServerSettings) -> int:
-    server = ControlServer(settings)
+class _Configured:
+    """The per-session configuration, swapped whole on SIGHUP."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+
+    def __call__(self, lease: Lease, unit: int) -> LinkConfig:
+        return self.config.options.link_config(local_address=lease.local, peer_address=lease.remote, unit=unit)
+
+
+async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str]) -> int:
+    configured = _Configured(config)
+    daemon = Daemon(
+        settings_from(config),
+        config.pool,
+        configured,
+        paths=DaemonPaths(secrets=config.secrets_path, ip_up=args.ip_up, ip_down=args.ip_down),
+        ipparam=not config.noipparam,
+        speed=config.speed,
+        clamp_mss=not args.no_mss_clamp,
+        logfile=config.options.logfile,
+    )
     try:
-        await server.start()
+        await daemon.start()
     except OSError as exc:
-        log.error("MGR: cannot listen on %s:%d: %s", settings.listen, settings.port, exc.strerror)
+        log.error("MGR: cannot start: %s", exc)
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    serving = asyncio.ensure_future(server.serve_forever())
+
+    def reload() -> None:
+        try:
+            fresh = load(argv, system_options=args.system_options)
+        except ERRORS as exc:
+            log.error("MGR: SIGHUP: %s; keeping the running configuration", exc)
+            return
+        configured.config = fresh
+        daemon.paths.secrets = fresh.secrets_path
+        daemon.load_secrets()
+        for warning in fresh.warnings:
+            log.warning("MGR: %s", warning)
+        log.info("MGR: SIGHUP: secrets and pppd options re-read; they apply to new sessions")
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    serving = asyncio.ensure_future(daemon.server.serve_forever())
     await stop.wait()
-    log.info("MGR: shutting down: CDN and StopCCRQ to %d connection(s)", len(server.connections))
+    log.info(
+        "MGR: shutting down: %d session(s), %d connection(s)", len(daemon.sessions), len(daemon.server.connections)
+    )
     serving.cancel()
-    await server.shutdown()
+    await daemon.shutdown()
     log.info("MGR: Exit.")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    pptpd_argv = _pptpd_argv(argv)
+    if args.check:
+        status, messages = check(pptpd_argv, system_options=args.system_options)
+        for line in messages:
+            print(line)
+        return status
     try:
-        # Like pptpd, run on defaults when the default file is absent; a file
-        # named with -c must exist.
-        missing_default = args.conf == DEFAULT_CONF and not os.path.exists(args.conf)
-        config = PptpdConfig() if missing_default else read_pptpd_conf(args.conf)
-        settings = settings_from(args, config)
-    except ConfigError as exc:
+        config = load(pptpd_argv, system_options=args.system_options)
+    except ERRORS as exc:
         print(f"pypptpd: {exc}", file=sys.stderr)
         return 2
-    if not args.fg:
+    if not config.foreground:
         _daemonize()
-    _setup_logging(args.fg, settings.trace)
+    _setup_logging(config.foreground, config.debug)
     for warning in config.warnings:
         log.warning("MGR: %s", warning)
-    idle = [k for k in NOT_YET_EFFECTIVE if k in config.present]
-    if idle:
-        log.warning("MGR: %s: no effect in this release (control channel only): %s", config.path, ", ".join(idle))
-    pidfile = args.pidfile or config.pidfile
-    _write_pidfile(pidfile)
+    for note in config.notes:
+        log.debug("MGR: %s", note)
+    _write_pidfile(config.pidfile)
     try:
-        return asyncio.run(_serve(settings))
+        return asyncio.run(_serve(config, args, pptpd_argv))
     finally:
         with contextlib.suppress(OSError):
-            os.unlink(pidfile)
+            os.unlink(config.pidfile)
 
 
 if __name__ == "__main__":

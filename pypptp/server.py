@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from typing import Protocol
 
 from pypptp.aio_control import ControlProtocol
 from pypptp.ctrl.callids import CallIdAllocator
-from pypptp.ctrl.connection import ControlConfig, ControlConnection, Role
+from pypptp.ctrl.connection import ControlConfig, ControlConnection, LocalProtocolError, Role
 from pypptp.ctrl.constants import PPTP_PORT, StopReason
 from pypptp.ctrl.events import (
+    Call,
     CallCleared,
     CallEstablished,
     CallRefused,
@@ -47,13 +49,22 @@ class ServerSettings:
     """Log every control message in and out (``debug``)."""
 
 
+class CallHooks(Protocol):
+    """What stands behind the calls (the daemon's sessions); the control server tells it of each."""
+
+    def call_established(self, connection: ServerConnection, call: Call) -> None: ...
+
+    def call_cleared(self, connection: ServerConnection, call: Call, reason: str) -> None: ...
+
+
 class ControlServer:
     """Accepts PPTP control connections and runs one sans-IO connection each."""
 
-    def __init__(self, settings: ServerSettings) -> None:
+    def __init__(self, settings: ServerSettings, hooks: CallHooks | None = None) -> None:
         self.settings = settings
+        self.hooks = hooks
         self.call_ids = CallIdAllocator()
-        self.connections: set[_ServerProtocol] = set()
+        self.connections: set[ServerConnection] = set()
         self.refused = 0
         self._server: asyncio.Server | None = None
 
@@ -67,7 +78,7 @@ class ControlServer:
         loop = asyncio.get_running_loop()
         host = None if self.settings.listen in ("", "0.0.0.0") else self.settings.listen
         self._server = await loop.create_server(
-            lambda: _ServerProtocol(self),
+            lambda: ServerConnection(self),
             host=host,
             port=self.settings.port,
             reuse_address=True,
@@ -94,7 +105,7 @@ class ControlServer:
             await self._server.wait_closed()
 
 
-class _ServerProtocol(ControlProtocol):
+class ServerConnection(ControlProtocol):
     """One accepted TCP 1723 connection."""
 
     def __init__(self, server: ControlServer) -> None:
@@ -126,6 +137,26 @@ class _ServerProtocol(ControlProtocol):
             self.conn.stop(self.loop.time(), reason)
             self.flush()
 
+    @property
+    def peer_ip(self) -> str:
+        return self.peer.rpartition(":")[0]
+
+    def hang_up(self, call_id: int, reason: StopReason = StopReason.NONE) -> None:
+        """The session behind ``call_id`` ended: CDN, then StopCCRQ (one call per connection, like
+        pptpd's control process, which ends with its pppd)."""
+        conn = self.conn
+        if conn is None or conn.closed:
+            return
+        now = self.loop.time()
+        try:
+            if call_id in conn.calls:
+                conn.clear_call(call_id, now)
+            if not conn.calls:
+                conn.stop(now, reason)
+        except LocalProtocolError:  # the connection is already stopping
+            pass
+        self.flush()
+
     def handle_events(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, ControlConnectionEstablished):
@@ -146,6 +177,8 @@ class _ServerProtocol(ControlProtocol):
                     call.peer_call_id,
                     call.peer_window,
                 )
+                if self.server.hooks is not None:
+                    self.server.hooks.call_established(self, call)
             elif isinstance(event, CallRefused):
                 log.warning(
                     "CTRL: %s: OCRQ from peer Call ID %d refused: %s/%s",
@@ -156,6 +189,8 @@ class _ServerProtocol(ControlProtocol):
                 )
             elif isinstance(event, CallCleared):
                 log.info("CTRL: %s: call %d cleared (%s)", self.peer, event.call.call_id, event.reason)
+                if self.server.hooks is not None:
+                    self.server.hooks.call_cleared(self, event.call, event.reason)
             elif isinstance(event, SetLinkInfoReceived):
                 log.debug("CTRL: %s: Set-Link-Info ignored (ACCMs mean nothing on GRE)", self.peer)
             elif isinstance(event, EchoAnswered):

@@ -38,16 +38,45 @@ def netns_pair(require_netns: None, request: pytest.FixtureRequest) -> Iterator[
         yield pair
 
 
-class Pypptpd:
-    """A real ``pypptpd -f`` process running in the server namespace."""
+DEFAULT_SECRETS = "alice pptpd s3cret *\n"
+DEFAULT_OPTIONS = "name pptpd\nrequire-mschap-v2\nrequire-mppe-128\n"
 
-    def __init__(self, pair: NetnsPair, workdir: Path, conf_lines: list[str], args: list[str]) -> None:
+
+class Pypptpd:
+    """A real ``pypptpd -f`` process running in the server namespace.
+
+    Its files live in ``workdir``: pptpd.conf, chap-secrets, the pppd options file (named by an
+    ``option`` line unless the test gives its own), an empty stand-in for /etc/ppp/options, and
+    ip-up/ip-down paths (absent unless the test writes them)."""
+
+    def __init__(
+        self,
+        pair: NetnsPair,
+        workdir: Path,
+        conf_lines: list[str],
+        args: list[str],
+        *,
+        secrets: str = DEFAULT_SECRETS,
+        options: str = DEFAULT_OPTIONS,
+    ) -> None:
         self.pair = pair
+        self.workdir = workdir
         self.conf = workdir / "pptpd.conf"
+        self.secrets = workdir / "chap-secrets"
+        self.secrets.write_text(secrets)
+        self.secrets.chmod(0o600)
+        self.options = workdir / "pptpd-options"
+        self.options.write_text(options)
+        (workdir / "options.system").write_text("")
+        self.ip_up, self.ip_down = workdir / "ip-up", workdir / "ip-down"
+        if not any(line.startswith("option ") for line in conf_lines):
+            conf_lines = [*conf_lines, f"option {self.options}"]
         self.conf.write_text("".join(line + "\n" for line in conf_lines))
         self.log_path = workdir / "pypptpd.log"
         self.pidfile = workdir / "pptpd.pid"
-        argv = [sys.executable, "-m", "pypptp.cli", "-f", "-c", str(self.conf), "-p", str(self.pidfile), *args]
+        files = ["--secrets", str(self.secrets), "--system-options", str(workdir / "options.system")]
+        files += ["--ip-up", str(self.ip_up), "--ip-down", str(self.ip_down)]
+        argv = [sys.executable, "-m", "pypptp.cli", "-f", "-c", str(self.conf), "-p", str(self.pidfile), *files, *args]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -94,10 +123,18 @@ def start_pypptpd(netns_pair: NetnsPair, tmp_path: Path) -> Iterator[Callable[..
     """Factory: ``start_pypptpd(conf_lines, args)`` -> a listening :class:`Pypptpd`."""
     started: list[Pypptpd] = []
 
-    def start(conf_lines: list[str] | None = None, args: list[str] | None = None) -> Pypptpd:
+    def start(
+        conf_lines: list[str] | None = None,
+        args: list[str] | None = None,
+        *,
+        secrets: str = DEFAULT_SECRETS,
+        options: str = DEFAULT_OPTIONS,
+    ) -> Pypptpd:
         lines = conf_lines if conf_lines is not None else []
         lines = [f"listen {netns_pair.server_ip}", *lines]
-        daemon = Pypptpd(netns_pair, tmp_path, lines, args or [])
+        workdir = tmp_path / f"daemon{len(started)}"
+        workdir.mkdir()
+        daemon = Pypptpd(netns_pair, workdir, lines, args or [], secrets=secrets, options=options)
         started.append(daemon)
         daemon.wait_listening()
         return daemon

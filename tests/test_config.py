@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pypptp.cli import build_parser, main, settings_from
+from pypptp.cli import main, settings_from
 from pypptp.config import KEYWORDS, ConfigError, PptpdConfig, parse_pptpd_conf, read_pptpd_conf
+from pypptp.daemon_config import load
 
 SEED = """\
 ###############################################################################
@@ -85,14 +86,18 @@ def test_unreadable_file(tmp_path: Path) -> None:
         read_pptpd_conf(tmp_path / "missing.conf")
 
 
-def test_flags_beat_the_file() -> None:
-    config = parse_pptpd_conf("listen 198.18.0.1\nstimeout 3\nconnections 9\n")
-    args = build_parser().parse_args(["-l", "198.18.0.9", "-t", "4", "-C", "11", "-d"])
-    settings = settings_from(args, config)
-    assert settings.listen == "198.18.0.9" and settings.max_connections == 11 and settings.trace
+def test_flags_beat_the_file(tmp_path: Path) -> None:
+    conf = tmp_path / "pptpd.conf"
+    conf.write_text("listen 198.18.0.1\nstimeout 3\nconnections 5\n")
+    (tmp_path / "chap-secrets").write_text("alice * s3cret *\n")
+    base = ["-c", str(conf), "--secrets", str(tmp_path / "chap-secrets")]
+    settings = settings_from(
+        load([*base, "-l", "198.18.0.9", "-t", "4", "-C", "4", "-d"], system_options="/nonexistent")
+    )
+    assert settings.listen == "198.18.0.9" and settings.max_connections == 4 and settings.trace
     assert settings.control.establish_timeout == 4.0
-    settings = settings_from(build_parser().parse_args([]), config)
-    assert settings.listen == "198.18.0.1" and settings.max_connections == 9
+    settings = settings_from(load(base, system_options="/nonexistent"))
+    assert settings.listen == "198.18.0.1" and settings.max_connections == 5
     assert settings.control.establish_timeout == 3.0 and not settings.trace
 
 

@@ -70,7 +70,7 @@ async def test_library_client_runs_the_whole_exchange(start_pypptpd: StartDaemon
 
 
 async def test_200_idle_connections_do_not_delay_a_real_client(start_pypptpd: StartDaemon) -> None:
-    daemon = start_pypptpd(["connections 300"])
+    daemon = start_pypptpd(["connections 300", "localip 192.168.0.1", "remoteip 192.168.1.1-255,192.168.2.1-60"])
     idle: list[socket.socket] = []
     try:
         for n in range(200):
@@ -206,7 +206,9 @@ async def test_without_f_the_daemon_detaches_writes_its_pidfile_and_serves(
     conf = tmp_path / "pptpd.conf"
     conf.write_text(f"listen {netns_pair.server_ip}\n")
     pidfile = tmp_path / "pptpd.pid"
+    (tmp_path / "chap-secrets").write_text("alice pptpd s3cret *\n")
     argv = [sys.executable, "-m", "pypptp.cli", "-c", str(conf), "-p", str(pidfile)]
+    argv += ["--secrets", str(tmp_path / "chap-secrets"), "--system-options", str(tmp_path / "no-options")]
     launcher = subprocess.run(
         netns_pair.exec_argv(netns_pair.server_ns, argv), env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=10
     )

@@ -1,0 +1,263 @@
+"""The daemon: control server, GRE transport, address pool and one PPP session per call.
+
+What poptop's pptpd manager, its per-connection ``pptpctrl`` and their pppd
+did, in one asyncio process:
+
+* a call established on TCP 1723 (OCRQ answered) gets an address pair from
+  the pool (``localip``/``remoteip``), the lowest free ``pppN`` unit, a GRE
+  call on the shared raw socket and a :class:`~pypptp.session.PppSession`
+  configured from the pppd options and ``chap-secrets``;
+* when the session's network comes up: the TUN device, ``/etc/ppp/ip-up``;
+* when it ends, by whatever path (LCP Terminate either way, CCRQ, StopCCRQ,
+  TCP FIN or RST, echo timeouts, authentication failure, SIGTERM): ip-down,
+  the TUN device, the GRE call, the Call ID and the pool address are all
+  released, and the control connection gets a CDN and a StopCCRQ if it is
+  still there, as pptpctrl did when its pppd exited;
+* SIGHUP re-reads chap-secrets and the pppd options for new sessions;
+  SIGTERM ends every session politely (LCP Terminate-Request, then CDN and
+  StopCCRQ) and exits.
+
+A failing session is logged and cleaned up; the others carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from pypptp import ppplog
+from pypptp.aio_gre import GreCall, GreTransport
+from pypptp.ctrl.constants import StopReason
+from pypptp.ctrl.events import Call
+from pypptp.pool import AddressPool, Lease
+from pypptp.ppp.link import NetworkUp, PppLink
+from pypptp.ppp.secrets import ChapSecrets, SecretsError, read_secrets_file
+from pypptp.scripts import ScriptInfo, ScriptRunner, call_tty
+from pypptp.server import ControlServer, ServerConnection, ServerSettings
+from pypptp.session import PppSession
+from pypptp.tun import TunDevice, free_unit
+
+__all__ = ["Daemon", "DaemonSession"]
+
+log = logging.getLogger("pypptpd")
+
+IP_UP = "/etc/ppp/ip-up"
+IP_DOWN = "/etc/ppp/ip-down"
+TERMINATE_GRACE = 3.0  # seconds SIGTERM waits for LCP Terminate-Acks before the control channel goes
+
+
+@dataclasses.dataclass(eq=False)
+class DaemonSession:
+    """Everything one call holds, so that every path releases all of it."""
+
+    connection: ServerConnection
+    call: Call
+    lease: Lease
+    unit: int
+    gre: GreCall
+    ppp: PppSession
+    scripts: ScriptRunner
+    log: logging.LoggerAdapter[logging.Logger]
+    up: NetworkUp | None = None
+
+
+@dataclasses.dataclass
+class DaemonPaths:
+    """Files the daemon reads and runs; tests point them elsewhere."""
+
+    secrets: str = "/etc/ppp/chap-secrets"
+    ip_up: str = IP_UP
+    ip_down: str = IP_DOWN
+
+
+class Daemon:
+    """pypptpd's sessions behind a :class:`ControlServer`."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        pool: AddressPool,
+        link_config: Callable[[Lease, int], object],
+        *,
+        paths: DaemonPaths | None = None,
+        ipparam: bool = True,
+        speed: str = "115200",
+        clamp_mss: bool = True,
+        logfile: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.link_config = link_config
+        """(lease, unit) -> LinkConfig: the pppd options applied to one session (replaced on SIGHUP)."""
+        self.paths = paths or DaemonPaths()
+        self.ipparam = ipparam
+        self.speed = speed
+        self.clamp_mss = clamp_mss
+        self.logfile = logfile
+        self.secrets = ChapSecrets(())
+        self.server = ControlServer(settings, hooks=self)
+        self.transport = GreTransport(None if settings.listen in ("", "0.0.0.0") else settings.listen)
+        self.sessions: dict[tuple[int, int], DaemonSession] = {}
+        self.stopping = False
+        self._runners: set[ScriptRunner] = set()  # sessions' script runners until their scripts end
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def load_secrets(self) -> None:
+        """Read chap-secrets (at start and on SIGHUP); a bad file keeps the previous secrets."""
+        try:
+            secrets = read_secrets_file(self.paths.secrets)
+        except SecretsError as exc:
+            log.error("MGR: %s; keeping the previous secrets", exc)
+            return
+        for warning in secrets.warnings:
+            log.warning("MGR: %s", warning)
+        self.secrets = secrets
+        log.info("MGR: %d secret(s) read from %s", len(secrets.records), self.paths.secrets)
+
+    async def start(self) -> None:
+        self.load_secrets()
+        self.transport.open()
+        await self.server.start()
+
+    async def shutdown(self) -> None:
+        """SIGTERM: LCP Terminate-Request in every session, a short wait, then CDN + StopCCRQ."""
+        self.stopping = True
+        sessions = list(self.sessions.values())
+        for session in sessions:
+            session.ppp.terminate("pypptpd is shutting down")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TERMINATE_GRACE
+        while self.sessions and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for session in list(self.sessions.values()):
+            session.ppp.close("pypptpd is shutting down")
+        await self.server.shutdown()
+        await self.wait_scripts()
+        self.transport.close()
+
+    async def wait_scripts(self, timeout: float = 40.0) -> None:
+        """Until every ip-up/ip-down has finished (each is bounded by its own timeout)."""
+        waits = [asyncio.ensure_future(runner.wait()) for runner in list(self._runners)]
+        if waits:
+            await asyncio.wait(waits, timeout=timeout)
+
+    # -- the control server's hooks -------------------------------------------------------------
+
+    def call_established(self, connection: ServerConnection, call: Call) -> None:
+        try:
+            self._start_session(connection, call)
+        except Exception:
+            log.exception("MGR: cannot start a session for %s; hanging up", connection.peer)
+            connection.hang_up(call.call_id)
+
+    def call_cleared(self, connection: ServerConnection, call: Call, reason: str) -> None:
+        session = self.sessions.get((id(connection), call.call_id))
+        if session is not None:
+            session.ppp.close(f"call cleared: {reason}")
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def _start_session(self, connection: ServerConnection, call: Call) -> None:
+        lease = self.pool.acquire()
+        if lease is None:
+            log.warning(
+                "MGR: %s: no address left in the pool (%d in use); call refused", connection.peer, self.pool.in_use
+            )
+            connection.hang_up(call.call_id)
+            return
+        unit = free_unit()
+        name = f"ppp{unit}"
+        slog = logging.LoggerAdapter(ppplog.pppd_logger(unit), {"unit": unit})
+        if self.logfile:
+            _attach_logfile(slog.logger, self.logfile)
+        peer_ip = connection.peer_ip
+        assert call.peer_call_id is not None
+        link = PppLink(self.link_config(lease, unit), secrets=self.secrets)  # type: ignore[arg-type]
+        holder: list[DaemonSession] = []
+
+        def deliver(frame: bytes | memoryview) -> None:
+            holder[0].ppp.receive_frame(frame)
+
+        gre = GreCall(
+            self.transport, peer_ip, call.call_id, call.peer_call_id, deliver, peer_window=max(1, call.peer_window)
+        )
+        ppp = PppSession(
+            link,
+            gre.send,
+            log=slog,  # type: ignore[arg-type]
+            on_up=self._session_up,
+            on_down=self._session_down,
+            clamp=self.clamp_mss,
+            make_tun=lambda: TunDevice(unit),
+        )
+        runner = ScriptRunner(self.paths.ip_up, self.paths.ip_down, log=slog)
+        session = DaemonSession(connection, call, lease, unit, gre, ppp, runner, slog)
+        holder.append(session)
+        self.sessions[(id(connection), call.call_id)] = session
+        slog.info("%s", ppplog.connect(name, call_tty(peer_ip, call.call_id)))
+        ppp.start()
+
+    def _find(self, ppp: PppSession) -> DaemonSession | None:
+        for session in self.sessions.values():
+            if session.ppp is ppp:
+                return session
+        return None
+
+    def _script_info(self, session: DaemonSession, up: NetworkUp) -> ScriptInfo:
+        result = next((r for r in session.ppp.link.auth_results if r.success), None)
+        stats = session.ppp.stats
+        return ScriptInfo(
+            ifname=f"ppp{session.unit}",
+            tty=call_tty(session.connection.peer_ip, session.call.call_id),
+            speed=self.speed,
+            local=str(up.local_address),
+            remote=str(up.peer_address),
+            ipparam=session.connection.peer_ip if self.ipparam else "",
+            peer_name=result.peer_name if result else "",
+            unit=session.unit,
+            dns=tuple(str(a) for a in up.dns),
+            connect_time=asyncio.get_running_loop().time() - session.ppp.started_at,
+            bytes_sent=stats.bytes_sent,
+            bytes_received=stats.bytes_received,
+        )
+
+    def _session_up(self, ppp: PppSession, up: NetworkUp) -> None:
+        session = self._find(ppp)
+        if session is None:
+            return
+        session.up = up
+        self._runners.add(session.scripts)
+        session.scripts.up(self._script_info(session, up))
+
+    def _session_down(self, ppp: PppSession, reason: str) -> None:
+        session = self._find(ppp)
+        if session is None:
+            return
+        del self.sessions[(id(session.connection), session.call.call_id)]
+        session.gre.close()
+        self.pool.release(session.lease)
+        elapsed = asyncio.get_running_loop().time() - ppp.started_at
+        session.log.info("%s", ppplog.connection_terminated())
+        for line in ppplog.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received):
+            session.log.info("%s", line)
+        session.log.info("session ended: %s", reason)
+        if session.up is not None:
+            session.scripts.down(self._script_info(session, session.up))
+            task = asyncio.ensure_future(session.scripts.wait())
+            task.add_done_callback(lambda _: self._runners.discard(session.scripts))
+        stop = StopReason.STOP_LOCAL_SHUTDOWN if self.stopping else StopReason.NONE
+        session.connection.hang_up(session.call.call_id, stop)
+
+
+def _attach_logfile(logger: logging.Logger, path: str) -> None:
+    """pppd's ``logfile``: session lines are appended there too."""
+    if any(isinstance(h, logging.FileHandler) and h.baseFilename == path for h in logger.handlers):
+        return
+    with contextlib.suppress(OSError):
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        logger.addHandler(handler)

@@ -1,0 +1,262 @@
+"""One PPP session on asyncio: a GRE call, a :class:`~pypptp.ppp.link.PppLink` and a ``pppN`` TUN.
+
+Shared by the daemon (one per call) and the library client.  The session
+owns no socket: frames leave through a ``send`` callable (the call's
+:class:`~pypptp.aio_gre.GreCall`) and arrive through :meth:`PppSession.receive_frame`
+(the call's ``deliver``).  It owns the link's timer, the TUN device once the
+network is up, and the byte counters pppd reports at the end.
+
+Data path, per direction:
+
+* GRE -> TUN: the frame goes to the link (which decrypts MPPE and checks
+  that the NCP is open); IPv4 packets have their TCP MSS clamped and are
+  written to the TUN descriptor.
+* TUN -> GRE: each wakeup drains the TUN descriptor (bounded) into one
+  reused buffer; IPv4 SYNs get their MSS clamped; the link encrypts and
+  frames; the GRE call sends.
+
+MSS clamping (on by default) keeps TCP segments within the tunnel MTU,
+which MPPE makes 4 bytes smaller than the peer's MRU: Windows advertises
+an MSS for MRU 1400 without that allowance (ccp-mppe.md section 9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+from collections.abc import Callable
+
+from pypptp.aio_timer import DeadlineTimer
+from pypptp.mss import clamp_mss, mss_for_mtu
+from pypptp.ppp.frame import Protocol
+from pypptp.ppp.link import (
+    Authenticated,
+    DataReceived,
+    LinkDown,
+    LinkLog,
+    NetworkDown,
+    NetworkUp,
+    Phase,
+    PhaseChanged,
+    PppLink,
+)
+from pypptp.tun import TunDevice, TunError
+
+__all__ = ["PppSession", "SessionStats"]
+
+TUN_READ_SIZE = 65536
+MAX_TUN_PACKETS_PER_WAKEUP = 64
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
+
+
+@dataclasses.dataclass
+class SessionStats:
+    bytes_sent: int = 0  # IP bytes into the tunnel (pppd counts what the interface sent)
+    bytes_received: int = 0
+    packets_sent: int = 0
+    packets_received: int = 0
+    tun_write_errors: int = 0
+    send_refused: int = 0  # no room in the peer's GRE window, or the link would not send
+
+
+class PppSession:
+    """A PPP link wired to a frame sender, timers and (once IPCP is up) a TUN device."""
+
+    def __init__(
+        self,
+        link: PppLink,
+        send: Callable[[bytes | memoryview], bool],
+        *,
+        log: logging.Logger,
+        on_up: Callable[[PppSession, NetworkUp], None] | None = None,
+        on_down: Callable[[PppSession, str], None] | None = None,
+        attach_tun: bool = True,
+        clamp: bool = True,
+        make_tun: Callable[[], TunDevice] = TunDevice,
+    ) -> None:
+        self.link = link
+        self.send = send
+        self.log = log
+        self.on_up = on_up
+        self.on_down = on_down
+        self.attach_tun = attach_tun
+        self.clamp = clamp
+        self.make_tun = make_tun
+        self.loop = asyncio.get_running_loop()
+        self.tun: TunDevice | None = None
+        self.network: NetworkUp | None = None
+        self.stats = SessionStats()
+        self.started_at = self.loop.time()
+        self.closed = False
+        self.close_reason = ""
+        self.received: asyncio.Queue[bytes] | None = None if attach_tun else asyncio.Queue(maxsize=1024)
+        """Without a TUN (library use), received IP packets wait here."""
+        self._mss = 0
+        self._buffer = bytearray(TUN_READ_SIZE)
+        self._view = memoryview(self._buffer)
+        self._timer = DeadlineTimer(self.loop, self._on_timer)
+
+    # -- driving ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.link.open(self.loop.time())
+        self._flush()
+
+    def receive_frame(self, frame: bytes | memoryview) -> None:
+        """A PPP frame from GRE (the GreCall's ``deliver``); never raises."""
+        if self.closed:
+            return
+        try:
+            self.link.receive_frame(frame, self.loop.time())
+            self._flush()
+        except Exception:  # a bug must cost this session only
+            self.log.exception("internal error on a received frame; closing the session")
+            self.close("internal error")
+
+    def send_ip(self, packet: bytes | bytearray | memoryview) -> bool:
+        """Library use: send one IP packet through the tunnel."""
+        protocol = Protocol.IPV6 if packet and packet[0] >> 4 == 6 else Protocol.IPV4
+        frame = self.link.send_data(protocol, packet)
+        if frame is None or not self.send(frame):
+            self.stats.send_refused += 1
+            self._flush()
+            return False
+        self.stats.packets_sent += 1
+        self.stats.bytes_sent += len(packet)
+        return True
+
+    def close(self, reason: str) -> None:
+        """End the session by any path: the link is dropped at once, the TUN removed, once."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        self._timer.cancel()
+        if self.link.phase is not Phase.DEAD:  # not Dead: tell the link its lower layer is gone
+            self.link.lower_down(self.loop.time(), reason)
+            self.link.drain()
+        self._remove_tun()
+        if self.on_down is not None:
+            self.on_down(self, reason)
+
+    def terminate(self, reason: str) -> None:
+        """Close politely: LCP Terminate-Request first; ``close`` follows when LCP finishes."""
+        if not self.closed:
+            self.link.close(self.loop.time(), reason)
+            self._flush()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        frames, events = self.link.drain()
+        for frame in frames:
+            self.send(frame)
+        for event in events:
+            if isinstance(event, DataReceived):
+                self._deliver(event.protocol, event.payload)
+            elif isinstance(event, LinkLog):
+                self.log.log(_LEVELS.get(event.level, logging.INFO), "%s", event.message)
+            elif isinstance(event, NetworkUp):
+                self._network_up(event)
+            elif isinstance(event, NetworkDown):
+                self.log.info("network down: %s", event.reason)
+                self.network = None
+            elif isinstance(event, Authenticated):
+                pass  # the link logs the outcome
+            elif isinstance(event, PhaseChanged):
+                self.log.debug("phase %s", event.phase.name)
+            elif isinstance(event, LinkDown):
+                self.close(event.reason)
+                return
+        if not self.closed:
+            self._timer.arm(self.link.next_deadline())
+
+    def _on_timer(self, now: float) -> None:
+        try:
+            self.link.handle_timer(now)
+            self._flush()
+        except Exception:
+            self.log.exception("internal error in a PPP timer; closing the session")
+            self.close("internal error")
+
+    def _network_up(self, up: NetworkUp) -> None:
+        self.network = up
+        self._mss = mss_for_mtu(up.mtu)
+        if self.attach_tun and self.tun is None:
+            try:
+                self.tun = self.make_tun()
+                self.tun.configure(up.local_address, up.peer_address, up.mtu)
+            except TunError as exc:
+                self.log.error("%s", exc)
+                self._remove_tun()
+                self.terminate("cannot set up the network interface")
+                return
+            self.loop.add_reader(self.tun.fd, self._from_tun)
+            self.log.info("Using interface %s (MTU %d)", self.tun.name, up.mtu)
+        if self.on_up is not None:
+            self.on_up(self, up)
+
+    def _deliver(self, protocol: int, payload: bytes) -> None:
+        self.stats.packets_received += 1
+        self.stats.bytes_received += len(payload)
+        if self.received is not None:
+            with contextlib.suppress(asyncio.QueueFull):  # nobody reads: drop, like a full interface queue
+                self.received.put_nowait(payload)
+            return
+        if self.tun is None:
+            return
+        if self.clamp and protocol == Protocol.IPV4 and len(payload) > 40 and payload[9] == 6:
+            packet = bytearray(payload)
+            clamp_mss(packet, self._mss)
+            payload = bytes(packet)
+        try:
+            os.write(self.tun.fd, payload)
+        except OSError:
+            self.stats.tun_write_errors += 1
+
+    def _from_tun(self) -> None:
+        """Drain the TUN device (bounded), send each packet into the tunnel."""
+        tun = self.tun
+        if tun is None or self.closed:
+            return
+        buffer, view, link, stats = self._buffer, self._view, self.link, self.stats
+        try:
+            for _ in range(MAX_TUN_PACKETS_PER_WAKEUP):
+                try:
+                    n = os.readv(tun.fd, (buffer,))
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    self.log.warning("reading %s failed: %s", tun.name, exc)
+                    break
+                if n == 0:
+                    break
+                version = buffer[0] >> 4
+                if version == 4:
+                    if self.clamp and buffer[9] == 6:
+                        clamp_mss(view[:n], self._mss)
+                    protocol = Protocol.IPV4
+                elif version == 6:
+                    protocol = Protocol.IPV6
+                else:
+                    continue
+                frame = link.send_data(protocol, view[:n])
+                if frame is None or not self.send(frame):
+                    stats.send_refused += 1
+                    continue
+                stats.packets_sent += 1
+                stats.bytes_sent += n
+            self._flush()
+        except Exception:
+            self.log.exception("internal error on the TUN path; closing the session")
+            self.close("internal error")
+
+    def _remove_tun(self) -> None:
+        tun, self.tun = self.tun, None
+        if tun is not None:
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(tun.fd)
+            tun.close()

@@ -1,0 +1,166 @@
+"""The ``pppN`` TUN devices that stand in for pppd's ppp interfaces.
+
+A session's device is created with python-pytun (``IFF_TUN | IFF_NO_PI``:
+bare IP packets, no packet-information header) under the lowest free
+``pppN`` name, as pppd's units are numbered, and configured with pyroute2
+the way pppd configures a ppp interface: a point-to-point address (ours,
+with the peer's as the other end, which makes the kernel add the /32 route
+to the peer), the MTU, and link up.  IPv6 is switched off on the device
+unless IPV6CP runs, so the kernel's router solicitations do not knock on a
+tunnel that cannot carry them.
+
+Hot-path I/O is done on the raw file descriptor with ``os.read`` and
+``os.write``: pytun's own ``read()`` raises ``pytun.Error`` instead of
+``BlockingIOError`` on an empty non-blocking descriptor.
+
+Everything here must run in the network namespace that should own the
+device (the daemon runs in its own; a test client creates its device from a
+thread that entered the client namespace).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytun
+from pyroute2 import IPRoute
+
+__all__ = ["TunDevice", "TunError", "free_unit"]
+
+_T = TypeVar("_T")
+MAX_UNITS = 4096
+_claimed: set[int] = set()  # units this process holds or is creating
+_claim_lock = threading.Lock()
+
+
+class TunError(OSError):
+    """A TUN device could not be created or configured."""
+
+
+def _exists(name: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{name}")
+
+
+def free_unit() -> int:
+    """The lowest N such that ``pppN`` is neither ours nor an existing interface (pppd's rule)."""
+    with _claim_lock:
+        for unit in range(MAX_UNITS):
+            if unit not in _claimed and not _exists(f"ppp{unit}"):
+                _claimed.add(unit)
+                return unit
+    raise TunError(f"no free pppN name below ppp{MAX_UNITS}")
+
+
+def _release_unit(unit: int) -> None:
+    with _claim_lock:
+        _claimed.discard(unit)
+
+
+class TunDevice:
+    """One ``pppN`` TUN device: create, configure, read/write by fd, close."""
+
+    def __init__(self, unit: int | None = None, *, netns: str | None = None) -> None:
+        self.netns = netns
+        """Create and configure the device in this named namespace (a client in a test) instead of ours."""
+        if netns is not None:
+            self.unit, self._device = _in_netns(netns, _first_free_in_namespace)
+        else:
+            self.unit = free_unit() if unit is None else unit
+            try:
+                self._device = pytun.TunTapDevice(name=f"ppp{self.unit}", flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+            except pytun.Error as exc:
+                _release_unit(self.unit)
+                raise TunError(f"cannot create ppp{self.unit}: {exc}") from None
+        self.name = f"ppp{self.unit}"
+        self.fd = self._device.fileno()
+        os.set_blocking(self.fd, False)
+        self.closed = False
+
+    def configure(
+        self,
+        local: ipaddress.IPv4Address,
+        peer: ipaddress.IPv4Address,
+        mtu: int,
+        *,
+        ipv6: bool = False,
+    ) -> None:
+        """Point-to-point address ``local`` peer ``peer``, the MTU, IPv6 off unless asked, link up."""
+        if self.netns is not None:
+            netns, self.netns = self.netns, None
+            try:
+                _in_netns(netns, lambda: self.configure(local, peer, mtu, ipv6=ipv6))
+            finally:
+                self.netns = netns
+            return
+        if not ipv6:
+            switch = f"/proc/sys/net/ipv6/conf/{self.name}/disable_ipv6"
+            with contextlib.suppress(OSError), open(switch, "w", encoding="ascii") as f:  # no IPv6: nothing to do
+                f.write("1")
+        def netlink() -> None:
+            with IPRoute() as ip:
+                index = ip.link_lookup(ifname=self.name)[0]
+                ip.addr("add", index=index, local=str(local), address=str(peer), prefixlen=32)
+                ip.link("set", index=index, mtu=mtu, state="up")
+
+        _off_loop(netlink, f"cannot configure {self.name}")
+
+    def set_mtu(self, mtu: int) -> None:
+        def netlink() -> None:
+            with IPRoute() as ip:
+                ip.link("set", index=ip.link_lookup(ifname=self.name)[0], mtu=mtu)
+
+        _off_loop(netlink, f"cannot set the MTU of {self.name}")
+
+    def close(self) -> None:
+        """Remove the device (closing the last descriptor deletes a non-persistent TUN)."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self._device.close()
+        _release_unit(self.unit)
+
+
+def _first_free_in_namespace() -> tuple[int, pytun.TunTapDevice]:
+    """In a foreign namespace our sysfs view is wrong: try ppp0, ppp1... until one can be made."""
+    for unit in range(64):
+        name = f"ppp{unit}"
+        if os.path.exists(f"/proc/self/task/{threading.get_native_id()}/net/dev"):
+            with open(f"/proc/self/task/{threading.get_native_id()}/net/dev", encoding="ascii") as f:
+                if any(line.split(":")[0].strip() == name for line in f):
+                    continue
+        try:
+            return unit, pytun.TunTapDevice(name=name, flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+        except pytun.Error:
+            continue
+    raise TunError("no free pppN name in the namespace")
+
+
+def _in_netns(netns: str, function: Callable[[], _T]) -> _T:
+    from pypptp.netns import run_in_netns  # only tests and the demo use namespaces
+
+    return run_in_netns(netns, function)
+
+
+def _off_loop(function: Callable[[], None], what: str) -> None:
+    """Run a pyroute2 call in a short-lived thread: pyroute2 0.9's synchronous API drives an
+    asyncio loop of its own and refuses to run inside one that is already running (ours).
+    A few netlink round trips: the event loop waits for them, as it would for pppd's ioctls."""
+    failure: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            function()
+        except Exception as exc:  # pyroute2 raises NetlinkError and friends
+            failure.append(exc)
+
+    thread = threading.Thread(target=body, name="netlink")
+    thread.start()
+    thread.join()
+    if failure:
+        raise TunError(f"{what}: {failure[0]}")
