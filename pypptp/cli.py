@@ -119,8 +119,20 @@ class _Configured:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
 
-    def __call__(self, lease: Lease, unit: int) -> LinkConfig:
+    def link_config(self, lease: Lease, unit: int) -> LinkConfig:
         return self.config.options.link_config(local_address=lease.local, peer_address=lease.remote, unit=unit)
+
+    @property
+    def idle(self) -> float:
+        return float(self.config.options.idle)
+
+    @property
+    def maxconnect(self) -> float:
+        return float(self.config.options.maxconnect)
+
+    @property
+    def proxyarp(self) -> bool:
+        return self.config.options.proxyarp
 
 
 async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str]) -> int:

@@ -26,19 +26,21 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+import os
+from typing import Protocol
 
 from pypptp import ppplog
 from pypptp.aio_gre import GreCall, GreTransport
 from pypptp.ctrl.constants import StopReason
 from pypptp.ctrl.events import Call
 from pypptp.pool import AddressPool, Lease
-from pypptp.ppp.link import NetworkUp, PppLink
+from pypptp.ppp.link import LinkConfig, NetworkUp, PppLink
 from pypptp.ppp.secrets import ChapSecrets, SecretsError, read_secrets_file
+from pypptp.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.scripts import ScriptInfo, ScriptRunner, call_tty
 from pypptp.server import ControlServer, ServerConnection, ServerSettings
 from pypptp.session import PppSession
-from pypptp.tun import TunDevice, free_unit
+from pypptp.tun import TunDevice, TunError, free_unit
 
 __all__ = ["Daemon", "DaemonSession"]
 
@@ -62,6 +64,22 @@ class DaemonSession:
     scripts: ScriptRunner
     log: logging.LoggerAdapter[logging.Logger]
     up: NetworkUp | None = None
+    proxy_arp_on: str | None = None
+
+
+class SessionPolicy(Protocol):
+    """What the pppd options say about each new session (re-read on SIGHUP)."""
+
+    def link_config(self, lease: Lease, unit: int) -> LinkConfig: ...
+
+    @property
+    def idle(self) -> float: ...
+
+    @property
+    def maxconnect(self) -> float: ...
+
+    @property
+    def proxyarp(self) -> bool: ...
 
 
 @dataclasses.dataclass
@@ -80,7 +98,7 @@ class Daemon:
         self,
         settings: ServerSettings,
         pool: AddressPool,
-        link_config: Callable[[Lease, int], object],
+        policy: SessionPolicy,
         *,
         paths: DaemonPaths | None = None,
         ipparam: bool = True,
@@ -90,8 +108,7 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.pool = pool
-        self.link_config = link_config
-        """(lease, unit) -> LinkConfig: the pppd options applied to one session (replaced on SIGHUP)."""
+        self.policy = policy
         self.paths = paths or DaemonPaths()
         self.ipparam = ipparam
         self.speed = speed
@@ -176,7 +193,8 @@ class Daemon:
             _attach_logfile(slog.logger, self.logfile)
         peer_ip = connection.peer_ip
         assert call.peer_call_id is not None
-        link = PppLink(self.link_config(lease, unit), secrets=self.secrets)  # type: ignore[arg-type]
+        policy = self.policy
+        link = PppLink(policy.link_config(lease, unit), secrets=self.secrets)
         holder: list[DaemonSession] = []
 
         def deliver(frame: bytes | memoryview) -> None:
@@ -193,6 +211,8 @@ class Daemon:
             on_down=self._session_down,
             clamp=self.clamp_mss,
             make_tun=lambda: TunDevice(unit),
+            idle=policy.idle,
+            maxconnect=policy.maxconnect,
         )
         runner = ScriptRunner(self.paths.ip_up, self.paths.ip_down, log=slog)
         session = DaemonSession(connection, call, lease, unit, gre, ppp, runner, slog)
@@ -219,8 +239,8 @@ class Daemon:
             ipparam=session.connection.peer_ip if self.ipparam else "",
             peer_name=result.peer_name if result else "",
             unit=session.unit,
-            dns=tuple(str(a) for a in up.dns),
-            connect_time=asyncio.get_running_loop().time() - session.ppp.started_at,
+            dns=(),  # pppd exports DNS1/DNS2 only for servers the peer gave us (usepeerdns): none on a server
+            connect_time=asyncio.get_running_loop().time() - (session.ppp.network_since or session.ppp.started_at),
             bytes_sent=stats.bytes_sent,
             bytes_received=stats.bytes_received,
         )
@@ -230,6 +250,15 @@ class Daemon:
         if session is None:
             return
         session.up = up
+        if self.policy.proxyarp:
+            try:
+                session.proxy_arp_on = add_proxy_arp(up.peer_address)
+            except TunError as exc:
+                session.log.warning("%s", exc)
+            if session.proxy_arp_on is None:
+                session.log.warning("Cannot determine ethernet address for proxy ARP")
+            else:
+                session.log.info("proxy ARP entry for %s on %s", up.peer_address, session.proxy_arp_on)
         self._runners.add(session.scripts)
         session.scripts.up(self._script_info(session, up))
 
@@ -240,11 +269,13 @@ class Daemon:
         del self.sessions[(id(session.connection), session.call.call_id)]
         session.gre.close()
         self.pool.release(session.lease)
-        elapsed = asyncio.get_running_loop().time() - ppp.started_at
-        session.log.info("%s", ppplog.connection_terminated())
+        elapsed = asyncio.get_running_loop().time() - (ppp.network_since or ppp.started_at)
         for line in ppplog.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received):
             session.log.info("%s", line)
+        session.log.info("%s", ppplog.connection_terminated())
         session.log.info("session ended: %s", reason)
+        if session.proxy_arp_on is not None and session.up is not None:
+            remove_proxy_arp(session.up.peer_address, session.proxy_arp_on)
         if session.up is not None:
             session.scripts.down(self._script_info(session, session.up))
             task = asyncio.ensure_future(session.scripts.wait())
@@ -254,10 +285,8 @@ class Daemon:
 
 
 def _attach_logfile(logger: logging.Logger, path: str) -> None:
-    """pppd's ``logfile``: session lines are appended there too."""
-    if any(isinstance(h, logging.FileHandler) and h.baseFilename == path for h in logger.handlers):
+    """pppd's ``logfile``: session lines are appended there too, in pppd's bare format."""
+    if any(isinstance(h, logging.FileHandler) and h.baseFilename == os.path.abspath(path) for h in logger.handlers):
         return
     with contextlib.suppress(OSError):
-        handler = logging.FileHandler(path)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
+        logger.addHandler(ppplog.LogfileHandler(path))

@@ -18,25 +18,25 @@ ipcp_script_done; ``main.c`` run_program, update_link_stats, set_ifunit;
 * **environment**: pppd clears it and passes only its own variables; no
   ``PATH`` (Debian's ``/etc/ppp/ip-up`` sets one itself, for that reason):
 
-  ========================  =====================================================
-  ``ORIG_UID``              real uid of pppd's invoker (``main.c``)
-  ``PPPLOGNAME``            that user's name, always set (``main.c``)
-  ``PPPD_PID``              pppd's pid; ours is the daemon's (see below)
-  ``DEVICE``                the tty device, argv[2]
-  ``IFNAME``                the interface, argv[1]
-  ``SPEED``                 argv[3]
-  ``IPLOCAL``, ``IPREMOTE``   argv[4], argv[5] (``ipcp.c`` ipcp_up)
-  ``PEERNAME``              the name the peer authenticated with, if it did
-  ``LINKNAME``              pppd's ``linkname`` option, if given
-  ``CALL_FILE``             pppd's ``call`` option, if given
-  ``DNS1``, ``DNS2``          DNS servers the *peer* gave us (``usepeerdns``;
-                            a server's own ``ms-dns`` are not exported)
-  ``USEPEERDNS``            ``1`` when DNS1 or DNS2 is set
-  ``WINS1``, ``WINS2``        WINS servers the peer gave us
-  ``CONNECT_TIME``          ip-down only: whole seconds since IPCP came up
-  ``BYTES_SENT``,           ip-down only: bytes through the interface (pppd 2.4
-  ``BYTES_RCVD``            wrapped them at 4 GiB; the exact counts are given)
-  ========================  =====================================================
+  ==============================  =====================================================
+  ``ORIG_UID``                    real uid of pppd's invoker (``main.c``)
+  ``PPPLOGNAME``                  that user's name, always set (``main.c``)
+  ``PPPD_PID``                    pppd's pid; ours is the daemon's (see below)
+  ``DEVICE``                      the tty device, argv[2]
+  ``IFNAME``                      the interface, argv[1]
+  ``SPEED``                       argv[3]
+  ``IPLOCAL``, ``IPREMOTE``       argv[4], argv[5] (``ipcp.c`` ipcp_up)
+  ``PEERNAME``                    the name the peer authenticated with, if it did
+  ``LINKNAME``                    pppd's ``linkname`` option, if given
+  ``CALL_FILE``                   pppd's ``call`` option, if given
+  ``DNS1``, ``DNS2``              DNS servers the *peer* gave us (``usepeerdns``;
+                                  a server's own ``ms-dns`` are not exported)
+  ``USEPEERDNS``                  ``1`` when DNS1 or DNS2 is set
+  ``WINS1``, ``WINS2``            WINS servers the peer gave us
+  ``CONNECT_TIME``                ip-down only: whole seconds since IPCP came up
+  ``BYTES_SENT``,                 ip-down only: bytes through the interface (pppd 2.4
+  ``BYTES_RCVD``                  wrapped them at 4 GiB; the exact counts are given)
+  ==============================  =====================================================
 
 * **running**: only if the path is a regular file with an execute bit; a
   missing script is skipped silently, any other problem is logged as pppd
@@ -57,8 +57,8 @@ ipcp_script_done; ``main.c`` run_program, update_link_stats, set_ifunit;
   With one daemon process for every session, that signal would reach pypptpd
   (which re-reads its configuration on SIGHUP) and end nothing.
 
-This is the only module here that starts processes; :func:`run_script` never
-raises (cancellation aside, which stops the script and propagates).
+:func:`run_script` never raises (cancellation aside: it stops the script and
+propagates).
 """
 
 from __future__ import annotations

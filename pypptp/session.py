@@ -76,6 +76,8 @@ class PppSession:
         attach_tun: bool = True,
         clamp: bool = True,
         make_tun: Callable[[], TunDevice] = TunDevice,
+        idle: float = 0.0,
+        maxconnect: float = 0.0,
     ) -> None:
         self.link = link
         self.send = send
@@ -85,11 +87,18 @@ class PppSession:
         self.attach_tun = attach_tun
         self.clamp = clamp
         self.make_tun = make_tun
+        self.idle = idle
+        """pppd ``idle``: end the link after this many seconds without IP packets either way; 0: never."""
+        self.maxconnect = maxconnect
+        """pppd ``maxconnect``: end the link this many seconds after the network came up; 0: never."""
+        self._idle_mark = -1
         self.loop = asyncio.get_running_loop()
         self.tun: TunDevice | None = None
         self.network: NetworkUp | None = None
         self.stats = SessionStats()
         self.started_at = self.loop.time()
+        self.network_since: float | None = None
+        """When IPCP came up (pppd's CONNECT_TIME counts from there)."""
         self.closed = False
         self.close_reason = ""
         self.received: asyncio.Queue[bytes] | None = None if attach_tun else asyncio.Queue(maxsize=1024)
@@ -98,6 +107,7 @@ class PppSession:
         self._buffer = bytearray(TUN_READ_SIZE)
         self._view = memoryview(self._buffer)
         self._timer = DeadlineTimer(self.loop, self._on_timer)
+        self._limits = DeadlineTimer(self.loop, self._on_limits)
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -135,6 +145,7 @@ class PppSession:
         self.closed = True
         self.close_reason = reason
         self._timer.cancel()
+        self._limits.cancel()
         if self.link.phase is not Phase.DEAD:  # not Dead: tell the link its lower layer is gone
             self.link.lower_down(self.loop.time(), reason)
             self.link.drain()
@@ -184,6 +195,10 @@ class PppSession:
 
     def _network_up(self, up: NetworkUp) -> None:
         self.network = up
+        if self.network_since is None:
+            self.network_since = self.loop.time()
+            self._idle_mark = self.stats.packets_sent + self.stats.packets_received
+            self._arm_limits(self.network_since)
         self._mss = mss_for_mtu(up.mtu)
         if self.attach_tun and self.tun is None:
             try:
@@ -198,6 +213,31 @@ class PppSession:
             self.log.info("Using interface %s (MTU %d)", self.tun.name, up.mtu)
         if self.on_up is not None:
             self.on_up(self, up)
+
+    def _arm_limits(self, now: float) -> None:
+        deadlines = []
+        if self.idle > 0:
+            deadlines.append(now + self.idle)
+        if self.maxconnect > 0 and self.network_since is not None:
+            deadlines.append(self.network_since + self.maxconnect)
+        self._limits.arm(min(deadlines) if deadlines else None)
+
+    def _on_limits(self, now: float) -> None:
+        """pppd's idle and maxconnect checks, with its log lines."""
+        if self.closed:
+            return
+        if self.maxconnect > 0 and self.network_since is not None and now >= self.network_since + self.maxconnect:
+            self.log.info("Connect time expired")
+            self.terminate("Connect time expired")
+            return
+        if self.idle > 0:
+            mark = self.stats.packets_sent + self.stats.packets_received
+            if mark == self._idle_mark:
+                self.log.info("Terminating connection due to lack of activity.")
+                self.terminate("idle timeout")
+                return
+            self._idle_mark = mark
+        self._arm_limits(now)
 
     def _deliver(self, protocol: int, payload: bytes) -> None:
         self.stats.packets_received += 1

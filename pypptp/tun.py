@@ -101,6 +101,7 @@ class TunDevice:
             switch = f"/proc/sys/net/ipv6/conf/{self.name}/disable_ipv6"
             with contextlib.suppress(OSError), open(switch, "w", encoding="ascii") as f:  # no IPv6: nothing to do
                 f.write("1")
+
         def netlink() -> None:
             with IPRoute() as ip:
                 index = ip.link_lookup(ifname=self.name)[0]

@@ -1,0 +1,402 @@
+"""pypptpd end to end: the real daemon in one namespace, the library client in another, IP through.
+
+The daemon runs as ``pypptpd -f`` in the server namespace with files written
+here.  The client session runs in the test process: its TCP and raw GRE
+sockets and its ``pppN`` TUN device are made inside the client namespace.
+Traffic goes only to addresses inside the tunnel (192.168.0.0/16) between
+the two namespaces; the seed's DNS servers are negotiated, never contacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pypptp.client import PptpClientError
+from pypptp.client_session import PptpClientSession, client_link_config
+from pypptp.netns import NetnsPair
+from pypptp.ppp.ccp import MppePolicy
+from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP
+from pypptp.tun import TunDevice
+from tests.conftest import Pypptpd
+
+pytestmark = pytest.mark.netns
+
+SEED_CONF = ["localip 192.168.0.1", "remoteip 192.168.0.234-238,192.168.0.245"]
+SEED_OPTIONS = """# the seed's /etc/ppp/pptpd-options (Debian's, trimmed)
+name pptpd
+refuse-pap
+refuse-chap
+refuse-mschap
+require-mschap-v2
+require-mppe-128
+ms-dns 8.8.8.8
+ms-dns 8.8.4.4
+nodefaultroute
+lock
+nobsdcomp
+novj
+novjccomp
+nologfd
+"""
+SECRETS = """# client server secret IP
+alice pptpd s3cret *
+bob pptpd "bob pw" 192.168.0.245
+"""
+RECORDER = """#!/bin/sh
+out="{out}.$(basename "$0")"
+printf '%s\\n' "$@" > "$out.argv"
+env | sort > "$out.env"
+"""
+SERVER_IP = "192.168.0.1"
+
+
+def run(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+
+
+def write_recorders(daemon: Pypptpd) -> Path:
+    out = daemon.workdir / "script"
+    for path in (daemon.ip_up, daemon.ip_down):
+        path.write_text(RECORDER.format(out=out))
+        path.chmod(0o755)
+    return out
+
+
+async def open_client(
+    daemon: Pypptpd,
+    user: str = "alice",
+    password: str = "s3cret",
+    *,
+    tun: bool = True,
+    auth: bytes = AUTH_MSCHAP_V2,
+    mppe: MppePolicy | None = None,
+    mru: int = 1400,
+) -> PptpClientSession:
+    pair = daemon.pair
+    sock = pair.connect(pair.client_ns, daemon.address)
+    gre = pair.socket(pair.client_ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE)
+    config = client_link_config(user, password, auth_methods=(auth,), mppe=mppe, mru=mru)
+    return await PptpClientSession.connect(
+        pair.server_ip,
+        user=user,
+        password=password,
+        config=config,
+        sock=sock,
+        gre_sock=gre,
+        attach_tun=tun,
+        make_tun=lambda: TunDevice(netns=pair.client_ns),
+        timeout=15,
+    )
+
+
+async def ping(pair: NetnsPair, target: str = SERVER_IP, count: int = 3) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *pair.exec_argv(pair.client_ns, ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2", target]),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    text = output.decode()
+    assert process.returncode == 0 and f"{count} received" in text, text
+    return text
+
+
+async def tcp_transfer(pair: NetnsPair, size: int, port: int = 5001) -> tuple[float, int]:
+    """``size`` bytes from the client namespace to SERVER_IP through the tunnel; (seconds, server-side MSS)."""
+    loop = asyncio.get_running_loop()
+    listener = pair.socket(pair.server_ns)
+    sender = pair.socket(pair.client_ns)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((SERVER_IP, port))
+        listener.listen(1)
+        listener.setblocking(False)
+        sender.setblocking(False)
+        accepting = asyncio.ensure_future(loop.sock_accept(listener))
+        started = time.monotonic()
+        await asyncio.wait_for(loop.sock_connect(sender, (SERVER_IP, port)), 10)
+        receiver, _ = await asyncio.wait_for(accepting, 10)
+        with receiver:
+            receiver.setblocking(False)
+            mss = receiver.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+            chunk = bytes(range(256)) * 256
+            received = 0
+
+            async def send() -> None:
+                sent = 0
+                while sent < size:
+                    piece = chunk[: min(len(chunk), size - sent)]
+                    await loop.sock_sendall(sender, piece)
+                    sent += len(piece)
+                sender.shutdown(socket.SHUT_WR)
+
+            sending = asyncio.ensure_future(send())
+            while received < size:
+                data = await asyncio.wait_for(loop.sock_recv(receiver, 65536), 20)
+                if not data:
+                    break
+                received += len(data)
+            await sending
+        assert received == size
+        return time.monotonic() - started, mss
+    finally:
+        listener.close()
+        sender.close()
+
+
+def interfaces(pair: NetnsPair) -> list[str]:
+    return re.findall(r"^\d+: (ppp\d+)", run("ip", "-n", pair.server_ns, "-o", "link"), re.M)
+
+
+def daemon_fds(daemon: Pypptpd) -> int:
+    pid = int(daemon.pidfile.read_text())
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+# -- the seed configuration -----------------------------------------------------------------------
+
+
+async def test_seed_configuration_end_to_end(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
+    out = write_recorders(daemon)
+    session = await open_client(daemon)
+    pair = daemon.pair
+    try:
+        up = session.network
+        assert up is not None
+        assert (str(up.local_address), str(up.peer_address)) == ("192.168.0.234", SERVER_IP)
+        assert [str(a) for a in up.dns] == ["8.8.8.8", "8.8.4.4"]
+        assert up.mppe == "MPPE 128-bit stateless"
+        assert up.mtu == 1496  # the server asks for no MRU: 1500, less MPPE's 4 bytes
+        daemon.wait_log("Using interface ppp0")  # the server's side may finish IPCP a moment after ours
+        server_link = run("ip", "-n", pair.server_ns, "-o", "link", "show", "ppp0")
+        assert "mtu 1396" in server_link  # our client's MRU 1400 less 4, as pppd does with Windows
+        await ping(pair)
+        _, mss = await tcp_transfer(pair, 2_000_000)
+        assert mss <= 1396 - 40
+        daemon.wait_log("remote IP address 192.168.0.234")
+        argv = (out.parent / "script.ip-up.argv").read_text().split("\n")
+        assert (
+            argv[0] == "ppp0" and argv[1].startswith(f"pptp/{pair.client_ip}/") and argv[2:4] == ["115200", SERVER_IP]
+        )
+        assert argv[4:6] == ["192.168.0.234", pair.client_ip]  # remote, then ipparam = the client's address
+        env = (out.parent / "script.ip-up.env").read_text()
+        for line in ("IFNAME=ppp0", f"IPLOCAL={SERVER_IP}", "IPREMOTE=192.168.0.234", "PEERNAME=alice"):
+            assert line in env.splitlines()
+    finally:
+        await session.close()
+    log = daemon.wait_log("Sent ")
+    assert re.search(r"Sent \d{7,} bytes, received \d+ bytes\.", log) or re.search(r"received \d{7,} bytes", log)
+    for _ in range(50):
+        if (out.parent / "script.ip-down.env").exists():
+            break
+        await asyncio.sleep(0.1)
+    down_env = (out.parent / "script.ip-down.env").read_text().splitlines()
+    assert "IFNAME=ppp0" in down_env and any(line.startswith("BYTES_RCVD=") for line in down_env)
+    assert interfaces(pair) == []
+    assert "192.168.0" not in run("ip", "-n", pair.server_ns, "route")
+
+
+async def test_static_address_from_chap_secrets(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
+    session = await open_client(daemon, "bob", "bob pw", tun=False)
+    try:
+        assert session.network is not None and str(session.network.local_address) == "192.168.0.245"
+    finally:
+        await session.close()
+
+
+# -- every auth method and MPPE mode --------------------------------------------------------------
+
+MODES = {
+    "mschapv2-mppe128": ("require-mschap-v2\nrequire-mppe-128\n", AUTH_MSCHAP_V2, MppePolicy()),
+    "mschapv2-mppe40": ("require-mschap-v2\nrequire-mppe-40\n", AUTH_MSCHAP_V2, MppePolicy(strengths=(40,))),
+    "mschapv2-stateful": (
+        "require-mschap-v2\nrequire-mppe-128\nmppe-stateful\n",
+        AUTH_MSCHAP_V2,
+        MppePolicy(stateful=True),
+    ),
+    "mschapv1-mppe128": ("require-mschap\nrequire-mppe-128\n", AUTH_MSCHAP_V1, MppePolicy()),
+    "chap-md5-clear": ("require-chap\nnomppe\n", AUTH_CHAP_MD5, MppePolicy(enabled=False, required=False)),
+    "pap-clear": ("require-pap\nnomppe\n", AUTH_PAP, MppePolicy(enabled=False, required=False)),
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+async def test_each_auth_method_and_mppe_mode_carries_ping_and_tcp(
+    start_pypptpd: Callable[..., Pypptpd], mode: str
+) -> None:
+    options, method, policy = MODES[mode]
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options="name pptpd\n" + options)
+    session = await open_client(daemon, auth=method, mppe=policy)
+    try:
+        assert session.network is not None
+        expected = {"mschapv2-mppe40": "MPPE 40-bit stateless", "mschapv2-stateful": "MPPE 128-bit stateful"}
+        assert session.network.mppe == expected.get(mode, "" if "clear" in mode else "MPPE 128-bit stateless")
+        await ping(daemon.pair)
+        await tcp_transfer(daemon.pair, 500_000)
+    finally:
+        await session.close()
+
+
+async def test_wrong_password_is_refused_and_logged(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
+    with pytest.raises(PptpClientError, match=r"[Aa]uthentication failed"):
+        await open_client(daemon, "alice", "wrong", tun=False)
+    daemon.wait_log("failed for 'alice'")
+    assert interfaces(daemon.pair) == []
+
+
+# -- many sessions, limits, teardown -----------------------------------------------------------------
+
+
+async def test_twenty_concurrent_sessions_then_nothing_left(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    conf = ["localip 192.168.0.1", "remoteip 192.168.1.10-40", "connections 30"]
+    daemon = start_pypptpd(conf, secrets=SECRETS, options=SEED_OPTIONS)
+    await asyncio.sleep(0.2)
+    fds_before = daemon_fds(daemon)
+    sessions = await asyncio.gather(*(open_client(daemon, tun=False) for _ in range(20)))
+    try:
+        assert len({str(s.network.local_address) for s in sessions if s.network}) == 20
+        assert sorted(interfaces(daemon.pair)) == sorted(f"ppp{n}" for n in range(20))
+        for s in sessions:  # a ping from each session, answered by the server's kernel through its pppN
+            assert s.network is not None
+            assert s.send(_icmp_echo(str(s.network.local_address), SERVER_IP))
+        replies = await asyncio.wait_for(asyncio.gather(*(s.recv() for s in sessions)), 10)
+        assert all(r[9] == 1 and r[20] == 0 for r in replies)  # ICMP, type 0: Echo-Reply
+    finally:
+        await asyncio.gather(*(s.close() for s in sessions))
+    deadline = time.monotonic() + 10
+    while (interfaces(daemon.pair) or daemon_fds(daemon) > fds_before) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert interfaces(daemon.pair) == []
+    assert "192.168.1." not in run("ip", "-n", daemon.pair.server_ns, "route")
+    assert daemon_fds(daemon) == fds_before
+    assert daemon.log().count("Connection terminated.") == 20
+
+
+async def test_pool_exhaustion_is_refused_cleanly(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
+    sessions = [await open_client(daemon, tun=False) for _ in range(6)]
+    try:
+        with pytest.raises(PptpClientError):
+            await open_client(daemon, tun=False)
+        addresses = sorted(str(s.network.local_address) for s in sessions if s.network)
+        assert addresses == [f"192.168.0.{n}" for n in (234, 235, 236, 237, 238, 245)]
+    finally:
+        for s in sessions:
+            await s.close()
+    again = await open_client(daemon, tun=False)  # addresses come back to the pool
+    await again.close()
+
+
+# -- signals ----------------------------------------------------------------------------------------
+
+
+async def test_sighup_rereads_secrets_for_new_sessions(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
+    first = await open_client(daemon, tun=False)
+    with pytest.raises(PptpClientError):
+        await open_client(daemon, "carol", "carol pw", tun=False)
+    daemon.secrets.write_text(SECRETS + "carol pptpd 'carol pw' *\n")
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_log("SIGHUP: secrets and pppd options re-read")
+    carol = await open_client(daemon, "carol", "carol pw", tun=False)
+    assert first.ppp is not None and not first.ppp.closed  # the running session carried on
+    await carol.close()
+    await first.close()
+
+
+async def test_sigterm_terminates_sessions_then_exits(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
+    session = await open_client(daemon, tun=False)
+    daemon.process.send_signal(signal.SIGTERM)
+    reason = await asyncio.wait_for(session.wait_closed(), 10)
+    assert reason == "LCP terminated by peer"
+    await session.close()
+    assert await asyncio.get_running_loop().run_in_executor(None, daemon.process.wait, 10) == 0
+    assert "MGR: Exit." in daemon.log()
+    assert interfaces(daemon.pair) == []
+
+
+# -- pppd options the daemon applies ------------------------------------------------------------------
+
+
+async def test_proxyarp_publishes_the_client_on_the_lan(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS + "proxyarp\n")
+    ns = daemon.pair.server_ns
+    for command in (  # a LAN on 192.168.0.0/24 inside the server namespace
+        ["link", "add", "lan0", "type", "veth", "peer", "name", "lan1"],
+        ["addr", "add", "192.168.0.2/24", "dev", "lan0"],
+        ["link", "set", "lan0", "up"],
+    ):
+        subprocess.run(["ip", "-n", ns, *command], check=True)
+    session = await open_client(daemon, tun=False)
+    try:
+        daemon.wait_log("proxy ARP entry for 192.168.0.234 on lan0")
+        assert "192.168.0.234 dev lan0 proxy" in run("ip", "-n", ns, "neigh", "show", "proxy")
+    finally:
+        await session.close()
+    daemon.wait_log("Connection terminated.")
+    assert "192.168.0.234" not in run("ip", "-n", ns, "neigh", "show", "proxy")
+
+
+@pytest.mark.parametrize(
+    ("option", "logged"), [("idle 1", "lack of activity"), ("maxconnect 1", "Connect time expired")]
+)
+async def test_idle_and_maxconnect_end_the_session(
+    start_pypptpd: Callable[..., Pypptpd], option: str, logged: str
+) -> None:
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS + option + "\n")
+    session = await open_client(daemon, tun=False)
+    reason = await asyncio.wait_for(session.wait_closed(), 10)
+    assert reason == "LCP terminated by peer"
+    await session.close()
+    daemon.wait_log(logged)
+
+
+# -- configuration errors ------------------------------------------------------------------------------
+
+
+def test_malformed_option_line_is_reported_with_file_and_line(tmp_path: Path) -> None:
+    conf = tmp_path / "pptpd.conf"
+    options = tmp_path / "pptpd-options"
+    options.write_text("name pptpd\nms-dns not-an-address\n")
+    conf.write_text(f"option {options}\nlocalip 192.168.0.1\nremoteip 192.168.0.234-238\n")
+    (tmp_path / "chap-secrets").write_text(SECRETS)
+    argv = ["-c", str(conf), "--secrets", str(tmp_path / "chap-secrets"), "--system-options", "/nonexistent"]
+    result = subprocess.run(
+        ["python3", "-m", "pypptp.cli", "--check", *argv], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1 and f"{options}:2" in result.stdout
+    started = subprocess.run(
+        ["python3", "-m", "pypptp.cli", "-f", *argv], capture_output=True, text=True, check=False, timeout=10
+    )
+    assert started.returncode == 2 and f"{options}:2" in started.stderr
+
+
+def _icmp_echo(source: str, destination: str) -> bytes:
+    """A minimal IPv4 ICMP Echo-Request with correct checksums."""
+
+    def checksum(data: bytes) -> int:
+        total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        return ~total & 0xFFFF
+
+    icmp = bytearray(b"\x08\x00\x00\x00\x12\x34\x00\x01")
+    icmp[2:4] = checksum(bytes(icmp)).to_bytes(2, "big")
+    header = bytearray(b"\x45\x00\x00\x1c\x00\x01\x00\x00\x40\x01\x00\x00")
+    header += socket.inet_aton(source) + socket.inet_aton(destination)
+    header[10:12] = checksum(bytes(header)).to_bytes(2, "big")
+    return bytes(header + icmp)

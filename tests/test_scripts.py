@@ -1,0 +1,363 @@
+"""ip-up / ip-down: pppd's argv and environment, run for real by /bin/sh scripts, and the ordering."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pwd
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from pypptp import scripts
+from pypptp.scripts import ScriptInfo, ScriptRunner, call_tty, run_script, script_argv, script_env
+
+LOG = logging.getLogger("test.scripts")
+
+INFO = ScriptInfo(
+    ifname="ppp0",
+    tty=call_tty("198.18.0.2", 4242),
+    speed="115200",
+    local="192.168.0.1",
+    remote="192.168.0.234",
+    ipparam="198.18.0.2",
+    peer_name="alice",
+    unit=0,
+    pid=1234,
+)
+DOWN_INFO = ScriptInfo(
+    ifname="ppp0",
+    tty=call_tty("198.18.0.2", 4242),
+    speed=115200,
+    local="192.168.0.1",
+    remote="192.168.0.234",
+    ipparam="198.18.0.2",
+    peer_name="alice",
+    pid=1234,
+    connect_time=75.9,
+    bytes_sent=5_000_000_000,
+    bytes_received=456,
+)
+
+
+def write_script(path: Path, body: str, mode: int = 0o755) -> str:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(mode)
+    return str(path)
+
+
+def environ_of(path: Path) -> dict[str, str]:
+    entries = path.read_bytes().split(b"\0")
+    return dict(entry.decode().split("=", 1) for entry in entries if entry)
+
+
+def wait_gone(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# -- argv and environment, as values ---------------------------------------------------------------
+
+
+def test_argv_with_and_without_ipparam() -> None:
+    assert script_argv("/etc/ppp/ip-up", INFO) == [
+        "/etc/ppp/ip-up",
+        "ppp0",
+        "pptp/198.18.0.2/4242",
+        "115200",
+        "192.168.0.1",
+        "192.168.0.234",
+        "198.18.0.2",
+    ]
+    noipparam = ScriptInfo("ppp3", "pptp/10.0.0.9/7", 115200, "10.1.0.1", "10.1.0.2")
+    assert script_argv("/x", noipparam) == ["/x", "ppp3", "pptp/10.0.0.9/7", "115200", "10.1.0.1", "10.1.0.2"]
+
+
+def test_call_tty_has_no_white_space_and_ends_with_the_call_id() -> None:
+    tty = call_tty("203.0.113.7", 65535)
+    assert tty == "pptp/203.0.113.7/65535"
+    assert os.path.basename(tty) == "65535"
+    assert not any(c.isspace() for c in tty)
+
+
+def test_up_environment_is_exactly_pppds() -> None:
+    env = script_env(INFO, down=False)
+    assert env == {
+        "ORIG_UID": str(os.getuid()),
+        "PPPLOGNAME": pwd.getpwuid(os.getuid()).pw_name,
+        "PPPD_PID": "1234",
+        "DEVICE": "pptp/198.18.0.2/4242",
+        "IFNAME": "ppp0",
+        "SPEED": "115200",
+        "IPLOCAL": "192.168.0.1",
+        "IPREMOTE": "192.168.0.234",
+        "PEERNAME": "alice",
+    }
+    assert "PATH" not in env  # pppd clears the environment
+
+
+def test_down_environment_adds_the_statistics() -> None:
+    env = script_env(DOWN_INFO, down=True)
+    assert env["CONNECT_TIME"] == "75"  # whole seconds, as pppd's %u of a tv_sec difference
+    assert env["BYTES_SENT"] == "5000000000"
+    assert env["BYTES_RCVD"] == "456"
+    assert set(env) - set(script_env(DOWN_INFO, down=False)) == {"CONNECT_TIME", "BYTES_SENT", "BYTES_RCVD"}
+
+
+def test_optional_variables() -> None:
+    info = ScriptInfo(
+        "ppp1",
+        "pptp/1.2.3.4/5",
+        "115200",
+        "10.0.0.1",
+        "10.0.0.2",
+        dns=("8.8.8.8", "8.8.4.4"),
+        wins=("10.0.0.53",),
+        linkname="office",
+        call_file="office",
+    )
+    env = script_env(info, down=False)
+    assert env["DNS1"] == "8.8.8.8"
+    assert env["DNS2"] == "8.8.4.4"
+    assert env["USEPEERDNS"] == "1"
+    assert env["WINS1"] == "10.0.0.53"
+    assert "WINS2" not in env
+    assert env["LINKNAME"] == "office"
+    assert env["CALL_FILE"] == "office"
+    assert "PEERNAME" not in env  # the peer did not authenticate
+    assert "USEPEERDNS" not in script_env(INFO, down=False)
+
+
+def test_pid_defaults_to_ours() -> None:
+    assert ScriptInfo("ppp0", "t", 1, "a", "b").pid == os.getpid()
+
+
+# -- running real scripts --------------------------------------------------------------------------
+
+
+async def test_script_sees_pppds_argv_environment_and_surroundings(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    path = write_script(
+        tmp_path / "ip-down",
+        f"""cat /proc/$$/environ > {out}.env
+for a in "$0" "$@"; do echo "$a"; done > {out}.argv
+pwd > {out}.pwd
+umask > {out}.umask
+cat > {out}.stdin
+ps -o sid= -p $$ > {out}.sid
+""",
+    )
+    assert await run_script(path, DOWN_INFO, down=True, log=LOG) == 0
+    assert (tmp_path / "out.argv").read_text().splitlines() == script_argv(path, DOWN_INFO)
+    assert environ_of(tmp_path / "out.env") == script_env(DOWN_INFO, down=True)
+    assert (tmp_path / "out.pwd").read_text().strip() == "/"
+    assert (tmp_path / "out.umask").read_text().strip() == "0077"
+    assert (tmp_path / "out.stdin").read_text() == ""
+    sid = (tmp_path / "out.sid").read_text().strip()
+    assert sid and int(sid) != os.getsid(0)  # a session of its own
+
+
+async def test_missing_script_is_skipped_silently(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, LOG.name)
+    assert await run_script(str(tmp_path / "nothing"), INFO, down=False, log=LOG) is None
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize("kind", ["not-executable", "directory"])
+async def test_unusable_script_is_logged_as_pppd_does(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    path = str(tmp_path) if kind == "directory" else write_script(tmp_path / "ip-up", "exit 0\n", mode=0o644)
+    assert await run_script(path, INFO, down=False, log=LOG) is None
+    assert [r.getMessage() for r in caplog.records] == [f"Can't execute {path}: Invalid argument"]
+
+
+async def test_unrunnable_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "ip-up"
+    path.write_bytes(b"\x7fELF garbage")
+    path.chmod(0o755)
+    assert await run_script(str(path), INFO, down=False, log=LOG) is None
+    assert caplog.records[0].getMessage().startswith(f"Can't execute {path}: ")
+
+
+async def test_failure_and_stderr_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, LOG.name)
+    path = write_script(tmp_path / "ip-up", "echo 'ip: RTNETLINK answers: File exists' >&2\necho >&2\nexit 3\n")
+    assert await run_script(path, INFO, down=False, log=LOG) == 3
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.levelno >= logging.INFO]
+    assert messages[0] == (logging.WARNING, f"{path}: ip: RTNETLINK answers: File exists")
+    assert messages[1][0] == logging.WARNING
+    assert messages[1][1].startswith(f"Script {path} finished (pid ") and messages[1][1].endswith("status = 0x3")
+    assert len(messages) == 2  # the empty line is not logged
+
+
+async def test_stderr_is_bounded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, LOG.name)
+    path = write_script(tmp_path / "ip-up", "i=0; while [ $i -lt 2000 ]; do echo line $i >&2; i=$((i+1)); done\n")
+    assert await run_script(path, INFO, down=False, log=LOG) == 0
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(path)]
+    assert len(lines) == scripts.MAX_STDERR_LINES + 1
+    assert lines[-1].startswith(f"{path}: (more output not shown")
+
+
+async def test_signal_death(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write_script(tmp_path / "ip-up", "kill -TERM $$\nsleep 5\n")
+    status = await run_script(path, INFO, down=False, log=LOG)
+    assert status == -signal.SIGTERM
+    assert any(" terminated with signal 15" in r.getMessage() for r in caplog.records)
+
+
+async def test_time_out_kills_the_script(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write_script(tmp_path / "ip-up", f"echo $$ > {tmp_path}/pid\nexec sleep 30\n")
+    started = time.monotonic()
+    assert await run_script(path, INFO, down=False, timeout=0.5, log=LOG) is None
+    assert time.monotonic() - started < 3
+    assert wait_gone(int((tmp_path / "pid").read_text()))
+    assert any("still running after 0.5 s: killing it" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_script_that_ignores_sigterm_gets_sigkill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scripts, "KILL_GRACE", 0.3)
+    path = write_script(tmp_path / "ip-up", f"trap '' TERM\necho $$ > {tmp_path}/pid\nexec sleep 30\n")
+    started = time.monotonic()
+    assert await run_script(path, INFO, down=False, timeout=0.3, log=LOG) is None
+    assert time.monotonic() - started < 3
+    assert wait_gone(int((tmp_path / "pid").read_text()))
+
+
+async def test_a_background_child_holding_stderr_does_not_block(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, LOG.name)
+    pid_file = tmp_path / "daemon.pid"
+    path = write_script(tmp_path / "ip-up", f"sleep 10 &\necho $! > {pid_file}\necho started >&2\nexit 0\n")
+    started = time.monotonic()
+    try:
+        assert await run_script(path, INFO, down=False, log=LOG) == 0
+        assert time.monotonic() - started < 2
+        assert [r.getMessage() for r in caplog.records] == [f"{path}: started"]
+    finally:
+        with contextlib.suppress(Exception):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
+async def test_cancelling_stops_the_script(tmp_path: Path) -> None:
+    path = write_script(tmp_path / "ip-up", f"echo $$ > {tmp_path}/pid\nexec sleep 30\n")
+    task = asyncio.ensure_future(run_script(path, INFO, down=False, log=LOG))
+    for _ in range(100):
+        if (tmp_path / "pid").exists() and (tmp_path / "pid").read_text():
+            break
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pid = int((tmp_path / "pid").read_text())
+    for _ in range(100):
+        await asyncio.sleep(0.02)  # let the child watcher reap it
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+    else:
+        pytest.fail("the script survived cancellation")
+
+
+# -- ScriptRunner: pppd's ordering -----------------------------------------------------------------
+
+
+def marker_scripts(tmp_path: Path, up_seconds: float = 0.0) -> tuple[Path, str, str]:
+    log = tmp_path / "order"
+    up = write_script(tmp_path / "ip-up", f"echo up-start >> {log}\nsleep {up_seconds}\necho up-end >> {log}\n")
+    down = write_script(tmp_path / "ip-down", f'echo "down $CONNECT_TIME" >> {log}\n')
+    return log, up, down
+
+
+def order(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+async def test_ip_down_waits_for_a_running_ip_up(tmp_path: Path) -> None:
+    log, up, down = marker_scripts(tmp_path, up_seconds=0.4)
+    runner = ScriptRunner(up, down, log=LOG)
+    runner.up(INFO)
+    await asyncio.sleep(0.1)
+    assert runner.busy
+    runner.down(DOWN_INFO)
+    await runner.wait()
+    assert order(log) == ["up-start", "up-end", "down 75"]
+    assert list(runner.history) == [("up", 0), ("down", 0)]
+    assert not runner.busy
+
+
+async def test_down_without_up_runs_nothing(tmp_path: Path) -> None:
+    log, up, down = marker_scripts(tmp_path)
+    runner = ScriptRunner(up, down, log=LOG)
+    runner.down(DOWN_INFO)
+    await runner.wait()
+    assert order(log) == []
+    assert not runner.history
+
+
+async def test_repeated_calls_run_each_script_once(tmp_path: Path) -> None:
+    log, up, down = marker_scripts(tmp_path)
+    runner = ScriptRunner(up, down, log=LOG)
+    runner.up(INFO)
+    runner.up(INFO)
+    await runner.wait()
+    runner.up(INFO)
+    runner.down(DOWN_INFO)
+    runner.down(DOWN_INFO)
+    await runner.wait()
+    assert order(log) == ["up-start", "up-end", "down 75"]
+
+
+async def test_up_again_after_down(tmp_path: Path) -> None:
+    log, up, down = marker_scripts(tmp_path)
+    runner = ScriptRunner(up, down, log=LOG)
+    for _ in range(2):
+        runner.up(INFO)
+        await runner.wait()
+        runner.down(DOWN_INFO)
+        await runner.wait()
+    assert order(log) == ["up-start", "up-end", "down 75"] * 2
+
+
+async def test_down_and_up_again_while_ip_up_runs_changes_nothing(tmp_path: Path) -> None:
+    """As pppd: when the script ends, the wanted state is up again, and ip-up already ran."""
+    log, up, down = marker_scripts(tmp_path, up_seconds=0.3)
+    runner = ScriptRunner(up, down, log=LOG)
+    runner.up(INFO)
+    await asyncio.sleep(0.05)
+    runner.down(DOWN_INFO)
+    runner.up(INFO)
+    await runner.wait()
+    assert order(log) == ["up-start", "up-end"]
+
+
+async def test_cancelled_wait_leaves_the_script_running(tmp_path: Path) -> None:
+    log, up, down = marker_scripts(tmp_path, up_seconds=0.3)
+    runner = ScriptRunner(up, down, log=LOG)
+    runner.up(INFO)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(runner.wait(), 0.05)
+    assert runner.busy
+    await runner.wait()
+    assert order(log) == ["up-start", "up-end"]
+
+
+async def test_missing_scripts_are_fine(tmp_path: Path) -> None:
+    runner = ScriptRunner(str(tmp_path / "no-up"), str(tmp_path / "no-down"), log=LOG)
+    runner.up(INFO)
+    runner.down(DOWN_INFO)
+    await runner.wait()
+    assert list(runner.history) == [("up", None), ("down", None)]
