@@ -65,6 +65,8 @@ class DaemonSession:
     log: logging.LoggerAdapter[logging.Logger]
     up: NetworkUp | None = None
     proxy_arp_on: str | None = None
+    cleared: bool = False
+    """The control channel cleared the call (CCRQ, StopCCRQ, TCP gone): it needs no CDN or StopCCRQ."""
 
 
 class SessionPolicy(Protocol):
@@ -174,6 +176,7 @@ class Daemon:
     def call_cleared(self, connection: ServerConnection, call: Call, reason: str) -> None:
         session = self.sessions.get((id(connection), call.call_id))
         if session is not None:
+            session.cleared = True
             session.ppp.close(f"call cleared: {reason}")
 
     # -- sessions ------------------------------------------------------------------------------
@@ -280,8 +283,9 @@ class Daemon:
             session.scripts.down(self._script_info(session, session.up))
             task = asyncio.ensure_future(session.scripts.wait())
             task.add_done_callback(lambda _: self._runners.discard(session.scripts))
-        stop = StopReason.STOP_LOCAL_SHUTDOWN if self.stopping else StopReason.NONE
-        session.connection.hang_up(session.call.call_id, stop)
+        if not session.cleared:  # the PPP side ended: CDN and StopCCRQ, as pptpctrl did when pppd exited
+            stop = StopReason.STOP_LOCAL_SHUTDOWN if self.stopping else StopReason.NONE
+            session.connection.hang_up(session.call.call_id, stop)
 
 
 def _attach_logfile(logger: logging.Logger, path: str) -> None:
