@@ -400,3 +400,27 @@ def _icmp_echo(source: str, destination: str) -> bytes:
     header += socket.inet_aton(source) + socket.inet_aton(destination)
     header[10:12] = checksum(bytes(header)).to_bytes(2, "big")
     return bytes(header + icmp)
+
+
+@pytest.mark.parametrize("how", ["rst", "ccrq-then-close"])
+async def test_tcp_loss_or_pptp_linux_style_hangup_releases_everything(
+    start_pypptpd: Callable[..., Pypptpd], how: str
+) -> None:
+    """pptp-linux sends CCRQ and closes TCP at once; a crashed client just disappears (RST)."""
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
+    session = await open_client(daemon, tun=False)
+    daemon.wait_log("Using interface ppp0")
+    if how == "ccrq-then-close":
+        session.control.connection.clear_call(session.call.call_id, asyncio.get_running_loop().time())
+        session.control._protocol.flush()  # type: ignore[union-attr]
+    session.control.close()  # no StopCCRQ, no LCP: the TCP connection is simply gone
+    await asyncio.sleep(0.2)  # let our loop actually close the socket (wait_log blocks it)
+    daemon.wait_log("Connection terminated.")
+    assert interfaces(daemon.pair) == []
+    assert "192.168.0.234" not in run("ip", "-n", daemon.pair.server_ns, "route")
+    if session.ppp is not None:
+        session.ppp.close("test over")
+    session.transport.close()
+    again = await open_client(daemon, tun=False)  # the address and the unit are free again
+    assert again.network is not None and str(again.network.local_address) == "192.168.0.234"
+    await again.close()
