@@ -224,6 +224,23 @@ class GreCall:
         self._rearm()
         return True
 
+    def send_parts(self, head: bytes, body: bytes | memoryview) -> bool:
+        """:meth:`send` of ``head + body`` without building that concatenation (the hot path's frame
+        prefix and MPPE output go straight into the reused buffer)."""
+        now = self._loop.time()
+        seq = self.seq
+        if not seq.can_send(now):
+            return False
+        h = len(head)
+        n = h + len(body)
+        out = self._out
+        out[MAX_HEADER_SIZE : MAX_HEADER_SIZE + h] = head
+        out[MAX_HEADER_SIZE + h : MAX_HEADER_SIZE + n] = body
+        start = write_header(out, MAX_HEADER_SIZE, self.peer_call_id, n, seq.take_seq(now), seq.take_ack())
+        self.transport.sendto(self._out_view[start : MAX_HEADER_SIZE + n], self._peer)
+        self._rearm()
+        return True
+
     def gre_received(self, seq_number: int, ack: int, payload: memoryview, now: float) -> None:
         seq = self.seq
         if ack != NO_NUMBER:

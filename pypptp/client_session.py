@@ -114,6 +114,7 @@ class PptpClientSession:
         session.ppp = PppSession(
             link,
             session.gre.send,
+            send_parts=session.gre.send_parts,
             log=log,
             on_up=session._on_up,
             on_down=session._on_down,

@@ -209,6 +209,7 @@ class Daemon:
         ppp = PppSession(
             link,
             gre.send,
+            send_parts=gre.send_parts,
             log=slog,  # type: ignore[arg-type]
             on_up=self._session_up,
             on_down=self._session_down,

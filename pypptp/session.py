@@ -43,6 +43,7 @@ from pypptp.ppp.link import (
     PhaseChanged,
     PppLink,
 )
+from pypptp.ppp.mppe import MppeDecryptor, MppeEncryptor
 from pypptp.tun import TunDevice, TunError
 
 __all__ = ["PppSession", "SessionStats"]
@@ -70,6 +71,7 @@ class PppSession:
         link: PppLink,
         send: Callable[[bytes | memoryview], bool],
         *,
+        send_parts: Callable[[bytes, bytes | memoryview], bool] | None = None,
         log: logging.Logger,
         on_up: Callable[[PppSession, NetworkUp], None] | None = None,
         on_down: Callable[[PppSession, str], None] | None = None,
@@ -81,6 +83,7 @@ class PppSession:
     ) -> None:
         self.link = link
         self.send = send
+        self.send_parts = send_parts or (lambda head, body: send(head + bytes(body)))
         self.log = log
         self.on_up = on_up
         self.on_down = on_down
@@ -107,6 +110,10 @@ class PppSession:
         self._buffer = bytearray(TUN_READ_SIZE)
         self._view = memoryview(self._buffer)
         self._timer = DeadlineTimer(self.loop, self._on_timer)
+        self._fast_decryptor: MppeDecryptor | None = None
+        self._fast_encryptor: MppeEncryptor | None = None
+        self._fast_prefix = b""
+        self._fast_mtu = 0
         self._limits = DeadlineTimer(self.loop, self._on_limits)
 
     # -- driving ---------------------------------------------------------------------------
@@ -116,7 +123,33 @@ class PppSession:
         self._flush()
 
     def receive_frame(self, frame: bytes | memoryview) -> None:
-        """A PPP frame from GRE (the GreCall's ``deliver``); never raises."""
+        """A PPP frame from GRE (the GreCall's ``deliver``); never raises.
+
+        Hot path: once the network is up with MPPE, an encrypted IPv4 frame is decrypted and written
+        to the TUN here, without the link's event machinery; everything else goes to the link."""
+        decryptor = self._fast_decryptor
+        if decryptor is not None and len(frame) > 4:
+            first = frame[0]
+            if first == 0xFD:
+                offset = 1
+            elif first == 0xFF and frame[3] == 0xFD and frame[2] == 0 and frame[1] == 3:
+                offset = 4
+            elif first == 0 and frame[1] == 0xFD:
+                offset = 2
+            else:
+                offset = 0
+            if offset:
+                try:
+                    inner = decryptor.decrypt(frame[offset:])
+                    if decryptor.take_reset_request():
+                        self.link.request_mppe_reset(self.loop.time())
+                        self._flush()
+                    if inner is not None:
+                        self._deliver(inner[0], inner[1])
+                except Exception:
+                    self.log.exception("internal error on the data path; closing the session")
+                    self.close("internal error")
+                return
         if self.closed:
             return
         try:
@@ -184,6 +217,18 @@ class PppSession:
                 return
         if not self.closed:
             self._timer.arm(self.link.next_deadline())
+        self._update_fast_path()
+
+    def _update_fast_path(self) -> None:
+        """The hot path runs while the network is up with MPPE both ways (re-checked after each
+        slow-path step, so renegotiation or teardown takes it away at once)."""
+        link = self.link
+        up = self.network is not None and not self.closed and link.network_up is not None
+        self._fast_decryptor = link.decryptor if up else None
+        self._fast_encryptor = link.encryptor if up else None
+        if self._fast_encryptor is not None and link.network_up is not None:
+            self._fast_prefix = link.frame_prefix(Protocol.COMPRESSED)
+            self._fast_mtu = link.network_up.mtu
 
     def _on_timer(self, now: float) -> None:
         try:
@@ -240,18 +285,21 @@ class PppSession:
         self._arm_limits(now)
 
     def _deliver(self, protocol: int, payload: bytes) -> None:
-        self.stats.packets_received += 1
-        self.stats.bytes_received += len(payload)
+        stats = self.stats
+        stats.packets_received += 1
+        stats.bytes_received += len(payload)
         if self.received is not None:
             with contextlib.suppress(asyncio.QueueFull):  # nobody reads: drop, like a full interface queue
                 self.received.put_nowait(payload)
             return
         if self.tun is None:
             return
-        if self.clamp and protocol == Protocol.IPV4 and len(payload) > 40 and payload[9] == 6:
-            packet = bytearray(payload)
-            clamp_mss(packet, self._mss)
-            payload = bytes(packet)
+        if self.clamp and protocol == Protocol.IPV4 and payload[9] == 6:
+            syn_at = (payload[0] & 0x0F) * 4 + 13  # the TCP flags byte; copy only SYNs to clamp them
+            if len(payload) > syn_at and payload[syn_at] & 0x02:
+                packet = bytearray(payload)
+                clamp_mss(packet, self._mss)
+                payload = bytes(packet)
         try:
             os.write(self.tun.fd, payload)
         except OSError:
@@ -278,6 +326,14 @@ class PppSession:
                 if version == 4:
                     if self.clamp and buffer[9] == 6:
                         clamp_mss(view[:n], self._mss)
+                    encryptor = self._fast_encryptor
+                    if encryptor is not None and n <= self._fast_mtu:  # hot path: encrypt, frame, send
+                        if self.send_parts(self._fast_prefix, encryptor.encrypt(0x21, view[:n])):
+                            stats.packets_sent += 1
+                            stats.bytes_sent += n
+                        else:
+                            stats.send_refused += 1
+                        continue
                     protocol = Protocol.IPV4
                 elif version == 6:
                     protocol = Protocol.IPV6

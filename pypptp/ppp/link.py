@@ -429,6 +429,15 @@ class PppLink:
             return
         self._events.append(DataReceived(inner_protocol, payload))
 
+    def request_mppe_reset(self, now: float) -> None:
+        """A hot path that decrypted outside :meth:`receive_frame` saw the decryptor ask for a reset."""
+        self._ccp_reset_id = (self._ccp_reset_id + 1) & 0xFF
+        self._send_ccp_reset_request(now)
+
+    def frame_prefix(self, protocol: int) -> bytes:
+        """The bytes in front of a data frame of ``protocol`` as we send it now (ACFC/PFC applied)."""
+        return self._encode(protocol, b"")
+
     def _send_ccp_reset_request(self, now: float) -> None:
         """Stateful MPPE lost a packet: ask the sender to flush (RFC 1962 section 3.1, RFC 3078 section
         8.2).  Repeated with the same Identifier every :data:`RESET_INTERVAL` while the decryptor
