@@ -116,6 +116,12 @@ class GreTransport:
         if watch:
             self._loop.add_reader(sock.fileno(), self.drain)
 
+    def unwatch(self) -> None:
+        """Stop the loop from draining the socket; the caller drives :meth:`drain` (benchmarks)."""
+        if self._watching and self._loop is not None and self._sock is not None:
+            self._loop.remove_reader(self._sock.fileno())
+        self._watching = False
+
     def close(self) -> None:
         if self._sock is None:
             return
@@ -131,7 +137,9 @@ class GreTransport:
         self.calls.pop(_peer_key(call.peer_ip_int, call.call_id), None)
 
     def sendto(self, packet: memoryview, peer: tuple[str, int]) -> None:
-        assert self._sock is not None
+        if self._sock is None:  # closed: a call's last timer may still fire; nothing to send on
+            self.counters.send_errors += 1
+            return
         try:
             self._sock.sendto(packet, peer)
             self.counters.sent += 1

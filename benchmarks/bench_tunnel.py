@@ -1,0 +1,335 @@
+"""Per-packet cost of the tunnel's hot path, encap and decap, beside a floor loop in the same run.
+
+``python -m benchmarks.bench_tunnel [--json FILE] [--batch N] [--rounds N]`` (root; iproute2).
+
+Setup, in two throw-away namespaces joined by veth: a server :class:`PppSession` with its ``ppp0``
+TUN device and raw GRE socket in one, a library-mode client session in the other, negotiated for
+real (MS-CHAPv2, MPPE-128), once stateless and once stateful.  Then, per round, 1400-byte IPv4
+packets:
+
+* **encap** (TUN -> MPPE -> GRE): a UDP socket in the server namespace queues ``batch`` datagrams
+  to the client's tunnel address, which the kernel puts into ``ppp0``; timed: the session's TUN
+  reader draining them (read, MSS check, encrypt, frame, GRE header, sendto).
+  Floor: ``os.readv`` from the same TUN fd, the same cryptography calls (stateless: SHA-1 and two
+  new RC4 contexts, one for the key change and one for the data; stateful: one ``update`` on a
+  long-lived context) and ``sendto`` on the same raw socket; no project code.
+* **decap** (GRE -> MPPE -> TUN): the client sends ``batch`` encrypted packets; timed: the server's
+  GRE transport draining them (recv_into, GRE decode, demultiplex, sequencing, decrypt, TUN write).
+  Floor: ``recv_into`` + the same cryptography calls + ``os.write`` of the plaintext to the TUN,
+  fed by packets from a separate encryptor so the session's state is not disturbed.
+
+Rounds alternate project and floor; the median of each is reported with their ratio (never an
+absolute time: these machines are noisy).  Every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import socket
+import statistics
+import time
+from collections.abc import Callable
+
+from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
+from cryptography.hazmat.primitives.ciphers import Cipher
+
+from pypptp.aio_gre import GreCall, GreTransport, set_receive_buffer
+from pypptp.netns import NetnsPair, netns_available, two_hosts
+from pypptp.ppp.auth import AuthConfig
+from pypptp.ppp.ccp import MppePolicy
+from pypptp.ppp.ipcp import IpcpConfig
+from pypptp.ppp.lcp import AUTH_MSCHAP_V2, LcpConfig
+from pypptp.ppp.link import LinkConfig, PppLink
+from pypptp.ppp.mppe import MppeEncryptor
+from pypptp.ppp.secrets import parse_secrets
+from pypptp.session import PppSession
+from pypptp.tun import TunDevice
+
+BATCH = 400  # below the TUN's 500-packet queue
+ROUNDS = 7
+SERVER_TUNNEL, CLIENT_TUNNEL = "192.168.0.1", "192.168.0.234"
+SERVER_CALL, CLIENT_CALL = 0x1111, 0x2222
+UDP_PAYLOAD = bytes(1400 - 28)
+_PAD1, _PAD2 = bytes(40), b"\xf2" * 40
+
+
+def _raw(pair: NetnsPair, ns: str) -> socket.socket:
+    sock = pair.socket(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE)
+    set_receive_buffer(sock, 16 * 1024 * 1024)
+    return sock
+
+
+def _ipv4_udp(source: str, destination: str, payload: bytes) -> bytes:
+    total = 28 + len(payload)
+    header = bytearray(b"\x45\x00" + total.to_bytes(2, "big") + b"\x00\x01\x00\x00\x40\x11\x00\x00")
+    header += socket.inet_aton(source) + socket.inet_aton(destination)
+    checksum = sum(int.from_bytes(header[i : i + 2], "big") for i in range(0, 20, 2))
+    while checksum >> 16:
+        checksum = (checksum & 0xFFFF) + (checksum >> 16)
+    header[10:12] = (~checksum & 0xFFFF).to_bytes(2, "big")
+    udp = (40000).to_bytes(2, "big") + (9).to_bytes(2, "big") + (8 + len(payload)).to_bytes(2, "big") + b"\0\0"
+    return bytes(header) + udp + payload
+
+
+class Bench:
+    """Both ends of one negotiated tunnel, in-process."""
+
+    def __init__(self, pair: NetnsPair, stateful: bool) -> None:
+        self.pair = pair
+        self.stateful = stateful
+        policy = MppePolicy(stateful=stateful)
+        self.server_sock, self.client_sock = _raw(pair, pair.server_ns), _raw(pair, pair.client_ns)
+        self.server_gre, self.client_gre = GreTransport(), GreTransport()
+        self.server_gre.open(self.server_sock)
+        self.client_gre.open(self.client_sock)
+        server_link = PppLink(
+            LinkConfig(
+                lcp=LcpConfig(mru=1500),
+                auth=AuthConfig(our_name="pptpd"),
+                ipcp=IpcpConfig(local_address=_ip(SERVER_TUNNEL), peer_address=_ip(CLIENT_TUNNEL)),
+                mppe=policy,
+            ),
+            secrets=parse_secrets("bench pptpd bench *\n"),
+        )
+        client_link = PppLink(
+            LinkConfig(
+                server=False,
+                lcp=LcpConfig(server=False, auth_methods=(AUTH_MSCHAP_V2,)),
+                auth=AuthConfig(user="bench", password="bench"),
+                ipcp=IpcpConfig(server=False),
+                mppe=policy,
+            )
+        )
+        holder: list[PppSession] = []
+        self.server_call = GreCall(
+            self.server_gre,
+            pair.client_ip,
+            SERVER_CALL,
+            CLIENT_CALL,
+            lambda f: holder[0].receive_frame(f),
+            peer_window=65535,
+            our_window=65535,
+        )
+        self.client_call = GreCall(
+            self.client_gre,
+            pair.server_ip,
+            CLIENT_CALL,
+            SERVER_CALL,
+            lambda f: holder[1].receive_frame(f),
+            peer_window=65535,
+            our_window=65535,
+        )
+        log = logging.getLogger("bench")
+        self.server = PppSession(
+            server_link,
+            self.server_call.send,
+            send_parts=self.server_call.send_parts,
+            log=log,
+            make_tun=lambda: TunDevice(netns=pair.server_ns),
+        )
+        self.client = PppSession(client_link, self.client_call.send, log=log, attach_tun=False)
+        holder += [self.server, self.client]
+        self.sink = pair.socket(pair.server_ns, socket.AF_INET, socket.SOCK_DGRAM)
+        self.source = pair.socket(pair.server_ns, socket.AF_INET, socket.SOCK_DGRAM)
+
+    async def start(self) -> None:
+        self.server.start()
+        self.client.start()
+        for _ in range(200):
+            if self.server.tun is not None and self.client.network is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert self.server.tun is not None and self.client.network is not None, "the tunnel did not come up"
+        self.sink.bind((SERVER_TUNNEL, 9))
+        self.sink.setblocking(False)
+        set_receive_buffer(self.sink, 16 * 1024 * 1024)
+        self.server_gre.unwatch()
+        await asyncio.sleep(0.1)
+
+    def close(self) -> None:
+        self.server.close("bench over")
+        self.client.close("bench over")
+        self.server_call.close()
+        self.client_call.close()
+        for sock in (self.sink, self.source):
+            sock.close()
+        self.server_gre.close()
+        self.client_gre.close()
+
+    # -- encap ------------------------------------------------------------------------------------
+
+    def _queue_into_tun(self, batch: int) -> None:
+        for _ in range(batch):
+            self.source.sendto(UDP_PAYLOAD, (CLIENT_TUNNEL, 9))
+
+    def encap_project(self, batch: int) -> float:
+        self._queue_into_tun(batch)
+        sent = self.server.stats.packets_sent
+        started = time.perf_counter()
+        for _ in range(batch):
+            self.server._from_tun()
+            if self.server.stats.packets_sent - sent >= batch:
+                break
+        elapsed = time.perf_counter() - started
+        done = self.server.stats.packets_sent - sent
+        return elapsed / max(1, done)
+
+    def encap_floor(self, batch: int) -> float:
+        assert self.server.tun is not None
+        fd, sock, peer = self.server.tun.fd, self.server_sock, (self.pair.client_ip, 0)
+        buffer = bytearray(65536)
+        out = bytearray(16) + bytearray(2048)
+        start_key = session_key = os.urandom(16)
+        stream = Cipher(ARC4(session_key), mode=None).encryptor().update
+        self._queue_into_tun(batch)
+        done = 0
+        started = time.perf_counter()
+        for _ in range(batch):
+            try:
+                n = os.readv(fd, (buffer,))
+            except BlockingIOError:
+                break
+            if self.stateful:
+                cipher = stream(buffer[:n])
+            else:
+                interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
+                session_key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
+                cipher = Cipher(ARC4(session_key), mode=None).encryptor().update(buffer[:n])
+            out[16 : 16 + len(cipher)] = cipher
+            sock.sendto(memoryview(out)[: 16 + len(cipher)], peer)
+            done += 1
+        return (time.perf_counter() - started) / max(1, done)
+
+    # -- decap ------------------------------------------------------------------------------------
+
+    def _drain_sink(self) -> None:
+        for _ in range(100_000):
+            try:
+                self.sink.recv(65536)
+            except BlockingIOError:
+                return
+
+    def decap_project(self, batch: int) -> float:
+        packet = _ipv4_udp(CLIENT_TUNNEL, SERVER_TUNNEL, UDP_PAYLOAD)
+        for _ in range(batch):
+            self.client.send_ip(packet)
+        received = self.server.stats.packets_received
+        started = time.perf_counter()
+        for _ in range(batch):
+            self.server_gre.drain()
+            if self.server.stats.packets_received - received >= batch:
+                break
+        elapsed = time.perf_counter() - started
+        done = self.server.stats.packets_received - received
+        self._drain_sink()
+        return elapsed / max(1, done)
+
+    def decap_floor(self, batch: int) -> float:
+        assert self.server.tun is not None
+        packet = _ipv4_udp(CLIENT_TUNNEL, SERVER_TUNNEL, UDP_PAYLOAD)
+        start_key = session_key = os.urandom(16)
+        encryptor = MppeEncryptor(start_key, 128, stateful=self.stateful)
+        client = self.client_sock
+        for n in range(batch):  # a stream that does not belong to the session: its state stays untouched
+            body = encryptor.encrypt(0x21, packet)
+            gre = b"\x30\x01\x88\x0b" + len(body).to_bytes(2, "big") + b"\x99\x99" + n.to_bytes(4, "big")
+            client.sendto(gre + body, (self.pair.server_ip, 0))
+        fd, sock = self.server.tun.fd, self.server_sock
+        buffer = bytearray(65536)
+        stream = Cipher(ARC4(session_key), mode=None).encryptor().update
+        done = 0
+        time.sleep(0.01)
+        started = time.perf_counter()
+        for _ in range(batch):
+            try:
+                n = sock.recv_into(buffer)
+            except BlockingIOError:
+                break
+            view = memoryview(buffer)[20 + 12 + 2 : n]
+            if self.stateful:
+                stream(view)
+            else:
+                interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
+                session_key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
+                Cipher(ARC4(session_key), mode=None).encryptor().update(view)
+            os.write(fd, packet)
+            done += 1
+        elapsed = time.perf_counter() - started
+        self._drain_sink()
+        return elapsed / max(1, done)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(text)
+
+
+async def _measure(pair: NetnsPair, stateful: bool, batch: int, rounds: int) -> dict[str, dict[str, float]]:
+    bench = Bench(pair, stateful)
+    await bench.start()
+    results: dict[str, dict[str, list[float]]] = {
+        "encap": {"project": [], "floor": []},
+        "decap": {"project": [], "floor": []},
+    }
+    measures: dict[str, tuple[Callable[[int], float], Callable[[int], float]]] = {
+        "encap": (bench.encap_project, bench.encap_floor),
+        "decap": (bench.decap_project, bench.decap_floor),
+    }
+    try:
+        for _ in range(rounds):
+            for name, (project_round, floor_round) in measures.items():
+                results[name]["project"].append(project_round(batch) * 1e6)
+                await asyncio.sleep(0.02)  # let the client side and the kernel catch up, untimed
+                results[name]["floor"].append(floor_round(batch) * 1e6)
+                await asyncio.sleep(0.02)
+    finally:
+        bench.close()
+    summary: dict[str, dict[str, float]] = {}
+    for name, series in results.items():
+        project, floor = statistics.median(series["project"]), statistics.median(series["floor"])
+        summary[name] = {
+            "project_us": round(project, 2),
+            "floor_us": round(floor, 2),
+            "ratio": round(project / floor, 3),
+        }
+    return summary
+
+
+async def run(batch: int = BATCH, rounds: int = ROUNDS) -> dict[str, object]:
+    out: dict[str, object] = {"batch": batch, "rounds": rounds, "packet_bytes": 1400}
+    for stateful in (False, True):
+        with two_hosts("bt") as pair:
+            out["stateful" if stateful else "stateless"] = await _measure(pair, stateful, batch, rounds)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    args = parser.parse_args()
+    reason = netns_available()
+    if reason is not None:
+        raise SystemExit(f"bench_tunnel {reason}")
+    result = asyncio.run(run(min(args.batch, 450), args.rounds))
+    print(f"MPPE-128 tunnel hot path, µs per 1400-byte packet, median of {args.rounds} rounds of {args.batch}:")
+    print(f"  {'':22}{'project':>10}{'floor':>10}{'ratio':>8}")
+    for mode in ("stateless", "stateful"):
+        table = result[mode]
+        assert isinstance(table, dict)
+        for name in ("encap", "decap"):
+            row = table[name]
+            print(f"  {mode + ' ' + name:22}{row['project_us']:>10.2f}{row['floor_us']:>10.2f}{row['ratio']:>8.2f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
