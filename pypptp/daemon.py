@@ -48,6 +48,12 @@ log = logging.getLogger("pypptpd")
 
 IP_UP = "/etc/ppp/ip-up"
 IP_DOWN = "/etc/ppp/ip-down"
+MIN_SEND_WINDOW = 64
+"""The smallest GRE send window we honour.  pptp-linux announces 3 in its OCRQ but acks lazily
+(user-space mode) or not at all (the kernel driver, which ignores windows); pptpd and accel-ppp echo
+the window and do not let it throttle them.  Measured with the real pptp-linux client in the VM
+harness: honouring 3 gave 4.2 Mbit/s server-to-client against 27 client-to-server.  Windows
+announces 64, so it is unaffected."""
 TERMINATE_GRACE = 3.0  # seconds SIGTERM waits for LCP Terminate-Acks before the control channel goes
 
 
@@ -204,7 +210,12 @@ class Daemon:
             holder[0].ppp.receive_frame(frame)
 
         gre = GreCall(
-            self.transport, peer_ip, call.call_id, call.peer_call_id, deliver, peer_window=max(1, call.peer_window)
+            self.transport,
+            peer_ip,
+            call.call_id,
+            call.peer_call_id,
+            deliver,
+            peer_window=max(MIN_SEND_WINDOW, call.peer_window),
         )
         ppp = PppSession(
             link,
