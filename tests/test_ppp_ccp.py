@@ -111,11 +111,16 @@ def test_a_nak_with_an_allowed_strength_is_followed() -> None:
     assert request(dropped) == bytes.fromhex("120601000020") and dropped.failed is None
 
 
+def test_a_stateful_proposal_to_a_stateless_policy_is_answered_by_asking_stateless_again() -> None:
+    ccp = CcpOptions()
+    ccp.on_nak(opts("1206 00000040"))
+    assert ccp.failed is None and request(ccp) == bytes.fromhex("120601000040")
+
+
 @pytest.mark.parametrize(
     ("policy", "suggestion", "reason"),
     [
         (MppePolicy(), "01000020", "peer wants mppe +H -M -S +L -D -C, which our policy does not allow"),
-        (MppePolicy(), "00000040", "peer wants mppe -H -M +S -L -D -C, which our policy does not allow"),
         (MppePolicy(), "010000e0", "peer wants mppe +H +M +S +L -D -C, which our policy does not allow"),
         (MppePolicy(), "01000000", "peer wants mppe +H -M -S -L -D -C, which our policy does not allow"),
         (MppePolicy(), "01000040", "peer Naks the mppe +H -M +S -L -D -C it suggested"),  # no progress
@@ -201,7 +206,9 @@ def test_a_stateful_offer_is_acked_only_when_stateful_is_allowed() -> None:
     stateful = CcpOptions(STATEFUL)
     assert judge(stateful, STATEFUL_128) == ack("120600000040")
     assert (stateful.send_bits, stateful.send_stateful) == (128, True)
-    assert judge(stateful, PPTP_LINUX) == ack("120601000040")  # stateless is always acceptable
+    # pppd with mppe-stateful asks for stateless and goes stateful only when Nak'd: we propose it once
+    assert judge(stateful, PPTP_LINUX) == nak("120600000040")
+    assert judge(stateful, PPTP_LINUX) == ack("120601000040")  # the peer insists: stateless is acceptable
     assert stateful.send_stateful is False
     assert judge(CcpOptions(STATEFUL), "1206 000000e0") == nak("120600000040")  # stays stateful
     assert judge(CcpOptions(STATEFUL), WINDOWS) == nak("120601000040")

@@ -225,3 +225,41 @@ def test_stateful_reset_request_is_repeated_until_a_flushed_packet_arrives() -> 
     assert of(server.drain()[1], DataReceived) == [DataReceived(Protocol.IPV4, PING)]
     server.handle_timer(wire.now + 2.0)
     assert server.drain()[0] == [] and server.next_deadline() is None  # resynchronised: no more requests
+
+
+def test_ipcp_asks_again_as_soon_as_ccp_opens_after_a_pppd_style_terminate_ack() -> None:
+    """pppd starts IPCP only once CCP is up and answers an earlier IPCP request with a Terminate-Ack;
+    the server must not then wait a whole restart period (3 s) to ask again.  Here the client's IPCP
+    is held back, both ways, until its CCP has opened, as pppd's is."""
+    from pypptp.ppp.frame import parse_frame
+    from pypptp.ppp.packet import decode_packet
+
+    server = PppLink(server_config(), secrets=SECRETS, random_bytes=rng_bytes(5), random32=counter32(5))
+    client = PppLink(client_config(), random_bytes=rng_bytes(6), random32=counter32(6))
+    server.open(0.0)
+    client.open(0.0)
+    term_acks = 0
+    for _ in range(100):
+        to_client, _ = server.drain()
+        to_server, _ = client.drain()
+        if not to_client and not to_server:
+            break
+        ccp = client.ncps.get(Protocol.CCP)
+        client_ipcp_started = ccp is not None and ccp.automaton.state is State.OPENED
+        for frame in to_client:
+            protocol, offset = parse_frame(frame)
+            if protocol == Protocol.IPCP and not client_ipcp_started:
+                packet = decode_packet(frame[offset:])
+                if packet.code == Code.CONFIGURE_REQUEST:
+                    term_acks += 1
+                    reply = ControlPacket(Code.TERMINATE_ACK, packet.identifier).encode()
+                    server.receive_frame(encode_frame(Protocol.IPCP, reply), 0.0)
+                continue
+            client.receive_frame(frame, 0.0)
+        for frame in to_server:
+            if parse_frame(frame)[0] == Protocol.IPCP and not client_ipcp_started:
+                continue
+            server.receive_frame(frame, 0.0)
+    assert term_acks >= 1
+    # still at t=0: our request was sent again once CCP was up and the client Acked it
+    assert server.ncps[Protocol.IPCP].automaton.state in (State.ACK_RCVD, State.OPENED)

@@ -220,6 +220,7 @@ class CcpOptions:
         self._our_failure: str | None = None  # our request: reset() clears it
         self._peer_failure: str | None = None  # the peer's request: our next Ack decides it
         self._nakked_offer: int | None = None  # the peer's option 18 we Nak'd; None after an Ack
+        self._proposed_stateful = False  # mppe-stateful: we Nak'd the peer's H once (until our next Ack)
         self.reset()
 
     @property
@@ -264,6 +265,9 @@ class CcpOptions:
             suggested = int.from_bytes(value, "big")
             bits = _single_strength(suggested)
             adopted = (suggested & (H_BIT | _STRENGTH_MASK)) if bits is not None else None
+            stateless_wanted = self.request is not None and self.request & H_BIT and not self.policy.stateful
+            if bits in self.policy.strengths and not suggested & H_BIT and stateless_wanted:
+                continue  # a proposal of stateful mode, which we refuse: ask for stateless again
             if bits not in self.policy.strengths or not self._h_acceptable(suggested):
                 self._give_up(f"peer wants {describe_mppe(suggested)}, which our policy does not allow")
             elif adopted == self.request:
@@ -320,7 +324,14 @@ class CcpOptions:
                 continue
             seen = True
             offered = int.from_bytes(value, "big")
-            if self._acceptable(offered):
+            propose_stateful = self.policy.stateful and not self._proposed_stateful
+            if self._acceptable(offered) and offered & H_BIT and propose_stateful:
+                # pppd with mppe-stateful still asks for stateless and goes stateful only when Nak'd
+                # (its ccp_nakci): propose stateful once; a peer that asks for H again gets it.
+                self._proposed_stateful = True
+                nakked = offered
+                naks.append((MPPE, (offered & ~H_BIT).to_bytes(MPPE_VALUE_SIZE, "big")))
+            elif self._acceptable(offered):
                 accepted = offered
             elif converge:
                 failure = f"MPPE not agreed after Max-Failure Naks; peer offers {describe_mppe(offered)}"
@@ -346,6 +357,7 @@ class CcpOptions:
             self._nakked_offer = nakked
             return Verdict.NAK, naks
         self._nakked_offer = None
+        self._proposed_stateful = False
         if accepted is None:
             self.send_bits, self.send_stateful = None, False
             self._peer_failure = "peer does not ask for MPPE" if self.policy.required else None

@@ -147,6 +147,14 @@ class Automaton:
     def close(self, now: float) -> None:
         self._fire(Event.CLOSE, now)
 
+    def retransmit_now(self, now: float) -> None:
+        """Fire the restart timer early (TO+) if our Configure-Request is still unanswered: the link
+        uses it when the peer is known to have just become ready (pppd's IPCP waits for CCP, so our
+        first IPCP request met a Terminate-Ack and would otherwise wait a whole restart period)."""
+        if self.state in (State.REQ_SENT, State.ACK_SENT) and self.deadline is not None and self.restart_count > 0:
+            self.deadline = None
+            self._fire(Event.TO_PLUS, now)
+
     def protocol_rejected(self, now: float) -> None:
         """The peer Protocol-Rejected this protocol (RFC 1661 section 5.7): RXJ-, stop sending it."""
         self._fire(Event.RXJ_MINUS, now)

@@ -214,6 +214,7 @@ class PppLink:
         self.auth_results: list[AuthResult] = []
         self.ipcp_options: IpcpOptions | None = None
         self._ipcp_opened = False
+        self._ipcp_peer_waiting = False
         self.ipv6cp_options: Ipv6cpOptions | None = None
         self.ncps: dict[int, _Ncp] = {}
         self.ccp_options: CcpOptions | None = None
@@ -388,10 +389,19 @@ class PppLink:
         packet = self._decode(protocol, information)
         if packet is None:
             return
+        waiting_ipcp = protocol == Protocol.IPCP and ncp.automaton.state is State.REQ_SENT
+        if waiting_ipcp and packet.code == Code.TERMINATE_ACK:
+            self._ipcp_peer_waiting = True  # the peer's IPCP is not started yet (pppd waits for CCP)
         opened = ncp.automaton.state is State.OPENED
         if protocol == Protocol.CCP and packet.code == Code.RESET_REQUEST and opened and self.encryptor is not None:
             self.encryptor.reset_requested()  # the automaton answers with Reset-Ack (ser)
         ncp.automaton.receive(packet, now)
+        if waiting_ipcp and self._ipcp_peer_waiting:
+            ccp_ncp = self.ncps.get(Protocol.CCP)
+            ready = ccp_ncp is None or ccp_ncp.automaton.state is State.OPENED
+            if packet.code == Code.CONFIGURE_REQUEST or (packet.code == Code.TERMINATE_ACK and ready):
+                self._ipcp_peer_waiting = False  # its IPCP runs (or will at once): ask again now
+                ncp.automaton.retransmit_now(now)
         ccp = self.ccp_options
         if protocol == Protocol.CCP and ccp is not None and ccp.failed and self.config.mppe.required:
             self._close_lcp(now, f"MPPE required but not agreed: {ccp.failed}")
@@ -539,6 +549,7 @@ class PppLink:
         self._settle_ncps_quietly()
         self.ncps.clear()
         self._ipcp_opened = False
+        self._ipcp_peer_waiting = False
         self._mppe_off()
         self._network_down("LCP down")
         self.auth_local = self.auth_remote = None
@@ -555,6 +566,7 @@ class PppLink:
         self._echo_deadline = None
         self.ncps.clear()
         self._ipcp_opened = False
+        self._ipcp_peer_waiting = False
         self._mppe_off()
         self._network_down("link dead")
         self.auth_local = self.auth_remote = None
@@ -584,6 +596,7 @@ class PppLink:
     def _enter_network(self, now: float) -> None:
         self._set_phase(Phase.NETWORK)
         self._ipcp_opened = False
+        self._ipcp_peer_waiting = False
         config = self.config
         ipcp_config = config.ipcp
         secret = self.auth_local.result.secret if self.auth_local and self.auth_local.result else None
@@ -665,10 +678,20 @@ class PppLink:
         if self.encryptor is None and self.config.mppe.required:
             self._close_lcp(now, "MPPE required but not agreed for our sending direction")
             return
-        bits = ccp.send_bits or ccp.receive_bits
-        mode = "stateful" if ccp.send_stateful else "stateless"
-        self.mppe_name = f"MPPE {bits}-bit {mode}"
-        self._log("notice", f"{self.mppe_name} compression enabled")
+        receive = f"MPPE {ccp.receive_bits}-bit {'stateful' if ccp.receive_stateful else 'stateless'}"
+        send = f"MPPE {ccp.send_bits}-bit {'stateful' if ccp.send_stateful else 'stateless'}"
+        if ccp.receive_bits is None or receive == send:
+            self.mppe_name = send
+            self._log("notice", f"{send} compression enabled")
+        else:  # pppd's form when the directions differ: receive / transmit
+            self.mppe_name = f"{receive} / {send}"
+            self._log("notice", f"{receive} / {send} compression enabled")
+        ipcp = self.ncps.get(Protocol.IPCP)
+        if ipcp is not None and self._ipcp_peer_waiting:
+            # pppd starts IPCP only once CCP is up, so it answered our first request with a
+            # Terminate-Ack: ask again at once instead of after a whole restart period
+            self._ipcp_peer_waiting = False
+            ipcp.automaton.retransmit_now(now)
 
     def _mppe_off(self) -> None:
         self.encryptor = self.decryptor = None
