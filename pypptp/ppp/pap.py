@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import os
 
+from pypptp import ppplog
 from pypptp.ppp.auth import (
     AUTH_PROTOCOL_PAP,
     AuthConfig,
@@ -145,6 +146,7 @@ class PapAuthenticator(Exchange):
             self._reply_code = PapCode.AUTHENTICATE_ACK
             self._reply(identifier, self._reply_code)
             message = f"PAP authentication succeeded for {name!r} (secret at {record.where})"
+            self._note(ppplog.pap_peer_succeeded(name))
             self._finish(AuthResult(True, _NAME, name, message, secret=record))
             return
         if record is None:
@@ -153,6 +155,7 @@ class PapAuthenticator(Exchange):
             reason = f"wrong password (secret at {record.where})"
         self._reply_code = PapCode.AUTHENTICATE_NAK
         self._reply(identifier, self._reply_code)
+        self._note(ppplog.pap_peer_failed(name))
         self._finish(AuthResult(False, _NAME, name, f"PAP authentication failed for {name!r}: {reason}"))
 
     def _reply(self, identifier: int, code: PapCode) -> None:
