@@ -232,6 +232,11 @@ class GreCall:
         self._rearm()
         return True
 
+    def has_room(self) -> bool:
+        """Whether :meth:`send` would send now (the peer's window).  Stateful MPPE asks before it
+        encrypts: a packet encrypted and then dropped here would cost the receiver its keys."""
+        return self.seq.can_send(self._loop.time())
+
     def send_parts(self, head: bytes, body: bytes | memoryview) -> bool:
         """:meth:`send` of ``head + body`` without building that concatenation (the hot path's frame
         prefix and MPPE output go straight into the reused buffer)."""

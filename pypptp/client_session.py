@@ -115,6 +115,7 @@ class PptpClientSession:
             link,
             session.gre.send,
             send_parts=session.gre.send_parts,
+            has_room=session.gre.has_room,
             log=log,
             on_up=session._on_up,
             on_down=session._on_down,

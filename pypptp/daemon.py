@@ -221,6 +221,7 @@ class Daemon:
             link,
             gre.send,
             send_parts=gre.send_parts,
+            has_room=gre.has_room,
             log=slog,  # type: ignore[arg-type]
             on_up=self._session_up,
             on_down=self._session_down,

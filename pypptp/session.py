@@ -72,6 +72,7 @@ class PppSession:
         send: Callable[[bytes | memoryview], bool],
         *,
         send_parts: Callable[[bytes, bytes | memoryview], bool] | None = None,
+        has_room: Callable[[], bool] | None = None,
         log: logging.Logger,
         on_up: Callable[[PppSession, NetworkUp], None] | None = None,
         on_down: Callable[[PppSession, str], None] | None = None,
@@ -84,6 +85,9 @@ class PppSession:
         self.link = link
         self.send = send
         self.send_parts = send_parts or (lambda head, body: send(head + bytes(body)))
+        self.has_room = has_room or (lambda: True)
+        """Checked before encrypting: a packet encrypted and then refused by the GRE window would be a
+        loss, which a Linux stateful MPPE receiver can turn into a permanent key mismatch."""
         self.log = log
         self.on_up = on_up
         self.on_down = on_down
@@ -328,6 +332,9 @@ class PppSession:
                         clamp_mss(view[:n], self._mss)
                     encryptor = self._fast_encryptor
                     if encryptor is not None and n <= self._fast_mtu:  # hot path: encrypt, frame, send
+                        if not self.has_room():
+                            stats.send_refused += 1
+                            continue
                         if self.send_parts(self._fast_prefix, encryptor.encrypt(0x21, view[:n])):
                             stats.packets_sent += 1
                             stats.bytes_sent += n
