@@ -23,6 +23,7 @@ import pytest
 
 from pypptp.client import PptpClientError
 from pypptp.client_session import PptpClientSession, client_link_config
+from pypptp.demo import ping, tcp_transfer
 from pypptp.netns import NetnsPair
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP
@@ -97,61 +98,6 @@ async def open_client(
         make_tun=lambda: TunDevice(netns=pair.client_ns),
         timeout=15,
     )
-
-
-async def ping(pair: NetnsPair, target: str = SERVER_IP, count: int = 3) -> str:
-    process = await asyncio.create_subprocess_exec(
-        *pair.exec_argv(pair.client_ns, ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2", target]),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await process.communicate()
-    text = output.decode()
-    assert process.returncode == 0 and f"{count} received" in text, text
-    return text
-
-
-async def tcp_transfer(pair: NetnsPair, size: int, port: int = 5001) -> tuple[float, int]:
-    """``size`` bytes from the client namespace to SERVER_IP through the tunnel; (seconds, server-side MSS)."""
-    loop = asyncio.get_running_loop()
-    listener = pair.socket(pair.server_ns)
-    sender = pair.socket(pair.client_ns)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((SERVER_IP, port))
-        listener.listen(1)
-        listener.setblocking(False)
-        sender.setblocking(False)
-        accepting = asyncio.ensure_future(loop.sock_accept(listener))
-        started = time.monotonic()
-        await asyncio.wait_for(loop.sock_connect(sender, (SERVER_IP, port)), 10)
-        receiver, _ = await asyncio.wait_for(accepting, 10)
-        with receiver:
-            receiver.setblocking(False)
-            mss = receiver.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
-            chunk = bytes(range(256)) * 256
-            received = 0
-
-            async def send() -> None:
-                sent = 0
-                while sent < size:
-                    piece = chunk[: min(len(chunk), size - sent)]
-                    await loop.sock_sendall(sender, piece)
-                    sent += len(piece)
-                sender.shutdown(socket.SHUT_WR)
-
-            sending = asyncio.ensure_future(send())
-            while received < size:
-                data = await asyncio.wait_for(loop.sock_recv(receiver, 65536), 20)
-                if not data:
-                    break
-                received += len(data)
-            await sending
-        assert received == size
-        return time.monotonic() - started, mss
-    finally:
-        listener.close()
-        sender.close()
 
 
 def interfaces(pair: NetnsPair) -> list[str]:
