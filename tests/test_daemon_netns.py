@@ -55,8 +55,8 @@ bob pptpd "bob pw" 192.168.0.245
 """
 RECORDER = """#!/bin/sh
 out="{out}.$(basename "$0")"
-printf '%s\\n' "$@" > "$out.argv"
-env | sort > "$out.env"
+printf '%s\\n' "$@" > "$out.argv.tmp" && mv "$out.argv.tmp" "$out.argv"
+env | sort > "$out.env.tmp" && mv "$out.env.tmp" "$out.env"
 """
 SERVER_IP = "192.168.0.1"
 
