@@ -255,7 +255,7 @@ ping_peer 10 && say "PASS ping" || say "FAIL ping through the tunnel"
 tunnel_down
 say "DONE"
 """
-N_CLIENTS = 3
+N_CLIENTS = 5  # the pool (remoteip 192.168.0.234-238) holds five; 5 TCG VMs fit in 24 GiB and 2 cores
 
 
 def test_several_clients(lab: Lab) -> None:
