@@ -101,16 +101,16 @@ def test_seed_configuration(setup: Setup) -> None:
 
 def test_every_pptpd_flag_has_its_long_form() -> None:
     parser = build_parser()
-    short_flags = "-b eth1 -c /c -d -e /usr/sbin/pppd -f -i -l 10.0.0.1 -o /o -p /p -s 38400 -t 5 -w -C 7 -D -V blue"
+    short_flags = "-b eth1 -c /c -d -e /usr/sbin/pppd -f -i -l 198.18.0.1 -o /o -p /p -s 38400 -t 5 -w -C 7 -D -V blue"
     long_flags = (
-        "--bcrelay eth1 --conf /c --debug --ppp /usr/sbin/pppd --fg --noipparam --listen 10.0.0.1 --option /o "
+        "--bcrelay eth1 --conf /c --debug --ppp /usr/sbin/pppd --fg --noipparam --listen 198.18.0.1 --option /o "
         "--pidfile /p --speed 38400 --stimeout 5 --logwtmp --connections 7 --delegate --vrf blue"
     )
     short = parser.parse_args(short_flags.split(" "))
     long = parser.parse_args(long_flags.split(" "))
     assert vars(short) == vars(long)
     assert (short.bcrelay, short.conf, short.ppp, short.listen, short.option, short.pidfile) == (
-        "eth1", "/c", "/usr/sbin/pppd", "10.0.0.1", "/o", "/p",
+        "eth1", "/c", "/usr/sbin/pppd", "198.18.0.1", "/o", "/p",
     )  # fmt: skip
     assert (short.debug, short.fg, short.noipparam, short.logwtmp, short.delegate) == (True,) * 5
     assert (short.speed, short.stimeout, short.connections, short.vrf) == ("38400", 5, 7, "blue")
@@ -165,8 +165,8 @@ def test_bad_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -
         ("", [], {"connections": 6}),  # 100, lowered to the pool's 6
         ("connections 50", ["-C", "40"], {"connections": 6}),
         # the others, as pptpd
-        ("listen 10.0.0.1", [], {"listen": "10.0.0.1"}),
-        ("listen 10.0.0.1", ["-l", "10.0.0.2"], {"listen": "10.0.0.2"}),
+        ("listen 198.18.0.1", [], {"listen": "198.18.0.1"}),
+        ("listen 198.18.0.1", ["-l", "198.18.0.2"], {"listen": "198.18.0.2"}),
         ("pidfile /run/a.pid", [], {"pidfile": "/run/a.pid"}),
         ("pidfile /run/a.pid", ["-p", "/run/b.pid"], {"pidfile": "/run/b.pid"}),
         ("debug", [], {"debug": True}),
@@ -199,18 +199,18 @@ def test_option_flag_beats_the_option_keyword(setup: Setup) -> None:
 
 
 def test_system_options_are_read_first(setup: Setup) -> None:
-    system = setup.write("options", "lock\nmtu 1500\nms-wins 10.0.0.9\nname system\n")
+    system = setup.write("options", "lock\nmtu 1500\nms-wins 198.18.0.9\nname system\n")
     config = load(setup.argv(), system_options=system)
     assert config.options_files == [system, setup.options]
     assert config.options.mtu == 1500 and config.options.name == "pptpd"  # the pptpd options file comes later
-    assert config.options.wins == [IPv4Address("10.0.0.9")]
+    assert config.options.wins == [IPv4Address("198.18.0.9")]
 
 
 def test_no_option_file_reads_only_the_system_options(tmp_path: Path) -> None:
-    setup = Setup(tmp_path, "localip 10.0.0.1\nremoteip 10.0.0.2-3\n")
-    system = setup.write("options", "ms-dns 10.0.0.53\n")
+    setup = Setup(tmp_path, "localip 198.18.0.1\nremoteip 198.18.0.2-3\n")
+    system = setup.write("options", "ms-dns 198.18.0.53\n")
     config = load(setup.argv(), system_options=system)
-    assert config.options_files == [system] and config.options.dns == [IPv4Address("10.0.0.53")]
+    assert config.options_files == [system] and config.options.dns == [IPv4Address("198.18.0.53")]
     assert load(setup.argv(), system_options=str(tmp_path / "absent")).options_files == []
 
 
@@ -258,7 +258,7 @@ def test_unimplemented_keywords_warn(tmp_path: Path, keyword: str, flag: str, wh
 
 
 def test_repeated_keyword_warning_is_passed_on(tmp_path: Path) -> None:
-    setup = Setup(tmp_path, SEED_CONF + "localip 10.9.9.9\n")
+    setup = Setup(tmp_path, SEED_CONF + "localip 198.19.9.9\n")
     assert f"{setup.conf}:6: localip repeated; the first occurrence wins" in setup.load().warnings
 
 

@@ -22,7 +22,7 @@ from scapy.packet import Packet, raw
 from pypptp import mss
 from pypptp.mss import MAX_IPV6_EXTENSION_HEADERS, clamp_mss, mss_for_mtu
 
-SRC4, DST4 = "192.168.0.234", "93.184.216.34"
+SRC4, DST4 = "192.168.0.234", "192.168.0.1"
 SRC6, DST6 = "2001:db8::234", "2001:db8:1::34"
 
 

@@ -27,13 +27,16 @@ def ips(*texts: str) -> list[IPv4Address]:
         ("192.168.0.1", ips("192.168.0.1")),
         ("192.168.0.234-238", ips("192.168.0.234", "192.168.0.235", "192.168.0.236", "192.168.0.237", "192.168.0.238")),
         ("192.168.0.234-238,192.168.0.245", ips(*(f"192.168.0.{n}" for n in (234, 235, 236, 237, 238, 245)))),
-        ("10.0.0.5-5", ips("10.0.0.5")),
-        (" 10.0.0.1 , 10.0.0.2 ", ips("10.0.0.1", "10.0.0.2")),  # white space around entries
-        ("10.0.0.254-10.0.1.1", ips("10.0.0.254", "10.0.0.255", "10.0.1.0", "10.0.1.1")),  # full end address
+        ("198.18.0.5-5", ips("198.18.0.5")),
+        (" 198.18.0.1 , 198.18.0.2 ", ips("198.18.0.1", "198.18.0.2")),  # white space around entries
+        (
+            "198.18.0.254-198.18.1.1",
+            ips("198.18.0.254", "198.18.0.255", "198.18.1.0", "198.18.1.1"),
+        ),  # full end address
         ("192.168-169.1.231", ips("192.168.1.231", "192.169.1.231")),  # pptpd: the dash in another octet
-        ("10.0.1-2.7", ips("10.0.1.7", "10.0.2.7")),
-        ("10-11.0.0.7", ips("10.0.0.7", "11.0.0.7")),
-        ("10.0.0.1,10.0.0.1", ips("10.0.0.1", "10.0.0.1")),  # duplicates are the pool's business
+        ("198.18.1-2.7", ips("198.18.1.7", "198.18.2.7")),
+        ("198.18-19.0.7", ips("198.18.0.7", "198.19.0.7")),
+        ("198.18.0.1,198.18.0.1", ips("198.18.0.1", "198.18.0.1")),  # duplicates are the pool's business
     ],
 )
 def test_list_syntax(text: str, expected: list[IPv4Address]) -> None:
@@ -44,23 +47,23 @@ def test_list_syntax(text: str, expected: list[IPv4Address]) -> None:
     ("text", "message"),
     [
         ("", "f:3: remoteip: empty"),
-        ("10.0.0.1,,10.0.0.2", "f:3: remoteip: empty entry"),
-        ("10.0.0.1,", "f:3: remoteip: empty entry"),
+        ("198.18.0.1,,198.18.0.2", "f:3: remoteip: empty entry"),
+        ("198.18.0.1,", "f:3: remoteip: empty entry"),
         ("vpn.example.com", "f:3: remoteip: 'vpn.example.com' is not an IPv4 address or range (host names"),
-        ("10.0.0", "f:3: remoteip: '10.0.0' is not an IPv4 address"),
-        ("10.0.0.256", "f:3: remoteip: '10.0.0.256' is not an IPv4 address or range"),
-        ("10.0.0.1-300", "f:3: remoteip: '10.0.0.1-300' is not an IPv4 address or range"),
-        ("10.0.0.9-3", "f:3: remoteip: '10.0.0.9-3': the range ends before it starts"),
-        ("10.0.1.0-10.0.0.1", "f:3: remoteip: '10.0.1.0-10.0.0.1': the range ends before it starts"),
-        ("10.0.0.1-2-3", "f:3: remoteip: '10.0.0.1-2-3': a range has one '-'"),
-        ("10.0.0.1-0.2", "f:3: remoteip: '10.0.0.1-0.2' is not an address range"),
-        ("10.0.0.1-", "f:3: remoteip: '10.0.0.1-' is not an IPv4 address or range"),
+        ("198.18.0", "f:3: remoteip: '198.18.0' is not an IPv4 address"),
+        ("198.18.0.256", "f:3: remoteip: '198.18.0.256' is not an IPv4 address or range"),
+        ("198.18.0.1-300", "f:3: remoteip: '198.18.0.1-300' is not an IPv4 address or range"),
+        ("198.18.0.9-3", "f:3: remoteip: '198.18.0.9-3': the range ends before it starts"),
+        ("198.18.1.0-198.18.0.1", "f:3: remoteip: '198.18.1.0-198.18.0.1': the range ends before it starts"),
+        ("198.18.0.1-2-3", "f:3: remoteip: '198.18.0.1-2-3': a range has one '-'"),
+        ("198.18.0.1-0.2", "f:3: remoteip: '198.18.0.1-0.2' is not an address range"),
+        ("198.18.0.1-", "f:3: remoteip: '198.18.0.1-' is not an IPv4 address or range"),
         ("0.0.0.0", "f:3: remoteip: 0.0.0.0 is the unspecified address"),
         ("127.0.0.1", "f:3: remoteip: 127.0.0.1 is a loopback address"),
         ("224.0.0.1", "f:3: remoteip: 224.0.0.1 is a multicast address"),
         ("255.255.255.255", "f:3: remoteip: 255.255.255.255 is a reserved address"),
-        ("10.0.0.0-10.1.0.0", f"f:3: remoteip: '10.0.0.0-10.1.0.0': more than {MAX_ADDRESSES} addresses"),
-        ("10.0.0.0-10.0.255.255,10.1.0.0", f"f:3: remoteip: more than {MAX_ADDRESSES} addresses"),
+        ("198.18.0.0-198.19.0.0", f"f:3: remoteip: '198.18.0.0-198.19.0.0': more than {MAX_ADDRESSES} addresses"),
+        ("198.18.0.0-198.18.255.255,198.19.0.0", f"f:3: remoteip: more than {MAX_ADDRESSES} addresses"),
     ],
 )
 def test_list_errors_name_where(text: str, message: str) -> None:
@@ -70,7 +73,7 @@ def test_list_errors_name_where(text: str, message: str) -> None:
 
 
 def test_a_full_size_range_is_accepted() -> None:
-    assert len(parse_address_list("10.0.0.0-10.0.255.255", "f:1")) == MAX_ADDRESSES
+    assert len(parse_address_list("198.18.0.0-198.18.255.255", "f:1")) == MAX_ADDRESSES
 
 
 def test_seed_configuration_has_six_sessions_sharing_one_local_address() -> None:
@@ -87,11 +90,11 @@ def test_seed_configuration_has_six_sessions_sharing_one_local_address() -> None
 @pytest.mark.parametrize(
     ("localip", "remoteip", "capacity", "warning"),
     [
-        ("10.0.0.1", "10.1.0.1-10", 10, None),  # one local address: shared, capacity = remote count
-        ("10.0.0.1-10", "10.1.0.1-10", 10, None),  # one local per session
-        ("10.0.0.1-4", "10.1.0.1-10", 4, "f:2: remoteip: 10 addresses for 4 local ones: only the first 4 are used"),
-        ("10.0.0.1-10", "10.1.0.1-4", 4, "f:1: localip: 10 addresses for 4 remote ones: only the first 4 are used"),
-        ("10.0.0.1,10.0.0.1", "10.1.0.1-2", 2, None),  # pptpd lets sessions share a repeated local address
+        ("198.18.0.1", "198.19.0.1-10", 10, None),  # one local address: shared, capacity = remote count
+        ("198.18.0.1-10", "198.19.0.1-10", 10, None),  # one local per session
+        ("198.18.0.1-4", "198.19.0.1-10", 4, "f:2: remoteip: 10 addresses for 4 local ones: only the first 4 are used"),
+        ("198.18.0.1-10", "198.19.0.1-4", 4, "f:1: localip: 10 addresses for 4 remote ones: only the first 4 are used"),
+        ("198.18.0.1,198.18.0.1", "198.19.0.1-2", 2, None),  # pptpd lets sessions share a repeated local address
     ],
 )
 def test_capacity_follows_pptpd(localip: str, remoteip: str, capacity: int, warning: str | None) -> None:
@@ -101,15 +104,15 @@ def test_capacity_follows_pptpd(localip: str, remoteip: str, capacity: int, warn
 
 
 def test_one_local_address_per_session_pairs_by_index() -> None:
-    pool = AddressPool.parse("10.0.0.1-3", "10.1.0.1-3")
+    pool = AddressPool.parse("198.18.0.1-3", "198.19.0.1-3")
     assert not pool.shared_local
     assert [pool.acquire() for _ in range(3)] == [
-        Lease(IPv4Address(f"10.0.0.{n}"), IPv4Address(f"10.1.0.{n}"), n - 1) for n in (1, 2, 3)
+        Lease(IPv4Address(f"198.18.0.{n}"), IPv4Address(f"198.19.0.{n}"), n - 1) for n in (1, 2, 3)
     ]
 
 
 def test_lowest_free_slot_first() -> None:
-    pool = AddressPool.parse("10.0.0.1", "10.1.0.1-5")
+    pool = AddressPool.parse("198.18.0.1", "198.19.0.1-5")
     leases = [pool.acquire() for _ in range(5)]
     assert all(leases)
     pool.release(leases[3])  # type: ignore[arg-type]
@@ -122,13 +125,13 @@ def test_lowest_free_slot_first() -> None:
 
 
 def test_release_of_a_lease_not_in_use_raises() -> None:
-    pool = AddressPool.parse("10.0.0.1", "10.1.0.1-2")
+    pool = AddressPool.parse("198.18.0.1", "198.19.0.1-2")
     lease = pool.acquire()
     assert lease is not None
     pool.release(lease)
     with pytest.raises(ValueError, match="not in use"):
         pool.release(lease)
-    foreign = Lease(IPv4Address("10.9.9.9"), IPv4Address("10.1.0.1"), 0)
+    foreign = Lease(IPv4Address("198.19.9.9"), IPv4Address("198.19.0.1"), 0)
     pool.acquire()
     with pytest.raises(ValueError, match="not in use"):
         pool.release(foreign)
@@ -137,11 +140,11 @@ def test_release_of_a_lease_not_in_use_raises() -> None:
 @pytest.mark.parametrize(
     ("localip", "remoteip", "message"),
     [
-        ("10.0.0.1", "10.1.0.1,10.1.0.2,10.1.0.1", "pptpd.conf:9: remoteip: 10.1.0.1 is listed twice"),
-        ("10.0.0.1", "10.0.0.1-3", "pptpd.conf:9: remoteip: 10.0.0.1 is also a local address"),
-        ("10.0.0.1-3", "10.0.0.3-5", "pptpd.conf:9: remoteip: 10.0.0.3 is also a local address"),
-        ("host", "10.1.0.1", "pptpd.conf:8: localip: 'host' is not an IPv4 address"),
-        ("10.0.0.1", "", "pptpd.conf:9: remoteip: empty"),
+        ("198.18.0.1", "198.19.0.1,198.19.0.2,198.19.0.1", "pptpd.conf:9: remoteip: 198.19.0.1 is listed twice"),
+        ("198.18.0.1", "198.18.0.1-3", "pptpd.conf:9: remoteip: 198.18.0.1 is also a local address"),
+        ("198.18.0.1-3", "198.18.0.3-5", "pptpd.conf:9: remoteip: 198.18.0.3 is also a local address"),
+        ("host", "198.19.0.1", "pptpd.conf:8: localip: 'host' is not an IPv4 address"),
+        ("198.18.0.1", "", "pptpd.conf:9: remoteip: empty"),
     ],
 )
 def test_pool_errors_name_the_line(localip: str, remoteip: str, message: str) -> None:
@@ -152,9 +155,9 @@ def test_pool_errors_name_the_line(localip: str, remoteip: str, message: str) ->
 
 def test_where_alone_prefixes_both_lists() -> None:
     with pytest.raises(PoolError, match=r"^/etc/pptpd\.conf: localip: 'x'"):
-        AddressPool.parse("x", "10.0.0.2", "/etc/pptpd.conf")
+        AddressPool.parse("x", "198.18.0.2", "/etc/pptpd.conf")
     with pytest.raises(PoolError, match=r"^remoteip: 'y'"):
-        AddressPool.parse("10.0.0.1", "y")
+        AddressPool.parse("198.18.0.1", "y")
 
 
 def test_absent_lists_fall_back_to_pptpd_defaults_with_a_warning() -> None:
@@ -165,20 +168,20 @@ def test_absent_lists_fall_back_to_pptpd_defaults_with_a_warning() -> None:
         "/etc/pptpd.conf: no localip: pptpd's default 192.168.0.1-100 is used",
         "/etc/pptpd.conf: no remoteip: pptpd's default 192.168.1.1-100 is used",
     ]
-    only_remote = AddressPool.parse("10.0.0.1", None)
+    only_remote = AddressPool.parse("198.18.0.1", None)
     assert only_remote.capacity == 100 and only_remote.shared_local
     assert only_remote.warnings == ["no remoteip: pptpd's default 192.168.1.1-100 is used"]
 
 
 def test_lease_at_bounds() -> None:
-    pool = AddressPool.parse("10.0.0.1", "10.1.0.1-2")
-    assert pool.lease_at(1) == Lease(IPv4Address("10.0.0.1"), IPv4Address("10.1.0.2"), 1)
+    pool = AddressPool.parse("198.18.0.1", "198.19.0.1-2")
+    assert pool.lease_at(1) == Lease(IPv4Address("198.18.0.1"), IPv4Address("198.19.0.2"), 1)
     with pytest.raises(IndexError):
         pool.lease_at(2)
 
 
 def test_direct_construction_needs_addresses() -> None:
     with pytest.raises(PoolError, match="localip: no address"):
-        AddressPool([], ips("10.0.0.1"))
+        AddressPool([], ips("198.18.0.1"))
     with pytest.raises(PoolError, match=r"^x: remoteip: no address"):
-        AddressPool(ips("10.0.0.1"), [], remote_where="x")
+        AddressPool(ips("198.18.0.1"), [], remote_where="x")

@@ -43,7 +43,7 @@ NAMES = {AUTH_PAP: "PAP", AUTH_CHAP_MD5: "CHAP-MD5", AUTH_MSCHAP_V1: "MS-CHAP", 
 IDS = [NAMES[o] for o in ALL]
 
 SECRETS = parse_secrets(
-    'alice pptpd "s3cret pass" 10.0.0.20\nbob * hunter2 *\ncarol otherserver nope *\nCORP\\\\dave pptpd d4ve *\n',
+    'alice pptpd "s3cret pass" 198.18.0.20\nbob * hunter2 *\ncarol otherserver nope *\nCORP\\\\dave pptpd d4ve *\n',
     "chap-secrets",
 )
 RFC2759_AUTH_CHALLENGE = bytes.fromhex("5B5D7C7D7B3F2F3E3C2C602132262628")
@@ -178,7 +178,7 @@ def test_success(option: bytes) -> None:
     assert ours.method == theirs.method == NAMES[option]
     assert ours.peer_name == theirs.peer_name == "alice"
     assert ours.secret is not None and ours.secret.where == "chap-secrets:1"
-    assert str(ours.secret.addresses.assigned_address()) == "10.0.0.20"
+    assert str(ours.secret.addresses.assigned_address()) == "198.18.0.20"
     assert "succeeded" in ours.message and "alice" in ours.message
     assert theirs.secret is None
     assert srv.next_deadline() is None and peer.next_deadline() is None

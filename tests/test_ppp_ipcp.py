@@ -148,7 +148,7 @@ def test_an_omitted_address_is_appended_to_naks_and_asked_for_once() -> None:
 
 
 def test_a_server_with_no_address_to_give() -> None:
-    policy = parse_secrets("u s pw 10.0.0.0/24\n").records[0].addresses
+    policy = parse_secrets("u s pw 198.18.0.0/24\n").records[0].addresses
     anyone = IpcpOptions(IpcpConfig(local_address=SERVER_ADDRESS))
     assert judge(anyone, "0306 00000000") == (Verdict.REJECT, opts("030600000000"))  # nothing to Nak with
     assert judge(anyone, "0306 7f000001") == (Verdict.REJECT, opts("03067f000001"))  # loopback
@@ -156,17 +156,17 @@ def test_a_server_with_no_address_to_give() -> None:
     assert anyone.peer_address == IPv4Address("192.168.1.5") and anyone.peer_address_allowed()
     restricted = IpcpOptions(IpcpConfig(local_address=SERVER_ADDRESS, allowed=policy))
     assert judge(restricted, "0306 c0a80105")[0] is Verdict.REJECT
-    assert judge(restricted, "0306 0a000005")[0] is Verdict.ACK
+    assert judge(restricted, "0306 c6120005")[0] is Verdict.ACK
     assert judge(restricted, "")[0] is Verdict.ACK  # no hint: nothing to suggest
     assert restricted.peer_address is None and not restricted.peer_address_allowed()
 
 
 def test_peer_address_allowed_follows_the_chap_secrets_record() -> None:
-    policy = parse_secrets("u s pw 192.168.10.0/24+ 10.1.1.1\n").records[0].addresses
+    policy = parse_secrets("u s pw 192.168.10.0/24+ 198.19.1.1\n").records[0].addresses
     unit_3 = IpcpOptions(IpcpConfig(peer_address=IPv4Address("192.168.10.4"), allowed=policy, unit=3))
     assert judge(unit_3, "0306 c0a80a04")[0] is Verdict.ACK and unit_3.peer_address_allowed()
-    elsewhere = IpcpOptions(IpcpConfig(peer_address=IPv4Address("172.16.0.9"), allowed=policy))
-    assert judge(elsewhere, "0306 ac100009")[0] is Verdict.ACK and not elsewhere.peer_address_allowed()
+    elsewhere = IpcpOptions(IpcpConfig(peer_address=IPv4Address("198.19.0.9"), allowed=policy))
+    assert judge(elsewhere, "0306 c6130009")[0] is Verdict.ACK and not elsewhere.peer_address_allowed()
     loopback = IpcpOptions(IpcpConfig(peer_address=IPv4Address("127.0.0.2")))
     assert judge(loopback, "0306 7f000002")[0] is Verdict.ACK and not loopback.peer_address_allowed()
     assert not IpcpOptions(SERVER).peer_address_allowed()  # nothing negotiated yet
@@ -195,8 +195,8 @@ def test_client_requests_like_pptp_linux_and_windows() -> None:
     pptp_linux.on_reject(opts("0206 002d0f01"))
     assert encode_options(pptp_linux.build_request()) == bytes.fromhex("0306 00000000")
     assert IpcpOptions(IpcpConfig(request_vj=True)).build_request() == []  # a server never asks for VJ
-    fixed = IpcpOptions(IpcpConfig(server=False, local_address=IPv4Address("10.0.0.7")))
-    assert fixed.build_request() == [(3, IPv4Address("10.0.0.7").packed)]
+    fixed = IpcpOptions(IpcpConfig(server=False, local_address=IPv4Address("198.18.0.7")))
+    assert fixed.build_request() == [(3, IPv4Address("198.18.0.7").packed)]
 
 
 def test_client_adopts_usable_suggestions_only() -> None:
@@ -280,7 +280,7 @@ class StubbornClient(IpcpOptions):
 def test_a_peer_that_keeps_asking_for_a_foreign_address_ends_bounded() -> None:
     config = FsmConfig()
     server = Automaton("ipcp", IpcpOptions(SERVER), config, protocol=IPCP)
-    foreign = IpcpConfig(server=False, local_address=IPv4Address("10.9.9.9"))
+    foreign = IpcpConfig(server=False, local_address=IPv4Address("198.19.9.9"))
     client = Automaton("ipcp", StubbornClient(foreign), config, protocol=IPCP)
     for automaton in (server, client):
         automaton.open(0.0)
@@ -340,7 +340,7 @@ _CONFIGS = st.sampled_from(
         SERVER,
         WITH_DNS,
         IpcpConfig(),
-        IpcpConfig(local_address=SERVER_ADDRESS, allowed=parse_secrets("u s pw 10.0.0.0/8\n").records[0].addresses),
+        IpcpConfig(local_address=SERVER_ADDRESS, allowed=parse_secrets("u s pw 198.18.0.0/8\n").records[0].addresses),
         IpcpConfig(server=False),
         IpcpConfig(server=False, request_dns=True, request_wins=True, request_vj=True),
     ]

@@ -76,10 +76,10 @@ def test_debian_pptpd_options_make_the_expected_link_config() -> None:
 
 def test_empty_file_gives_pypptp_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("socket.gethostname", lambda: "vpn-host")
-    config = parse("# nothing\n").link_config(local_address="10.0.0.1", peer_address="10.0.0.2", unit=0)
+    config = parse("# nothing\n").link_config(local_address="198.18.0.1", peer_address="198.18.0.2", unit=0)
     assert config == LinkConfig(
         auth=AuthConfig(our_name="vpn-host"),
-        ipcp=IpcpConfig(local_address=IPv4Address("10.0.0.1"), peer_address=IPv4Address("10.0.0.2")),
+        ipcp=IpcpConfig(local_address=IPv4Address("198.18.0.1"), peer_address=IPv4Address("198.18.0.2")),
     )
 
 
@@ -141,7 +141,7 @@ def test_several_options_on_one_line_and_comments() -> None:
         ("noccp", {"noccp": True}),
         ("chap-secrets /etc/ppp/vpn-secrets", {"chap_secrets": "/etc/ppp/vpn-secrets"}),
         ("chap-restart 5 chap-max-challenge 4", {"chap_restart": 5, "chap_max_challenge": 4}),
-        ("ms-wins 10.0.0.5", {"wins": [IPv4Address("10.0.0.5")]}),
+        ("ms-wins 198.18.0.5", {"wins": [IPv4Address("198.18.0.5")]}),
         ("name a name b", {"name": "b"}),  # the last one wins
     ],
 )
@@ -168,15 +168,15 @@ THIRD_DNS = "opts:1: a third ms-dns: the last two given are used, as pppd does"
     [
         ("ms-dns 8.8.8.8", ("8.8.8.8", "8.8.8.8"), []),  # pppd: one address is both primary and secondary
         ("ms-dns 8.8.8.8 ms-dns 8.8.4.4", ("8.8.8.8", "8.8.4.4"), []),
-        ("ms-dns 1.1.1.1 ms-dns 8.8.8.8 ms-dns 8.8.4.4", ("8.8.8.8", "8.8.4.4"), [THIRD_DNS]),  # the last two
+        ("ms-dns 192.0.2.53 ms-dns 8.8.8.8 ms-dns 8.8.4.4", ("8.8.8.8", "8.8.4.4"), [THIRD_DNS]),  # the last two
         ("", (), []),
     ],
 )
 def test_ms_dns_follows_pppd(text: str, dns: tuple[str, ...], warnings: list[str]) -> None:
-    options = parse(text + "\nms-wins 10.0.0.9\n")
+    options = parse(text + "\nms-wins 198.18.0.9\n")
     config = options.link_config(local_address=LOCAL, peer_address=PEER, unit=0)
     assert config.ipcp.dns == tuple(IPv4Address(a) for a in dns)
-    assert config.ipcp.wins == (IPv4Address("10.0.0.9"), IPv4Address("10.0.0.9"))
+    assert config.ipcp.wins == (IPv4Address("198.18.0.9"), IPv4Address("198.18.0.9"))
     assert options.warnings == warnings
 
 
@@ -224,7 +224,7 @@ def test_legacy_options_with_an_argument_consume_it(word: str, argument: str) ->
 
 
 def test_address_words_are_noted() -> None:
-    options = parse("10.0.0.1:10.0.0.2\n:10.0.0.3\n")
+    options = parse("198.18.0.1:198.18.0.2\n:198.18.0.3\n")
     assert options.warnings == []
     assert [n.split(": ", 1)[0] for n in options.notes] == ["opts:1", "opts:2"]
 
@@ -263,7 +263,7 @@ def test_plugin_and_pap_secrets_are_warned() -> None:
         ("lcp-restart 0", "opts:1: lcp-restart must be between 1 and"),
         ("lcp-echo-interval x", "opts:1: lcp-echo-interval needs a whole number"),
         ("ms-dns dns.google", "opts:1: ms-dns needs an IPv4 address, got 'dns.google' (host names are not resolved)"),
-        ("\nms-wins 10.0.0.300", "opts:2: ms-wins needs an IPv4 address"),
+        ("\nms-wins 198.18.0.300", "opts:2: ms-wins needs an IPv4 address"),
         ("name ''", "opts:1: name must be 1 to 255 bytes long"),
         ("name " + "n" * 256, "opts:1: name must be 1 to 255 bytes long"),
         ("\n\nrequire-eap", "opts:3: require-eap: EAP not supported"),
@@ -397,13 +397,13 @@ def test_noauth_after_require_warns() -> None:
 
 def test_a_later_file_overrides_an_earlier_one(tmp_path: Path) -> None:
     system = tmp_path / "options"
-    system.write_text("lock\nmtu 1500\nname system\nms-dns 1.1.1.1\nrequire-mppe-128\nproxyarp\n")
+    system.write_text("lock\nmtu 1500\nname system\nms-dns 192.0.2.53\nrequire-mppe-128\nproxyarp\n")
     pptpd = tmp_path / "pptpd-options"
     pptpd.write_text("mtu 1400\nname pptpd\nms-dns 8.8.8.8\nnomppe\nnoauth\n")
     options = read_pppd_options([str(system), str(pptpd)])
     assert options.files == [str(system), str(pptpd)]
     assert (options.mtu, options.name, options.proxyarp) == (1400, "pptpd", True)
-    assert options.dns == [IPv4Address("1.1.1.1"), IPv4Address("8.8.8.8")]  # pppd keeps the last two
+    assert options.dns == [IPv4Address("192.0.2.53"), IPv4Address("8.8.8.8")]  # pppd keeps the last two
     assert not options.mppe.enabled and options.auth_methods == ()
     assert f"{pptpd}:4: 'nomppe' overrides 'require-mppe-128' ({system}:5)" in options.warnings
 
@@ -455,7 +455,7 @@ def test_parse_into_accumulates_without_repeating_warnings() -> None:
 
 def test_every_option_in_the_table_parses() -> None:
     arguments = {
-        "name": "x", "chap-secrets": "/x", "pap-secrets": "/x", "ms-dns": "10.0.0.1", "ms-wins": "10.0.0.1",
+        "name": "x", "chap-secrets": "/x", "pap-secrets": "/x", "ms-dns": "198.18.0.1", "ms-wins": "198.18.0.1",
         "mtu": "1400", "mru": "1400", "ipparam": "x", "logfile": "/x", "plugin": "x.so", "asyncmap": "0",
         "holdoff": "1",
     }  # fmt: skip

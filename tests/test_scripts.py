@@ -79,8 +79,8 @@ def test_argv_with_and_without_ipparam() -> None:
         "192.168.0.234",
         "198.18.0.2",
     ]
-    noipparam = ScriptInfo("ppp3", "pptp/10.0.0.9/7", 115200, "10.1.0.1", "10.1.0.2")
-    assert script_argv("/x", noipparam) == ["/x", "ppp3", "pptp/10.0.0.9/7", "115200", "10.1.0.1", "10.1.0.2"]
+    noipparam = ScriptInfo("ppp3", "pptp/198.18.0.9/7", 115200, "198.19.0.1", "198.19.0.2")
+    assert script_argv("/x", noipparam) == ["/x", "ppp3", "pptp/198.18.0.9/7", "115200", "198.19.0.1", "198.19.0.2"]
 
 
 def test_call_tty_has_no_white_space_and_ends_with_the_call_id() -> None:
@@ -117,12 +117,12 @@ def test_down_environment_adds_the_statistics() -> None:
 def test_optional_variables() -> None:
     info = ScriptInfo(
         "ppp1",
-        "pptp/1.2.3.4/5",
+        "pptp/198.18.0.2/5",
         "115200",
-        "10.0.0.1",
-        "10.0.0.2",
+        "198.18.0.1",
+        "198.18.0.2",
         dns=("8.8.8.8", "8.8.4.4"),
-        wins=("10.0.0.53",),
+        wins=("198.18.0.53",),
         linkname="office",
         call_file="office",
     )
@@ -130,7 +130,7 @@ def test_optional_variables() -> None:
     assert env["DNS1"] == "8.8.8.8"
     assert env["DNS2"] == "8.8.4.4"
     assert env["USEPEERDNS"] == "1"
-    assert env["WINS1"] == "10.0.0.53"
+    assert env["WINS1"] == "198.18.0.53"
     assert "WINS2" not in env
     assert env["LINKNAME"] == "office"
     assert env["CALL_FILE"] == "office"
