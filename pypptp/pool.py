@@ -4,8 +4,8 @@ Each list is comma-separated; an entry is one address or a range:
 
 * ``192.168.0.245``: one address;
 * ``192.168.0.234-238``: a range whose end is the last octet (pptpd's form);
-  pptpd also lets the dash sit in another octet, ``192.168-169.1.231`` being
-  192.168.1.231 and 192.169.1.231, and so do we;
+  pptpd also lets the dash sit in another octet, ``198.18-19.1.231`` being
+  198.18.1.231 and 198.19.1.231, and so do we;
 * ``192.168.0.234-192.168.0.238``: a range with a full end address (ours;
   pptpd reads it as a host name and fails).
 
@@ -38,7 +38,7 @@ Where we are stricter than pptpd, with the reason:
   first ``connections`` addresses;
 * a remote address that is also a local address is an error: the peer would
   get the server's own address.  pptpd does not check;
-* unusable addresses (0.0.0.0, loopback, multicast, 240.0.0.0/4 and the
+* unusable addresses (0.0.0.0, loopback, multicast, class E (240/4) and the
   broadcast address) are errors: pppd refuses such a peer address at run
   time, one session at a time.
 """
@@ -122,7 +122,7 @@ def _unusable(address: IPv4Address) -> str:
         return "a loopback address"
     if address.is_multicast:
         return "a multicast address"
-    if address.is_reserved:  # 240.0.0.0/4, the broadcast address included
+    if address.is_reserved:  # class E (240/4), the broadcast address included
         return "a reserved address"
     return ""
 
