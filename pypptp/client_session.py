@@ -78,6 +78,7 @@ class PptpClientSession:
         self.down_reason: str | None = None
         self._up: asyncio.Future[NetworkUp] = asyncio.get_running_loop().create_future()
         self._down = asyncio.Event()
+        self._own_transport = True
 
     @classmethod
     async def connect(
@@ -93,20 +94,29 @@ class PptpClientSession:
         attach_tun: bool = False,
         make_tun: Callable[[], TunDevice] = TunDevice,
         timeout: float = 30.0,
+        transport: GreTransport | None = None,
     ) -> PptpClientSession:
         """TCP, SCCRQ, OCRQ, then LCP, authentication, CCP and IPCP; returns once IP can flow.
-        Raises :class:`PptpClientError` with the reason if any step fails."""
+        Raises :class:`PptpClientError` with the reason if any step fails.
+
+        ``transport``: an open :class:`GreTransport` shared by many sessions (one raw socket for all of
+        them, as the server has; the kernel copies each GRE packet to every raw GRE socket).  The
+        session then leaves it open when it closes; otherwise it opens and closes its own."""
         control = await ControlClient.connect(host, port, sock=sock, timeout=timeout)
-        transport = GreTransport()
+        shared = transport is not None
+        transport = transport if transport is not None else GreTransport()
         try:
             await control.start()
             call = await control.open_call(window=64)
-            transport.open(gre_sock)
+            if not shared:
+                transport.open(gre_sock)
         except BaseException:
             control.close()
-            transport.close()
+            if not shared:
+                transport.close()
             raise
         session = cls(control, call, transport)
+        session._own_transport = not shared
         link = PppLink(config or client_link_config(user, password))
         assert call.peer_call_id is not None
         peer_ip = host if sock is None else sock.getpeername()[0]
@@ -168,7 +178,8 @@ class PptpClientSession:
         self.control.close()
         if self.gre is not None:
             self.gre.close()
-        self.transport.close()
+        if self._own_transport:
+            self.transport.close()
 
     # -- callbacks ------------------------------------------------------------------------------
 
