@@ -7,9 +7,11 @@ device each.  ``--check`` validates every file and exits (0 valid, 1 not).
 
 Flags of ours, not pptpd's: ``--check``, ``--secrets FILE``, ``--system-options
 FILE`` (instead of /etc/ppp/options), ``--ip-up``/``--ip-down PATH`` (instead of
-/etc/ppp/ip-up and ip-down) and ``--no-mss-clamp``.  Signals: SIGTERM and
+/etc/ppp/ip-up and ip-down), ``--no-mss-clamp`` and ``--workers N`` (N
+processes share the calls, see :mod:`pypptp.workers`).  Signals: SIGTERM and
 SIGINT end every session politely and exit; SIGHUP re-reads chap-secrets and
-the pppd options for new sessions.
+the pppd options for new sessions.  With workers, the parent passes each
+signal to every worker.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import logging.handlers
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
+from pypptp.bpf import open_gre_socket
 from pypptp.ctrl.connection import ControlConfig
 from pypptp.daemon import Daemon, DaemonPaths
 from pypptp.daemon_config import ERRORS, DaemonConfig, build_parser, check, load
@@ -31,6 +36,7 @@ from pypptp.pool import Lease
 from pypptp.ppp.link import LinkConfig
 from pypptp.pppd_options import SYSTEM_OPTIONS
 from pypptp.server import ServerSettings
+from pypptp.workers import EXIT_CANNOT_START, MAX_WORKERS, Supervisor, effective_workers, listening_sockets, split
 
 log = logging.getLogger("pypptpd")
 
@@ -41,10 +47,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ip-up", metavar="PATH", default="/etc/ppp/ip-up", help="script run when a network is up")
     parser.add_argument("--ip-down", metavar="PATH", default="/etc/ppp/ip-down", help="script run when it is down")
     parser.add_argument("--no-mss-clamp", action="store_true", help="do not clamp the TCP MSS of SYNs to the MTU")
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=_workers,
+        default=1,
+        help="worker processes sharing the calls, to use more than one core (default 1: a single process); "
+        "the pool and the connection limit are split between them",
+    )
     return parser
 
 
-_OURS = ("--system-options", "--ip-up", "--ip-down", "--no-mss-clamp")
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {MAX_WORKERS} is needed, not {text!r}")
+    return int(text)
+
+
+_OURS = ("--system-options", "--ip-up", "--ip-down", "--no-mss-clamp", "--workers")
 
 
 def _pptpd_argv(argv: Sequence[str]) -> list[str]:
@@ -135,20 +155,49 @@ class _Configured:
         return self.config.options.proxyarp
 
 
-async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str]) -> int:
+@dataclasses.dataclass
+class _Worker:
+    """One worker's place among ``count`` (``--workers``): its share of everything shared."""
+
+    index: int
+    count: int
+    connections: int
+    listener: socket.socket
+
+
+async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str], worker: _Worker | None = None) -> int:
     configured = _Configured(config)
+    settings, pool = settings_from(config), config.pool
+    if worker is not None:
+        settings = dataclasses.replace(
+            settings, max_connections=worker.connections, call_id_stride=worker.count, call_id_offset=worker.index
+        )
+        pool = pool.share(worker.index, worker.count)
     daemon = Daemon(
-        settings_from(config),
-        config.pool,
+        settings,
+        pool,
         configured,
         paths=DaemonPaths(secrets=config.secrets_path, ip_up=args.ip_up, ip_down=args.ip_down),
         ipparam=not config.noipparam,
         speed=config.speed,
         clamp_mss=not args.no_mss_clamp,
         logfile=config.options.logfile,
+        shared_units=worker is not None,
     )
     try:
-        await daemon.start()
+        if worker is None:
+            await daemon.start()
+        else:
+            log.info(
+                "MGR: worker %d of %d: Call IDs %d mod %d, %d address(es) of the pool, %d connection(s)",
+                worker.index,
+                worker.count,
+                worker.index,
+                worker.count,
+                pool.size,
+                worker.connections,
+            )
+            await daemon.start(listener=worker.listener, gre_sock=open_gre_socket(worker.count, worker.index))
     except OSError as exc:
         log.error("MGR: cannot start: %s", exc)
         return 1
@@ -182,12 +231,62 @@ async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str]
     return 0
 
 
+def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], count: int) -> int:
+    """``--workers N``: the listening sockets, then N workers forked and kept by a :class:`Supervisor`."""
+    try:
+        listeners = listening_sockets(config.listen, config.port, count, backlog=max(128, config.connections))
+    except OSError as exc:
+        log.error("MGR: cannot start: %s", exc)
+        return 1
+    shares = split(config.connections, count)
+    current = [config]
+
+    def run_worker(index: int) -> int:
+        for other, sock in enumerate(listeners):
+            if other != index:
+                sock.close()
+        worker = _Worker(index, count, shares[index], listeners[index])
+        status = asyncio.run(_serve(current[0], args, argv, worker))
+        return EXIT_CANNOT_START if status == 1 else status
+
+    def reload() -> None:
+        """SIGHUP: what a worker restarted later should start with (the workers log the outcome)."""
+        try:
+            fresh = load(argv, system_options=args.system_options)
+        except ERRORS:
+            return
+        current[0] = dataclasses.replace(current[0], options=fresh.options, secrets_path=fresh.secrets_path)
+
+    try:
+        status = Supervisor(count, run_worker, on_reload=reload).run()
+    finally:
+        for sock in listeners:
+            sock.close()
+    log.info("MGR: Exit.")
+    return status
+
+
+def _check_workers(config: DaemonConfig, requested: int) -> list[str]:
+    """``--check --workers N``: how the connections and the pool would be split."""
+    count, lowered = effective_workers(requested, config.connections)
+    shares = split(config.connections, count)
+    lines = [f"warning: {lowered}"] if lowered else []
+    if count > 1:
+        lines.append(
+            f"ok: {count} workers: connections {'+'.join(map(str, shares))}; worker i takes pool slots i, i+{count}... "
+            f"and Call IDs i mod {count}"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     pptpd_argv = _pptpd_argv(argv)
     if args.check:
         status, messages = check(pptpd_argv, system_options=args.system_options)
+        if status == 0 and args.workers > 1:
+            messages += _check_workers(load(pptpd_argv, system_options=args.system_options), args.workers)
         for line in messages:
             print(line)
         return status
@@ -203,8 +302,13 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("MGR: %s", warning)
     for note in config.notes:
         log.debug("MGR: %s", note)
+    workers, lowered = effective_workers(args.workers, config.connections)
+    if lowered:
+        log.warning("MGR: %s", lowered)
     _write_pidfile(config.pidfile)
     try:
+        if workers > 1:
+            return _supervise(config, args, pptpd_argv, workers)
         return asyncio.run(_serve(config, args, pptpd_argv))
     finally:
         with contextlib.suppress(OSError):

@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import socket
 from typing import Protocol
 
 from pypptp import ppplog
@@ -40,7 +41,7 @@ from pypptp.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.scripts import ScriptInfo, ScriptRunner, call_tty
 from pypptp.server import ControlServer, ServerConnection, ServerSettings
 from pypptp.session import PppSession
-from pypptp.tun import TunDevice, TunError, free_unit
+from pypptp.tun import TunDevice, TunError, free_unit, release_unit, share_units_between_processes
 
 __all__ = ["Daemon", "DaemonSession"]
 
@@ -113,7 +114,10 @@ class Daemon:
         speed: str = "115200",
         clamp_mss: bool = True,
         logfile: str | None = None,
+        shared_units: bool = False,
     ) -> None:
+        """``shared_units``: other processes (``--workers``) create ``pppN`` devices in this namespace too:
+        units are claimed across processes, and one taken meanwhile is replaced by the next free one."""
         self.settings = settings
         self.pool = pool
         self.policy = policy
@@ -122,6 +126,9 @@ class Daemon:
         self.speed = speed
         self.clamp_mss = clamp_mss
         self.logfile = logfile
+        self.shared_units = shared_units
+        if shared_units:
+            share_units_between_processes()
         self.secrets = ChapSecrets(())
         self.server = ControlServer(settings, hooks=self)
         self.transport = GreTransport(None if settings.listen in ("", "0.0.0.0") else settings.listen)
@@ -143,10 +150,12 @@ class Daemon:
         self.secrets = secrets
         log.info("MGR: %d secret(s) read from %s", len(secrets.records), self.paths.secrets)
 
-    async def start(self) -> None:
+    async def start(self, *, listener: socket.socket | None = None, gre_sock: socket.socket | None = None) -> None:
+        """Read the secrets, open the GRE socket (or adopt ``gre_sock``) and listen (or accept on ``listener``,
+        a bound socket: a worker's, see :mod:`pypptp.workers`)."""
         self.load_secrets()
-        self.transport.open()
-        await self.server.start()
+        self.transport.open(gre_sock)
+        await self.server.start(listener)
 
     async def shutdown(self) -> None:
         """SIGTERM: LCP Terminate-Request in every session, a short wait, then CDN + StopCCRQ."""
@@ -220,22 +229,34 @@ class Daemon:
         ppp = PppSession(
             link,
             gre.send,
-            send_parts=gre.send_parts,
-            has_room=gre.has_room,
+            send_parts=gre.send_parts_checked,
+            has_room=gre.seq.can_send,
             log=slog,  # type: ignore[arg-type]
             on_up=self._session_up,
             on_down=self._session_down,
             clamp=self.clamp_mss,
-            make_tun=lambda: TunDevice(unit),
+            make_tun=(lambda: self._shared_tun(holder[0])) if self.shared_units else (lambda: TunDevice(unit)),
             idle=policy.idle,
             maxconnect=policy.maxconnect,
         )
+        gre.deliver = ppp.receive_frame  # straight from the GRE demultiplexer into the session (hot path)
         runner = ScriptRunner(self.paths.ip_up, self.paths.ip_down, log=slog)
         session = DaemonSession(connection, call, lease, unit, gre, ppp, runner, slog)
         holder.append(session)
         self.sessions[(id(connection), call.call_id)] = session
         slog.info("%s", ppplog.connect(name, call_tty(peer_ip, call.call_id)))
         ppp.start()
+
+    def _shared_tun(self, session: DaemonSession) -> TunDevice:
+        """The session's ``pppN`` when other processes create units too: another unit if it was taken."""
+        tun = TunDevice(session.unit, retry=True)
+        if tun.unit != session.unit:
+            session.log.warning("ppp%d was taken meanwhile; using ppp%d instead", session.unit, tun.unit)
+            session.unit = tun.unit
+            session.log.logger = ppplog.pppd_logger(tun.unit)
+            if self.logfile:
+                _attach_logfile(session.log.logger, self.logfile)
+        return tun
 
     def _find(self, ppp: PppSession) -> DaemonSession | None:
         for session in self.sessions.values():
@@ -284,6 +305,7 @@ class Daemon:
             return
         del self.sessions[(id(session.connection), session.call.call_id)]
         session.gre.close()
+        release_unit(session.unit)  # a session that never made its device still holds its unit
         self.pool.release(session.lease)
         elapsed = asyncio.get_running_loop().time() - (ppp.network_since or ppp.started_at)
         for line in ppplog.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received):

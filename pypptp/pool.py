@@ -41,10 +41,18 @@ Where we are stricter than pptpd, with the reason:
 * unusable addresses (0.0.0.0, loopback, multicast, class E (240/4) and the
   broadcast address) are errors: pppd refuses such a peer address at run
   time, one session at a time.
+
+Worker processes (``pypptpd --workers N``, :mod:`pypptp.workers`) each take a
+:meth:`AddressPool.share`: worker *i* owns slots *i*, *i+N*, *i+2N*... and
+hands out its lowest free one.  The shares never overlap, need no
+coordination, and keep pptpd's rule that a limit of ``connections`` uses only
+the first ``connections`` slots (worker *i* never holds more than its part of
+that limit, see :func:`pypptp.workers.split`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import heapq
 from collections.abc import Sequence
@@ -192,8 +200,9 @@ class AddressPool:
                     f"{remote_prefix}{len(self.remote)} addresses for {len(self.local)} local ones: "
                     f"only the first {self.capacity} are used"
                 )
-        self._next = 0  # slots from here on have never been handed out
-        self._free: list[int] = []  # released slots below _next (a heap)
+        self._slots = range(self.capacity)  # the slots this pool hands out (a worker's share: every N-th)
+        self._next = 0  # _slots from this position on have never been handed out
+        self._free: list[int] = []  # released slots (a heap)
         self._leased: set[int] = set()
 
     @classmethod
@@ -229,6 +238,24 @@ class AddressPool:
         pool.warnings[:0] = notes
         return pool
 
+    def share(self, index: int, count: int) -> AddressPool:
+        """Worker ``index`` of ``count``'s part of this pool, empty: slots ``index``, ``index + count``...
+
+        The shares of ``count`` workers are disjoint and cover the pool; each hands out its lowest free
+        slot.  Leases keep their slot number in the whole pool."""
+        if count < 1 or not 0 <= index < count:
+            raise ValueError(f"share {index} of {count}: need 0 <= index < count")
+        part = copy.copy(self)
+        part.warnings = list(self.warnings)
+        part._slots = range(index, self.capacity, count)
+        part._next, part._free, part._leased = 0, [], set()
+        return part
+
+    @property
+    def size(self) -> int:
+        """How many slots this pool hands out: :attr:`capacity`, or a worker's share of it."""
+        return len(self._slots)
+
     @property
     def in_use(self) -> int:
         """Slots handed out and not yet released."""
@@ -245,8 +272,8 @@ class AddressPool:
         """The lowest free slot, now in use; None when every slot is taken."""
         if self._free:
             index = heapq.heappop(self._free)
-        elif self._next < self.capacity:
-            index = self._next
+        elif self._next < len(self._slots):
+            index = self._slots[self._next]
             self._next += 1
         else:
             return None
@@ -261,4 +288,5 @@ class AddressPool:
         heapq.heappush(self._free, lease.index)
 
     def __repr__(self) -> str:
-        return f"<AddressPool capacity={self.capacity} in_use={self.in_use} shared_local={self.shared_local}>"
+        share = "" if self.size == self.capacity else f" slots={self._slots.start}::{self._slots.step}"
+        return f"<AddressPool capacity={self.capacity}{share} in_use={self.in_use} shared_local={self.shared_local}>"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import socket
 from typing import Protocol
 
 from pypptp.aio_control import ControlProtocol
@@ -47,6 +48,10 @@ class ServerSettings:
     control: ControlConfig = dataclasses.field(default_factory=ControlConfig)
     trace: bool = False
     """Log every control message in and out (``debug``)."""
+    call_id_stride: int = 1
+    call_id_offset: int = 0
+    """Hand out only Call IDs with ``ID % call_id_stride == call_id_offset`` (worker processes split the
+    space this way, see :mod:`pypptp.workers`)."""
 
 
 class CallHooks(Protocol):
@@ -63,7 +68,7 @@ class ControlServer:
     def __init__(self, settings: ServerSettings, hooks: CallHooks | None = None) -> None:
         self.settings = settings
         self.hooks = hooks
-        self.call_ids = CallIdAllocator()
+        self.call_ids = CallIdAllocator(stride=settings.call_id_stride, offset=settings.call_id_offset)
         self.connections: set[ServerConnection] = set()
         self.refused = 0
         self._server: asyncio.Server | None = None
@@ -74,16 +79,22 @@ class ControlServer:
             return []
         return [s.getsockname()[:2] for s in self._server.sockets]
 
-    async def start(self) -> None:
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen on ``settings.listen``:``settings.port``, or accept on ``sock``, a bound TCP socket made
+        elsewhere (a worker's, with ``SO_REUSEPORT``: :func:`pypptp.workers.listening_sockets`)."""
         loop = asyncio.get_running_loop()
-        host = None if self.settings.listen in ("", "0.0.0.0") else self.settings.listen
-        self._server = await loop.create_server(
-            lambda: ServerConnection(self),
-            host=host,
-            port=self.settings.port,
-            reuse_address=True,
-            backlog=max(128, self.settings.max_connections),
-        )
+        backlog = max(128, self.settings.max_connections)
+        if sock is not None:
+            self._server = await loop.create_server(lambda: ServerConnection(self), sock=sock, backlog=backlog)
+        else:
+            host = None if self.settings.listen in ("", "0.0.0.0") else self.settings.listen
+            self._server = await loop.create_server(
+                lambda: ServerConnection(self),
+                host=host,
+                port=self.settings.port,
+                reuse_address=True,
+                backlog=backlog,
+            )
         log.info("MGR: Manager process started, listening on %s:%d", self.settings.listen, self.settings.port)
 
     async def serve_forever(self) -> None:

@@ -16,6 +16,18 @@ Hot-path I/O is done on the raw file descriptor with ``os.read`` and
 Everything here must run in the network namespace that should own the
 device (the daemon runs in its own; a test client creates its device from a
 thread that entered the client namespace).
+
+Several processes picking units (``pypptpd --workers N``): a unit is picked
+when the call is established but the device is created seconds later, when
+IPCP is up, so two workers would pick the same lowest free unit.  After
+:func:`share_units_between_processes`, :func:`free_unit` also claims the unit
+by binding an abstract UNIX socket named after it (``\\0pypptpd/pppN``).
+Abstract names belong to the network namespace, as ``pppN`` names do; a
+bind is atomic, and the kernel drops the name when its holder closes it or
+dies, so a killed worker leaves no stale claim.  ``TunDevice(unit,
+retry=True)`` is the safety net for anything else that creates ``pppN``
+meanwhile (a pppd on the same host): if the name turns out to be taken, it
+takes the next free unit instead (a few times at most).
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import socket
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -30,12 +43,15 @@ from typing import TypeVar
 import pytun
 from pyroute2 import IPRoute
 
-__all__ = ["TunDevice", "TunError", "free_unit"]
+__all__ = ["TunDevice", "TunError", "free_unit", "release_unit", "share_units_between_processes"]
 
 _T = TypeVar("_T")
 MAX_UNITS = 4096
-_claimed: set[int] = set()  # units this process holds or is creating
+MAX_RETRIES = 8
+"""How many other units ``TunDevice(unit, retry=True)`` tries when the name it was given is taken."""
+_claimed: dict[int, socket.socket | None] = {}  # units this process holds or is creating (and their claims)
 _claim_lock = threading.Lock()
+_shared_tag: str | None = None  # set: other processes pick units too; claim them with abstract sockets
 
 
 class TunError(OSError):
@@ -46,36 +62,72 @@ def _exists(name: str) -> bool:
     return os.path.exists(f"/sys/class/net/{name}")
 
 
+def share_units_between_processes(tag: str | None = "pypptpd") -> None:
+    """From now on other processes in this namespace pick units too: claim each across processes.
+
+    ``tag`` names the claims (``\\0TAG/pppN``); every process that shares the units must use the same
+    one.  ``None`` goes back to claims within this process only."""
+    global _shared_tag
+    _shared_tag = tag
+
+
+def _claim_across_processes(tag: str, unit: int) -> socket.socket | None:
+    """A socket bound to ``unit``'s abstract name, which holds the unit; None if another process holds it."""
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        claim.bind(f"\0{tag}/ppp{unit}")
+    except OSError:  # EADDRINUSE: another worker picked it
+        claim.close()
+        return None
+    return claim
+
+
 def free_unit() -> int:
-    """The lowest N such that ``pppN`` is neither ours nor an existing interface (pppd's rule)."""
+    """The lowest N such that ``pppN`` is neither ours nor an existing interface (pppd's rule), nor
+    claimed by another process sharing the units."""
     with _claim_lock:
         for unit in range(MAX_UNITS):
-            if unit not in _claimed and not _exists(f"ppp{unit}"):
-                _claimed.add(unit)
-                return unit
+            if unit in _claimed or _exists(f"ppp{unit}"):
+                continue
+            claim = None
+            if _shared_tag is not None:
+                claim = _claim_across_processes(_shared_tag, unit)
+                if claim is None:
+                    continue
+            _claimed[unit] = claim
+            return unit
     raise TunError(f"no free pppN name below ppp{MAX_UNITS}")
 
 
-def _release_unit(unit: int) -> None:
+def release_unit(unit: int) -> None:
+    """Give ``unit`` back (when a session that never made its device ends); harmless if not held."""
     with _claim_lock:
-        _claimed.discard(unit)
+        claim = _claimed.pop(unit, None)
+    if claim is not None:
+        claim.close()
 
 
 class TunDevice:
     """One ``pppN`` TUN device: create, configure, read/write by fd, close."""
 
-    def __init__(self, unit: int | None = None, *, netns: str | None = None) -> None:
+    def __init__(self, unit: int | None = None, *, netns: str | None = None, retry: bool = False) -> None:
+        """``retry``: if ``ppp<unit>`` was created by someone else meanwhile, take the next free unit
+        (at most :data:`MAX_RETRIES` times; :attr:`unit` tells which one was made)."""
         self.netns = netns
         """Create and configure the device in this named namespace (a client in a test) instead of ours."""
         if netns is not None:
             self.unit, self._device = _in_netns(netns, _first_free_in_namespace)
         else:
             self.unit = free_unit() if unit is None else unit
-            try:
-                self._device = pytun.TunTapDevice(name=f"ppp{self.unit}", flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
-            except pytun.Error as exc:
-                _release_unit(self.unit)
-                raise TunError(f"cannot create ppp{self.unit}: {exc}") from None
+            for attempt in range(MAX_RETRIES + 1):
+                try:
+                    self._device = pytun.TunTapDevice(name=f"ppp{self.unit}", flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+                    break
+                except pytun.Error as exc:
+                    release_unit(self.unit)
+                    if not retry or attempt == MAX_RETRIES or not _exists(f"ppp{self.unit}"):
+                        raise TunError(f"cannot create ppp{self.unit}: {exc}") from None
+                    self.unit = free_unit()
         self.name = f"ppp{self.unit}"
         self.fd = self._device.fileno()
         os.set_blocking(self.fd, False)
@@ -124,7 +176,7 @@ class TunDevice:
         self.closed = True
         with contextlib.suppress(Exception):
             self._device.close()
-        _release_unit(self.unit)
+        release_unit(self.unit)
 
 
 def _first_free_in_namespace() -> tuple[int, pytun.TunTapDevice]:

@@ -1,0 +1,464 @@
+"""``pypptpd --workers N``: the GRE socket filter, the shares of Call IDs, pool, connections and units,
+and the real daemon with two workers between two namespaces (sessions on both, SIGTERM, SIGKILL)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import random
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pypptp import cli, tun
+from pypptp.aio_gre import GreTransport
+from pypptp.bpf import attach_filter, gre_call_id_filter, open_gre_socket
+from pypptp.client_session import PptpClientSession, client_link_config
+from pypptp.ctrl.callids import CallIdAllocator
+from pypptp.gre.codec import decode_header, encode_packet
+from pypptp.netns import NetnsPair, run_in_netns
+from pypptp.pool import AddressPool
+from pypptp.workers import EXIT_CANNOT_START, Supervisor, effective_workers, split
+from tests.conftest import REPO, Pypptpd
+
+CONF = ["localip 192.168.0.1", "remoteip 192.168.1.10-29", "connections 20"]
+SERVER_TUNNEL_IP = "192.168.0.1"
+RECORDER = '#!/bin/sh\necho "$1 $5" >> "{out}.$(basename "$0")"\n'
+
+
+# -- the filter program ------------------------------------------------------------------------------
+
+
+def test_filter_program_for_worker_1_of_2() -> None:
+    program = gre_call_id_filter(2, 1)
+    assert len(program) == 6 * 8
+    instructions = [struct.unpack_from("=HBBI", program, offset) for offset in range(0, len(program), 8)]
+    assert instructions == [
+        (0xB1, 0, 0, 0),  # ldxb 4*([0]&0xf)
+        (0x48, 0, 0, 6),  # ldh [x+6]: the GRE Call ID
+        (0x94, 0, 0, 2),  # mod #2
+        (0x15, 0, 1, 1),  # jeq #1, accept, drop
+        (0x06, 0, 0, 0x40000),  # ret: the whole packet
+        (0x06, 0, 0, 0),  # ret: drop
+    ]
+    if sys.byteorder == "little":
+        words = ["b100000000000000", "4800000006000000", "9400000002000000", "1500000101000000"]
+        words += ["0600000000000400", "0600000000000000"]
+        assert program.hex() == "".join(words)
+
+
+@pytest.mark.parametrize(("workers", "index"), [(1, 0), (2, 2), (2, -1), (0, 0)])
+def test_filter_needs_two_workers_and_an_index_among_them(workers: int, index: int) -> None:
+    with pytest.raises(ValueError):
+        gre_call_id_filter(workers, index)
+
+
+def test_attach_refuses_a_partial_instruction() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, pytest.raises(ValueError):
+        attach_filter(sock, b"\x06\x00" * 3)
+
+
+# -- the shares ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("stride", "offset", "count"), [(2, 0, 32767), (2, 1, 32768), (3, 2, 21845), (64, 0, 1023)])
+def test_call_ids_stay_in_their_class_never_0(stride: int, offset: int, count: int) -> None:
+    allocator = CallIdAllocator(stride=stride, offset=offset)
+    ids = [allocator.allocate() for _ in range(count)]
+    assert None not in ids and 0 not in ids and len(set(ids)) == count
+    assert {i % stride for i in ids if i is not None} == {offset}
+    assert allocator.allocate() is None and allocator.capacity == count
+    allocator.release(ids[0] or 0)
+    assert allocator.allocate() == ids[0]
+
+
+def test_call_ids_of_a_class_are_still_random() -> None:
+    ids = [CallIdAllocator(stride=2, offset=1).allocate() for _ in range(16)]
+    assert len(set(ids)) > 8
+
+
+def test_the_default_class_draws_exactly_as_before() -> None:
+    """Seeded runs (replay tests) give the same IDs as the allocator without classes did."""
+    source = random.Random(3)
+    expected = [1 + source.randrange(65535) for _ in range(20)]
+    allocator = CallIdAllocator(randbelow=random.Random(3).randrange)
+    assert [allocator.allocate() for _ in range(20)] == expected
+
+
+@pytest.mark.parametrize(("stride", "offset"), [(0, 0), (2, 2), (2, -1)])
+def test_call_id_class_must_make_sense(stride: int, offset: int) -> None:
+    with pytest.raises(ValueError):
+        CallIdAllocator(stride=stride, offset=offset)
+
+
+def test_pool_shares_are_disjoint_interleaved_and_lowest_first() -> None:
+    pool = AddressPool.parse("192.168.0.1", "192.168.1.10-16")
+    shares = [pool.share(index, 3) for index in range(3)]
+    assert [share.size for share in shares] == [3, 2, 2]
+    leases = [[lease.index for lease in iter(share.acquire, None)] for share in shares]
+    assert leases == [[0, 3, 6], [1, 4], [2, 5]]
+    assert pool.in_use == 0  # the whole pool is untouched
+    first = shares[1].lease_at(4)
+    shares[1].release(first)
+    again = shares[1].acquire()
+    assert again is not None and str(again.remote) == "192.168.1.14"
+    with pytest.raises(ValueError):
+        shares[0].release(shares[0].lease_at(1))  # not this share's
+    with pytest.raises(ValueError):
+        pool.share(3, 3)
+
+
+def test_connections_split_and_workers_lowered() -> None:
+    assert split(20, 2) == [10, 10]
+    assert split(7, 3) == [3, 2, 2]
+    assert sum(split(101, 4)) == 101
+    assert effective_workers(4, 100) == (4, None)
+    workers, warning = effective_workers(4, 2)
+    assert workers == 2 and warning is not None and "lowered to 2" in warning
+
+
+def test_split_connections_use_only_the_first_slots() -> None:
+    """pptpd uses the first ``connections`` address pairs; interleaved shares keep that."""
+    pool = AddressPool.parse("192.168.0.1", "192.168.1.10-29")
+    for connections, workers in ((5, 2), (7, 3), (20, 4)):
+        used = []
+        for index, limit in enumerate(split(connections, workers)):
+            share = pool.share(index, workers)
+            used += [lease.index for lease in (share.acquire() for _ in range(limit)) if lease is not None]
+        assert sorted(used) == list(range(connections))
+
+
+def test_check_reports_the_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf, secrets, options = tmp_path / "pptpd.conf", tmp_path / "chap-secrets", tmp_path / "options"
+    conf.write_text("localip 192.168.0.1\nremoteip 192.168.1.10-16\nconnections 5\n")
+    secrets.write_text("alice pptpd s3cret *\n")
+    secrets.chmod(0o600)
+    options.write_text("")
+    argv = ["--check", "-c", str(conf), "--secrets", str(secrets), "--system-options", str(options)]
+    assert cli.main([*argv, "--workers", "3"]) == 0
+    assert "ok: 3 workers: connections 2+2+1" in capsys.readouterr().out
+    assert cli.main([*argv, "--workers", "9"]) == 0
+    assert "--workers 9 lowered to 5" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--workers", "0"])
+
+
+# -- the supervisor, with stand-in workers ---------------------------------------------------------------
+
+
+def test_a_worker_that_keeps_dying_is_restarted_a_bounded_number_of_times(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", "pypptpd")
+    started = time.monotonic()
+    assert Supervisor(2, lambda index: 9, restarts=3).run() == 1
+    assert time.monotonic() - started < 10
+    # 3 restarts, then the death that gives up (the last worker may die again while it is told to stop)
+    assert caplog.text.count("exited with status 9; its sessions are lost") == 4
+    assert caplog.text.count("restarted (pid") == 3 and "giving up" in caplog.text
+
+
+def test_a_worker_that_cannot_start_stops_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    def worker(index: int) -> int:
+        if index == 1:
+            return EXIT_CANNOT_START
+        time.sleep(20)  # until SIGTERM (its default action: the worker had no time to set handlers)
+        return 0
+
+    started = time.monotonic()
+    assert Supervisor(2, worker).run() == 1
+    assert time.monotonic() - started < 10
+    assert "worker 1" in caplog.text and "could not start" in caplog.text and "restarted" not in caplog.text
+
+
+# -- pppN units across processes ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def shared_units() -> Iterator[str]:
+    tag = f"pypptp-test-{os.getpid()}"
+    tun.share_units_between_processes(tag)
+    try:
+        yield tag
+    finally:
+        tun.share_units_between_processes(None)
+
+
+def test_a_unit_claimed_by_another_process_is_skipped(shared_units: str) -> None:
+    first = tun.free_unit()
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # stands for another worker's claim
+    try:
+        other.bind(f"\0{shared_units}/ppp{first + 1}")
+        second = tun.free_unit()
+        assert second == first + 2
+    finally:
+        other.close()
+    tun.release_unit(first)
+    tun.release_unit(second)
+    assert tun.free_unit() == first  # released claims are free again, across processes too
+    tun.release_unit(first)
+    tun.release_unit(first)  # twice is harmless
+
+
+# -- namespaces ---------------------------------------------------------------------------------------
+
+
+def _call_ids(sock: socket.socket) -> list[int]:
+    """The Call IDs of the GRE packets queued on ``sock`` (-1: too short to hold one)."""
+    ids: list[int] = []
+    while True:
+        try:
+            packet = sock.recv(65536)
+        except BlockingIOError:
+            return ids
+        ihl = (packet[0] & 0x0F) * 4
+        ids.append(decode_header(packet[ihl:]).call_id if len(packet) >= ihl + 8 else -1)
+
+
+@pytest.mark.netns
+async def test_two_filtered_sockets_each_receive_exactly_their_class(netns_pair: NetnsPair) -> None:
+    ns = netns_pair.server_ns
+    filtered = [run_in_netns(ns, lambda i=index: open_gre_socket(2, i)) for index in range(2)]  # type: ignore[misc]
+    everything = netns_pair.socket(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE)
+    everything.setblocking(False)
+    sender = netns_pair.socket(netns_pair.client_ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE)
+    try:
+        for call_id in range(10):
+            sender.sendto(encode_packet(call_id, b"payload", seq=call_id), (netns_pair.server_ip, 0))
+        sender.sendto(b"\x30\x01", (netns_pair.server_ip, 0))  # too short to hold a Call ID: nobody's
+        seen: list[int] = []
+        deadline = time.monotonic() + 5
+        while len(seen) < 11 and time.monotonic() < deadline:
+            seen += _call_ids(everything)
+            await asyncio.sleep(0.01)
+        assert sorted(seen) == [-1, *range(10)]  # all arrived (the unfiltered socket sees every one)
+        assert sorted(_call_ids(filtered[0])) == [0, 2, 4, 6, 8]
+        assert sorted(_call_ids(filtered[1])) == [1, 3, 5, 7, 9]
+    finally:
+        for sock in (*filtered, everything, sender):
+            sock.close()
+
+
+@pytest.mark.netns
+def test_a_unit_taken_meanwhile_is_replaced_by_the_next(netns_pair: NetnsPair) -> None:
+    """``TunDevice(unit, retry=True)``, in the namespace's own view of /sys (as the daemon runs)."""
+    script = (
+        "from pypptp.tun import TunDevice\n"
+        "first = TunDevice(0)\n"
+        "second = TunDevice(0, retry=True)\n"
+        "print(first.name, second.name)\n"
+    )
+    result = subprocess.run(
+        netns_pair.exec_argv(netns_pair.server_ns, [sys.executable, "-c", script]),
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+        cwd=REPO,
+    )
+    assert result.stdout.split() == ["ppp0", "ppp1"], result.stderr
+
+
+# -- the daemon with two workers ------------------------------------------------------------------------
+
+
+def _interfaces(pair: NetnsPair) -> list[str]:
+    out = subprocess.run(["ip", "-n", pair.server_ns, "-o", "link"], capture_output=True, text=True, check=False)
+    return re.findall(r"^\d+: (ppp\d+)", out.stdout, re.M)
+
+
+async def _log_match(daemon: Pypptpd, pattern: str, count: int = 1, timeout: float = 10.0) -> list[re.Match[str]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list(re.finditer(pattern, daemon.log(), re.M))
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{pattern!r} not logged {count} time(s) within {timeout} s:\n{daemon.log()}")
+
+
+async def _workers(daemon: Pypptpd) -> dict[int, int]:
+    """Worker pid -> index, once both listen."""
+    await _log_match(daemon, r"listening on", 2)
+    return {int(m[2]): int(m[1]) for m in re.finditer(r"MGR: worker (\d+) started \(pid (\d+)\)", daemon.log())}
+
+
+async def _connect_to(daemon: Pypptpd, wanted: dict[int, int], attempts: int = 60) -> list[tuple[socket.socket, int]]:
+    """TCP connections from the client namespace, ``wanted[pid]`` of them accepted by each worker pid.
+
+    The kernel picks the worker by a hash of the ports: connect, see in the log which worker accepted,
+    keep the connection if that worker still needs one (bounded)."""
+    kept: list[tuple[socket.socket, int]] = []
+    need = dict(wanted)
+    for _ in range(attempts):
+        if not any(need.values()):
+            return kept
+        sock = daemon.client_socket()
+        port = sock.getsockname()[1]
+        pattern = rf"pypptpd\[(\d+)\]: CTRL: Client {re.escape(daemon.pair.client_ip)}:{port} control connection"
+        pid = int((await _log_match(daemon, pattern))[0][1])
+        if need.get(pid, 0) > 0:
+            need[pid] -= 1
+            kept.append((sock, pid))
+        else:
+            sock.close()
+    raise AssertionError(f"the kernel never chose some worker: still needed {need}")
+
+
+async def _sessions(daemon: Pypptpd, socks: list[tuple[socket.socket, int]], transport: GreTransport) -> list:
+    config = client_link_config("alice", "s3cret")
+    return list(
+        await asyncio.gather(
+            *(
+                PptpClientSession.connect(
+                    daemon.pair.server_ip,
+                    user="alice",
+                    password="s3cret",
+                    config=config,
+                    sock=sock,
+                    transport=transport,
+                    timeout=15,
+                )
+                for sock, _ in socks
+            )
+        )
+    )
+
+
+async def _ping_all(sessions: list[PptpClientSession]) -> None:
+    """An ICMP Echo-Request from each session to the server's tunnel address, and its reply."""
+    for session in sessions:
+        assert session.network is not None
+        assert session.send(_icmp_echo(str(session.network.local_address), SERVER_TUNNEL_IP))
+    replies = await asyncio.wait_for(asyncio.gather(*(s.recv() for s in sessions)), 10)
+    assert all(reply[9] == 1 and reply[20] == 0 for reply in replies)  # ICMP Echo-Reply
+
+
+def _gre_transport(pair: NetnsPair) -> GreTransport:
+    transport = GreTransport()
+    transport.open(pair.socket(pair.client_ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE))
+    return transport
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.netns
+async def test_two_workers_share_six_sessions_then_sigterm_releases_everything(
+    start_pypptpd: Callable[..., Pypptpd],
+) -> None:
+    daemon = start_pypptpd(CONF, ["--workers", "2"])
+    out = daemon.workdir / "script"
+    for path in (daemon.ip_up, daemon.ip_down):
+        path.write_text(RECORDER.format(out=out))
+        path.chmod(0o755)
+    workers = await _workers(daemon)
+    assert sorted(workers.values()) == [0, 1] and int(daemon.pidfile.read_text()) == daemon.process.pid
+    daemon.process.send_signal(signal.SIGHUP)
+    await _log_match(daemon, r"SIGHUP: secrets and pppd options re-read", 2)  # each worker
+    transport = _gre_transport(daemon.pair)
+    socks = await _connect_to(daemon, {pid: 3 for pid in workers})
+    sessions = await _sessions(daemon, socks, transport)
+    try:
+        for session, (_, pid) in zip(sessions, socks, strict=True):
+            index = workers[pid]
+            assert session.call.peer_call_id is not None and session.call.peer_call_id % 2 == index
+            assert session.network is not None
+            slot = int(session.network.local_address) - int(ipaddress.IPv4Address("192.168.1.10"))
+            assert slot % 2 == index  # worker i's share of the pool: every other address
+        assert len({str(s.network.local_address) for s in sessions if s.network}) == 6
+        await _ping_all(sessions)
+        await _log_match(daemon, r"Using interface ppp\d+", 6)
+        assert len(set(_interfaces(daemon.pair))) == 6
+        assert "cannot create ppp" not in daemon.log()
+        daemon.process.send_signal(signal.SIGTERM)
+        reasons = await asyncio.wait_for(asyncio.gather(*(s.wait_closed() for s in sessions)), 15)
+        assert set(reasons) == {"LCP terminated by peer"}
+    finally:
+        await asyncio.gather(*(s.close() for s in sessions))
+        transport.close()
+    status = await asyncio.get_running_loop().run_in_executor(None, daemon.process.wait, 20)
+    assert status == 0, daemon.log()
+    assert all(_gone(pid) for pid in workers)
+    assert _interfaces(daemon.pair) == []
+    assert daemon.log().count("MGR: Exit.") == 3  # each worker, then the parent
+    downs = Path(f"{out}.ip-down").read_text().split("\n")[:-1]
+    ups = Path(f"{out}.ip-up").read_text().split("\n")[:-1]
+    assert len(downs) == 6 and sorted(downs) == sorted(ups) and len({line.split()[0] for line in downs}) == 6
+
+
+@pytest.mark.netns
+async def test_a_killed_worker_is_restarted_and_the_other_carries_on(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    daemon = start_pypptpd(CONF, ["--workers", "2"])
+    workers = await _workers(daemon)
+    victim, survivor = sorted(workers, key=workers.__getitem__)
+    transport = _gre_transport(daemon.pair)
+    socks = await _connect_to(daemon, {victim: 1, survivor: 2})
+    sessions = await _sessions(daemon, socks, transport)
+    lost = [s for s, (_, pid) in zip(sessions, socks, strict=True) if pid == victim]
+    kept = [s for s in sessions if s not in lost]
+    try:
+        await _ping_all(sessions)
+        os.kill(victim, signal.SIGKILL)
+        await _log_match(daemon, rf"MGR: worker 0 \(pid {victim}\) killed by signal 9 \(SIGKILL\)")
+        restarted = int((await _log_match(daemon, r"MGR: worker 0 restarted \(pid (\d+)\)"))[0][1])
+        await asyncio.wait_for(lost[0].control.wait_closed(), 10)  # its TCP connection went with it
+        await _ping_all(kept)
+        await _log_match(daemon, r"listening on", 3)
+        (sock, _), *_ = await _connect_to(daemon, {restarted: 1})
+        fresh = (await _sessions(daemon, [(sock, restarted)], transport))[0]
+        sessions.append(fresh)
+        assert fresh.call.peer_call_id is not None and fresh.call.peer_call_id % 2 == 0
+        await _ping_all([*kept, fresh])
+        assert len(_interfaces(daemon.pair)) == 3
+    finally:
+        for session in lost:
+            if session.ppp is not None:
+                session.ppp.close("worker gone")
+        await asyncio.gather(*(s.close() for s in sessions))
+        transport.close()
+    assert daemon.terminate() == 0, daemon.log()
+    assert _interfaces(daemon.pair) == []
+
+
+@pytest.mark.netns
+async def test_workers_end_when_the_supervisor_is_killed(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """No orphan keeps serving where the pid file no longer leads (PR_SET_PDEATHSIG)."""
+    daemon = start_pypptpd(CONF, ["--workers", "2"])
+    workers = await _workers(daemon)
+    daemon.process.kill()
+    for _ in range(100):
+        if all(_gone(pid) for pid in workers):
+            break
+        await asyncio.sleep(0.05)
+    assert all(_gone(pid) for pid in workers)
+    assert daemon.log().count("MGR: Exit.") == 2
+
+
+def _icmp_echo(source: str, destination: str) -> bytes:
+    """A minimal IPv4 ICMP Echo-Request with correct checksums."""
+
+    def checksum(data: bytes) -> int:
+        total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        return ~total & 0xFFFF
+
+    icmp = bytearray(b"\x08\x00\x00\x00\x12\x34\x00\x01")
+    icmp[2:4] = checksum(bytes(icmp)).to_bytes(2, "big")
+    header = bytearray(b"\x45\x00\x00\x1c\x00\x01\x00\x00\x40\x01\x00\x00")
+    header += socket.inet_aton(source) + socket.inet_aton(destination)
+    header[10:12] = checksum(bytes(header)).to_bytes(2, "big")
+    return bytes(header + icmp)
