@@ -15,7 +15,9 @@ a network namespace); otherwise TCP and the raw GRE socket are opened here
 (the raw socket needs root or CAP_NET_RAW).
 
 ``python -m pypptp.client_session HOST -u USER -p PASSWORD`` brings a client
-tunnel up on a TUN device and keeps it until interrupted.
+tunnel up on a TUN device and keeps it until interrupted (SIGINT or SIGTERM);
+``--mppe-stateful`` allows stateful MPPE, ``--mru`` sets the MRU we announce,
+``--stats`` prints the data path's counters at the end.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import signal
 import socket
@@ -124,14 +128,15 @@ class PptpClientSession:
         session.ppp = PppSession(
             link,
             session.gre.send,
-            send_parts=session.gre.send_parts,
-            has_room=session.gre.has_room,
+            send_parts=session.gre.send_parts_checked,
+            has_room=session.gre.seq.can_send,
             log=log,
             on_up=session._on_up,
             on_down=session._on_down,
             attach_tun=attach_tun,
             make_tun=make_tun,
         )
+        session.gre.deliver = session.ppp.receive_frame  # straight from the GRE demultiplexer (hot path)
         session.ppp.start()
         try:
             async with asyncio.timeout(timeout):
@@ -199,9 +204,26 @@ class PptpClientSession:
             self._up.set_exception(PptpClientError(reason))
 
 
+def _counters(session: PptpClientSession) -> dict[str, object]:
+    """The data path's counters, for ``--stats``: the session's, the GRE call's and the transport's."""
+    counters: dict[str, object] = {}
+    if session.ppp is not None:
+        counters["session"] = dataclasses.asdict(session.ppp.stats)
+        counters["link"] = dict(session.ppp.link.counters)
+    if session.gre is not None:
+        seq = session.gre.seq
+        counters["gre"] = {**dataclasses.asdict(seq.counters), "window": seq.window, "peer_window": seq.peer_window}
+    counters["transport"] = dataclasses.asdict(session.transport.counters)
+    return counters
+
+
 async def _run(args: argparse.Namespace) -> int:
+    mppe = MppePolicy(stateful=True) if args.mppe_stateful else None
+    config = client_link_config(args.user, args.password, mppe=mppe, mru=args.mru)
     try:
-        session = await PptpClientSession.connect(args.host, user=args.user, password=args.password, attach_tun=True)
+        session = await PptpClientSession.connect(
+            args.host, user=args.user, password=args.password, config=config, attach_tun=True, timeout=args.timeout
+        )
     except PptpClientError as exc:
         print(f"pptp client: {exc}", file=sys.stderr)
         return 1
@@ -209,7 +231,8 @@ async def _run(args: argparse.Namespace) -> int:
     assert up is not None
     print(
         f"{session.tun_name}: {up.local_address} <-> {up.peer_address}, MTU {up.mtu}, {up.mppe or 'no encryption'}, "
-        f"DNS {', '.join(map(str, up.dns)) or 'none'}"
+        f"DNS {', '.join(map(str, up.dns)) or 'none'}",
+        flush=True,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -217,8 +240,11 @@ async def _run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     down = asyncio.ensure_future(session.wait_closed())
     await asyncio.wait([down, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    counters = _counters(session)  # before close() drops the session's state
     await session.close()
-    print(f"tunnel closed: {session.down_reason or 'interrupted'}")
+    print(f"tunnel closed: {session.down_reason or 'interrupted'}", flush=True)
+    if args.stats:
+        print("stats " + json.dumps(counters), flush=True)
     return 0
 
 
@@ -229,6 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("host")
     parser.add_argument("-u", "--user", required=True)
     parser.add_argument("-p", "--password", required=True)
+    parser.add_argument(
+        "--mppe-stateful", action="store_true", help="allow and propose stateful MPPE (pppd mppe-stateful)"
+    )
+    parser.add_argument("--mru", type=int, default=1500, help="the MRU we announce in LCP (default 1500)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds allowed to bring the tunnel up")
+    parser.add_argument(
+        "--stats", action="store_true", help="print the data path's counters as a 'stats {json}' line at the end"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")

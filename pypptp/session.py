@@ -48,12 +48,14 @@ from pypptp.tun import TunDevice, TunError
 
 __all__ = ["PppSession", "SessionStats"]
 
+_write = os.write  # the hot path's TUN write, bound once
+
 TUN_READ_SIZE = 65536
 MAX_TUN_PACKETS_PER_WAKEUP = 64
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class SessionStats:
     bytes_sent: int = 0  # IP bytes into the tunnel (pppd counts what the interface sent)
     bytes_received: int = 0
@@ -71,8 +73,8 @@ class PppSession:
         link: PppLink,
         send: Callable[[bytes | memoryview], bool],
         *,
-        send_parts: Callable[[bytes, bytes | memoryview], bool] | None = None,
-        has_room: Callable[[], bool] | None = None,
+        send_parts: Callable[[bytes, bytes | memoryview, float], object] | None = None,
+        has_room: Callable[[float], bool] | None = None,
         log: logging.Logger,
         on_up: Callable[[PppSession, NetworkUp], None] | None = None,
         on_down: Callable[[PppSession, str], None] | None = None,
@@ -84,10 +86,14 @@ class PppSession:
     ) -> None:
         self.link = link
         self.send = send
-        self.send_parts = send_parts or (lambda head, body: send(head + bytes(body)))
-        self.has_room = has_room or (lambda: True)
-        """Checked before encrypting: a packet encrypted and then refused by the GRE window would be a
-        loss, which a Linux stateful MPPE receiver can turn into a permanent key mismatch."""
+        self.send_parts = send_parts or (lambda head, body, now: send(head + bytes(body)))
+        """The hot path's send of ``head + body`` at time ``now``, called only right after
+        ``has_room(now)`` said True (:meth:`GreCall.send_parts_checked
+        <pypptp.aio_gre.GreCall.send_parts_checked>`)."""
+        self.has_room = has_room or (lambda now: True)
+        """The GRE window, asked before encrypting (the call's ``GreSequencer.can_send``): a packet
+        encrypted and then refused by the window would be a loss, which a Linux stateful MPPE receiver
+        can turn into a permanent key mismatch."""
         self.log = log
         self.on_up = on_up
         self.on_down = on_down
@@ -118,6 +124,8 @@ class PppSession:
         self._fast_encryptor: MppeEncryptor | None = None
         self._fast_prefix = b""
         self._fast_mtu = 0
+        self._fast_fd = -1
+        """The TUN descriptor while the hot path runs and a TUN is attached; -1 otherwise."""
         self._limits = DeadlineTimer(self.loop, self._on_limits)
 
     # -- driving ---------------------------------------------------------------------------
@@ -129,8 +137,8 @@ class PppSession:
     def receive_frame(self, frame: bytes | memoryview) -> None:
         """A PPP frame from GRE (the GreCall's ``deliver``); never raises.
 
-        Hot path: once the network is up with MPPE, an encrypted IPv4 frame is decrypted and written
-        to the TUN here, without the link's event machinery; everything else goes to the link."""
+        Hot path: once the network is up with MPPE, an encrypted frame is decrypted and its IP packet
+        written to the TUN here, without the link's event machinery; everything else goes to the link."""
         decryptor = self._fast_decryptor
         if decryptor is not None and len(frame) > 4:
             first = frame[0]
@@ -144,12 +152,24 @@ class PppSession:
                 offset = 0
             if offset:
                 try:
-                    inner = decryptor.decrypt(frame[offset:])
-                    if decryptor.take_reset_request():
+                    inner = decryptor.decrypt(frame, offset)
+                    if decryptor.reset_pending and decryptor.take_reset_request():
                         self.link.request_mppe_reset(self.loop.time())
                         self._flush()
                     if inner is not None:
-                        self._deliver(inner[0], inner[1])
+                        protocol, payload = inner
+                        fd = self._fast_fd
+                        if fd < 0:
+                            self._deliver(protocol, payload)
+                            return
+                        stats = self.stats
+                        stats.packets_received += 1
+                        stats.bytes_received += len(payload)
+                        if protocol == 0x21 and self.clamp and len(payload) > 33 and payload[9] == 6:
+                            payload = self._clamped(payload)
+                        _write(fd, payload)
+                except OSError:
+                    self.stats.tun_write_errors += 1
                 except Exception:
                     self.log.exception("internal error on the data path; closing the session")
                     self.close("internal error")
@@ -181,6 +201,7 @@ class PppSession:
             return
         self.closed = True
         self.close_reason = reason
+        self._fast_decryptor = self._fast_encryptor = None
         self._timer.cancel()
         self._limits.cancel()
         if self.link.phase is not Phase.DEAD:  # not Dead: tell the link its lower layer is gone
@@ -230,6 +251,7 @@ class PppSession:
         up = self.network is not None and not self.closed and link.network_up is not None
         self._fast_decryptor = link.decryptor if up else None
         self._fast_encryptor = link.encryptor if up else None
+        self._fast_fd = self.tun.fd if up and self.tun is not None and self.received is None else -1
         if self._fast_encryptor is not None and link.network_up is not None:
             self._fast_prefix = link.frame_prefix(Protocol.COMPRESSED)
             self._fast_mtu = link.network_up.mtu
@@ -298,44 +320,54 @@ class PppSession:
             return
         if self.tun is None:
             return
-        if self.clamp and protocol == Protocol.IPV4 and payload[9] == 6:
-            syn_at = (payload[0] & 0x0F) * 4 + 13  # the TCP flags byte; copy only SYNs to clamp them
-            if len(payload) > syn_at and payload[syn_at] & 0x02:
-                packet = bytearray(payload)
-                clamp_mss(packet, self._mss)
-                payload = bytes(packet)
+        if protocol == Protocol.IPV4 and self.clamp and len(payload) > 33 and payload[9] == 6:
+            payload = self._clamped(payload)
         try:
             os.write(self.tun.fd, payload)
         except OSError:
             self.stats.tun_write_errors += 1
+
+    def _clamped(self, packet: bytes) -> bytes:
+        """``packet`` (IPv4, TCP) with its MSS clamped if it is a SYN; other segments are not copied."""
+        syn_at = (packet[0] & 0x0F) * 4 + 13  # the TCP flags byte
+        if len(packet) > syn_at and packet[syn_at] & 0x02:
+            copy = bytearray(packet)
+            clamp_mss(copy, self._mss)
+            return bytes(copy)
+        return packet
 
     def _from_tun(self) -> None:
         """Drain the TUN device (bounded), send each packet into the tunnel."""
         tun = self.tun
         if tun is None or self.closed:
             return
-        buffer, view, link, stats = self._buffer, self._view, self.link, self.stats
+        buffer, view, link, stats, fd = self._buffer, self._view, self.link, self.stats, tun.fd
+        encryptor = self._fast_encryptor
+        has_room, send, prefix, mtu = self.has_room, self.send_parts, self._fast_prefix, self._fast_mtu
+        clamp = self.clamp
+        now = self.loop.time()  # one reading per wakeup for the GRE window and sequence timing
         try:
             for _ in range(MAX_TUN_PACKETS_PER_WAKEUP):
                 try:
-                    n = os.readv(tun.fd, (buffer,))
+                    n = os.readv(fd, (buffer,))
                 except BlockingIOError:
                     break
                 except OSError as exc:
                     self.log.warning("reading %s failed: %s", tun.name, exc)
                     break
-                if n == 0:
-                    break
+                if n < 20:  # no IP packet is shorter (0: nothing more to read)
+                    if n == 0:
+                        break
+                    continue
                 version = buffer[0] >> 4
                 if version == 4:
-                    if self.clamp and buffer[9] == 6:
-                        clamp_mss(view[:n], self._mss)
-                    encryptor = self._fast_encryptor
-                    if encryptor is not None and n <= self._fast_mtu:  # hot path: encrypt, frame, send
-                        if not self.has_room():
-                            stats.send_refused += 1
-                            continue
-                        if self.send_parts(self._fast_prefix, encryptor.encrypt(0x21, view[:n])):
+                    if clamp and buffer[9] == 6:
+                        syn_at = (buffer[0] & 0x0F) * 4 + 13  # the TCP flags byte: only SYNs are clamped
+                        if n > syn_at and buffer[syn_at] & 0x02:
+                            clamp_mss(view[:n], self._mss)
+                    if encryptor is not None and n <= mtu:  # hot path: window, encrypt, frame, send
+                        if has_room(now):
+                            send(prefix, encryptor.encrypt_ipv4(view[:n]), now)
                             stats.packets_sent += 1
                             stats.bytes_sent += n
                         else:
@@ -358,6 +390,7 @@ class PppSession:
             self.close("internal error")
 
     def _remove_tun(self) -> None:
+        self._fast_fd = -1
         tun, self.tun = self.tun, None
         if tun is not None:
             with contextlib.suppress(Exception):

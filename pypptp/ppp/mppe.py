@@ -330,15 +330,27 @@ class MppeEncryptor:
         self.count = count
         if self._fast and count & 0xFF != 0xFF:  # stateful, no key change: D only, the stream runs on
             return _HEADERS[count] + self._update(_PROTOCOLS[protocol] + payload)
-        # A key change and a fresh RC4, with A: before every packet when stateless (RFC 3078 section
-        # 7.1); stateful, before a flag packet (section 7.2) or after a Reset-Request (Linux).
+        return self._flushed(count, _PROTOCOLS[protocol] + payload)
+
+    def _flushed(self, count: int, data: bytes) -> bytes:
+        """A key change and a fresh RC4, with A: before every packet when stateless (RFC 3078 section
+        7.1); stateful, before a flag packet (section 7.2) or after a Reset-Request (Linux)."""
         key = self._key = self._changer.next(self._key)
         self.key_changes += 1
         update = Cipher(ARC4(key), mode=None).encryptor().update
         if self._stateful:
             self._update = update
             self._fast = True
-        return _HEADERS_FLUSHED[count] + update(_PROTOCOLS[protocol] + payload)
+        return _HEADERS_FLUSHED[count] + update(data)
+
+    def encrypt_ipv4(self, packet: bytes | bytearray | memoryview) -> bytes:
+        """:meth:`encrypt` of an IPv4 packet (protocol 0x0021), the data path's one case, without the
+        protocol check."""
+        count = (self.count + 1) & 0xFFF
+        self.count = count
+        if self._fast and count & 0xFF != 0xFF:
+            return _HEADERS[count] + self._update(b"\x00\x21" + packet)
+        return self._flushed(count, b"\x00\x21" + packet)
 
     def reset_requested(self) -> None:
         """A CCP Reset-Request arrived: the next packet changes key and carries A.
@@ -360,7 +372,17 @@ class MppeDecryptor:
     Hot path: plain and flat.
     """
 
-    __slots__ = ("_changer", "_key", "_last", "_next", "_reset", "_stateful", "_update", "dropped", "key_changes")
+    __slots__ = (
+        "_changer",
+        "_key",
+        "_last",
+        "_next",
+        "_stateful",
+        "_update",
+        "dropped",
+        "key_changes",
+        "reset_pending",
+    )
 
     def __init__(self, start_key: bytes, bits: int, *, stateful: bool = False) -> None:
         self._changer = _KeyChanger(start_key, bits)
@@ -372,7 +394,9 @@ class MppeDecryptor:
         packet decrypted before the loss."""
         self._next = 0 if stateful else -1
         """Stateful: the count expected next, -1 while discarding.  Always -1 when stateless."""
-        self._reset = False
+        self.reset_pending = False
+        """True from a detected loss until :meth:`take_reset_request` (the data path reads this flag
+        instead of calling the method for every packet)."""
         self.key_changes = 0
         """Key changes performed so far, including those of candidate keys tried and rejected."""
         self.dropped: dict[str, int] = dict.fromkeys(
@@ -391,24 +415,27 @@ class MppeDecryptor:
 
     def take_reset_request(self) -> bool:
         """True once per detected loss (stateful): the link then sends one CCP Reset-Request."""
-        if self._reset:
-            self._reset = False
+        if self.reset_pending:
+            self.reset_pending = False
             return True
         return False
 
-    def decrypt(self, information: bytes | bytearray | memoryview) -> tuple[int, bytes] | None:
-        """(inner protocol, payload) of an MPPE packet, or None when it is dropped."""
-        if len(information) > 3:
-            first = information[0]
-            count = (first & 0x0F) << 8 | information[1]
+    def decrypt(self, information: bytes | bytearray | memoryview, offset: int = 0) -> tuple[int, bytes] | None:
+        """(inner protocol, payload) of an MPPE packet, or None when it is dropped.
+
+        The packet starts ``offset`` bytes into ``information`` (the data path passes a whole PPP frame
+        and the length of its address, control and protocol fields, which saves a slice)."""
+        if len(information) > offset + 3:
+            first = information[offset]
+            count = (first & 0x0F) << 8 | information[offset + 1]
             if count == self._next and first & 0x90 == 0x10 and count & 0xFF != 0xFF:
                 # Stateful, in sequence, neither A nor a flag packet: the RC4 stream runs on.
                 self._next = (count + 1) & 0xFFF
-                data = self._update(information[2:])
+                data = self._update(information[offset + 2 :])
                 if data[0] == 0 and 0x21 <= data[1] <= 0xFA:  # FIRST_PROTOCOL, LAST_PROTOCOL
                     return data[1], data[2:]
                 return self._checked(data, count)
-        return self._decrypt(information)
+        return self._decrypt(information[offset:] if offset else information)
 
     def _decrypt(self, information: bytes | bytearray | memoryview) -> tuple[int, bytes] | None:
         """Everything but the stateful fast path: checks, key changes, loss."""
@@ -519,7 +546,7 @@ class MppeDecryptor:
             return self._resynchronised(*best, count=count)
         if self._next >= 0:  # not discarding yet: the last packet we agree on is the one before
             self._lose((count - 1) & 0xFFF)
-        self._reset = True
+        self.reset_pending = True
         self.dropped["bad protocol"] += 1
         return None
 
@@ -545,4 +572,4 @@ class MppeDecryptor:
         """Stateful loss: drop until a packet with A, and ask for a CCP Reset-Request once."""
         self._last = last
         self._next = -1
-        self._reset = True
+        self.reset_pending = True
