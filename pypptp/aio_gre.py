@@ -38,6 +38,7 @@ counted, never fatal.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import errno
 import ipaddress
@@ -55,6 +56,13 @@ IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
 IP_PMTUDISC_DONT = getattr(socket, "IP_PMTUDISC_DONT", 0)
 RECV_BUFFER_SIZE = 65536
 MAX_PACKETS_PER_WAKEUP = 256  # bounded drain: other ready fds get their turn
+
+EARLY_PACKETS = 16
+EARLY_SECONDS = 2.0
+"""GRE for a call not registered yet is kept (at most this many packets, this long) and handed to the call
+when it registers: a server starts PPP the moment it sends its Outgoing-Call-Reply, so its first LCP
+Configure-Request can overtake the reply and reach a client whose call does not exist yet; dropped, it
+would cost a whole LCP restart period (3 s)."""
 
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # absorbs bursts from many calls between two loop wakeups
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
@@ -98,6 +106,8 @@ class GreTransport:
         self.local_ip = local_ip
         self.counters = TransportCounters()
         self.calls: dict[int, GreCall] = {}
+        self._early: collections.deque[tuple[int, float, int, int, bytes]] = collections.deque(maxlen=EARLY_PACKETS)
+        """(peer key, arrival, Sequence Number, Acknowledgment Number, payload) of GRE for unknown calls."""
         self._sock: socket.socket | None = None
         self._buffer = bytearray(RECV_BUFFER_SIZE)
         self._view = memoryview(self._buffer)
@@ -137,7 +147,24 @@ class GreTransport:
         self._sock = None
 
     def add_call(self, call: GreCall) -> None:
-        self.calls[_peer_key(call.peer_ip_int, call.call_id)] = call
+        key = _peer_key(call.peer_ip_int, call.call_id)
+        self.calls[key] = call
+        if self._loop is not None and any(early[0] == key for early in self._early):
+            self._loop.call_soon(self._replay_early, key)  # once its owner has wired the call up
+
+    def _replay_early(self, key: int) -> None:
+        call = self.calls.get(key)
+        now = self._loop.time() if self._loop is not None else 0.0
+        kept = [early for early in self._early if early[0] == key and now - early[1] <= EARLY_SECONDS]
+        for early in kept:
+            self._early.remove(early)
+        if call is not None:
+            for _, _, seq, ack, payload in kept:
+                call.gre_received(seq, ack, memoryview(payload), now)
+
+    def _unknown(self, key: int, seq: int, ack: int, payload: memoryview, now: float) -> None:
+        self.counters.unknown_call += 1
+        self._early.append((key, now, seq, ack, bytes(payload)))
 
     def remove_call(self, call: GreCall) -> None:
         self.calls.pop(_peer_key(call.peer_ip_int, call.call_id), None)
@@ -186,7 +213,7 @@ class GreTransport:
                     if start and start + payload_length <= length:
                         call = calls.get(src << 16 | call_id)
                         if call is None:
-                            counters.unknown_call += 1
+                            self._unknown(src << 16 | call_id, seq, ack, view[start : start + payload_length], now)
                             continue
                         sequencer = call.seq  # GreCall.gre_received, its in-order case inlined
                         if ack >= 0:
@@ -205,11 +232,12 @@ class GreTransport:
             except GreError:
                 counters.malformed += 1
                 continue
-            call = calls.get(_peer_key(_SRC.unpack_from(buffer, 12)[0], header.call_id))
-            if call is None:
-                counters.unknown_call += 1
-                continue
+            key = _peer_key(_SRC.unpack_from(buffer, 12)[0], header.call_id)
+            call = calls.get(key)
             start = ihl + header.header_size
+            if call is None:
+                self._unknown(key, header.seq, header.ack, view[start : start + header.payload_length], now)
+                continue
             call.gre_received(header.seq, header.ack, view[start : start + header.payload_length], now)
 
 

@@ -292,3 +292,41 @@ async def test_receive_errors_other_than_eagain_are_counted_not_fatal() -> None:
     assert transport.counters.receive_errors == 2 and not errors
     transport.drain()  # and the transport goes on working
     transport.close()
+
+
+async def test_gre_that_overtakes_the_call_registration_is_delivered_once_the_call_exists(
+    netns_pair: NetnsPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server starts LCP as it sends its Outgoing-Call-Reply: its first Configure-Request may reach a
+    client's (shared, already open) transport before the client has registered the call."""
+    transport = GreTransport()
+    transport.open(_raw(netns_pair, netns_pair.client_ns))
+    sender = _raw(netns_pair, netns_pair.server_ns)
+    delivered: list[bytes] = []
+    call = None
+    try:
+        sender.sendto(encode_packet(CLIENT_CALL_ID, b"early-lcp", seq=0), (netns_pair.client_ip, 0))
+        sender.sendto(encode_packet(CLIENT_CALL_ID + 1, b"stale", seq=0), (netns_pair.client_ip, 0))
+        await _until(lambda: transport.counters.unknown_call == 2)
+        call = GreCall(transport, netns_pair.server_ip, CLIENT_CALL_ID, SERVER_CALL_ID, lambda p: None)
+        call.deliver = lambda p: delivered.append(bytes(p))  # wired after registration, as the client does
+        await _until(lambda: delivered == [b"early-lcp"])
+        sender.sendto(encode_packet(CLIENT_CALL_ID, b"next", seq=1), (netns_pair.client_ip, 0))
+        await _until(lambda: delivered == [b"early-lcp", b"next"])
+        # what is kept is bounded in count and in age: a call registered too late gets nothing old
+        monkeypatch.setattr("pypptp.aio_gre.EARLY_SECONDS", 0.0)
+        await asyncio.sleep(0.01)
+        late: list[bytes] = []
+        other = GreCall(transport, netns_pair.server_ip, CLIENT_CALL_ID + 1, SERVER_CALL_ID, late.append)
+        await asyncio.sleep(0.05)
+        assert late == []
+        other.close()
+        for n in range(100):
+            sender.sendto(encode_packet(0x3000 + n, b"x", seq=0), (netns_pair.client_ip, 0))
+        await _until(lambda: transport.counters.unknown_call == 102)
+        assert len(transport._early) <= 16
+    finally:
+        if call is not None:
+            call.close()
+        transport.close()
+        sender.close()
