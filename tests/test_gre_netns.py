@@ -317,7 +317,9 @@ async def test_gre_that_overtakes_the_call_registration_is_delivered_once_the_ca
         monkeypatch.setattr("pypptp.aio_gre.EARLY_SECONDS", 0.0)
         await asyncio.sleep(0.01)
         late: list[bytes] = []
-        other = GreCall(transport, netns_pair.server_ip, CLIENT_CALL_ID + 1, SERVER_CALL_ID, late.append)
+        other = GreCall(
+            transport, netns_pair.server_ip, CLIENT_CALL_ID + 1, SERVER_CALL_ID, lambda p: late.append(bytes(p))
+        )
         await asyncio.sleep(0.05)
         assert late == []
         other.close()
