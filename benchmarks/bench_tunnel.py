@@ -313,6 +313,25 @@ async def run(
     return out
 
 
+def format_table(result: dict[str, object]) -> list[str]:
+    """The result of :func:`run` as printable lines."""
+    lines = [
+        f"(a) MPPE-128 hot path, µs per {result['packet_bytes']}-byte packet, median of {result['rounds']} rounds "
+        f"of {result['batch']}:",
+        f"  {'':22}{'project':>10}{'floor':>10}{'ratio':>8}",
+    ]
+    for mode in ("stateless", "stateful"):
+        table = result.get(mode)
+        if not isinstance(table, dict):
+            continue
+        for name in ("encap", "decap"):
+            row = table[name]
+            lines.append(
+                f"  {mode + ' ' + name:22}{row['project_us']:>10.2f}{row['floor_us']:>10.2f}{row['ratio']:>8.2f}"
+            )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="FILE")
@@ -325,14 +344,7 @@ def main() -> None:
     if reason is not None:
         raise SystemExit(f"bench_tunnel {reason}")
     result = asyncio.run(run(min(args.batch, 450), args.rounds, modes))
-    print(f"MPPE-128 tunnel hot path, µs per 1400-byte packet, median of {args.rounds} rounds of {args.batch}:")
-    print(f"  {'':22}{'project':>10}{'floor':>10}{'ratio':>8}")
-    for mode in modes:
-        table = result[mode]
-        assert isinstance(table, dict)
-        for name in ("encap", "decap"):
-            row = table[name]
-            print(f"  {mode + ' ' + name:22}{row['project_us']:>10.2f}{row['floor_us']:>10.2f}{row['ratio']:>8.2f}")
+    print("\n".join(format_table(result)))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)

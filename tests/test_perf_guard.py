@@ -4,7 +4,7 @@ Never an absolute time (these machines are noisy): ``benchmarks.bench_tunnel`` m
 project's encap and decap beside loops doing only the unavoidable syscalls and RC4/SHA-1 work, and
 this test fails when the project is more than :data:`MAX_RATIO` times its floor, which a real
 slowdown (a log call, a copy of every packet, generic dispatch) would cause.  Today's figures are
-about 1.1-1.2 stateless and 1.5 stateful.
+about 1.15-1.2 stateless and 1.2-1.3 stateful; the bound leaves room for a noisy shared CI machine.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from benchmarks.bench_tunnel import run
 
 pytestmark = pytest.mark.netns
 
-MAX_RATIO = 2.5
+MAX_RATIO = 2.0
 
 
 async def test_hot_path_stays_near_its_floor(require_netns: None) -> None:
