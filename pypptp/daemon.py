@@ -41,7 +41,7 @@ from pypptp.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.scripts import ScriptInfo, ScriptRunner, call_tty
 from pypptp.server import ControlServer, ServerConnection, ServerSettings
 from pypptp.session import PppSession
-from pypptp.tun import TunDevice, TunError, free_unit, release_unit, share_units_between_processes
+from pypptp.tun import TunDevice, TunError, free_unit, release_unit, share_units_between_processes, wait_closed
 
 __all__ = ["Daemon", "DaemonSession"]
 
@@ -171,6 +171,7 @@ class Daemon:
             session.ppp.close("pypptpd is shutting down")
         await self.server.shutdown()
         await self.wait_scripts()
+        await loop.run_in_executor(None, wait_closed)  # every pppN gone before we say we exited
         self.transport.close()
 
     async def wait_scripts(self, timeout: float = 40.0) -> None:
