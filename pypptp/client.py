@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 
 from pypptp.aio_control import ControlProtocol
+from pypptp.ctrl.callids import CallIdAllocator
 from pypptp.ctrl.connection import ControlConfig, ControlConnection, Role
 from pypptp.ctrl.constants import PPTP_PORT, StopReason
 from pypptp.ctrl.events import (
@@ -77,8 +78,12 @@ class ControlClient:
         config: ControlConfig | None = None,
         timeout: float = 10.0,
         tracer: Callable[[float, str, ControlMessage], None] | None = None,
+        call_ids: CallIdAllocator | None = None,
     ) -> ControlClient:
-        """Open TCP to ``host:port`` (or use the connected ``sock``)."""
+        """Open TCP to ``host:port`` (or use the connected ``sock``).
+
+        ``call_ids``: the allocator for our Call IDs, shared by every connection whose calls share one
+        GRE transport (the transport tells calls apart by peer and Call ID, so those must not repeat)."""
         client = cls(config or ControlConfig(establish_timeout=60.0), timeout=timeout, tracer=tracer)
         loop = asyncio.get_running_loop()
         try:
@@ -91,7 +96,9 @@ class ControlClient:
                     _, protocol = await loop.create_connection(lambda: _ClientProtocol(client), host, port)
         except (OSError, TimeoutError) as exc:
             raise PptpClientError(f"cannot connect to {host}:{port}: {exc or 'timed out'}") from exc
-        protocol.conn = ControlConnection(Role.CLIENT, loop.time(), config=client.config, tracer=tracer)
+        protocol.conn = ControlConnection(
+            Role.CLIENT, loop.time(), config=client.config, tracer=tracer, call_ids=call_ids
+        )
         client._protocol = protocol
         return client
 

@@ -31,10 +31,12 @@ import logging
 import signal
 import socket
 import sys
+import weakref
 from collections.abc import Callable
 
 from pypptp.aio_gre import GreCall, GreTransport
 from pypptp.client import ControlClient, PptpClientError
+from pypptp.ctrl.callids import CallIdAllocator
 from pypptp.ctrl.constants import PPTP_PORT
 from pypptp.ctrl.events import Call
 from pypptp.ppp.auth import AuthConfig
@@ -48,6 +50,9 @@ from pypptp.tun import TunDevice
 __all__ = ["PptpClientSession", "client_link_config"]
 
 log = logging.getLogger("pypptp.client")
+_SHARED_CALL_IDS: weakref.WeakKeyDictionary[GreTransport, CallIdAllocator] = weakref.WeakKeyDictionary()
+"""One Call ID allocator per shared transport: sessions on one raw socket must not draw the same Call ID
+(with 200 sessions each drawing at random from 65535, a repeat happened in about one run in four)."""
 
 
 def client_link_config(
@@ -106,8 +111,9 @@ class PptpClientSession:
         ``transport``: an open :class:`GreTransport` shared by many sessions (one raw socket for all of
         them, as the server has; the kernel copies each GRE packet to every raw GRE socket).  The
         session then leaves it open when it closes; otherwise it opens and closes its own."""
-        control = await ControlClient.connect(host, port, sock=sock, timeout=timeout)
         shared = transport is not None
+        call_ids = _SHARED_CALL_IDS.setdefault(transport, CallIdAllocator()) if transport is not None else None
+        control = await ControlClient.connect(host, port, sock=sock, timeout=timeout, call_ids=call_ids)
         transport = transport if transport is not None else GreTransport()
         try:
             await control.start()
