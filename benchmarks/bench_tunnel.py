@@ -131,6 +131,7 @@ class Bench:
             self.server_call.send,
             send_parts=self.server_call.send_parts_checked,
             has_room=self.server_call.seq.can_send,
+            notify_room=self.server_call.notify_room,
             log=log,
             make_tun=lambda: TunDevice(netns=pair.server_ns),
         )

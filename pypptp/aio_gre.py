@@ -218,6 +218,8 @@ class GreTransport:
                         sequencer = call.seq  # GreCall.gre_received, its in-order case inlined
                         if ack >= 0:
                             sequencer.on_ack(ack, now)
+                            if call.room_waiter is not None:
+                                call.wake_room_waiter(now)
                         fast = sequencer.next_in_order(seq, now)
                         if fast:
                             call.deliver(view[start : start + payload_length])
@@ -272,11 +274,14 @@ class GreCall:
         self._out_view = memoryview(self._out)
         self._loop = asyncio.get_running_loop()
         self._timer = DeadlineTimer(self._loop, self._on_timer)
+        self.room_waiter: Callable[[], None] | None = None
+        """Who waits for room in the peer's window (:meth:`notify_room`)."""
         transport.add_call(self)
 
     def close(self) -> None:
         self.transport.remove_call(self)
         self._timer.cancel()
+        self.room_waiter = None
 
     def send(self, payload: bytes | memoryview) -> bool:
         """Send one PPP frame; False if the peer's window is full (the frame is dropped)."""
@@ -325,10 +330,24 @@ class GreCall:
             self.transport.sendto(self._out_view[MAX_HEADER_SIZE - 16 : MAX_HEADER_SIZE + n], self._peer)
             self.rearm()
 
+    def notify_room(self, waiter: Callable[[], None]) -> None:
+        """Call ``waiter`` once, as soon as an ack opens the peer's window again (the session pauses
+        its TUN reader while the window is full: packets wait in the kernel's queue instead of being
+        read and dropped, which TCP would take for heavy loss)."""
+        self.room_waiter = waiter
+
+    def wake_room_waiter(self, now: float) -> None:
+        waiter = self.room_waiter
+        if waiter is not None and self.seq.can_send(now):
+            self.room_waiter = None
+            waiter()
+
     def gre_received(self, seq_number: int, ack: int, payload: memoryview, now: float) -> None:
         seq = self.seq
         if ack != NO_NUMBER:
             seq.on_ack(ack, now)
+            if self.room_waiter is not None:
+                self.wake_room_waiter(now)
         if seq_number != NO_NUMBER:
             fast = seq.next_in_order(seq_number, now)
             if fast:

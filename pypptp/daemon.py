@@ -226,12 +226,14 @@ class Daemon:
             call.peer_call_id,
             deliver,
             peer_window=max(MIN_SEND_WINDOW, call.peer_window),
+            our_window=call.peer_window,  # we echo the client's window in the OCRP, as pptpd does
         )
         ppp = PppSession(
             link,
             gre.send,
             send_parts=gre.send_parts_checked,
             has_room=gre.seq.can_send,
+            notify_room=gre.notify_room,
             log=slog,  # type: ignore[arg-type]
             on_up=self._session_up,
             on_down=self._session_down,

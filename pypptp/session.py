@@ -52,6 +52,8 @@ _write = os.write  # the hot path's TUN write, bound once
 
 TUN_READ_SIZE = 65536
 MAX_TUN_PACKETS_PER_WAKEUP = 64
+ROOM_POLL = 0.05
+"""Seconds a TUN reader paused by a full GRE window waits before it looks again without an ack."""
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
 
 
@@ -75,6 +77,7 @@ class PppSession:
         *,
         send_parts: Callable[[bytes, bytes | memoryview, float], object] | None = None,
         has_room: Callable[[float], bool] | None = None,
+        notify_room: Callable[[Callable[[], None]], None] | None = None,
         log: logging.Logger,
         on_up: Callable[[PppSession, NetworkUp], None] | None = None,
         on_down: Callable[[PppSession, str], None] | None = None,
@@ -94,6 +97,11 @@ class PppSession:
         """The GRE window, asked before encrypting (the call's ``GreSequencer.can_send``): a packet
         encrypted and then refused by the window would be a loss, which a Linux stateful MPPE receiver
         can turn into a permanent key mismatch."""
+        self.notify_room = notify_room
+        """With it (the call's ``GreCall.notify_room``), a full window pauses the TUN reader until an
+        ack opens it, or :data:`ROOM_POLL` passes; without, packets read meanwhile are dropped."""
+        self._tun_paused = False
+        self._room_poll: asyncio.TimerHandle | None = None
         self.log = log
         self.on_up = on_up
         self.on_down = on_down
@@ -346,8 +354,12 @@ class PppSession:
         has_room, send, prefix, mtu = self.has_room, self.send_parts, self._fast_prefix, self._fast_mtu
         clamp = self.clamp
         now = self.loop.time()  # one reading per wakeup for the GRE window and sequence timing
+        pausing = encryptor is not None and self.notify_room is not None
         try:
             for _ in range(MAX_TUN_PACKETS_PER_WAKEUP):
+                if pausing and not has_room(now):
+                    self._pause_tun()  # leave packets in the kernel's queue: back-pressure, not loss
+                    break
                 try:
                     n = os.readv(fd, (buffer,))
                 except BlockingIOError:
@@ -366,7 +378,7 @@ class PppSession:
                         if n > syn_at and buffer[syn_at] & 0x02:
                             clamp_mss(view[:n], self._mss)
                     if encryptor is not None and n <= mtu:  # hot path: window, encrypt, frame, send
-                        if has_room(now):
+                        if pausing or has_room(now):  # pausing: the window was asked before the read
                             send(prefix, encryptor.encrypt_ipv4(view[:n]), now)
                             stats.packets_sent += 1
                             stats.bytes_sent += n
@@ -389,7 +401,32 @@ class PppSession:
             self.log.exception("internal error on the TUN path; closing the session")
             self.close("internal error")
 
+    def _pause_tun(self) -> None:
+        tun = self.tun
+        if tun is None or self._tun_paused or self.notify_room is None:
+            return
+        self.loop.remove_reader(tun.fd)
+        self._tun_paused = True
+        self.notify_room(self._resume_tun)
+        # the window may also open by the RFC 2637 section 4.4 ack time-out, which only a send attempt
+        # notices: look again a little later
+        self._room_poll = self.loop.call_later(ROOM_POLL, self._resume_tun)
+
+    def _resume_tun(self) -> None:
+        if self._room_poll is not None:
+            self._room_poll.cancel()
+            self._room_poll = None
+        if not self._tun_paused:
+            return
+        self._tun_paused = False
+        if self.tun is not None and not self.closed:
+            self.loop.add_reader(self.tun.fd, self._from_tun)
+
     def _remove_tun(self) -> None:
+        if self._room_poll is not None:
+            self._room_poll.cancel()
+            self._room_poll = None
+        self._tun_paused = False
         self._fast_fd = -1
         tun, self.tun = self.tun, None
         if tun is not None:
