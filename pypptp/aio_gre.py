@@ -298,23 +298,32 @@ class GreCall:
         return self.seq.can_send(self._loop.time())
 
     def send_parts(self, head: bytes, body: bytes | memoryview) -> bool:
-        """:meth:`send` of ``head + body`` without building that concatenation (the hot path's frame
-        prefix and MPPE output go straight into the reused buffer)."""
+        """:meth:`send` of ``head + body`` without building that concatenation."""
         now = self._loop.time()
         if not self.seq.can_send(now):
             return False
-        self.send_parts_checked(head, body, now)
-        return True
-
-    def send_parts_checked(self, head: bytes, body: bytes | memoryview, now: float) -> None:
-        """:meth:`send_parts` right after the sequencer's ``can_send(now)`` said True (the data path asks
-        the window once, before it encrypts, and passes the time of its wakeup)."""
         h = len(head)
         n = h + len(body)
         out = self._out
         out[MAX_HEADER_SIZE : MAX_HEADER_SIZE + h] = head
         out[MAX_HEADER_SIZE + h : MAX_HEADER_SIZE + n] = body
         self._send_out(n, now)
+        return True
+
+    def send_in_place(self, buffer: bytearray, view: memoryview, start: int, end: int, now: float) -> None:
+        """The data path's send, with no copy: the PPP frame is ``buffer[start:end]`` and the GRE header
+        (RFC 2637 section 4.1) is written into the up to 16 bytes before ``start``.  Called only right
+        after the sequencer's ``can_send(now)`` said True (asked once per packet, before encrypting)."""
+        seq = self.seq
+        number = seq.take_seq(now)
+        ack = seq.take_ack()
+        if ack < 0:
+            _DATA.pack_into(buffer, start - 12, 0x30, 0x01, 0x880B, end - start, self.peer_call_id, number)
+            self.transport.sendto(view[start - 12 : end], self._peer)
+        else:
+            _DATA_ACK.pack_into(buffer, start - 16, 0x30, 0x81, 0x880B, end - start, self.peer_call_id, number, ack)
+            self.transport.sendto(view[start - 16 : end], self._peer)
+            self.rearm()
 
     def _send_out(self, n: int, now: float) -> None:
         """Put the GRE header (RFC 2637 section 4.1) in front of the ``n``-byte frame at

@@ -148,7 +148,7 @@ class PptpClientSession:
         session.ppp = PppSession(
             link,
             session.gre.send,
-            send_parts=session.gre.send_parts_checked,
+            send_in_place=session.gre.send_in_place,
             has_room=session.gre.seq.can_send,
             notify_room=session.gre.notify_room,
             log=log,

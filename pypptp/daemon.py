@@ -231,7 +231,7 @@ class Daemon:
         ppp = PppSession(
             link,
             gre.send,
-            send_parts=gre.send_parts_checked,
+            send_in_place=gre.send_in_place,
             has_room=gre.seq.can_send,
             notify_room=gre.notify_room,
             log=slog,  # type: ignore[arg-type]

@@ -52,6 +52,9 @@ _write = os.write  # the hot path's TUN write, bound once
 
 TUN_READ_SIZE = 65536
 MAX_TUN_PACKETS_PER_WAKEUP = 64
+TX_DATA = 24
+"""Where a TUN read lands in the send buffer: room for the GRE header (16), the PPP prefix (at most 4:
+FF 03 00 FD), the MPPE header (2) and the inner protocol field (00 21)."""
 ROOM_POLL = 0.05
 """Seconds a TUN reader paused by a full GRE window waits before it looks again without an ack."""
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
@@ -75,7 +78,7 @@ class PppSession:
         link: PppLink,
         send: Callable[[bytes | memoryview], bool],
         *,
-        send_parts: Callable[[bytes, bytes | memoryview, float], object] | None = None,
+        send_in_place: Callable[[bytearray, memoryview, int, int, float], object] | None = None,
         has_room: Callable[[float], bool] | None = None,
         notify_room: Callable[[Callable[[], None]], None] | None = None,
         log: logging.Logger,
@@ -89,10 +92,10 @@ class PppSession:
     ) -> None:
         self.link = link
         self.send = send
-        self.send_parts = send_parts or (lambda head, body, now: send(head + bytes(body)))
-        """The hot path's send of ``head + body`` at time ``now``, called only right after
-        ``has_room(now)`` said True (:meth:`GreCall.send_parts_checked
-        <pypptp.aio_gre.GreCall.send_parts_checked>`)."""
+        self.send_in_place = send_in_place or (lambda buffer, view, start, end, now: send(bytes(view[start:end])))
+        """The hot path's send of the frame ``buffer[start:end]`` at time ``now``, its GRE header written
+        in front of it, called only right after ``has_room(now)`` said True (:meth:`GreCall.send_in_place
+        <pypptp.aio_gre.GreCall.send_in_place>`)."""
         self.has_room = has_room or (lambda now: True)
         """The GRE window, asked before encrypting (the call's ``GreSequencer.can_send``): a packet
         encrypted and then refused by the window would be a loss, which a Linux stateful MPPE receiver
@@ -125,8 +128,13 @@ class PppSession:
         self.received: asyncio.Queue[bytes] | None = None if attach_tun else asyncio.Queue(maxsize=1024)
         """Without a TUN (library use), received IP packets wait here."""
         self._mss = 0
-        self._buffer = bytearray(TUN_READ_SIZE)
-        self._view = memoryview(self._buffer)
+        self._tx = bytearray(TX_DATA + TUN_READ_SIZE)
+        """TUN reads land at ``TX_DATA``; in front of them go the inner protocol field, the MPPE header,
+        the PPP address/control/protocol prefix and the GRE header, so a packet is encrypted in place and
+        sent with no copy."""
+        self._tx_view = memoryview(self._tx)
+        self._tx_target = self._tx_view[TX_DATA:]
+        self._tx_head = TX_DATA - 4
         self._timer = DeadlineTimer(self.loop, self._on_timer)
         self._fast_decryptor: MppeDecryptor | None = None
         self._fast_encryptor: MppeEncryptor | None = None
@@ -261,7 +269,9 @@ class PppSession:
         self._fast_encryptor = link.encryptor if up else None
         self._fast_fd = self.tun.fd if up and self.tun is not None and self.received is None else -1
         if self._fast_encryptor is not None and link.network_up is not None:
-            self._fast_prefix = link.frame_prefix(Protocol.COMPRESSED)
+            prefix = self._fast_prefix = link.frame_prefix(Protocol.COMPRESSED)
+            self._tx_head = TX_DATA - 4 - len(prefix)
+            self._tx[self._tx_head : TX_DATA - 4] = prefix
             self._fast_mtu = link.network_up.mtu
 
     def _on_timer(self, now: float) -> None:
@@ -349,9 +359,10 @@ class PppSession:
         tun = self.tun
         if tun is None or self.closed:
             return
-        buffer, view, link, stats, fd = self._buffer, self._view, self.link, self.stats, tun.fd
+        tx, view, target, link, stats, fd = self._tx, self._tx_view, self._tx_target, self.link, self.stats, tun.fd
         encryptor = self._fast_encryptor
-        has_room, send, prefix, mtu = self.has_room, self.send_parts, self._fast_prefix, self._fast_mtu
+        encrypt = encryptor.encrypt_in_place if encryptor is not None else None
+        has_room, send, head, mtu = self.has_room, self.send_in_place, self._tx_head, self._fast_mtu
         clamp = self.clamp
         now = self.loop.time()  # one reading per wakeup for the GRE window and sequence timing
         pausing = encryptor is not None and self.notify_room is not None
@@ -361,7 +372,7 @@ class PppSession:
                     self._pause_tun()  # leave packets in the kernel's queue: back-pressure, not loss
                     break
                 try:
-                    n = os.readv(fd, (buffer,))
+                    n = os.readv(fd, (target,))
                 except BlockingIOError:
                     break
                 except OSError as exc:
@@ -371,15 +382,18 @@ class PppSession:
                     if n == 0:
                         break
                     continue
-                version = buffer[0] >> 4
+                version = tx[TX_DATA] >> 4
                 if version == 4:
-                    if clamp and buffer[9] == 6:
-                        syn_at = (buffer[0] & 0x0F) * 4 + 13  # the TCP flags byte: only SYNs are clamped
-                        if n > syn_at and buffer[syn_at] & 0x02:
-                            clamp_mss(view[:n], self._mss)
-                    if encryptor is not None and n <= mtu:  # hot path: window, encrypt, frame, send
+                    if clamp and tx[TX_DATA + 9] == 6:
+                        syn_at = TX_DATA + (tx[TX_DATA] & 0x0F) * 4 + 13  # the TCP flags: only SYNs are clamped
+                        if TX_DATA + n > syn_at and tx[syn_at] & 0x02:
+                            clamp_mss(view[TX_DATA : TX_DATA + n], self._mss)
+                    if encrypt is not None and n <= mtu:  # hot path: window, encrypt in place, frame, send
                         if pausing or has_room(now):  # pausing: the window was asked before the read
-                            send(prefix, encryptor.encrypt_ipv4(view[:n]), now)
+                            tx[TX_DATA - 2] = 0x00  # the inner protocol field, IPv4 (0x0021)
+                            tx[TX_DATA - 1] = 0x21
+                            encrypt(view, TX_DATA - 4, TX_DATA + n)
+                            send(tx, view, head, TX_DATA + n, now)
                             stats.packets_sent += 1
                             stats.bytes_sent += n
                         else:
@@ -390,7 +404,7 @@ class PppSession:
                     protocol = Protocol.IPV6
                 else:
                     continue
-                frame = link.send_data(protocol, view[:n])
+                frame = link.send_data(protocol, view[TX_DATA : TX_DATA + n])
                 if frame is None or not self.send(frame):
                     stats.send_refused += 1
                     continue

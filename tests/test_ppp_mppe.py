@@ -695,3 +695,24 @@ def test_mutated_packet_streams_never_raise(stream: list[tuple[int, bytes]], sta
         assert result is None or 0x21 <= result[0] <= 0xFA
         if decryptor.take_reset_request():
             encryptor.reset_requested()
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+@pytest.mark.parametrize("bits", [40, 56, 128])
+def test_encrypting_in_place_gives_the_same_packets_as_encrypt(stateful: bool, bits: int) -> None:
+    """The data path encrypts in its send buffer; byte for byte what :meth:`encrypt` returns, across a
+    stateful flag packet and a Reset-Request."""
+    start = bytes(range(16))[: key_length(bits)]
+    reference, in_place = MppeEncryptor(start, bits, stateful=stateful), MppeEncryptor(start, bits, stateful=stateful)
+    buffer = bytearray(8 + 1500)
+    view = memoryview(buffer)
+    for n in range(300):
+        packet = bytes([0x45, n & 0xFF]) + bytes((n * 7 + i) & 0xFF for i in range(40 + n))
+        if n == 200:
+            reference.reset_requested()
+            in_place.reset_requested()
+        buffer[6:8] = b"\x00\x21"
+        buffer[8 : 8 + len(packet)] = packet
+        in_place.encrypt_in_place(view, 4, 8 + len(packet))
+        assert bytes(view[4 : 8 + len(packet)]) == reference.encrypt(0x21, packet), n
+    assert in_place.key_changes == reference.key_changes

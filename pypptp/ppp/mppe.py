@@ -105,7 +105,7 @@ import hashlib
 from collections.abc import Callable, Iterator
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
-from cryptography.hazmat.primitives.ciphers import Cipher
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext
 
 from pypptp.ppp.auth import MsChapKeys
 
@@ -304,7 +304,7 @@ class MppeEncryptor:
     sends the Reset-Ack).  Hot path: plain and flat.
     """
 
-    __slots__ = ("_changer", "_fast", "_key", "_stateful", "_update", "count", "key_changes")
+    __slots__ = ("_changer", "_fast", "_key", "_stateful", "_update", "_update_into", "count", "key_changes")
 
     def __init__(self, start_key: bytes, bits: int, *, stateful: bool = False) -> None:
         self._changer = _KeyChanger(start_key, bits)
@@ -312,7 +312,9 @@ class MppeEncryptor:
         self._stateful = stateful
         self._fast = stateful
         """Stateful, and no Reset-Request waiting: a packet that is not a flag packet keeps its RC4."""
-        self._update: _Update = Cipher(ARC4(self._key), mode=None).encryptor().update  # stateful: the running RC4
+        context = Cipher(ARC4(self._key), mode=None).encryptor()  # stateful: the running RC4
+        self._update: _Update = context.update
+        self._update_into: Callable[[memoryview, memoryview], int] = context.update_into
         self.count = COUNT_SPACE - 1
         """Coherency count of the last packet sent; 4095 before the first, so that one is 0."""
         self.key_changes = 0
@@ -335,22 +337,32 @@ class MppeEncryptor:
     def _flushed(self, count: int, data: bytes) -> bytes:
         """A key change and a fresh RC4, with A: before every packet when stateless (RFC 3078 section
         7.1); stateful, before a flag packet (section 7.2) or after a Reset-Request (Linux)."""
+        return _HEADERS_FLUSHED[count] + self._new_context().update(data)
+
+    def _new_context(self) -> CipherContext:
+        """A key change and a fresh RC4 (RFC 3078 section 7.3); stateful, it becomes the running one."""
         key = self._key = self._changer.next(self._key)
         self.key_changes += 1
-        update = Cipher(ARC4(key), mode=None).encryptor().update
+        context = Cipher(ARC4(key), mode=None).encryptor()
         if self._stateful:
-            self._update = update
+            self._update, self._update_into = context.update, context.update_into
             self._fast = True
-        return _HEADERS_FLUSHED[count] + update(data)
+        return context
 
-    def encrypt_ipv4(self, packet: bytes | bytearray | memoryview) -> bytes:
-        """:meth:`encrypt` of an IPv4 packet (protocol 0x0021), the data path's one case, without the
-        protocol check."""
+    def encrypt_in_place(self, view: memoryview, start: int, end: int) -> None:
+        """The data path's :meth:`encrypt`, with no copy: ``view[start + 2 : end]`` holds the inner
+        protocol field and payload and is encrypted where it lies; the MPPE header goes to
+        ``view[start : start + 2]`` (RFC 3078 section 3)."""
         count = (self.count + 1) & 0xFFF
         self.count = count
-        if self._fast and count & 0xFF != 0xFF:
-            return _HEADERS[count] + self._update(b"\x00\x21" + packet)
-        return self._flushed(count, b"\x00\x21" + packet)
+        data = view[start + 2 : end]
+        if self._fast and count & 0xFF != 0xFF:  # stateful, no key change: D only, the stream runs on
+            self._update_into(data, data)
+            view[start : start + 2] = _HEADERS[count]
+            return
+        context = self._new_context()
+        context.update_into(data, data)
+        view[start : start + 2] = _HEADERS_FLUSHED[count]
 
     def reset_requested(self) -> None:
         """A CCP Reset-Request arrived: the next packet changes key and carries A.
