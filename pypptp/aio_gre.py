@@ -169,6 +169,11 @@ class GreTransport:
     def remove_call(self, call: GreCall) -> None:
         self.calls.pop(_peer_key(call.peer_ip_int, call.call_id), None)
 
+    @staticmethod
+    def closed_sendto(packet: memoryview, peer: tuple[str, int]) -> int:
+        """What a call made on a transport not open (yet) sends with: nothing."""
+        raise OSError(errno.EBADF, "the GRE transport is not open")
+
     def sendto(self, packet: memoryview, peer: tuple[str, int]) -> None:
         if self._sock is None:  # closed: a call's last timer may still fire; nothing to send on
             self.counters.send_errors += 1
@@ -276,6 +281,8 @@ class GreCall:
         self._timer = DeadlineTimer(self._loop, self._on_timer)
         self.room_waiter: Callable[[], None] | None = None
         """Who waits for room in the peer's window (:meth:`notify_room`)."""
+        self._sendto = transport._sock.sendto if transport._sock is not None else transport.closed_sendto
+        """The transport's socket's ``sendto``, bound once for :meth:`send_in_place`."""
         transport.add_call(self)
 
     def close(self) -> None:
@@ -318,12 +325,20 @@ class GreCall:
         number = seq.take_seq(now)
         ack = seq.take_ack()
         if ack < 0:
-            _DATA.pack_into(buffer, start - 12, 0x30, 0x01, 0x880B, end - start, self.peer_call_id, number)
-            self.transport.sendto(view[start - 12 : end], self._peer)
+            start -= 12
+            _DATA.pack_into(buffer, start, 0x30, 0x01, 0x880B, end - start - 12, self.peer_call_id, number)
         else:
-            _DATA_ACK.pack_into(buffer, start - 16, 0x30, 0x81, 0x880B, end - start, self.peer_call_id, number, ack)
-            self.transport.sendto(view[start - 16 : end], self._peer)
+            start -= 16
+            _DATA_ACK.pack_into(buffer, start, 0x30, 0x81, 0x880B, end - start - 16, self.peer_call_id, number, ack)
             self.rearm()
+        counters = self.transport.counters  # GreTransport.sendto, inlined
+        try:
+            self._sendto(view[start:end], self._peer)
+            counters.sent += 1
+        except BlockingIOError:
+            counters.send_would_block += 1  # dropping is legal for PPP
+        except OSError:
+            counters.send_errors += 1  # the transport's socket is gone, or the network said no
 
     def _send_out(self, n: int, now: float) -> None:
         """Put the GRE header (RFC 2637 section 4.1) in front of the ``n``-byte frame at
@@ -371,8 +386,9 @@ class GreCall:
             self.rearm()
 
     def rearm(self) -> None:
-        """Follow the sequencer's next deadline (after it changed outside this object's methods)."""
-        self._timer.arm(self.seq.next_deadline())
+        """Follow the sequencer's next deadline (after it changed outside this object's methods), lazily:
+        see :meth:`DeadlineTimer.ensure`; the timer callback arms exactly."""
+        self._timer.ensure(self.seq.next_deadline())
 
     def _on_timer(self, now: float) -> None:
         seq = self.seq
@@ -383,4 +399,4 @@ class GreCall:
         if ack != NO_NUMBER:
             start = write_header(self._out, MAX_HEADER_SIZE, self.peer_call_id, 0, NO_NUMBER, ack)
             self.transport.sendto(self._out_view[start:MAX_HEADER_SIZE], self._peer)
-        self.rearm()
+        self._timer.arm(seq.next_deadline())

@@ -32,6 +32,17 @@ class DeadlineTimer:
             self._at = deadline
             self._handle = self._loop.call_at(deadline, self._fire)
 
+    def ensure(self, deadline: float | None) -> None:
+        """Fire no later than ``deadline``: an earlier arming stands, and ``None`` leaves the timer
+        armed.  For a data path whose deadline comes and goes with nearly every packet (an ack owed,
+        then piggy-backed): creating and cancelling an asyncio timer each time costs more than the
+        occasional early wakeup, whose callback finds nothing due and arms for the real deadline."""
+        if deadline is None or (self._at is not None and self._at <= deadline):
+            return
+        self.cancel()
+        self._at = deadline
+        self._handle = self._loop.call_at(deadline, self._fire)
+
     def cancel(self) -> None:
         if self._handle is not None:
             self._handle.cancel()

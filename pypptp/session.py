@@ -182,7 +182,9 @@ class PppSession:
                         stats.packets_received += 1
                         stats.bytes_received += len(payload)
                         if protocol == 0x21 and self.clamp and len(payload) > 33 and payload[9] == 6:
-                            payload = self._clamped(payload)
+                            syn_at = (payload[0] & 0x0F) * 4 + 13  # the TCP flags: only SYNs are clamped
+                            if len(payload) > syn_at and payload[syn_at] & 0x02:
+                                payload = self._clamped(payload)
                         _write(fd, payload)
                 except OSError:
                     self.stats.tun_write_errors += 1
@@ -366,6 +368,7 @@ class PppSession:
         clamp = self.clamp
         now = self.loop.time()  # one reading per wakeup for the GRE window and sequence timing
         pausing = encryptor is not None and self.notify_room is not None
+        linked = False
         try:
             for _ in range(MAX_TUN_PACKETS_PER_WAKEUP):
                 if pausing and not has_room(now):
@@ -404,13 +407,15 @@ class PppSession:
                     protocol = Protocol.IPV6
                 else:
                     continue
+                linked = True
                 frame = link.send_data(protocol, view[TX_DATA : TX_DATA + n])
                 if frame is None or not self.send(frame):
                     stats.send_refused += 1
                     continue
                 stats.packets_sent += 1
                 stats.bytes_sent += n
-            self._flush()
+            if linked:  # the link saw packets (it may have logged or queued): its output and timers
+                self._flush()
         except Exception:
             self.log.exception("internal error on the TUN path; closing the session")
             self.close("internal error")
