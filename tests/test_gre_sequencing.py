@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -162,6 +163,25 @@ def test_ack_goes_at_once_when_a_quarter_of_our_window_is_unacked() -> None:
     assert seqr.ack_only_due(1.0) == NO_NUMBER
     feed(seqr, 3, 1.0)
     assert seqr.ack_only_due(1.0) == 3
+
+
+@pytest.mark.parametrize("shortcut", [False, True])
+def test_with_a_large_window_the_ack_goes_at_once_after_16_packets(shortcut: bool) -> None:
+    """A sender may keep fewer packets in flight than a 256-packet window allows: it must not wait for
+    ``ack_delay`` (the data path's in-order shortcut behaves the same)."""
+    seqr = GreSequencer(peer_window=64, our_window=256, ack_delay=0.5)
+    feed(seqr, 0, 1.0)
+    for n in range(1, 15):
+        if shortcut:
+            assert seqr.next_in_order(n, 1.0) == 1
+        else:
+            feed(seqr, n, 1.0)
+    assert seqr.ack_only_due(1.0) == NO_NUMBER and seqr.next_deadline() == 1.5
+    if shortcut:
+        assert seqr.next_in_order(15, 1.0) == 2  # the deadline moved: the caller re-arms
+    else:
+        feed(seqr, 15, 1.0)
+    assert seqr.next_deadline() == 1.0 and seqr.ack_only_due(1.0) == 15
 
 
 def test_ack_reports_the_highest_received_even_with_a_gap() -> None:

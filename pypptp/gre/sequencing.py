@@ -25,7 +25,7 @@ Acknowledgments: the Acknowledgment Number is the highest Sequence Number
 received.  It rides on the next data packet when there is one; otherwise an
 ack-only packet is due ``ack_delay`` seconds (default 0.1 s; real clients
 wait up to 0.5 s) after the first unacknowledged receipt, or at once when
-a quarter of our announced window is unacknowledged.
+a quarter of our announced window (at most 16 packets) is unacknowledged.
 
 Send (sections 4.2, 4.4).  Our numbers start at 0.  No more than the
 peer's announced receive window may be unacknowledged (Windows announces
@@ -48,6 +48,9 @@ import dataclasses
 from pypptp.gre.codec import NO_NUMBER
 
 __all__ = ["GreCounters", "GreSequencer"]
+
+ACK_NOW_MAX = 16
+"""Unacknowledged received packets after which an ack goes at once, whatever our window."""
 
 _MOD = 1 << 32
 _MASK = _MOD - 1
@@ -104,8 +107,11 @@ class GreSequencer:
         self._unacked_received = 0
         # Ack at once when a quarter of our announced window is unacked: an RFC
         # 2637 sender starts at half that window (section 4.2.1), so waiting for
-        # half would stall it for ``ack_delay`` after every lost packet.
-        self._ack_now_threshold = max(1, our_window // 4)
+        # half would stall it for ``ack_delay`` after every lost packet.  And at
+        # most every ACK_NOW_MAX packets: a sender may keep fewer in flight than
+        # a large window allows (measured: a sender holding 32 of a 256 window
+        # waited ``ack_delay`` for every 32 packets, 2.5k packets/s in all).
+        self._ack_now_threshold = max(1, min(ACK_NOW_MAX, our_window // 4))
         # send side
         self._next_seq = 0
         self._peer_acked = _MASK  # "nothing acked yet" is seq 0 - 1
