@@ -12,12 +12,13 @@ packets:
   reader draining them (read, MSS check, encrypt, frame, GRE header, sendto).
   Floor: ``os.readv`` from the same TUN fd into a buffer, the same cryptography calls encrypting in
   place (stateless: SHA-1 and two new RC4 contexts, one for the key change and one for the data;
-  stateful: one ``update_into`` on a long-lived context) and ``sendto`` of as many bytes on the same raw
-  socket; no project code.
+  stateful: one ``update_into`` on a long-lived context, and the key change of every 256th packet) and
+  ``sendto`` of as many bytes on the same raw socket; no project code.
 * **decap** (GRE -> MPPE -> TUN): the client sends ``batch`` encrypted packets; timed: the server's
   GRE transport draining them (recv_into, GRE decode, demultiplex, sequencing, decrypt, TUN write).
   Floor: ``recv_into`` + the same cryptography calls + ``os.write`` of the plaintext to the TUN,
-  fed by packets from a separate encryptor so the session's state is not disturbed.
+  fed by packets from a separate encryptor so the session's state is not disturbed (stateful: with
+  the key change of every 256th packet).
 
 Rounds alternate project and floor; the median of each is reported with their ratio (never an
 absolute time: these machines are noisy).  Every loop is bounded.
@@ -84,6 +85,9 @@ class Bench:
     def __init__(self, pair: NetnsPair, stateful: bool) -> None:
         self.pair = pair
         self.stateful = stateful
+        self._floor_tx_count = self._floor_rx_count = 0
+        """The floors' coherency counts, run on across rounds as the session's does (stateful: a key
+        change every 256 packets, RFC 3078 section 7.2, is unavoidable work too)."""
         policy = MppePolicy(stateful=stateful)
         self.server_sock, self.client_sock = _raw(pair, pair.server_ns), _raw(pair, pair.client_ns)
         self.server_gre, self.client_gre = GreTransport(), GreTransport()
@@ -197,13 +201,19 @@ class Bench:
         self._queue_into_tun(batch)
         done = 0
         started = time.perf_counter()
+        count = self._floor_tx_count
         for _ in range(batch):
             try:
                 n = os.readv(fd, (target,))
             except BlockingIOError:
                 break
             data = view[22 : 24 + n]  # the inner protocol field and the packet
+            count = (count + 1) & 0xFFF
             if self.stateful:
+                if count & 0xFF == 0xFF:  # RFC 3078 section 7.2: a flag packet changes key
+                    interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
+                    session_key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
+                    stream = Cipher(ARC4(session_key), mode=None).encryptor().update_into
                 stream(data, data)
             else:
                 interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
@@ -211,7 +221,9 @@ class Bench:
                 Cipher(ARC4(session_key), mode=None).encryptor().update_into(data, data)
             sock.sendto(view[7 : 24 + n], peer)  # as many bytes as the project's frame: GRE 12, PPP 1, MPPE 4
             done += 1
-        return (time.perf_counter() - started) / max(1, done)
+        elapsed = time.perf_counter() - started
+        self._floor_tx_count = count
+        return elapsed / max(1, done)
 
     # -- decap ------------------------------------------------------------------------------------
 
@@ -251,6 +263,7 @@ class Bench:
         buffer = bytearray(65536)
         stream = Cipher(ARC4(session_key), mode=None).encryptor().update
         done = 0
+        count = self._floor_rx_count
         time.sleep(0.01)
         started = time.perf_counter()
         for _ in range(batch):
@@ -259,7 +272,12 @@ class Bench:
             except BlockingIOError:
                 break
             view = memoryview(buffer)[20 + 12 + 2 : n]
+            count = (count + 1) & 0xFFF
             if self.stateful:
+                if count & 0xFF == 0xFF:  # RFC 3078 section 7.2: a flag packet changes key
+                    interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
+                    session_key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
+                    stream = Cipher(ARC4(session_key), mode=None).encryptor().update
                 stream(view)
             else:
                 interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
@@ -268,6 +286,7 @@ class Bench:
             os.write(fd, packet)
             done += 1
         elapsed = time.perf_counter() - started
+        self._floor_rx_count = count
         self._drain_sink()
         return elapsed / max(1, done)
 
