@@ -135,7 +135,7 @@ class Bench:
             server_link,
             self.server_call.send,
             send_in_place=self.server_call.send_in_place,
-            has_room=self.server_call.seq.can_send,
+            room=self.server_call.seq.room,
             notify_room=self.server_call.notify_room,
             log=log,
             make_tun=lambda: TunDevice(netns=pair.server_ns),

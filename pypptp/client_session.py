@@ -149,7 +149,7 @@ class PptpClientSession:
             link,
             session.gre.send,
             send_in_place=session.gre.send_in_place,
-            has_room=session.gre.seq.can_send,
+            room=session.gre.seq.room,
             notify_room=session.gre.notify_room,
             log=log,
             on_up=session._on_up,

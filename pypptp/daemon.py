@@ -232,7 +232,7 @@ class Daemon:
             link,
             gre.send,
             send_in_place=gre.send_in_place,
-            has_room=gre.seq.can_send,
+            room=gre.seq.room,
             notify_room=gre.notify_room,
             log=slog,  # type: ignore[arg-type]
             on_up=self._session_up,

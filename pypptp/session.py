@@ -68,6 +68,7 @@ class SessionStats:
     packets_received: int = 0
     tun_write_errors: int = 0
     send_refused: int = 0  # no room in the peer's GRE window, or the link would not send
+    tun_pauses: int = 0  # the TUN reader waited for the peer's GRE window to open
 
 
 class PppSession:
@@ -79,7 +80,7 @@ class PppSession:
         send: Callable[[bytes | memoryview], bool],
         *,
         send_in_place: Callable[[bytearray, memoryview, int, int, float], object] | None = None,
-        has_room: Callable[[float], bool] | None = None,
+        room: Callable[[float], int] | None = None,
         notify_room: Callable[[Callable[[], None]], None] | None = None,
         log: logging.Logger,
         on_up: Callable[[PppSession, NetworkUp], None] | None = None,
@@ -94,10 +95,10 @@ class PppSession:
         self.send = send
         self.send_in_place = send_in_place or (lambda buffer, view, start, end, now: send(bytes(view[start:end])))
         """The hot path's send of the frame ``buffer[start:end]`` at time ``now``, its GRE header written
-        in front of it, called only right after ``has_room(now)`` said True (:meth:`GreCall.send_in_place
+        in front of it, called only while ``room(now)`` allowed it (:meth:`GreCall.send_in_place
         <pypptp.aio_gre.GreCall.send_in_place>`)."""
-        self.has_room = has_room or (lambda now: True)
-        """The GRE window, asked before encrypting (the call's ``GreSequencer.can_send``): a packet
+        self.room = room or (lambda now: MAX_TUN_PACKETS_PER_WAKEUP)
+        """The GRE window's room (the call's ``GreSequencer.room``), asked before encrypting: a packet
         encrypted and then refused by the window would be a loss, which a Linux stateful MPPE receiver
         can turn into a permanent key mismatch."""
         self.notify_room = notify_room
@@ -364,14 +365,15 @@ class PppSession:
         tx, view, target, link, stats, fd = self._tx, self._tx_view, self._tx_target, self.link, self.stats, tun.fd
         encryptor = self._fast_encryptor
         encrypt = encryptor.encrypt_in_place if encryptor is not None else None
-        has_room, send, head, mtu = self.has_room, self.send_in_place, self._tx_head, self._fast_mtu
+        room, send, head, mtu = self.room, self.send_in_place, self._tx_head, self._fast_mtu
         clamp = self.clamp
         now = self.loop.time()  # one reading per wakeup for the GRE window and sequence timing
         pausing = encryptor is not None and self.notify_room is not None
         linked = False
+        budget = room(now) if encryptor is not None else 0  # the window's room, counted down per packet
         try:
             for _ in range(MAX_TUN_PACKETS_PER_WAKEUP):
-                if pausing and not has_room(now):
+                if pausing and budget <= 0:
                     self._pause_tun()  # leave packets in the kernel's queue: back-pressure, not loss
                     break
                 try:
@@ -392,7 +394,8 @@ class PppSession:
                         if TX_DATA + n > syn_at and tx[syn_at] & 0x02:
                             clamp_mss(view[TX_DATA : TX_DATA + n], self._mss)
                     if encrypt is not None and n <= mtu:  # hot path: window, encrypt in place, frame, send
-                        if pausing or has_room(now):  # pausing: the window was asked before the read
+                        if budget > 0:
+                            budget -= 1
                             tx[TX_DATA - 2] = 0x00  # the inner protocol field, IPv4 (0x0021)
                             tx[TX_DATA - 1] = 0x21
                             encrypt(view, TX_DATA - 4, TX_DATA + n)
@@ -412,6 +415,7 @@ class PppSession:
                 if frame is None or not self.send(frame):
                     stats.send_refused += 1
                     continue
+                budget -= 1  # the window counts every data packet
                 stats.packets_sent += 1
                 stats.bytes_sent += n
             if linked:  # the link saw packets (it may have logged or queued): its output and timers
@@ -426,6 +430,7 @@ class PppSession:
             return
         self.loop.remove_reader(tun.fd)
         self._tun_paused = True
+        self.stats.tun_pauses += 1
         self.notify_room(self._resume_tun)
         # the window may also open by the RFC 2637 section 4.4 ack time-out, which only a send attempt
         # notices: look again a little later

@@ -379,3 +379,23 @@ async def test_tcp_loss_or_pptp_linux_style_hangup_releases_everything(
     again = await open_client(daemon, tun=False)  # the address and the unit are free again
     assert again.network is not None and str(again.network.local_address) == "192.168.0.234"
     await again.close()
+
+
+async def test_a_full_gre_window_pauses_the_tun_reader_instead_of_dropping(
+    start_pypptpd: Callable[..., Pypptpd],
+) -> None:
+    """RFC 2637 section 4.2: with a 2-packet window the client keeps packets in its TUN queue until an
+    ack opens the window; read and dropped, TCP would take them for loss."""
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
+    session = await open_client(daemon)
+    try:
+        assert session.gre is not None and session.ppp is not None
+        sequencer = session.gre.seq
+        sequencer.peer_window = sequencer.window = 2
+        elapsed, _ = await tcp_transfer(daemon.pair, 1_000_000)
+        assert elapsed < 20
+        assert session.ppp.stats.tun_pauses > 0, "the window never filled: the test proves nothing"
+        assert session.ppp.stats.send_refused == 0
+        assert sequencer.counters.ack_timeouts == 0
+    finally:
+        await session.close()

@@ -196,6 +196,21 @@ def test_ack_reports_the_highest_received_even_with_a_gap() -> None:
 # -- the send side ------------------------------------------------------------------------
 
 
+def test_room_counts_what_the_window_takes_and_honours_the_ack_time_out() -> None:
+    seqr = GreSequencer(peer_window=8, min_ack_timeout=1.0)  # the window starts at half: 4
+    assert seqr.room(0.0) == 4
+    for _ in range(3):
+        seqr.take_seq(0.0)
+    assert seqr.room(0.0) == 1
+    seqr.take_seq(0.0)
+    assert seqr.room(0.5) == 0 and seqr.counters.window_full == 1
+    seqr.on_ack(1, 0.6)
+    assert seqr.room(0.6) == 2
+    seqr.take_seq(0.6)
+    seqr.take_seq(0.6)
+    assert seqr.room(5.0) == seqr.window and seqr.counters.ack_timeouts == 1  # written off, window halved
+
+
 def test_our_numbers_start_at_0_and_the_window_limits_unacked_packets() -> None:
     seqr = GreSequencer(peer_window=3, min_ack_timeout=1.0)
     assert seqr.window == 2  # section 4.2.1: half of 3, rounded up

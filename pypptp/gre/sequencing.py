@@ -286,6 +286,14 @@ class GreSequencer:
         self.counters.window_full += 1
         return False
 
+    def room(self, now: float) -> int:
+        """How many data packets the peer's window takes now: :meth:`can_send` for a whole burst (the
+        data path asks once per wakeup and counts down; nothing acks in between)."""
+        free = self.window - ((self._next_seq - 1 - self._peer_acked) & _MASK)
+        if free > 0:
+            return free
+        return self.window if self.can_send(now) else 0
+
     def take_seq(self, now: float) -> int:
         """The Sequence Number for a data packet being sent now."""
         seq = self._next_seq
