@@ -32,14 +32,15 @@ wait_for() {  # MARKER SECONDS: wait for the host to create /share/MARKER
 printf '%s\n' '"test" PPTP "__PASSWORD__" *' > /etc/ppp/chap-secrets
 chmod 600 /etc/ppp/chap-secrets
 PPPD=""
-tunnel_up() {  # SERVER LOGFILE [pppd options...]: start pppd over pptp, wait for ppp0's address
+tunnel_up() {  # SERVER LOGFILE [pppd options...]: start pppd over pptp, wait for ppp0's address and route
     local server=$1 log=$2 i; shift 2
     pppd pty "pptp $server --nolaunchpppd --loglevel 1" file /etc/ppp/options.pptp name test remotename PPTP \
         ipparam lab refuse-eap refuse-pap refuse-chap refuse-mschap noauth nodefaultroute nodetach maxfail 1 \
         debug dump logfile "/share/$log" "$@" &
     PPPD=$!
     for i in $(seq 1 80); do
-        ip -4 -o addr show ppp0 2>/dev/null | grep -q inet && return 0
+        # the address alone is not enough: pppd sets it before the link is up and the peer route exists
+        ip -4 -o addr show ppp0 2>/dev/null | grep -q inet && ip -4 route show 192.168.0.1 | grep -q ppp0 && return 0
         kill -0 $PPPD 2>/dev/null || { wait $PPPD; return 1; }
         sleep 0.25
     done
