@@ -44,6 +44,7 @@ from typing import Any
 from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
 from cryptography.hazmat.primitives.ciphers import Cipher
 
+from benchmarks.bench_sessions import ipv4_udp
 from pypptp.aio_gre import GreCall, GreTransport, set_receive_buffer
 from pypptp.netns import NetnsPair, netns_available, two_hosts
 from pypptp.ppp.auth import AuthConfig
@@ -68,18 +69,6 @@ def _raw(pair: NetnsPair, ns: str) -> socket.socket:
     sock = pair.socket(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE)
     set_receive_buffer(sock, 16 * 1024 * 1024)
     return sock
-
-
-def _ipv4_udp(source: str, destination: str, payload: bytes) -> bytes:
-    total = 28 + len(payload)
-    header = bytearray(b"\x45\x00" + total.to_bytes(2, "big") + b"\x00\x01\x00\x00\x40\x11\x00\x00")
-    header += socket.inet_aton(source) + socket.inet_aton(destination)
-    checksum = sum(int.from_bytes(header[i : i + 2], "big") for i in range(0, 20, 2))
-    while checksum >> 16:
-        checksum = (checksum & 0xFFFF) + (checksum >> 16)
-    header[10:12] = (~checksum & 0xFFFF).to_bytes(2, "big")
-    udp = (40000).to_bytes(2, "big") + (9).to_bytes(2, "big") + (8 + len(payload)).to_bytes(2, "big") + b"\0\0"
-    return bytes(header) + udp + payload
 
 
 class Bench:
@@ -238,7 +227,7 @@ class Bench:
                 return
 
     def decap_project(self, batch: int) -> float:
-        packet = _ipv4_udp(CLIENT_TUNNEL, SERVER_TUNNEL, UDP_PAYLOAD)
+        packet = ipv4_udp(CLIENT_TUNNEL, SERVER_TUNNEL, UDP_PAYLOAD, port=9)
         for _ in range(batch):
             self.client.send_ip(packet)
         received = self.server.stats.packets_received
@@ -254,7 +243,7 @@ class Bench:
 
     def decap_floor(self, batch: int) -> float:
         assert self.server.tun is not None
-        packet = _ipv4_udp(CLIENT_TUNNEL, SERVER_TUNNEL, UDP_PAYLOAD)
+        packet = ipv4_udp(CLIENT_TUNNEL, SERVER_TUNNEL, UDP_PAYLOAD, port=9)
         start_key = session_key = os.urandom(16)
         encryptor = MppeEncryptor(start_key, 128, stateful=self.stateful)
         client = self.client_sock

@@ -143,3 +143,20 @@ def start_pypptpd(netns_pair: NetnsPair, tmp_path: Path) -> Iterator[Callable[..
     for daemon in started:
         with contextlib.suppress(Exception):
             daemon.terminate()
+
+
+def icmp_echo(source: str, destination: str) -> bytes:
+    """A minimal IPv4 ICMP Echo-Request with correct checksums."""
+
+    def checksum(data: bytes) -> int:
+        total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        return ~total & 0xFFFF
+
+    icmp = bytearray(b"\x08\x00\x00\x00\x12\x34\x00\x01")
+    icmp[2:4] = checksum(bytes(icmp)).to_bytes(2, "big")
+    header = bytearray(b"\x45\x00\x00\x1c\x00\x01\x00\x00\x40\x01\x00\x00")
+    header += socket.inet_aton(source) + socket.inet_aton(destination)
+    header[10:12] = checksum(bytes(header)).to_bytes(2, "big")
+    return bytes(header + icmp)

@@ -28,7 +28,7 @@ from pypptp.netns import NetnsPair
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP
 from pypptp.tun import TunDevice
-from tests.conftest import Pypptpd
+from tests.conftest import Pypptpd, icmp_echo
 
 pytestmark = pytest.mark.netns
 
@@ -226,7 +226,7 @@ async def test_twenty_concurrent_sessions_then_nothing_left(start_pypptpd: Calla
         assert sorted(interfaces(daemon.pair)) == sorted(f"ppp{n}" for n in range(20))
         for s in sessions:  # a ping from each session, answered by the server's kernel through its pppN
             assert s.network is not None
-            assert s.send(_icmp_echo(str(s.network.local_address), SERVER_IP))
+            assert s.send(icmp_echo(str(s.network.local_address), SERVER_IP))
         replies = await asyncio.wait_for(asyncio.gather(*(s.recv() for s in sessions)), 10)
         assert all(r[9] == 1 and r[20] == 0 for r in replies)  # ICMP, type 0: Echo-Reply
     finally:
@@ -338,23 +338,6 @@ def test_malformed_option_line_is_reported_with_file_and_line(tmp_path: Path) ->
         ["python3", "-m", "pypptp.cli", "-f", *argv], capture_output=True, text=True, check=False, timeout=10
     )
     assert started.returncode == 2 and f"{options}:2" in started.stderr
-
-
-def _icmp_echo(source: str, destination: str) -> bytes:
-    """A minimal IPv4 ICMP Echo-Request with correct checksums."""
-
-    def checksum(data: bytes) -> int:
-        total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
-        while total >> 16:
-            total = (total & 0xFFFF) + (total >> 16)
-        return ~total & 0xFFFF
-
-    icmp = bytearray(b"\x08\x00\x00\x00\x12\x34\x00\x01")
-    icmp[2:4] = checksum(bytes(icmp)).to_bytes(2, "big")
-    header = bytearray(b"\x45\x00\x00\x1c\x00\x01\x00\x00\x40\x01\x00\x00")
-    header += socket.inet_aton(source) + socket.inet_aton(destination)
-    header[10:12] = checksum(bytes(header)).to_bytes(2, "big")
-    return bytes(header + icmp)
 
 
 @pytest.mark.parametrize("how", ["rst", "ccrq-then-close"])

@@ -28,7 +28,7 @@ from pypptp.gre.codec import decode_header, encode_packet
 from pypptp.netns import NetnsPair, run_in_netns
 from pypptp.pool import AddressPool
 from pypptp.workers import EXIT_CANNOT_START, Supervisor, effective_workers, split
-from tests.conftest import REPO, Pypptpd
+from tests.conftest import REPO, Pypptpd, icmp_echo
 
 CONF = ["localip 192.168.0.1", "remoteip 192.168.1.10-29", "connections 20"]
 SERVER_TUNNEL_IP = "192.168.0.1"
@@ -336,7 +336,7 @@ async def _ping_all(sessions: list[PptpClientSession]) -> None:
     """An ICMP Echo-Request from each session to the server's tunnel address, and its reply."""
     for session in sessions:
         assert session.network is not None
-        assert session.send(_icmp_echo(str(session.network.local_address), SERVER_TUNNEL_IP))
+        assert session.send(icmp_echo(str(session.network.local_address), SERVER_TUNNEL_IP))
     replies = await asyncio.wait_for(asyncio.gather(*(s.recv() for s in sessions)), 10)
     assert all(reply[9] == 1 and reply[20] == 0 for reply in replies)  # ICMP Echo-Reply
 
@@ -445,20 +445,3 @@ async def test_workers_end_when_the_supervisor_is_killed(start_pypptpd: Callable
         await asyncio.sleep(0.05)
     assert all(_gone(pid) for pid in workers)
     assert daemon.log().count("MGR: Exit.") == 2
-
-
-def _icmp_echo(source: str, destination: str) -> bytes:
-    """A minimal IPv4 ICMP Echo-Request with correct checksums."""
-
-    def checksum(data: bytes) -> int:
-        total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
-        while total >> 16:
-            total = (total & 0xFFFF) + (total >> 16)
-        return ~total & 0xFFFF
-
-    icmp = bytearray(b"\x08\x00\x00\x00\x12\x34\x00\x01")
-    icmp[2:4] = checksum(bytes(icmp)).to_bytes(2, "big")
-    header = bytearray(b"\x45\x00\x00\x1c\x00\x01\x00\x00\x40\x01\x00\x00")
-    header += socket.inet_aton(source) + socket.inet_aton(destination)
-    header[10:12] = checksum(bytes(header)).to_bytes(2, "big")
-    return bytes(header + icmp)
