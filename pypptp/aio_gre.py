@@ -299,24 +299,6 @@ class GreCall:
         self._send_out(n, self._loop.time())
         return True
 
-    def has_room(self) -> bool:
-        """Whether :meth:`send` would send now (the peer's window).  Stateful MPPE asks before it
-        encrypts: a packet encrypted and then dropped here would cost the receiver its keys."""
-        return self.seq.can_send(self._loop.time())
-
-    def send_parts(self, head: bytes, body: bytes | memoryview) -> bool:
-        """:meth:`send` of ``head + body`` without building that concatenation."""
-        now = self._loop.time()
-        if not self.seq.can_send(now):
-            return False
-        h = len(head)
-        n = h + len(body)
-        out = self._out
-        out[MAX_HEADER_SIZE : MAX_HEADER_SIZE + h] = head
-        out[MAX_HEADER_SIZE + h : MAX_HEADER_SIZE + n] = body
-        self._send_out(n, now)
-        return True
-
     def send_in_place(self, buffer: bytearray, view: memoryview, start: int, end: int, now: float) -> None:
         """The data path's send, with no copy: the PPP frame is ``buffer[start:end]`` and the GRE header
         (RFC 2637 section 4.1) is written into the up to 16 bytes before ``start``.  Called only right

@@ -215,16 +215,12 @@ class Daemon:
         policy = self.policy
         link = PppLink(policy.link_config(lease, unit), secrets=self.secrets)
         holder: list[DaemonSession] = []
-
-        def deliver(frame: bytes | memoryview) -> None:
-            holder[0].ppp.receive_frame(frame)
-
         gre = GreCall(
             self.transport,
             peer_ip,
             call.call_id,
             call.peer_call_id,
-            deliver,
+            lambda frame: None,  # replaced by the session's receive_frame below
             peer_window=max(MIN_SEND_WINDOW, call.peer_window),
             our_window=call.peer_window,  # we echo the client's window in the OCRP, as pptpd does
         )

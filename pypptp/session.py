@@ -139,7 +139,6 @@ class PppSession:
         self._timer = DeadlineTimer(self.loop, self._on_timer)
         self._fast_decryptor: MppeDecryptor | None = None
         self._fast_encryptor: MppeEncryptor | None = None
-        self._fast_prefix = b""
         self._fast_mtu = 0
         self._fast_fd = -1
         """The TUN descriptor while the hot path runs and a TUN is attached; -1 otherwise."""
@@ -272,7 +271,7 @@ class PppSession:
         self._fast_encryptor = link.encryptor if up else None
         self._fast_fd = self.tun.fd if up and self.tun is not None and self.received is None else -1
         if self._fast_encryptor is not None and link.network_up is not None:
-            prefix = self._fast_prefix = link.frame_prefix(Protocol.COMPRESSED)
+            prefix = link.frame_prefix(Protocol.COMPRESSED)
             self._tx_head = TX_DATA - 4 - len(prefix)
             self._tx[self._tx_head : TX_DATA - 4] = prefix
             self._fast_mtu = link.network_up.mtu
