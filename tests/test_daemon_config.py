@@ -15,6 +15,7 @@ from pypptp.pool import PoolError
 from pypptp.ppp.lcp import AUTH_MSCHAP_V2
 from pypptp.ppp.secrets import SecretsError
 from pypptp.pppd_options import OptionsError
+from tests.seed import SEED_OPTIONS
 
 SEED_CONF = """\
 # pptpd.conf as Debian ships it, trimmed
@@ -22,23 +23,6 @@ option {options}
 #debug
 localip 192.168.0.1
 remoteip 192.168.0.234-238,192.168.0.245
-"""
-SEED_OPTIONS = """\
-name pptpd
-refuse-pap
-refuse-chap
-refuse-mschap
-require-mschap-v2
-require-mppe-128
-ms-dns 8.8.8.8
-ms-dns 8.8.4.4
-proxyarp
-nodefaultroute
-lock
-nobsdcomp
-novj
-novjccomp
-nologfd
 """
 SECRETS = "# client server secret IP\nalice pptpd s3cret *\n"
 

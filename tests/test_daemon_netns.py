@@ -29,26 +29,14 @@ from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP
 from pypptp.tun import TunDevice
 from tests.conftest import Pypptpd, icmp_echo
+from tests.seed import SEED_OPTIONS as DEBIAN_SEED_OPTIONS
 
 pytestmark = pytest.mark.netns
 
 SEED_CONF = ["localip 192.168.0.1", "remoteip 192.168.0.234-238,192.168.0.245"]
-SEED_OPTIONS = """# the seed's /etc/ppp/pptpd-options (Debian's, trimmed)
-name pptpd
-refuse-pap
-refuse-chap
-refuse-mschap
-require-mschap-v2
-require-mppe-128
-ms-dns 8.8.8.8
-ms-dns 8.8.4.4
-nodefaultroute
-lock
-nobsdcomp
-novj
-novjccomp
-nologfd
-"""
+SEED_OPTIONS = "# the seed's /etc/ppp/pptpd-options (Debian's, trimmed)\n" + DEBIAN_SEED_OPTIONS.replace(
+    "proxyarp\n", ""
+)
 SECRETS = """# client server secret IP
 alice pptpd s3cret *
 bob pptpd "bob pw" 192.168.0.245

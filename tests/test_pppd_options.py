@@ -16,34 +16,7 @@ from pypptp.ppp.ipv6cp import Ipv6cpConfig
 from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP, LcpConfig
 from pypptp.ppp.link import LinkConfig
 from pypptp.pppd_options import OPTIONS, OptionsError, PppdOptions, parse_pppd_options, read_pppd_options
-
-# Debian's /etc/ppp/pptpd-options, comments trimmed
-DEBIAN_PPTPD_OPTIONS = """\
-# Authentication
-name pptpd
-#chapms-strip-domain
-
-# Encryption
-# BSD licensed ppp-2.4.2 upstream with MPPE only, kernel module ppp_mppe.o
-refuse-pap
-refuse-chap
-refuse-mschap
-require-mschap-v2
-require-mppe-128
-
-# Network and Routing
-ms-dns 8.8.8.8
-ms-dns 8.8.4.4
-proxyarp
-nodefaultroute
-
-# Miscellaneous
-lock
-nobsdcomp
-novj
-novjccomp
-nologfd
-"""
+from tests.seed import DEBIAN_PPTPD_OPTIONS
 
 LOCAL, PEER = IPv4Address("192.168.0.1"), IPv4Address("192.168.0.234")
 
