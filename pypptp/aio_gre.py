@@ -292,11 +292,12 @@ class GreCall:
 
     def send(self, payload: bytes | memoryview) -> bool:
         """Send one PPP frame; False if the peer's window is full (the frame is dropped)."""
-        if not self.seq.can_send(self._loop.time()):
+        now = self._loop.time()
+        if not self.seq.can_send(now):
             return False
         n = len(payload)
         self._out[MAX_HEADER_SIZE : MAX_HEADER_SIZE + n] = payload
-        self._send_out(n, self._loop.time())
+        self.send_in_place(self._out, self._out_view, MAX_HEADER_SIZE, MAX_HEADER_SIZE + n, now)
         return True
 
     def send_in_place(self, buffer: bytearray, view: memoryview, start: int, end: int, now: float) -> None:
@@ -321,20 +322,6 @@ class GreCall:
             counters.send_would_block += 1  # dropping is legal for PPP
         except OSError:
             counters.send_errors += 1  # the transport's socket is gone, or the network said no
-
-    def _send_out(self, n: int, now: float) -> None:
-        """Put the GRE header (RFC 2637 section 4.1) in front of the ``n``-byte frame at
-        ``_out[MAX_HEADER_SIZE:]`` and send it; the timer moves only when an ack was piggy-backed."""
-        seq = self.seq
-        number = seq.take_seq(now)
-        ack = seq.take_ack()
-        if ack < 0:
-            _DATA.pack_into(self._out, MAX_HEADER_SIZE - 12, 0x30, 0x01, 0x880B, n, self.peer_call_id, number)
-            self.transport.sendto(self._out_view[MAX_HEADER_SIZE - 12 : MAX_HEADER_SIZE + n], self._peer)
-        else:
-            _DATA_ACK.pack_into(self._out, MAX_HEADER_SIZE - 16, 0x30, 0x81, 0x880B, n, self.peer_call_id, number, ack)
-            self.transport.sendto(self._out_view[MAX_HEADER_SIZE - 16 : MAX_HEADER_SIZE + n], self._peer)
-            self.rearm()
 
     def notify_room(self, waiter: Callable[[], None]) -> None:
         """Call ``waiter`` once, as soon as an ack opens the peer's window again (the session pauses

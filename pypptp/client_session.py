@@ -141,7 +141,7 @@ class PptpClientSession:
             peer_ip,
             call.call_id,
             call.peer_call_id,
-            session._deliver,
+            lambda frame: None,  # replaced by the session's receive_frame below
             peer_window=max(MIN_SEND_WINDOW, call.peer_window),
             our_window=RECEIVE_WINDOW,
         )
@@ -208,10 +208,6 @@ class PptpClientSession:
             self.transport.close()
 
     # -- callbacks ------------------------------------------------------------------------------
-
-    def _deliver(self, frame: bytes | memoryview) -> None:
-        if self.ppp is not None:
-            self.ppp.receive_frame(frame)
 
     def _on_up(self, ppp: PppSession, up: NetworkUp) -> None:
         self.network = up
