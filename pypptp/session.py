@@ -10,10 +10,13 @@ Data path, per direction:
 
 * GRE -> TUN: the frame goes to the link (which decrypts MPPE and checks
   that the NCP is open); IPv4 packets have their TCP MSS clamped and are
-  written to the TUN descriptor.
+  written to the TUN descriptor.  Hot path: MPPE decrypts straight from the
+  GRE receive buffer into one reused buffer, which is written to the TUN.
 * TUN -> GRE: each wakeup drains the TUN descriptor (bounded) into one
   reused buffer; IPv4 SYNs get their MSS clamped; the link encrypts and
-  frames; the GRE call sends.
+  frames; the GRE call sends.  Hot path: MPPE encrypts from that buffer
+  straight into the send buffer behind the headers, and the GRE call sends
+  from there.  Never in place: cryptography 51 refuses overlapping buffers.
 
 MSS clamping (on by default) keeps TCP segments within the tunnel MTU,
 which MPPE makes 4 bytes smaller than the peer's MRU: Windows advertises
@@ -53,8 +56,8 @@ _write = os.write  # the hot path's TUN write, bound once
 TUN_READ_SIZE = 65536
 MAX_TUN_PACKETS_PER_WAKEUP = 64
 TX_DATA = 24
-"""Where a TUN read lands in the send buffer: room for the GRE header (16), the PPP prefix (at most 4:
-FF 03 00 FD), the MPPE header (2) and the inner protocol field (00 21)."""
+"""Where an IP packet's ciphertext lies in the send buffer: room for the GRE header (16), the PPP prefix
+(at most 4: FF 03 00 FD), the MPPE header (2) and the encrypted inner protocol field (00 21)."""
 ROOM_POLL = 0.05
 """Seconds a TUN reader paused by a full GRE window waits before it looks again without an ack."""
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
@@ -129,13 +132,21 @@ class PppSession:
         self.received: asyncio.Queue[bytes] | None = None if attach_tun else asyncio.Queue(maxsize=1024)
         """Without a TUN (library use), received IP packets wait here."""
         self._mss = 0
+        self._plain = bytearray(b"\x00\x21" + bytes(TUN_READ_SIZE))
+        """TUN reads land at 2, behind the inner protocol field of IPv4 (0x0021): the hot path encrypts
+        both from here into the send buffer in one call."""
+        self._plain_view = memoryview(self._plain)
+        self._plain_target = self._plain_view[2:]
         self._tx = bytearray(TX_DATA + TUN_READ_SIZE)
-        """TUN reads land at ``TX_DATA``; in front of them go the inner protocol field, the MPPE header,
-        the PPP address/control/protocol prefix and the GRE header, so a packet is encrypted in place and
-        sent with no copy."""
+        """The hot path's frames: the GRE header, the PPP address/control/protocol prefix and the MPPE
+        header in front of the ciphertext, which starts at ``TX_DATA - 2``; sent from here with no copy."""
         self._tx_view = memoryview(self._tx)
-        self._tx_target = self._tx_view[TX_DATA:]
+        self._tx_cipher = self._tx_view[TX_DATA - 2 :]
         self._tx_head = TX_DATA - 4
+        self._rx = bytearray(2 + TUN_READ_SIZE)
+        """The hot path decrypts a received packet's inner protocol field and IP packet here, and writes
+        the packet to the TUN from here."""
+        self._rx_view = memoryview(self._rx)
         self._timer = DeadlineTimer(self.loop, self._on_timer)
         self._fast_decryptor: MppeDecryptor | None = None
         self._fast_encryptor: MppeEncryptor | None = None
@@ -168,24 +179,25 @@ class PppSession:
                 offset = 0
             if offset:
                 try:
-                    inner = decryptor.decrypt(frame, offset)
+                    rx, out = self._rx, self._rx_view
+                    protocol = decryptor.decrypt_into(frame, offset, out)
                     if decryptor.reset_pending and decryptor.take_reset_request():
                         self.link.request_mppe_reset(self.loop.time())
                         self._flush()
-                    if inner is not None:
-                        protocol, payload = inner
+                    if protocol:
+                        start, end = 1 if rx[0] & 1 else 2, len(frame) - offset - 2
                         fd = self._fast_fd
                         if fd < 0:
-                            self._deliver(protocol, payload)
+                            self._deliver(protocol, bytes(out[start:end]))
                             return
                         stats = self.stats
                         stats.packets_received += 1
-                        stats.bytes_received += len(payload)
-                        if protocol == 0x21 and self.clamp and len(payload) > 33 and payload[9] == 6:
-                            syn_at = (payload[0] & 0x0F) * 4 + 13  # the TCP flags: only SYNs are clamped
-                            if len(payload) > syn_at and payload[syn_at] & 0x02:
-                                payload = self._clamped(payload)
-                        _write(fd, payload)
+                        stats.bytes_received += end - start
+                        if protocol == 0x21 and self.clamp and end - start > 33 and rx[start + 9] == 6:
+                            syn_at = start + (rx[start] & 0x0F) * 4 + 13  # the TCP flags: only SYNs are clamped
+                            if end > syn_at and rx[syn_at] & 0x02:
+                                clamp_mss(out[start:end], self._mss)
+                        _write(fd, out[start:end])
                 except OSError:
                     self.stats.tun_write_errors += 1
                 except Exception:
@@ -361,9 +373,17 @@ class PppSession:
         tun = self.tun
         if tun is None or self.closed:
             return
-        tx, view, target, link, stats, fd = self._tx, self._tx_view, self._tx_target, self.link, self.stats, tun.fd
+        plain, source, target, link, stats, fd = (
+            self._plain,
+            self._plain_view,
+            self._plain_target,
+            self.link,
+            self.stats,
+            tun.fd,
+        )
+        tx, view, cipher = self._tx, self._tx_view, self._tx_cipher
         encryptor = self._fast_encryptor
-        encrypt = encryptor.encrypt_in_place if encryptor is not None else None
+        encrypt = encryptor.encrypt_into if encryptor is not None else None
         room, send, head, mtu = self.room, self.send_in_place, self._tx_head, self._fast_mtu
         clamp = self.clamp
         now = self.loop.time()  # one reading per wakeup for the GRE window and sequence timing
@@ -386,18 +406,18 @@ class PppSession:
                     if n == 0:
                         break
                     continue
-                version = tx[TX_DATA] >> 4
+                version = plain[2] >> 4
                 if version == 4:
-                    if clamp and tx[TX_DATA + 9] == 6:
-                        syn_at = TX_DATA + (tx[TX_DATA] & 0x0F) * 4 + 13  # the TCP flags: only SYNs are clamped
-                        if TX_DATA + n > syn_at and tx[syn_at] & 0x02:
-                            clamp_mss(view[TX_DATA : TX_DATA + n], self._mss)
-                    if encrypt is not None and n <= mtu:  # hot path: window, encrypt in place, frame, send
+                    if clamp and plain[11] == 6:
+                        syn_at = 2 + (plain[2] & 0x0F) * 4 + 13  # the TCP flags: only SYNs are clamped
+                        if 2 + n > syn_at and plain[syn_at] & 0x02:
+                            clamp_mss(target[:n], self._mss)
+                    if encrypt is not None and n <= mtu:  # hot path: window, encrypt, frame, send
                         if budget > 0:
                             budget -= 1
-                            tx[TX_DATA - 2] = 0x00  # the inner protocol field, IPv4 (0x0021)
-                            tx[TX_DATA - 1] = 0x21
-                            encrypt(view, TX_DATA - 4, TX_DATA + n)
+                            # the inner protocol field (00 21, never overwritten) and the packet, into
+                            # the send buffer behind the MPPE header
+                            tx[TX_DATA - 4 : TX_DATA - 2] = encrypt(source[: n + 2], cipher)
                             send(tx, view, head, TX_DATA + n, now)
                             stats.packets_sent += 1
                             stats.bytes_sent += n
@@ -410,7 +430,7 @@ class PppSession:
                 else:
                     continue
                 linked = True
-                frame = link.send_data(protocol, view[TX_DATA : TX_DATA + n])
+                frame = link.send_data(protocol, target[:n])
                 if frame is None or not self.send(frame):
                     stats.send_refused += 1
                     continue

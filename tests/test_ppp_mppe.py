@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pypptp.ppp.mppe as mppe_module
 from pypptp.ppp.auth import MsChapKeys
 from pypptp.ppp.crypto import hash_nt_password_hash, lm_password_hash, nt_password_hash
 from pypptp.ppp.mppe import (
@@ -26,6 +27,9 @@ from pypptp.ppp.mppe import (
     key_length,
     start_keys,
 )
+from tests.strict_rc4 import StrictCipher, strict_rc4
+
+__all__ = ["strict_rc4"]  # the fixture, used by name below
 
 
 def h(text: str) -> bytes:
@@ -699,20 +703,109 @@ def test_mutated_packet_streams_never_raise(stream: list[tuple[int, bytes]], sta
 
 @pytest.mark.parametrize("stateful", [False, True])
 @pytest.mark.parametrize("bits", [40, 56, 128])
-def test_encrypting_in_place_gives_the_same_packets_as_encrypt(stateful: bool, bits: int) -> None:
-    """The data path encrypts in its send buffer; byte for byte what :meth:`encrypt` returns, across a
-    stateful flag packet and a Reset-Request."""
+def test_encrypting_into_a_send_buffer_gives_the_same_packets_as_encrypt(
+    stateful: bool, bits: int, strict_rc4: list[int]
+) -> None:
+    """The data path reads a packet behind the inner protocol field in one buffer and encrypts it into
+    its send buffer behind the headers: byte for byte what :meth:`encrypt` returns, across a stateful
+    flag packet and a Reset-Request, with buffers that never overlap (cryptography 51's rule, enforced
+    here on every release)."""
     start = bytes(range(16))[: key_length(bits)]
-    reference, in_place = MppeEncryptor(start, bits, stateful=stateful), MppeEncryptor(start, bits, stateful=stateful)
-    buffer = bytearray(8 + 1500)
-    view = memoryview(buffer)
+    reference, data_path = MppeEncryptor(start, bits, stateful=stateful), MppeEncryptor(start, bits, stateful=stateful)
+    plain, send = bytearray(2 + 1500), bytearray(24 + 1500)
+    source, out = memoryview(plain), memoryview(send)[22:]
+    plain[0:2] = b"\x00\x21"
     for n in range(300):
         packet = bytes([0x45, n & 0xFF]) + bytes((n * 7 + i) & 0xFF for i in range(40 + n))
         if n == 200:
             reference.reset_requested()
-            in_place.reset_requested()
-        buffer[6:8] = b"\x00\x21"
-        buffer[8 : 8 + len(packet)] = packet
-        in_place.encrypt_in_place(view, 4, 8 + len(packet))
-        assert bytes(view[4 : 8 + len(packet)]) == reference.encrypt(0x21, packet), n
-    assert in_place.key_changes == reference.key_changes
+            data_path.reset_requested()
+        plain[2 : 2 + len(packet)] = packet
+        send[20:22] = data_path.encrypt_into(source[: 2 + len(packet)], out)
+        assert bytes(send[20 : 24 + len(packet)]) == reference.encrypt(0x21, packet), n
+    assert data_path.key_changes == reference.key_changes
+    assert len(strict_rc4) >= 300  # every packet went through update_into
+
+
+def test_in_place_rc4_is_refused_as_cryptography_51_does(strict_rc4: list[int]) -> None:
+    """The strict wrapper itself: overlapping buffers raise, disjoint slices of one buffer do not."""
+    encryptor = MppeEncryptor(SERVER_SEND_START, 128)
+    buffer = memoryview(bytearray(64))
+    with pytest.raises(ValueError, match="overlap"):
+        encryptor.encrypt_into(buffer[0:20], buffer[10:40])
+    with pytest.raises(ValueError, match="overlap"):
+        encryptor.encrypt_into(buffer[0:20], buffer[0:20])
+    encryptor.encrypt_into(buffer[0:20], buffer[20:40])
+
+
+def _decrypt_both(
+    twins: tuple[MppeDecryptor, MppeDecryptor], packet: bytes, offset: int, out: memoryview
+) -> tuple[tuple[int, bytes] | None, tuple[int, bytes] | None]:
+    """What :meth:`decrypt` and :meth:`decrypt_into` make of one packet, on twin decryptors."""
+    by_copy, into = twins
+    frame = memoryview(bytearray(b"\xff\x03\x00\xfd"[:offset] + packet))  # as GRE hands it over
+    expected = by_copy.decrypt(frame, offset)
+    protocol = into.decrypt_into(frame, offset, out)
+    if not protocol:
+        return expected, None
+    start, end = (1 if out[0] & 1 else 2), len(frame) - offset - 2
+    return expected, (protocol, bytes(out[start:end]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    stream=st.lists(st.tuples(st.integers(0, 5), st.binary(min_size=1, max_size=8)), max_size=60),
+    stateful=st.booleans(),
+    offset=st.sampled_from([0, 1, 2, 4]),
+)
+def test_decrypting_into_a_buffer_agrees_with_decrypt(
+    stream: list[tuple[int, bytes]], stateful: bool, offset: int
+) -> None:
+    """:meth:`decrypt_into` (the data path) and :meth:`decrypt` on twin decryptors fed the same
+    mutated stream: the same results, drops, key changes and reset requests, with PFC-compressed
+    protocols, losses, duplicates, garbage and short packets among them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mppe_module, "Cipher", StrictCipher)
+        encryptor, by_copy = pair(128, stateful)
+        _, into = pair(128, stateful)
+        out = memoryview(bytearray(2 + 1500))
+        pending: list[bytes] = []
+        for action, noise in stream:
+            packet = encryptor.encrypt(IP, payload(len(pending)))
+            if action == 1:
+                packet = noise[:2] + packet[2:]  # a random header: any count, any bits
+            elif action == 2:
+                packet = packet[:2] + noise  # garbage, or short
+            elif action == 3:
+                pending.append(packet)  # lost for now, replayed later (late or duplicate)
+                continue
+            elif action == 4 and pending:
+                packet = pending.pop(0)
+            expected, got = _decrypt_both((by_copy, into), packet, offset, out)
+            assert got == expected
+            assert into.dropped == by_copy.dropped
+            assert into.key_changes == by_copy.key_changes
+            assert into.take_reset_request() == by_copy.take_reset_request()
+            if action == 5:
+                encryptor.reset_requested()
+
+
+@pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful"])
+def test_decrypt_into_takes_pfc_and_long_streams(stateful: bool, strict_rc4: list[int]) -> None:
+    """Past stateful flag packets and a count wrap, and a PFC-compressed inner protocol: the payload
+    lies after one byte then."""
+    encryptor, decryptor = pair(128, stateful)
+    out = memoryview(bytearray(2 + 1500))
+    for n in range(4096 + 20):
+        frame = memoryview(bytearray(b"\xfd" + encryptor.encrypt(IP, payload(n))))
+        assert decryptor.decrypt_into(frame, 1, out) == IP
+        assert bytes(out[2 : len(frame) - 3]) == payload(n)
+    assert not any(decryptor.dropped.values())
+    start = SERVER_SEND_START
+    key = initial_session_key(start, 128)
+    if not stateful:
+        key = change_key(start, key, 128)
+    compressed = (h("90 00") if not stateful else h("10 00")) + rc4(key, b"\x21" + PAYLOAD)
+    decryptor = MppeDecryptor(start, 128, stateful=stateful)
+    assert decryptor.decrypt_into(compressed, 0, out) == 0x21
+    assert out[0] == 0x21 and bytes(out[1 : len(compressed) - 2]) == PAYLOAD

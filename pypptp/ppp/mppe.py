@@ -94,9 +94,13 @@ configured otherwise.
 Hot path: :meth:`MppeEncryptor.encrypt` and :meth:`MppeDecryptor.decrypt`
 are plain and flat: precomputed headers and protocol fields, a SHA-1 object
 pre-fed with the start key and 40 zero bytes (copied per key change), no
-logging.  The work that remains is ``cryptography``'s: creating an RC4
-context costs more than encrypting 1400 bytes, and stateless mode needs two
-per packet (one inside the key change).
+logging.  The data path uses their copy-free twins,
+:meth:`MppeEncryptor.encrypt_into` and :meth:`MppeDecryptor.decrypt_into`,
+which run RC4 from one caller's buffer into another (``update_into``; never
+in place: cryptography 51 refuses overlapping buffers).  The work that
+remains is ``cryptography``'s: creating an RC4 context costs more than
+encrypting 1400 bytes, and stateless mode needs two per packet (one inside
+the key change).
 """
 
 from __future__ import annotations
@@ -142,6 +146,7 @@ _MAGIC3 = b"On the client side, this is the receive key; on the server side, it 
 _PAD1 = bytes(40)
 _PAD2 = b"\xf2" * 40
 _Update = Callable[[bytes | bytearray | memoryview], bytes]  # a running RC4's update
+_UpdateInto = Callable[[bytes | bytearray | memoryview, memoryview], int]  # and its update_into
 _SALT = {40: b"\xd1\x26\x9e", 56: b"\xd1", 128: b""}  # RFC 3078 section 7.3, RFC 3079 sections 3.1-3.2
 
 # Precomputed fields of the hot path: the header for each count, with and without A, and the inner
@@ -262,19 +267,25 @@ class _KeyChanger:
         return key
 
 
-def _inner(data: bytes) -> tuple[int, bytes] | None:
-    """(inner protocol, payload) from decrypted data, or None when the protocol is not one MPPE carries.
-
-    The protocol may be PFC-compressed to one byte: an odd first byte (as Linux accepts).
-    """
+def _protocol(data: bytes | bytearray | memoryview, length: int) -> int:
+    """The inner protocol at the start of ``length`` decrypted bytes, or 0 when it is not one MPPE
+    carries.  It may be PFC-compressed to one byte: an odd first byte (as Linux accepts); the payload
+    then starts at 1, otherwise at 2."""
     first = data[0]
     if first & 1:
-        if FIRST_PROTOCOL <= first <= LAST_PROTOCOL:
-            return first, data[1:]
+        return first if FIRST_PROTOCOL <= first <= LAST_PROTOCOL else 0
+    if first or length < 2:
+        return 0
+    second = data[1]
+    return second if FIRST_PROTOCOL <= second <= LAST_PROTOCOL else 0
+
+
+def _inner(data: bytes) -> tuple[int, bytes] | None:
+    """(inner protocol, payload) from decrypted data, or None when the protocol is not one MPPE carries."""
+    protocol = _protocol(data, len(data))
+    if not protocol:
         return None
-    if first or len(data) < 2 or not FIRST_PROTOCOL <= data[1] <= LAST_PROTOCOL:
-        return None
-    return data[1], data[2:]
+    return protocol, data[1:] if data[0] else data[2:]
 
 
 def _likelihood(decrypted: bytes, inner: tuple[int, bytes]) -> int:
@@ -314,7 +325,7 @@ class MppeEncryptor:
         """Stateful, and no Reset-Request waiting: a packet that is not a flag packet keeps its RC4."""
         context = Cipher(ARC4(self._key), mode=None).encryptor()  # stateful: the running RC4
         self._update: _Update = context.update
-        self._update_into: Callable[[memoryview, memoryview], int] = context.update_into
+        self._update_into: _UpdateInto = context.update_into
         self.count = COUNT_SPACE - 1
         """Coherency count of the last packet sent; 4095 before the first, so that one is 0."""
         self.key_changes = 0
@@ -349,20 +360,22 @@ class MppeEncryptor:
             self._fast = True
         return context
 
-    def encrypt_in_place(self, view: memoryview, start: int, end: int) -> None:
-        """The data path's :meth:`encrypt`, with no copy: ``view[start + 2 : end]`` holds the inner
-        protocol field and payload and is encrypted where it lies; the MPPE header goes to
-        ``view[start : start + 2]`` (RFC 3078 section 3)."""
+    def encrypt_into(self, data: memoryview, out: memoryview) -> bytes:
+        """The data path's :meth:`encrypt`, with no copy: ``data`` holds the inner protocol field and
+        the payload; their RC4 goes to the start of ``out``, and the MPPE header to put in front of it
+        is returned (RFC 3078 section 3).
+
+        ``out`` must not overlap ``data`` (cryptography 51 refuses overlapping buffers, and in-place
+        RC4 was never promised); it may be longer than ``data``.  The caller reads a packet into one
+        buffer behind the inner protocol field and encrypts it into its send buffer behind the headers.
+        """
         count = (self.count + 1) & 0xFFF
         self.count = count
-        data = view[start + 2 : end]
         if self._fast and count & 0xFF != 0xFF:  # stateful, no key change: D only, the stream runs on
-            self._update_into(data, data)
-            view[start : start + 2] = _HEADERS[count]
-            return
-        context = self._new_context()
-        context.update_into(data, data)
-        view[start : start + 2] = _HEADERS_FLUSHED[count]
+            self._update_into(data, out)
+            return _HEADERS[count]
+        self._new_context().update_into(data, out)
+        return _HEADERS_FLUSHED[count]
 
     def reset_requested(self) -> None:
         """A CCP Reset-Request arrived: the next packet changes key and carries A.
@@ -391,6 +404,7 @@ class MppeDecryptor:
         "_next",
         "_stateful",
         "_update",
+        "_update_into",
         "dropped",
         "key_changes",
         "reset_pending",
@@ -400,7 +414,9 @@ class MppeDecryptor:
         self._changer = _KeyChanger(start_key, bits)
         self._key = initial_session_key(start_key, bits)
         self._stateful = stateful
-        self._update: _Update = Cipher(ARC4(self._key), mode=None).encryptor().update  # stateful: the running RC4
+        context = Cipher(ARC4(self._key), mode=None).encryptor()  # stateful: the running RC4
+        self._update: _Update = context.update
+        self._update_into: _UpdateInto = context.update_into
         self._last = COUNT_SPACE - 1
         """Stateless: the count of the last packet accepted.  Stateful, while discarding: of the last
         packet decrypted before the loss."""
@@ -449,8 +465,87 @@ class MppeDecryptor:
                 return self._checked(data, count)
         return self._decrypt(information[offset:] if offset else information)
 
+    def decrypt_into(self, information: bytes | bytearray | memoryview, offset: int, out: memoryview) -> int:
+        """The data path's :meth:`decrypt`, with no copy: the inner protocol, or 0 for a dropped packet.
+
+        The packet starts ``offset`` bytes into ``information``; its inner protocol field and payload
+        are decrypted into ``out[: len(information) - offset - 2]``, the payload after the protocol
+        field (1 byte when ``out[0]`` is odd, PFC-compressed, otherwise 2).  ``out`` must not overlap
+        ``information`` and must be long enough.  Drops are counted as by :meth:`decrypt`."""
+        end = len(information) - offset - 2
+        if end > 1:
+            first = information[offset]
+            count = (first & 0x0F) << 8 | information[offset + 1]
+            if count == self._next and first & 0x90 == 0x10 and count & 0xFF != 0xFF:
+                # Stateful, in sequence, neither A nor a flag packet: the RC4 stream runs on.
+                self._next = (count + 1) & 0xFFF
+                self._update_into(information[offset + 2 :], out)
+                if out[0] == 0 and 0x21 <= out[1] <= 0xFA:  # FIRST_PROTOCOL, LAST_PROTOCOL
+                    return out[1]
+                inner = self._checked(bytes(out[:end]), count)
+                return inner[0] if inner is not None else 0
+            if not self._stateful:
+                if first & 0x90 == 0x90 and (count - self._last) & 0xFFF == 1:  # A and D, the next count
+                    key = self._changer.next(self._key)
+                    self.key_changes += 1
+                else:
+                    found = self._stateless_key(information[offset:] if offset else information)
+                    if found is None:
+                        return 0
+                    key = found[0]
+                Cipher(ARC4(key), mode=None).encryptor().update_into(information[offset + 2 :], out)
+                if out[0] == 0 and 0x21 <= out[1] <= 0xFA:  # FIRST_PROTOCOL, LAST_PROTOCOL
+                    protocol = out[1]
+                else:
+                    protocol = _protocol(out, end)
+                if not protocol:  # wrong key or corrupt packet: keep the state the peer still agrees with
+                    self.dropped["bad protocol"] += 1
+                    return 0
+                self._key = key
+                self._last = count
+                return protocol
+        # the rest (short packets, stateful key changes and losses) is rare: decrypt, then copy
+        inner = self._decrypt(information[offset:] if offset else information)
+        if inner is None:
+            return 0
+        protocol, payload = inner
+        skip = end - len(payload)  # the protocol field as it came: 1 byte when PFC-compressed, else 2
+        if skip == 1:
+            out[0] = protocol
+        else:
+            out[0] = 0
+            out[1] = protocol
+        out[skip:end] = payload
+        return protocol
+
     def _decrypt(self, information: bytes | bytearray | memoryview) -> tuple[int, bytes] | None:
         """Everything but the stateful fast path: checks, key changes, loss."""
+        if self._stateful:
+            if len(information) < 3:  # header and at least a PFC-compressed protocol
+                self.dropped["short"] += 1
+                return None
+            first = information[0]
+            if not first & ENCRYPTED:
+                self.dropped["unencrypted"] += 1
+                return None
+            return self._decrypt_stateful(information, first, (first & 0x0F) << 8 | information[1])
+        found = self._stateless_key(information)
+        if found is None:
+            return None
+        key, count = found
+        data = Cipher(ARC4(key), mode=None).encryptor().update(information[2:])
+        inner = _inner(data)
+        if inner is None:  # wrong key or corrupt packet: keep the state the peer still agrees with
+            self.dropped["bad protocol"] += 1
+            return None
+        self._key = key
+        self._last = count
+        return inner
+
+    def _stateless_key(self, information: bytes | bytearray | memoryview) -> tuple[bytes, int] | None:
+        """Stateless: the checks, then (session key, count) for the packet, not committed yet (RFC 3078
+        section 8.1: as many key changes as the count moved, each one from the last); None when the
+        packet is dropped."""
         if len(information) < 3:  # header and at least a PFC-compressed protocol
             self.dropped["short"] += 1
             return None
@@ -458,13 +553,10 @@ class MppeDecryptor:
         if not first & ENCRYPTED:
             self.dropped["unencrypted"] += 1
             return None
-        count = (first & 0x0F) << 8 | information[1]
-        if self._stateful:
-            return self._decrypt_stateful(information, first, count)
         if not first & FLUSHED:
             self.dropped["not flushed"] += 1
             return None
-        # RFC 3078 section 8.1: as many key changes as the count moved, each one from the last.
+        count = (first & 0x0F) << 8 | information[1]
         changes = (count - self._last) & 0xFFF
         if changes == 0:
             self.dropped["duplicate"] += 1
@@ -473,22 +565,11 @@ class MppeDecryptor:
             self.dropped["late"] += 1
             return None
         self.key_changes += changes
-        key = self._changer.next(self._key)
-        if changes > 1:
-            changer = self._changer
-            for _ in range(changes - 1):
-                key = changer.next(key)
-        data = Cipher(ARC4(key), mode=None).encryptor().update(information[2:])
-        if data[0] == 0 and len(data) > 1 and 0x21 <= data[1] <= 0xFA:  # FIRST_PROTOCOL, LAST_PROTOCOL
-            inner: tuple[int, bytes] | None = data[1], data[2:]
-        else:
-            inner = _inner(data)  # PFC, or garbage
-            if inner is None:  # wrong key or corrupt packet: keep the state the peer still agrees with
-                self.dropped["bad protocol"] += 1
-                return None
-        self._key = key
-        self._last = count
-        return inner
+        changer = self._changer
+        key = changer.next(self._key)
+        for _ in range(changes - 1):
+            key = changer.next(key)
+        return key, count
 
     def _decrypt_stateful(
         self, information: bytes | bytearray | memoryview, first: int, count: int
@@ -519,7 +600,7 @@ class MppeDecryptor:
         if flag:  # a flag packet without A: only an RFC sender sends one (Linux would drop it)
             self._key = self._changer.next(self._key)
             self.key_changes += 1
-            self._update = Cipher(ARC4(self._key), mode=None).encryptor().update
+            self._run(Cipher(ARC4(self._key), mode=None).encryptor())
         self._next = (count + 1) & 0xFFF
         return self._checked(self._update(information[2:]), count)
 
@@ -541,19 +622,19 @@ class MppeDecryptor:
         """
         data = information[2:]
         settled = 1 if flag and self._next >= 0 else 2
-        best: tuple[bytes, _Update, tuple[int, bytes]] | None = None
+        best: tuple[bytes, CipherContext, tuple[int, bytes]] | None = None
         best_score = -1
         for candidate in self._candidates(key, flag):
-            update = Cipher(ARC4(candidate), mode=None).encryptor().update
-            decrypted = update(data)
+            context = Cipher(ARC4(candidate), mode=None).encryptor()
+            decrypted = context.update(data)
             inner = _inner(decrypted)
             if inner is None:
                 continue
             score = _likelihood(decrypted, inner)
             if score >= settled:
-                return self._resynchronised(candidate, update, inner, count)
+                return self._resynchronised(candidate, context, inner, count)
             if score > best_score:
-                best, best_score = (candidate, update, inner), score
+                best, best_score = (candidate, context, inner), score
         if best is not None:
             return self._resynchronised(*best, count=count)
         if self._next >= 0:  # not discarding yet: the last packet we agree on is the one before
@@ -562,11 +643,17 @@ class MppeDecryptor:
         self.dropped["bad protocol"] += 1
         return None
 
-    def _resynchronised(self, key: bytes, update: _Update, inner: tuple[int, bytes], count: int) -> tuple[int, bytes]:
+    def _resynchronised(
+        self, key: bytes, context: CipherContext, inner: tuple[int, bytes], count: int
+    ) -> tuple[int, bytes]:
         self._key = key
-        self._update = update
+        self._run(context)
         self._next = (count + 1) & 0xFFF
         return inner
+
+    def _run(self, context: CipherContext) -> None:
+        """Stateful: ``context`` becomes the running RC4."""
+        self._update, self._update_into = context.update, context.update_into
 
     def _candidates(self, key: bytes, flag: bool) -> Iterator[bytes]:
         """Keys a packet with A may use, likeliest first (see the module docstring)."""
