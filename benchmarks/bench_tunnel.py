@@ -10,15 +10,16 @@ packets:
 * **encap** (TUN -> MPPE -> GRE): a UDP socket in the server namespace queues ``batch`` datagrams
   to the client's tunnel address, which the kernel puts into ``ppp0``; timed: the session's TUN
   reader draining them (read, MSS check, encrypt, frame, GRE header, sendto).
-  Floor: ``os.readv`` from the same TUN fd into a buffer, the same cryptography calls encrypting in
-  place (stateless: SHA-1 and two new RC4 contexts, one for the key change and one for the data;
-  stateful: one ``update_into`` on a long-lived context, and the key change of every 256th packet) and
-  ``sendto`` of as many bytes on the same raw socket; no project code.
+  Floor: ``os.readv`` from the same TUN fd into a buffer behind the inner protocol field, the same
+  cryptography calls encrypting it into a send buffer behind the headers (stateless: SHA-1 and two new
+  RC4 contexts, one for the key change and one for the data; stateful: one ``update_into`` on a
+  long-lived context, and the key change of every 256th packet) and ``sendto`` of as many bytes on the
+  same raw socket; no project code, no copy.  Never in place: cryptography 51 refuses overlap.
 * **decap** (GRE -> MPPE -> TUN): the client sends ``batch`` encrypted packets; timed: the server's
   GRE transport draining them (recv_into, GRE decode, demultiplex, sequencing, decrypt, TUN write).
-  Floor: ``recv_into`` + the same cryptography calls + ``os.write`` of the plaintext to the TUN,
-  fed by packets from a separate encryptor so the session's state is not disturbed (stateful: with
-  the key change of every 256th packet).
+  Floor: ``recv_into`` + the same cryptography calls decrypting into a second buffer + ``os.write``
+  of the plaintext from there to the TUN, fed by packets from a separate encryptor so the session's
+  state is not disturbed (stateful: with the key change of every 256th packet).
 
 Rounds alternate project and floor, each round's project figure is divided by the floor measured
 right after it, and the median of those paired ratios is the result (never an absolute time: these
@@ -52,7 +53,7 @@ from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.ipcp import IpcpConfig
 from pypptp.ppp.lcp import AUTH_MSCHAP_V2, LcpConfig
 from pypptp.ppp.link import LinkConfig, PppLink
-from pypptp.ppp.mppe import MppeEncryptor
+from pypptp.ppp.mppe import MppeEncryptor, initial_session_key
 from pypptp.ppp.secrets import parse_secrets
 from pypptp.session import PppSession
 from pypptp.tun import TunDevice
@@ -77,8 +78,13 @@ class Bench:
     def __init__(self, pair: NetnsPair, stateful: bool) -> None:
         self.pair = pair
         self.stateful = stateful
-        self._floor_tx_count = self._floor_rx_count = 0
-        """The floors' coherency counts, run on across rounds as the session's does (stateful: a key
+        self._floor_tx_count = 0
+        start_key = os.urandom(16)
+        self._floor_sender = MppeEncryptor(start_key, 128, stateful=stateful)
+        """The decap floor's packets: a stream that does not belong to the session, so the session's
+        state stays untouched; the floor decrypts it with its own key state, run on across rounds."""
+        self._floor_rx: tuple[bytes, bytes, int, Any] = (start_key, initial_session_key(start_key, 128), 4095, None)
+        """The floors' coherency counts and keys, run on across rounds as the session's does (stateful: a key
         change every 256 packets, RFC 3078 section 7.2, is unavoidable work too)."""
         policy = MppePolicy(stateful=stateful)
         self.server_sock, self.client_sock = _raw(pair, pair.server_ns), _raw(pair, pair.client_ns)
@@ -182,12 +188,16 @@ class Bench:
         return elapsed / max(1, done)
 
     def encap_floor(self, batch: int) -> float:
-        """Read into place, encrypt in place, send: what the project's in-place path must do at least."""
+        """Read behind the inner protocol field, encrypt into the send buffer behind the headers, send:
+        what the project's copy-free path must do at least."""
         assert self.server.tun is not None
         fd, sock, peer = self.server.tun.fd, self.server_sock, (self.pair.client_ip, 0)
+        plain = bytearray(b"\x00\x21" + bytes(65536))
+        source = memoryview(plain)
+        target = source[2:]
         buffer = bytearray(24 + 65536)
         view = memoryview(buffer)
-        target = view[24:]
+        cipher = view[22:]
         start_key = session_key = os.urandom(16)
         stream = Cipher(ARC4(session_key), mode=None).encryptor().update_into
         self._queue_into_tun(batch)
@@ -199,18 +209,18 @@ class Bench:
                 n = os.readv(fd, (target,))
             except BlockingIOError:
                 break
-            data = view[22 : 24 + n]  # the inner protocol field and the packet
+            data = source[: n + 2]  # the inner protocol field and the packet
             count = (count + 1) & 0xFFF
             if self.stateful:
                 if count & 0xFF == 0xFF:  # RFC 3078 section 7.2: a flag packet changes key
                     interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
                     session_key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
                     stream = Cipher(ARC4(session_key), mode=None).encryptor().update_into
-                stream(data, data)
+                stream(data, cipher)
             else:
                 interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
                 session_key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
-                Cipher(ARC4(session_key), mode=None).encryptor().update_into(data, data)
+                Cipher(ARC4(session_key), mode=None).encryptor().update_into(data, cipher)
             sock.sendto(view[7 : 24 + n], peer)  # as many bytes as the project's frame: GRE 12, PPP 1, MPPE 4
             done += 1
         elapsed = time.perf_counter() - started
@@ -244,18 +254,18 @@ class Bench:
     def decap_floor(self, batch: int) -> float:
         assert self.server.tun is not None
         packet = ipv4_udp(CLIENT_TUNNEL, SERVER_TUNNEL, UDP_PAYLOAD, port=9)
-        start_key = session_key = os.urandom(16)
-        encryptor = MppeEncryptor(start_key, 128, stateful=self.stateful)
         client = self.client_sock
-        for n in range(batch):  # a stream that does not belong to the session: its state stays untouched
-            body = encryptor.encrypt(0x21, packet)
+        for n in range(batch):
+            body = self._floor_sender.encrypt(0x21, packet)
             gre = b"\x30\x01\x88\x0b" + len(body).to_bytes(2, "big") + b"\x99\x99" + n.to_bytes(4, "big")
             client.sendto(gre + body, (self.pair.server_ip, 0))
         fd, sock = self.server.tun.fd, self.server_sock
         buffer = bytearray(65536)
-        stream = Cipher(ARC4(session_key), mode=None).encryptor().update
+        out = memoryview(bytearray(65536))
+        start_key, session_key, count, stream = self._floor_rx
+        if stream is None:
+            stream = Cipher(ARC4(session_key), mode=None).encryptor().update_into
         done = 0
-        count = self._floor_rx_count
         time.sleep(0.01)
         started = time.perf_counter()
         for _ in range(batch):
@@ -263,22 +273,23 @@ class Bench:
                 n = sock.recv_into(buffer)
             except BlockingIOError:
                 break
-            view = memoryview(buffer)[20 + 12 + 2 : n]
+            view = memoryview(buffer)[20 + 12 + 2 : n]  # after the IP, GRE (12) and MPPE headers
             count = (count + 1) & 0xFFF
             if self.stateful:
                 if count & 0xFF == 0xFF:  # RFC 3078 section 7.2: a flag packet changes key
                     interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
                     session_key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
-                    stream = Cipher(ARC4(session_key), mode=None).encryptor().update
-                stream(view)
+                    stream = Cipher(ARC4(session_key), mode=None).encryptor().update_into
+                stream(view, out)
             else:
                 interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
                 session_key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
-                Cipher(ARC4(session_key), mode=None).encryptor().update(view)
-            os.write(fd, packet)
+                Cipher(ARC4(session_key), mode=None).encryptor().update_into(view, out)
+            os.write(fd, out[2 : len(view)])  # the IP packet, after the inner protocol field
             done += 1
         elapsed = time.perf_counter() - started
-        self._floor_rx_count = count
+        self._floor_rx = start_key, session_key, count, stream
+        assert done == 0 or bytes(out[:3]) == b"\x00\x21\x45", "the decap floor decrypted garbage"
         self._drain_sink()
         return elapsed / max(1, done)
 
