@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -319,11 +320,11 @@ def test_malformed_option_line_is_reported_with_file_and_line(tmp_path: Path) ->
     (tmp_path / "chap-secrets").write_text(SECRETS)
     argv = ["-c", str(conf), "--secrets", str(tmp_path / "chap-secrets"), "--system-options", "/nonexistent"]
     result = subprocess.run(
-        ["python3", "-m", "pypptp.cli", "--check", *argv], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "pypptp.cli", "--check", *argv], capture_output=True, text=True, check=False
     )
     assert result.returncode == 1 and f"{options}:2" in result.stdout
     started = subprocess.run(
-        ["python3", "-m", "pypptp.cli", "-f", *argv], capture_output=True, text=True, check=False, timeout=10
+        [sys.executable, "-m", "pypptp.cli", "-f", *argv], capture_output=True, text=True, check=False, timeout=10
     )
     assert started.returncode == 2 and f"{options}:2" in started.stderr
 
