@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import signal
 import socket
@@ -18,6 +19,13 @@ from pypptp.demo import wait_until_listening
 from pypptp.netns import NetnsPair, netns_available, two_hosts
 
 REPO = Path(__file__).resolve().parents[1]
+RUNTIME_DEPENDENCIES = ("cryptography", "pyroute2", "python-pytun")
+
+
+def pytest_report_header() -> str:
+    """Which releases of the runtime dependencies this run tests (CI runs twice: see the README)."""
+    versions = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in RUNTIME_DEPENDENCIES)
+    return f"runtime dependencies: {versions}"
 
 
 @pytest.fixture

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import RUNTIME_DEPENDENCIES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,3 +39,24 @@ def test_the_ppp_library_example_runs_as_printed(capsys: pytest.CaptureFixture[s
     exec(compile(example, "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert printed.count("NetworkUp(") == 2 and "192.168.0.234" in printed
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def test_the_readme_states_the_lower_bounds_that_pyproject_declares() -> None:
+    """The lowest versions the README says were tested are the bounds pyproject.toml claims, and the
+    installed releases satisfy them."""
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    bounds: dict[str, str] = {}
+    for line in declared:
+        match = re.fullmatch(r"([\w-]+)>=([\d.]+)", line)
+        assert match is not None, f"a lower bound and nothing else: {line}"
+        bounds[match[1]] = match[2]
+    assert sorted(bounds) == sorted(RUNTIME_DEPENDENCIES)
+    text = (REPO / "README.md").read_text()
+    for name, lowest in bounds.items():
+        assert f"`{name}>={lowest}`" in text
+        installed = importlib.metadata.version(name)
+        assert _numbers(installed) >= _numbers(lowest), (name, installed, lowest)
