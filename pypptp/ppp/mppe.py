@@ -494,10 +494,7 @@ class MppeDecryptor:
                         return 0
                     key = found[0]
                 Cipher(ARC4(key), mode=None).encryptor().update_into(information[offset + 2 :], out)
-                if out[0] == 0 and 0x21 <= out[1] <= 0xFA:  # FIRST_PROTOCOL, LAST_PROTOCOL
-                    protocol = out[1]
-                else:
-                    protocol = _protocol(out, end)
+                protocol = out[1] if out[0] == 0 and 0x21 <= out[1] <= 0xFA else _protocol(out, end)  # PFC, garbage
                 if not protocol:  # wrong key or corrupt packet: keep the state the peer still agrees with
                     self.dropped["bad protocol"] += 1
                     return 0
