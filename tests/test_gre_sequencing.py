@@ -267,3 +267,147 @@ def test_wraparound_on_the_send_side() -> None:
     assert seqr.unacked == 4
     seqr.on_ack(0, 0.1)
     assert seqr.unacked == 1
+
+
+# -- spoofed packets (issue 14) ---------------------------------------------------------------------
+
+
+def receive_state(seqr: GreSequencer) -> tuple[object, ...]:
+    """Everything the receive side keeps, ack owed included."""
+    return (
+        seqr._last_delivered,
+        seqr._expected,
+        seqr._highest_received,
+        dict(seqr._held),
+        list(seqr._ready),
+        seqr._ack_pending,
+        seqr._ack_due,
+        seqr._unacked_received,
+    )
+
+
+@pytest.mark.parametrize("first", [0, 1, 0xFFFFFF00, 0x7FFFFFF0])
+def test_a_far_sequence_number_is_dropped_without_touching_the_receive_state(first: int) -> None:
+    """RFC 2637 section 4.3 lets a receiver discard: a compliant sender is never further ahead than our
+    window beyond what we acked, so a number far outside it is dropped, counted, and changes nothing:
+    no delivery, no ack owed, the highest number received stays."""
+    seqr = GreSequencer(peer_window=64, our_window=64, reorder_capacity=300)
+    for n in range(5):
+        feed(seqr, (first + n) % MOD, 1.0)
+    feed(seqr, (first + 7) % MOD, 1.0)  # held: a gap of one
+    seqr.take_ack()
+    before = receive_state(seqr)
+    far = seqr.far_jump
+    assert far >= 300 + 64  # beyond what the reorder buffer and our window can bridge
+    for offset in (far + 1, far + 1000, 1 << 30, (1 << 31) - 1, 1 << 31, MOD - far - 10, MOD - 5000):
+        assert feed(seqr, (first + 4 + offset) % MOD, 2.0) == []
+        assert receive_state(seqr) == before, offset
+        assert seqr.next_deadline() == 1.0 + seqr.reorder_timeout  # only the held packet's time-out
+    assert seqr.counters.far == 7
+    assert seqr.take_ack() == NO_NUMBER
+    assert feed(seqr, (first + 5) % MOD, 2.0) == [(first + 5) % MOD]  # the peer goes on as if nothing happened
+    assert feed(seqr, (first + 6) % MOD, 2.0) == [(first + 6) % MOD, (first + 7) % MOD]
+    assert seqr.next_in_order((first + 8) % MOD, 2.0)  # fast path
+
+
+def test_a_thousand_random_sequence_numbers_do_not_kill_the_call() -> None:
+    """Today's attack: 1,000 blind packets with random Sequence Numbers among a steady stream.  Every
+    legit packet is delivered, in order, and no spoofed one is."""
+    seqr = GreSequencer(peer_window=64, our_window=64)
+    rng = random.Random(14)
+    got = feed(seqr, 1000)
+    legit = 1001
+    for n in range(1000):
+        got += feed(seqr, rng.getrandbits(32), n * 0.001)
+        if n % 10 == 9:
+            got += feed(seqr, legit, n * 0.001)
+            legit += 1
+    assert got == list(range(1000, legit))
+    c = seqr.counters
+    assert c.delivered == legit - 1000 and c.lost == 0 and c.resyncs == 0
+    assert c.received == c.delivered + c.duplicates + c.stale + c.far
+    assert c.far >= 990  # nearly all of them are far ahead or far behind; the rest are stale
+    assert seqr.take_ack() == legit - 1
+
+
+def test_a_peer_that_lost_a_long_burst_is_followed_after_three_consecutive_packets() -> None:
+    """The Linux kernel's pptp ignores windows: after a long outage it may come back far ahead.  Three
+    packets in a row there are evidence enough (a blind spoofer would need consecutive 32-bit values):
+    the receiver resynchronises and delivers from the third on."""
+    seqr = GreSequencer(peer_window=64, our_window=64)
+    for n in range(10):
+        feed(seqr, n, 0.0)
+    assert seqr.take_ack() == 9
+    assert feed(seqr, 50_000, 1.0) == [] and feed(seqr, 50_001, 1.0) == []
+    assert seqr.take_ack() == NO_NUMBER  # nothing acked on the way
+    assert feed(seqr, 50_002, 1.0) == [50_002]
+    assert seqr.take_ack() == 50_002
+    assert seqr.next_in_order(50_003, 1.0)  # the fast path again
+    assert feed(seqr, 9, 1.0) == []  # old numbers are far behind now
+    c = seqr.counters
+    assert (c.resyncs, c.far, c.lost, c.delivered) == (1, 3, 0, 12)
+
+
+def test_runs_are_broken_by_anything_not_consecutive() -> None:
+    seqr = GreSequencer(peer_window=64, our_window=64)
+    feed(seqr, 0)
+    for seq in (70_000, 70_001, 90_000, 70_002, 70_003, 90_001, 70_005):
+        assert feed(seqr, seq) == []
+    assert seqr.counters.resyncs == 0 and feed(seqr, 1) == [1]
+
+
+def test_a_spoofed_run_is_undone_by_the_peer_three_packets_later() -> None:
+    """An attacker who sends three consecutive numbers moves the receiver there, but the real stream,
+    now far behind, moves it back the same way: the damage is bounded to those packets."""
+    seqr = GreSequencer(peer_window=64, our_window=64)
+    for n in range(100):
+        feed(seqr, n)
+    held_before = feed(seqr, 102)  # held
+    assert held_before == []
+    assert feed(seqr, 1 << 30) == [] and feed(seqr, (1 << 30) + 1) == []
+    assert feed(seqr, (1 << 30) + 2) == [102, (1 << 30) + 2]  # what was held goes up first
+    got = [n for seq in range(103, 110) for n in feed(seqr, seq)]
+    assert got == [105, 106, 107, 108, 109]
+    assert seqr.counters.resyncs == 2
+
+
+def test_the_first_packet_may_be_spoofed_too() -> None:
+    """A spoofed packet that arrives before the peer's first one sets the starting number; the peer's
+    own run then moves the receiver to where it really is."""
+    seqr = GreSequencer(peer_window=64, our_window=64)
+    assert feed(seqr, 0xDEADBEEF) == [0xDEADBEEF]
+    got = [n for seq in range(0, 6) for n in feed(seqr, seq)]
+    assert got == [2, 3, 4, 5]
+
+
+def test_the_far_limit_caps_a_huge_announced_window() -> None:
+    """A client may announce up to 65535 (the daemon echoes it): the limit stays small enough that
+    random numbers almost never land inside it."""
+    assert GreSequencer(peer_window=64, our_window=65535).far_jump == GreSequencer(64, our_window=1024).far_jump
+    assert GreSequencer(peer_window=64, our_window=65535).far_jump < 2000
+
+
+def test_spoofed_acks_far_ahead_or_behind_cannot_harm_the_send_side() -> None:
+    """An ack for a number never sent is counted and ignored; one behind what was acked is nothing new.
+    Neither moves the window, the outstanding count or the RTT estimate."""
+    seqr = GreSequencer(peer_window=64, min_ack_timeout=0.5)
+    for _ in range(20):
+        seqr.take_seq(0.0)
+    seqr.on_ack(9, 0.1)
+    state = (seqr.unacked, seqr.window, seqr.ack_timeout, seqr._peer_acked, seqr._timed_seq, seqr._acked_in_window)
+    assert state[0] == 10
+    rng = random.Random(14)
+    for ack in [*(rng.getrandbits(32) for _ in range(10_000)), 20, 21, 1 << 31, 9 + (1 << 31), 8, 0, MOD - 1]:
+        seqr.on_ack(ack, 0.2)
+        assert seqr.room(0.2) == seqr.window - 10
+        assert (
+            seqr.unacked,
+            seqr.window,
+            seqr.ack_timeout,
+            seqr._peer_acked,
+            seqr._timed_seq,
+            seqr._acked_in_window,
+        ) == state, ack
+    assert seqr.counters.bogus_acks >= 4000 and seqr.counters.acks_received == 1
+    seqr.on_ack(19, 0.3)  # the real ack still works
+    assert seqr.unacked == 0

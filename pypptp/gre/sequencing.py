@@ -16,7 +16,24 @@ Cisco anywhere).  After it, a packet that is:
   resumes in order;
 * at or behind the last delivered number (a duplicate or too old) is
   dropped and counted: PPP, and MPPE above all, tolerate loss but not
-  reordering.
+  reordering;
+* far from the last delivered number, ahead or behind, by more than
+  :attr:`GreSequencer.far_jump` (the reorder capacity + our announced
+  window, at most :data:`FAR_WINDOW_MAX` of it, + :data:`FAR_SLACK`) is
+  dropped and counted (``far``) without touching any receive state: no
+  delivery, no ack owed, the highest number received stays.  A compliant
+  sender never has more than our window unacknowledged, and our acks
+  report the highest number received, so it cannot be that far ahead; a
+  blind attacker who knows the peer's address and Call ID but guesses the
+  numbers lands there almost always (PPTP has no integrity; RFC 2637
+  section 4.3 lets a receiver discard).  A real peer can still get there,
+  after a long outage or as the Linux kernel does, which ignores windows:
+  :data:`RESYNC_RUN` far packets in a row, each the number after the one
+  before, move the receiver to the last of them (the earlier ones are
+  lost).  Random numbers would need consecutive 32-bit values to do that;
+  an attacker who sends a run anyway is undone the same way by the peer's
+  next three packets, which are then far behind.  (Beyond pptpd and the
+  Linux kernel, which follow any jump.)
 
 All comparisons are serial-number arithmetic modulo 2**32, so wraparound is
 an ordinary step.
@@ -51,6 +68,14 @@ __all__ = ["GreCounters", "GreSequencer"]
 
 ACK_NOW_MAX = 16
 """Unacknowledged received packets after which an ack goes at once, whatever our window."""
+FAR_SLACK = 256
+"""Numbers beyond the reorder capacity and our window before a packet counts as far (RFC 2637 section 4.3
+allows discarding it): room for a peer that overshoots our window a little."""
+FAR_WINDOW_MAX = 1024
+"""At most this much of our announced window widens the far limit (the daemon echoes a client's window,
+up to 65535; random numbers must keep missing the limit)."""
+RESYNC_RUN = 3
+"""Consecutive far packets after which the receiver follows the peer there."""
 
 _MOD = 1 << 32
 _MASK = _MOD - 1
@@ -67,6 +92,8 @@ class GreCounters:
     duplicates: int = 0
     stale: int = 0  # behind the last delivered packet
     lost: int = 0  # numbers written off as gaps
+    far: int = 0  # dropped: implausibly far ahead or behind (spoofed, or before a resync)
+    resyncs: int = 0  # runs of far packets the receiver moved to
     sent: int = 0
     window_full: int = 0  # sends refused because the peer's window was full
     acks_received: int = 0
@@ -100,6 +127,10 @@ class GreSequencer:
         self._ready: collections.deque[bytes] = collections.deque()
         self.reorder_capacity = max(0, reorder_capacity)
         self.reorder_timeout = reorder_timeout
+        self.far_jump = self.reorder_capacity + 1 + min(max(1, our_window), FAR_WINDOW_MAX) + FAR_SLACK
+        """A packet further than this from the last delivered number, either way, is far (see the module)."""
+        self._far_next = NO_NUMBER  # the number that would extend the current run of far packets
+        self._far_run = 0
         # acks we owe the peer
         self.ack_delay = ack_delay
         self._ack_pending = False
@@ -146,9 +177,13 @@ class GreSequencer:
         if step == 0 or step >= _HALF:
             if step == 0:
                 counters.duplicates += 1
+            elif _MOD - step > self.far_jump:
+                return self._far(seq, payload, now)
             else:
                 counters.stale += 1
             return False
+        if step > self.far_jump:
+            return self._far(seq, payload, now)
         if (seq - self._highest_received) & _MASK < _HALF:
             self._highest_received = seq
         self._owe_ack(now)
@@ -204,6 +239,41 @@ class GreSequencer:
             self._ack_due = now
             return 2
         return 1
+
+    def _far(self, seq: int, payload: bytes | bytearray | memoryview, now: float) -> bool:
+        """A packet too far from the receive position to come from a compliant sender: dropped without
+        touching the receive state, unless it completes a run of :data:`RESYNC_RUN` consecutive ones,
+        in which case the receiver moves there (held packets go up first, in order)."""
+        run = self._far_run + 1 if seq == self._far_next else 1
+        if run < RESYNC_RUN:
+            self._far_run = run
+            self._far_next = (seq + 1) & _MASK
+            self.counters.far += 1
+            return False
+        self._far_run = 0
+        self._far_next = NO_NUMBER
+        counters = self.counters
+        counters.resyncs += 1
+        self._release_held()
+        self._last_delivered = self._highest_received = seq
+        self._expected = (seq + 1) & _MASK
+        self._owe_ack(now)
+        counters.delivered += 1
+        if self._ready:
+            self._ready.append(bytes(payload))
+            return False
+        return True
+
+    def _release_held(self) -> None:
+        """Every held packet to the ready queue, in order; the gaps between them are written off."""
+        last = self._last_delivered
+        held = self._held
+        for seq in sorted(held, key=lambda s: (s - last) & _MASK):
+            self.counters.lost += ((seq - last) & _MASK) - 1
+            self._ready.append(held.pop(seq)[1])
+            self.counters.reordered += 1
+            self.counters.delivered += 1
+            last = seq
 
     def pop_ready(self) -> bytes | None:
         """The next payload released from the reorder buffer, in order, or None."""
