@@ -41,7 +41,7 @@ from pypptp.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.scripts import ScriptInfo, ScriptRunner, call_tty
 from pypptp.server import ControlServer, ServerConnection, ServerSettings
 from pypptp.session import PppSession
-from pypptp.tun import TunDevice, TunError, free_unit, release_unit, share_units_between_processes, wait_closed
+from pypptp.tun import TunDevice, TunError, UnitClaim, claim_unit, share_units_between_processes, wait_closed
 
 __all__ = ["Daemon", "DaemonSession"]
 
@@ -65,7 +65,8 @@ class DaemonSession:
     connection: ServerConnection
     call: Call
     lease: Lease
-    unit: int
+    claim: UnitClaim
+    """The ``pppN`` unit, held from the call until the device is gone (the device owns it once made)."""
     gre: GreCall
     ppp: PppSession
     scripts: ScriptRunner
@@ -74,6 +75,10 @@ class DaemonSession:
     proxy_arp_on: str | None = None
     cleared: bool = False
     """The control channel cleared the call (CCRQ, StopCCRQ, TCP gone): it needs no CDN or StopCCRQ."""
+
+    @property
+    def unit(self) -> int:
+        return self.claim.unit
 
 
 class SessionPolicy(Protocol):
@@ -205,7 +210,8 @@ class Daemon:
             )
             connection.hang_up(call.call_id)
             return
-        unit = free_unit()
+        claim = claim_unit()
+        unit = claim.unit
         name = f"ppp{unit}"
         slog = logging.LoggerAdapter(ppplog.pppd_logger(unit), {"unit": unit})
         if self.logfile:
@@ -234,13 +240,13 @@ class Daemon:
             on_up=self._session_up,
             on_down=self._session_down,
             clamp=self.clamp_mss,
-            make_tun=(lambda: self._shared_tun(holder[0])) if self.shared_units else (lambda: TunDevice(unit)),
+            make_tun=(lambda: self._shared_tun(holder[0])) if self.shared_units else (lambda: TunDevice(claim)),
             idle=policy.idle,
             maxconnect=policy.maxconnect,
         )
         gre.deliver = ppp.receive_frame  # straight from the GRE demultiplexer into the session (hot path)
         runner = ScriptRunner(self.paths.ip_up, self.paths.ip_down, log=slog)
-        session = DaemonSession(connection, call, lease, unit, gre, ppp, runner, slog)
+        session = DaemonSession(connection, call, lease, claim, gre, ppp, runner, slog)
         holder.append(session)
         self.sessions[(id(connection), call.call_id)] = session
         slog.info("%s", ppplog.connect(name, call_tty(peer_ip, call.call_id)))
@@ -248,10 +254,10 @@ class Daemon:
 
     def _shared_tun(self, session: DaemonSession) -> TunDevice:
         """The session's ``pppN`` when other processes create units too: another unit if it was taken."""
-        tun = TunDevice(session.unit, retry=True)
-        if tun.unit != session.unit:
+        tun = TunDevice(session.claim, retry=True)
+        if tun.claim is not None and tun.claim is not session.claim:
             session.log.warning("ppp%d was taken meanwhile; using ppp%d instead", session.unit, tun.unit)
-            session.unit = tun.unit
+            session.claim = tun.claim
             session.log.logger = ppplog.pppd_logger(tun.unit)
             if self.logfile:
                 _attach_logfile(session.log.logger, self.logfile)
@@ -304,7 +310,7 @@ class Daemon:
             return
         del self.sessions[(id(session.connection), session.call.call_id)]
         session.gre.close()
-        release_unit(session.unit)  # a session that never made its device still holds its unit
+        session.claim.release()  # a session that never made its device still holds its unit
         self.pool.release(session.lease)
         elapsed = asyncio.get_running_loop().time() - (ppp.network_since or ppp.started_at)
         for line in ppplog.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received):

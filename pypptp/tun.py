@@ -17,10 +17,17 @@ Everything here must run in the network namespace that should own the
 device (the daemon runs in its own; a test client creates its device from a
 thread that entered the client namespace).
 
-Several processes picking units (``pypptpd --workers N``): a unit is picked
-when the call is established but the device is created seconds later, when
-IPCP is up, so two workers would pick the same lowest free unit.  After
-:func:`share_units_between_processes`, :func:`free_unit` also claims the unit
+Units are claimed, not just picked: a unit is chosen when the call is
+established but the device is created seconds later, when IPCP is up, so
+:func:`claim_unit` returns a :class:`UnitClaim` that holds the unit until it
+is released, and a released claim can never drop a newer claim on the same
+unit (a device removed in the background used to release its unit a second
+time, after a new session had claimed it: two sessions then made the same
+``pppN`` and the second died with EBUSY).  A :class:`TunDevice` made from a
+claim owns it from then on and releases it once the device is gone.
+
+Several processes picking units (``pypptpd --workers N``): after
+:func:`share_units_between_processes`, :func:`claim_unit` also claims the unit
 by binding an abstract UNIX socket named after it (``\\0pypptpd/pppN``).
 Abstract names belong to the network namespace, as ``pppN`` names do; a
 bind is atomic, and the kernel drops the name when its holder closes it or
@@ -44,13 +51,13 @@ from typing import TypeVar
 import pytun
 from pyroute2 import IPRoute
 
-__all__ = ["TunDevice", "TunError", "free_unit", "release_unit", "share_units_between_processes", "wait_closed"]
+__all__ = ["TunDevice", "TunError", "UnitClaim", "claim_unit", "share_units_between_processes", "wait_closed"]
 
 _T = TypeVar("_T")
 MAX_UNITS = 4096
 MAX_RETRIES = 8
 """How many other units ``TunDevice(unit, retry=True)`` tries when the name it was given is taken."""
-_claimed: dict[int, socket.socket | None] = {}  # units this process holds or is creating (and their claims)
+_claimed: dict[int, UnitClaim] = {}  # units this process holds or is creating
 _claim_lock = threading.Lock()
 _shared_tag: str | None = None  # set: other processes pick units too; claim them with abstract sockets
 
@@ -88,52 +95,82 @@ def _claim_across_processes(tag: str, unit: int) -> socket.socket | None:
     return claim
 
 
-def free_unit() -> int:
-    """The lowest N such that ``pppN`` is neither ours nor an existing interface (pppd's rule), nor
-    claimed by another process sharing the units."""
+class UnitClaim:
+    """One ``pppN`` unit held by this process (and, shared, across processes) until released."""
+
+    __slots__ = ("_socket", "owned_by_device", "unit")
+
+    def __init__(self, unit: int, sock: socket.socket | None) -> None:
+        self.unit = unit
+        self._socket = sock
+        self.owned_by_device = False
+        """Set by the :class:`TunDevice` made from this claim: it releases the claim once the device is
+        gone, and :meth:`release` leaves it alone meanwhile."""
+
+    def release(self) -> None:
+        """Give the unit back, unless a device owns the claim; harmless twice, and never touches a newer
+        claim on the same unit."""
+        if not self.owned_by_device:
+            self._drop()
+
+    def _drop(self) -> None:
+        with _claim_lock:
+            if _claimed.get(self.unit) is not self:
+                return
+            del _claimed[self.unit]
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def __repr__(self) -> str:
+        return f"<UnitClaim ppp{self.unit}{' (device)' if self.owned_by_device else ''}>"
+
+
+def claim_unit() -> UnitClaim:
+    """The lowest N such that ``pppN`` is neither claimed here nor an existing interface (pppd's rule),
+    nor claimed by another process sharing the units; claimed until released."""
     with _claim_lock:
         for unit in range(MAX_UNITS):
             if unit in _claimed or _exists(f"ppp{unit}"):
                 continue
-            claim = None
+            sock = None
             if _shared_tag is not None:
-                claim = _claim_across_processes(_shared_tag, unit)
-                if claim is None:
+                sock = _claim_across_processes(_shared_tag, unit)
+                if sock is None:
                     continue
-            _claimed[unit] = claim
-            return unit
+            claim = _claimed[unit] = UnitClaim(unit, sock)
+            return claim
     raise TunError(f"no free pppN name below ppp{MAX_UNITS}")
-
-
-def release_unit(unit: int) -> None:
-    """Give ``unit`` back (when a session that never made its device ends); harmless if not held."""
-    with _claim_lock:
-        claim = _claimed.pop(unit, None)
-    if claim is not None:
-        claim.close()
 
 
 class TunDevice:
     """One ``pppN`` TUN device: create, configure, read/write by fd, close."""
 
-    def __init__(self, unit: int | None = None, *, netns: str | None = None, retry: bool = False) -> None:
-        """``retry``: if ``ppp<unit>`` was created by someone else meanwhile, take the next free unit
-        (at most :data:`MAX_RETRIES` times; :attr:`unit` tells which one was made)."""
+    def __init__(self, claim: UnitClaim | None = None, *, netns: str | None = None, retry: bool = False) -> None:
+        """Create ``ppp<claim.unit>`` (a new claim when None) and own the claim from then on.
+
+        ``retry``: if that name was created by someone else meanwhile, take the next free unit (at most
+        :data:`MAX_RETRIES` times; :attr:`unit` and :attr:`claim` tell which one was made).  On failure
+        the claim is left to the caller."""
         self.netns = netns
         """Create and configure the device in this named namespace (a client in a test) instead of ours."""
+        self.claim: UnitClaim | None = None
         if netns is not None:
             self.unit, self._device = _in_netns(netns, _first_free_in_namespace)
         else:
-            self.unit = free_unit() if unit is None else unit
+            claim = claim_unit() if claim is None else claim
             for attempt in range(MAX_RETRIES + 1):
                 try:
-                    self._device = pytun.TunTapDevice(name=f"ppp{self.unit}", flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+                    self._device = pytun.TunTapDevice(name=f"ppp{claim.unit}", flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
                     break
                 except pytun.Error as exc:
-                    release_unit(self.unit)
-                    if not retry or attempt == MAX_RETRIES or not _exists(f"ppp{self.unit}"):
-                        raise TunError(f"cannot create ppp{self.unit}: {exc}") from None
-                    self.unit = free_unit()
+                    if not retry or attempt == MAX_RETRIES or not _exists(f"ppp{claim.unit}"):
+                        raise TunError(f"cannot create ppp{claim.unit}: {exc}") from None
+                    claim.release()
+                    claim = claim_unit()
+            claim.owned_by_device = True
+            self.claim = claim
+            self.unit = claim.unit
         self.name = f"ppp{self.unit}"
         self.fd = self._device.fileno()
         os.set_blocking(self.fd, False)
@@ -186,12 +223,13 @@ class TunDevice:
         if self.closed:
             return
         self.closed = True
-        device, unit = self._device, self.unit
+        device, claim = self._device, self.claim
 
         def remove() -> None:
             with contextlib.suppress(Exception):
                 device.close()
-            release_unit(unit)
+            if claim is not None:
+                claim._drop()  # the device is gone: the unit is free again
 
         if wait:
             remove()

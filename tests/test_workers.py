@@ -192,19 +192,36 @@ def shared_units() -> Iterator[str]:
 
 
 def test_a_unit_claimed_by_another_process_is_skipped(shared_units: str) -> None:
-    first = tun.free_unit()
+    first = tun.claim_unit()
     other = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # stands for another worker's claim
     try:
-        other.bind(f"\0{shared_units}/ppp{first + 1}")
-        second = tun.free_unit()
-        assert second == first + 2
+        other.bind(f"\0{shared_units}/ppp{first.unit + 1}")
+        second = tun.claim_unit()
+        assert second.unit == first.unit + 2
     finally:
         other.close()
-    tun.release_unit(first)
-    tun.release_unit(second)
-    assert tun.free_unit() == first  # released claims are free again, across processes too
-    tun.release_unit(first)
-    tun.release_unit(first)  # twice is harmless
+    first.release()
+    second.release()
+    again = tun.claim_unit()
+    assert again.unit == first.unit  # released claims are free again, across processes too
+    first.release()  # an old claim released again is harmless, and leaves the newer claim alone
+    assert tun.claim_unit().unit == first.unit + 1
+    again.release()
+
+
+def test_a_late_release_never_frees_a_newer_claim_on_the_same_unit() -> None:
+    """The race behind "cannot create ppp0: Device or resource busy": a session's device, removed in the
+    background, released its unit a second time after a new session had claimed it, so a third
+    session claimed the same unit and one of the two failed at IPCP-up."""
+    old = tun.claim_unit()
+    old.release()  # the daemon, at the end of the old session
+    new = tun.claim_unit()
+    assert new.unit == old.unit
+    old._drop()  # the background removal of the old session's device, late
+    third = tun.claim_unit()
+    assert third.unit != new.unit
+    new.release()
+    third.release()
 
 
 # -- namespaces ---------------------------------------------------------------------------------------
@@ -248,11 +265,12 @@ async def test_two_filtered_sockets_each_receive_exactly_their_class(netns_pair:
 
 @pytest.mark.netns
 def test_a_unit_taken_meanwhile_is_replaced_by_the_next(netns_pair: NetnsPair) -> None:
-    """``TunDevice(unit, retry=True)``, in the namespace's own view of /sys (as the daemon runs)."""
+    """``TunDevice(claim, retry=True)``, in the namespace's own view of /sys (as the daemon runs): a claim
+    on ppp0 made before another process created ppp0."""
     script = (
-        "from pypptp.tun import TunDevice\n"
-        "first = TunDevice(0)\n"
-        "second = TunDevice(0, retry=True)\n"
+        "from pypptp.tun import TunDevice, UnitClaim\n"
+        "first = TunDevice()\n"
+        "second = TunDevice(UnitClaim(0, None), retry=True)\n"
         "print(first.name, second.name)\n"
     )
     result = subprocess.run(
