@@ -64,6 +64,9 @@ class ControlClient:
         self.events: list[Event] = []
         """Every event the connection reported, in order (for tests and research)."""
         self.closed_reason: str | None = None
+        self.listeners: list[Callable[[Event], object]] = []
+        """Called with every event as it happens (after the waiters): how a tunnel session learns that
+        the server cleared its call or closed the connection."""
         self._tracer = tracer
         self._protocol: _ClientProtocol | None = None
         self._waiters: list[tuple[Callable[[Event], bool], asyncio.Future[Event]]] = []
@@ -223,6 +226,8 @@ class ControlClient:
             for _, future in self._waiters:
                 if not future.done():
                     future.set_exception(PptpClientError(f"connection closed: {event.reason}"))
+        for listener in list(self.listeners):
+            listener(event)
 
 
 async def run_sequence(

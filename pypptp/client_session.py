@@ -8,6 +8,12 @@
     reply = await session.recv()     # the next IP packet from the tunnel
     await session.close()            # LCP Terminate, CCRQ, StopCCRQ
 
+The session ends by itself when the server hangs up in any way (LCP
+Terminate, a CDN for our call, StopCCRQ, the TCP connection closed or
+reset): :attr:`PptpClientSession.down_reason` says why, :meth:`wait_closed`
+returns, :meth:`recv` raises :class:`PptpClientError` once the packets
+received before are read, and :meth:`send` returns False.
+
 With ``attach_tun=True`` the session creates a ``pppN`` TUN device for the
 tunnel instead (root), so ordinary programs can use it.  ``sock`` and
 ``gre_sock`` let a caller pass sockets made elsewhere (a test makes them in
@@ -38,7 +44,7 @@ from pypptp.aio_gre import GreCall, GreTransport
 from pypptp.client import ControlClient, PptpClientError
 from pypptp.ctrl.callids import CallIdAllocator
 from pypptp.ctrl.constants import PPTP_PORT
-from pypptp.ctrl.events import Call
+from pypptp.ctrl.events import Call, CallCleared, ControlConnectionClosed, Event
 from pypptp.ppp.auth import AuthConfig
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.ipcp import IpcpConfig
@@ -158,6 +164,9 @@ class PptpClientSession:
             make_tun=make_tun,
         )
         session.gre.deliver = session.ppp.receive_frame  # straight from the GRE demultiplexer (hot path)
+        control.listeners.append(session._on_control_event)
+        if control.closed_reason is not None:  # the server hung up before we got here
+            session._on_control_event(ControlConnectionClosed(control.closed_reason, True))
         session.ppp.start()
         try:
             async with asyncio.timeout(timeout):
@@ -175,9 +184,24 @@ class PptpClientSession:
         return self.ppp is not None and self.ppp.send_ip(packet)
 
     async def recv(self) -> bytes:
-        """The next IP packet from the tunnel (library mode, without a TUN)."""
+        """The next IP packet from the tunnel (library mode, without a TUN); once the session has ended
+        and the packets received before are read, :class:`PptpClientError` with the reason."""
         assert self.ppp is not None and self.ppp.received is not None, "recv() needs attach_tun=False"
-        return await self.ppp.received.get()
+        received = self.ppp.received
+        if received.empty() and not self._down.is_set():
+            packet = asyncio.ensure_future(received.get())
+            down = asyncio.ensure_future(self._down.wait())
+            try:
+                await asyncio.wait((packet, down), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                down.cancel()
+                if not packet.done():
+                    packet.cancel()
+            if packet.done() and not packet.cancelled():
+                return packet.result()
+        if not received.empty():
+            return received.get_nowait()
+        raise PptpClientError(f"tunnel closed: {self.down_reason or 'closed'}")
 
     @property
     def tun_name(self) -> str | None:
@@ -208,6 +232,18 @@ class PptpClientSession:
             self.transport.close()
 
     # -- callbacks ------------------------------------------------------------------------------
+
+    def _on_control_event(self, event: Event) -> None:
+        """The server cleared our call or the control connection ended: the tunnel is gone with it
+        (as pptp-linux's pppd ends when its pptp process does)."""
+        if isinstance(event, CallCleared) and event.call is self.call:
+            reason = f"call cleared: {event.reason}"  # a CDN, or the whole connection gone
+        elif isinstance(event, ControlConnectionClosed):
+            reason = f"control connection closed: {event.reason}"
+        else:
+            return
+        if self.ppp is not None and not self.ppp.closed:
+            self.ppp.close(self.ppp.link.close_reason or reason)  # "LCP terminated by peer" says more
 
     def _on_up(self, ppp: PppSession, up: NetworkUp) -> None:
         self.network = up
