@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import logging.handlers
 import os
+import resource
 import signal
 import socket
 import sys
@@ -35,7 +36,7 @@ from pypptp.daemon_config import ERRORS, DaemonConfig, build_parser, check, load
 from pypptp.pool import Lease
 from pypptp.ppp.link import LinkConfig
 from pypptp.pppd_options import SYSTEM_OPTIONS
-from pypptp.server import ServerSettings
+from pypptp.server import ServerSettings, listen_backlog
 from pypptp.workers import EXIT_CANNOT_START, MAX_WORKERS, Supervisor, effective_workers, listening_sockets, split
 
 log = logging.getLogger("pypptpd")
@@ -55,7 +56,36 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes sharing the calls, to use more than one core (default 1: a single process); "
         "the pool and the connection limit are split between them",
     )
+    parser.add_argument(
+        "--max-pending",
+        metavar="N",
+        type=_count,
+        default=ServerSettings.max_pending,
+        help="connections still negotiating (not yet authenticated) held at once; when full, the oldest of the "
+        f"busiest source is dropped (default {ServerSettings.max_pending})",
+    )
+    parser.add_argument(
+        "--max-pending-per-source",
+        metavar="N",
+        type=_count,
+        default=ServerSettings.max_pending_per_source,
+        help=f"of those, from one address (default {ServerSettings.max_pending_per_source})",
+    )
+    parser.add_argument(
+        "--pending-timeout",
+        metavar="SECONDS",
+        type=_count,
+        default=int(ServerSettings.pending_timeout),
+        help="seconds from accept to authentication; a connection still negotiating then is dropped "
+        f"(default {ServerSettings.pending_timeout:g})",
+    )
     return parser
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to 1000000 is needed, not {text!r}")
+    return int(text)
 
 
 def _workers(text: str) -> int:
@@ -64,7 +94,16 @@ def _workers(text: str) -> int:
     return int(text)
 
 
-_OURS = ("--system-options", "--ip-up", "--ip-down", "--no-mss-clamp", "--workers")
+_OURS = (
+    "--system-options",
+    "--ip-up",
+    "--ip-down",
+    "--no-mss-clamp",
+    "--workers",
+    "--max-pending",
+    "--max-pending-per-source",
+    "--pending-timeout",
+)
 
 
 def _pptpd_argv(argv: Sequence[str]) -> list[str]:
@@ -83,13 +122,26 @@ def _pptpd_argv(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def settings_from(config: DaemonConfig) -> ServerSettings:
-    return ServerSettings(
+def settings_from(config: DaemonConfig, args: argparse.Namespace | None = None) -> ServerSettings:
+    """The control server's settings (with ``args``, our admission flags too); ``stimeout`` bounds both
+    the wait for SCCRQ and, once it came, the wait for the call (OCRQ)."""
+    timeout = float(config.stimeout)
+    settings = ServerSettings(
         listen=config.listen,
         port=config.port,
         max_connections=config.connections,
-        control=ControlConfig(host_name="local", vendor_string="pypptp", establish_timeout=float(config.stimeout)),
+        control=ControlConfig(
+            host_name="local", vendor_string="pypptp", establish_timeout=timeout, call_timeout=timeout
+        ),
         trace=config.debug,
+    )
+    if args is None:
+        return settings
+    return dataclasses.replace(
+        settings,
+        max_pending=args.max_pending,
+        max_pending_per_source=args.max_pending_per_source,
+        pending_timeout=float(args.pending_timeout),
     )
 
 
@@ -123,6 +175,36 @@ def _setup_logging(foreground: bool, debug: bool) -> None:
     root.setLevel(level)
     logging.getLogger("asyncio").setLevel(logging.WARNING)
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
+
+
+def toggle_debug() -> None:
+    """SIGUSR1, as pppd: debug logging on, or back off (the level ``-d`` or pptpd.conf's ``debug`` set)."""
+    root = logging.getLogger()
+    if root.level > logging.DEBUG:
+        root.setLevel(logging.DEBUG)
+        log.info("MGR: SIGUSR1: debug logging on")
+    else:
+        log.info("MGR: SIGUSR1: debug logging off")
+        root.setLevel(logging.INFO)
+
+
+def ignore_usr2() -> None:
+    """SIGUSR2: pppd renegotiates compression; MPPE cannot restart on the same keys without reusing
+    RC4 keystream, so the signal is logged and otherwise ignored (it never kills the daemon)."""
+    log.info("MGR: SIGUSR2: ignored (pppd would renegotiate CCP; MPPE on the same keys must not restart)")
+
+
+def raise_fd_limit() -> int:
+    """The soft limit on open files raised to the hard one (every pending connection, session and pppN
+    holds descriptors; Debian's soft default of 1024 would make accept() fail under load); the new limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            return hard
+    return soft
 
 
 def _write_pidfile(path: str) -> None:
@@ -167,7 +249,7 @@ class _Worker:
 
 async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str], worker: _Worker | None = None) -> int:
     configured = _Configured(config)
-    settings, pool = settings_from(config), config.pool
+    settings, pool = settings_from(config, args), config.pool
     if worker is not None:
         settings = dataclasses.replace(
             settings, max_connections=worker.connections, call_id_stride=worker.count, call_id_offset=worker.index
@@ -220,6 +302,8 @@ async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str]
         log.info("MGR: SIGHUP: secrets and pppd options re-read; they apply to new sessions")
 
     loop.add_signal_handler(signal.SIGHUP, reload)
+    loop.add_signal_handler(signal.SIGUSR1, toggle_debug)
+    loop.add_signal_handler(signal.SIGUSR2, ignore_usr2)
     serving = asyncio.ensure_future(daemon.server.serve_forever())
     await stop.wait()
     log.info(
@@ -234,7 +318,8 @@ async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str]
 def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], count: int) -> int:
     """``--workers N``: the listening sockets, then N workers forked and kept by a :class:`Supervisor`."""
     try:
-        listeners = listening_sockets(config.listen, config.port, count, backlog=max(128, config.connections))
+        backlog = listen_backlog(settings_from(config, args))
+        listeners = listening_sockets(config.listen, config.port, count, backlog=backlog)
     except OSError as exc:
         log.error("MGR: cannot start: %s", exc)
         return 1
@@ -305,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     workers, lowered = effective_workers(args.workers, config.connections)
     if lowered:
         log.warning("MGR: %s", lowered)
+    log.debug("MGR: open files limit %d", raise_fd_limit())
     _write_pidfile(config.pidfile)
     try:
         if workers > 1:

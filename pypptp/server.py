@@ -6,12 +6,36 @@ and one timer handle re-armed at its ``next_deadline()``.  Accepting never
 waits on a connection: the first-message deadline (pptpd's ``stimeout``) is
 that connection's own timer, so idle connections cannot block others.
 
+Admission.  pptpd counts every accepted TCP connection against
+``connections``, so a handful of idle sockets lock every user out.  Here a
+connection is *pending* from accept until the session behind its call has
+authenticated (the daemon then calls :meth:`ControlServer.admit`); only
+admitted connections count against ``connections``, which the daemon
+enforces on sessions.  Pending connections get a budget of their own
+(:attr:`ServerSettings.max_pending`) with a fair policy when it is full:
+
+* a source address already holding :attr:`ServerSettings.max_pending_per_source`
+  pending connections loses its own oldest one;
+* otherwise the oldest pending connection of the source that holds the most
+  is dropped, so one busy source (or a few) cannot push out anyone else's
+  new connection;
+
+and a deadline, :attr:`ServerSettings.pending_timeout` seconds from accept to
+authentication, on top of each phase's own (SCCRQ within ``stimeout``, a call
+within :attr:`~pypptp.ctrl.connection.ControlConfig.call_timeout`, the PPP
+link's own negotiation limits).  Dropped connections are counted and logged
+in summary (at most one line a minute), never one line each.
+
+The listener is IPv4 only, as pptpd's: the GRE data path and the address
+pool are IPv4.
+
 A failure inside one connection is logged and ends that connection only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import socket
@@ -45,9 +69,16 @@ class ServerSettings:
     listen: str = "0.0.0.0"
     port: int = PPTP_PORT
     max_connections: int = 100
+    """Sessions (authenticated) at once; the daemon enforces it, and sizes the listen backlog with it."""
+    max_pending: int = 256
+    """Connections still negotiating (accepted, not yet authenticated) held at once."""
+    max_pending_per_source: int = 16
+    """Of those, from one source address."""
+    pending_timeout: float = 60.0
+    """Seconds from accept to authentication; a connection still pending then is dropped."""
     control: ControlConfig = dataclasses.field(default_factory=ControlConfig)
     trace: bool = False
-    """Log every control message in and out (``debug``)."""
+    """``debug``: the daemon logs at debug level, which includes every control message in and out."""
     call_id_stride: int = 1
     call_id_offset: int = 0
     """Hand out only Call IDs with ``ID % call_id_stride == call_id_offset`` (worker processes split the
@@ -62,6 +93,10 @@ class CallHooks(Protocol):
     def call_cleared(self, connection: ServerConnection, call: Call, reason: str) -> None: ...
 
 
+SUMMARY_INTERVAL = 60.0
+"""Seconds between two summary lines about dropped pending connections."""
+
+
 class ControlServer:
     """Accepts PPTP control connections and runs one sans-IO connection each."""
 
@@ -70,7 +105,18 @@ class ControlServer:
         self.hooks = hooks
         self.call_ids = CallIdAllocator(stride=settings.call_id_stride, offset=settings.call_id_offset)
         self.connections: set[ServerConnection] = set()
+        self.pending: dict[str, dict[ServerConnection, None]] = {}
+        """Pending connections by source address, oldest first (see the module docstring)."""
+        self.pending_count = 0
+        self.evicted = 0
+        """Pending connections dropped to make room for a newer one."""
+        self.timed_out = 0
+        """Pending connections dropped at :attr:`ServerSettings.pending_timeout`."""
         self.refused = 0
+        self._unreported: collections.Counter[str] = collections.Counter()
+        self._reported_at: float | None = None
+        self._report_timer: asyncio.TimerHandle | None = None
+        self._last_source = ""
         self._server: asyncio.Server | None = None
 
     @property
@@ -83,15 +129,15 @@ class ControlServer:
         """Listen on ``settings.listen``:``settings.port``, or accept on ``sock``, a bound TCP socket made
         elsewhere (a worker's, with ``SO_REUSEPORT``: :func:`pypptp.workers.listening_sockets`)."""
         loop = asyncio.get_running_loop()
-        backlog = max(128, self.settings.max_connections)
+        backlog = listen_backlog(self.settings)
         if sock is not None:
             self._server = await loop.create_server(lambda: ServerConnection(self), sock=sock, backlog=backlog)
         else:
-            host = None if self.settings.listen in ("", "0.0.0.0") else self.settings.listen
             self._server = await loop.create_server(
                 lambda: ServerConnection(self),
-                host=host,
+                host=self.settings.listen or "0.0.0.0",  # IPv4 only, as pptpd (None would add [::])
                 port=self.settings.port,
+                family=socket.AF_INET,
                 reuse_address=True,
                 backlog=backlog,
             )
@@ -105,6 +151,9 @@ class ControlServer:
         """Stop accepting; CDN + StopCCRQ to every client, wait briefly, close all."""
         if self._server is not None:
             self._server.close()
+        if self._report_timer is not None:
+            self._report_timer.cancel()
+            self._report()
         for protocol in list(self.connections):
             protocol.stop(StopReason.STOP_LOCAL_SHUTDOWN)
         deadline = asyncio.get_running_loop().time() + grace
@@ -115,6 +164,72 @@ class ControlServer:
         if self._server is not None:
             await self._server.wait_closed()
 
+    # -- admission (see the module docstring) ----------------------------------------------------
+
+    def admit(self, connection: ServerConnection) -> None:
+        """The session behind ``connection`` authenticated: it leaves the pending budget."""
+        self._forget_pending(connection)
+
+    def _enter_pending(self, connection: ServerConnection) -> None:
+        """Count a new connection as pending, dropping another (or an older one of its source) if full."""
+        settings = self.settings
+        source = connection.peer_ip
+        mine = self.pending.get(source)
+        victim: ServerConnection | None = None
+        if mine is not None and len(mine) >= settings.max_pending_per_source:
+            victim = next(iter(mine))
+            why = f"more than {settings.max_pending_per_source} pending from {source}"
+        elif self.pending_count >= settings.max_pending:
+            busiest = max(self.pending.values(), key=len)
+            victim = next(iter(busiest))
+            why = f"{settings.max_pending} pending connections"
+        if victim is not None:
+            self.evicted += 1
+            self._tally(f"dropped to make room ({why})", victim.peer_ip)
+            victim.drop_pending("dropped to make room for a newer connection")
+        self.pending.setdefault(source, {})[connection] = None
+        self.pending_count += 1
+        connection.pending_timer = self._loop.call_later(settings.pending_timeout, connection.pending_expired)
+
+    def _forget_pending(self, connection: ServerConnection) -> None:
+        timer, connection.pending_timer = connection.pending_timer, None
+        if timer is None:
+            return
+        timer.cancel()
+        source = connection.peer_ip
+        mine = self.pending.get(source)
+        if mine is not None and connection in mine:
+            del mine[connection]
+            self.pending_count -= 1
+            if not mine:
+                del self.pending[source]
+
+    def _tally(self, what: str, source: str) -> None:
+        """Count a dropped pending connection; log the first at once, then a summary at most once a minute."""
+        self._unreported[what] += 1
+        self._last_source = source
+        now = self._loop.time()
+        if self._reported_at is None or now - self._reported_at >= SUMMARY_INTERVAL:
+            self._report()
+        elif self._report_timer is None:
+            self._report_timer = self._loop.call_at(self._reported_at + SUMMARY_INTERVAL, self._report)
+
+    def _report(self) -> None:
+        self._report_timer = None
+        self._reported_at = self._loop.time()
+        for what, count in self._unreported.items():
+            log.warning("MGR: %d pending connection(s) %s (the last from %s)", count, what, self._last_source)
+        self._unreported.clear()
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+
+def listen_backlog(settings: ServerSettings) -> int:
+    """The listen backlog: room for every session and the whole pending budget (the kernel caps it)."""
+    return max(128, min(4096, settings.max_connections + settings.max_pending))
+
 
 class ServerConnection(ControlProtocol):
     """One accepted TCP 1723 connection."""
@@ -122,26 +237,41 @@ class ServerConnection(ControlProtocol):
     def __init__(self, server: ControlServer) -> None:
         super().__init__()
         self.server = server
+        self.pending_timer: asyncio.TimerHandle | None = None
+        """Set while the connection is pending (accepted, its session not yet authenticated)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         server = self.server
-        if len(server.connections) >= server.settings.max_connections:
-            server.refused += 1
-            log.warning("MGR: connection limit %d reached, refusing %s", server.settings.max_connections, self.peer)
-            self.abort("connection limit")
-            return
         server.connections.add(self)
-        tracer = self._trace if server.settings.trace else None
+        server._enter_pending(self)
         self.conn = ControlConnection(
-            Role.SERVER, self.loop.time(), config=server.settings.control, call_ids=server.call_ids, tracer=tracer
+            Role.SERVER, self.loop.time(), config=server.settings.control, call_ids=server.call_ids, tracer=self._trace
         )
         log.info("CTRL: Client %s control connection started", self.peer)
         self._rearm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        self.server._forget_pending(self)
         self.server.connections.discard(self)
+
+    @property
+    def pending(self) -> bool:
+        return self.pending_timer is not None
+
+    def pending_expired(self) -> None:
+        """:attr:`ServerSettings.pending_timeout` passed before authentication."""
+        self.pending_timer = None  # the handle has fired
+        self.server._forget_pending(self)
+        self.server.timed_out += 1
+        self.server._tally(f"still pending after {self.server.settings.pending_timeout:g} s", self.peer_ip)
+        self.drop_pending(f"not authenticated within {self.server.settings.pending_timeout:g} s")
+
+    def drop_pending(self, reason: str) -> None:
+        """Drop a pending connection at once (its calls cleared, the TCP connection reset)."""
+        self.server._forget_pending(self)
+        self.abort(reason)
 
     def stop(self, reason: StopReason) -> None:
         if self.conn is not None and not self.conn.closed:
@@ -212,4 +342,6 @@ class ServerConnection(ControlProtocol):
                 log.info("CTRL: Client %s control connection finished (%s)", self.peer, event.reason)
 
     def _trace(self, now: float, direction: str, message: ControlMessage) -> None:
-        log.debug("CTRL: %s %s %.3f %r", self.peer, direction, now, message)
+        """Every control message in and out, while debug logging is on (``-d``, or SIGUSR1)."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("CTRL: %s %s %.3f %r", self.peer, direction, now, message)

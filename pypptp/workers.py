@@ -83,7 +83,7 @@ RESTARTS_ALLOWED = 5
 RESTART_WINDOW = 60.0
 STOP_TIMEOUT = 60.0
 """Seconds the workers have to end their sessions after SIGTERM (ip-down included) before SIGKILL."""
-SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
+SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD}
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -265,6 +265,8 @@ class Supervisor:
                 self.on_reload()
             log.info("MGR: SIGHUP: passed to %d worker(s)", len(self.workers))
             self._signal_all(signal.SIGHUP)
+        elif info.si_signo in (signal.SIGUSR1, signal.SIGUSR2):  # the workers act on them (pypptp.cli)
+            self._signal_all(signal.Signals(info.si_signo))
         else:
             self._stop(signal.Signals(info.si_signo))
 

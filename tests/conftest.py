@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.metadata
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pypptp.client_session import PptpClientSession
 from pypptp.demo import wait_until_listening
 from pypptp.netns import NetnsPair, netns_available, two_hosts
 
@@ -168,3 +170,21 @@ def icmp_echo(source: str, destination: str) -> bytes:
     header += socket.inet_aton(source) + socket.inet_aton(destination)
     header[10:12] = checksum(bytes(header)).to_bytes(2, "big")
     return bytes(header + icmp)
+
+
+async def tunnel_ping(session: PptpClientSession, destination: str, attempts: int = 10, wait: float = 0.5) -> bool:
+    """An ICMP echo through a library-mode client session, retried (the server's end of a new tunnel may
+    come up a moment after the client's); True once a reply came."""
+    up = session.network
+    assert up is not None
+    for _ in range(attempts):
+        session.send(icmp_echo(str(up.local_address), destination))
+        try:
+            async with asyncio.timeout(wait):
+                while True:
+                    reply = await session.recv()
+                    if reply[9] == 1 and reply[20] == 0:  # ICMP Echo-Reply
+                        return True
+        except TimeoutError:
+            continue
+    return False

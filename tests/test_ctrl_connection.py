@@ -372,7 +372,7 @@ def test_echo_request_is_answered_with_its_identifier() -> None:
 
 
 def test_idle_60s_sends_echo_and_no_reply_in_60s_closes() -> None:
-    conn = established_server(0.0)
+    conn = established_server(0.0, call_timeout=0)  # the echo timer alone (a call would do the same)
     assert conn.next_deadline() == 60.0
     conn.receive(SetLinkInfo(peer_call_id=99).encode(), 30.0)  # any message resets the idle timer
     assert conn.next_deadline() == 90.0
@@ -387,7 +387,7 @@ def test_idle_60s_sends_echo_and_no_reply_in_60s_closes() -> None:
 
 
 def test_echo_reply_rearms_the_idle_timer() -> None:
-    conn = established_server(0.0)
+    conn = established_server(0.0, call_timeout=0)
     echo = only(conn.handle_timer(60.0)[0])
     assert isinstance(echo, EchoRequest)
     _, events = conn.receive(EchoReply(identifier=echo.identifier ^ 1).encode(), 61.0)
@@ -401,8 +401,34 @@ def test_echo_reply_rearms_the_idle_timer() -> None:
 
 
 def test_echo_can_be_disabled() -> None:
-    conn = established_server(0.0, echo_interval=0)
+    conn = established_server(0.0, echo_interval=0, call_timeout=0)
     assert conn.next_deadline() is None
+    conn, _ = server_with_call(0.0, echo_interval=0)
+    assert conn.next_deadline() is None
+
+
+def test_an_established_connection_without_a_call_is_stopped() -> None:
+    """SCCRQ, then silence: pptpd keeps such a connection for as long as it answers echoes; here it
+    gets ``call_timeout`` seconds to place its call, then a StopCCRQ and the close."""
+    conn = established_server(0.0)
+    assert conn.next_deadline() == 10.0
+    _, events = conn.receive(EchoRequest(identifier=1).encode(), 9.0)  # answering echoes does not help
+    assert conn.next_deadline() == 10.0
+    out, events = conn.handle_timer(10.0)
+    assert isinstance(only(out), StopControlConnectionRequest)
+    assert conn.closed and of(events, ControlConnectionClosed)[0].reason == "no call within 10 s"
+
+
+def test_the_call_deadline_stops_with_a_call_and_starts_again_when_it_is_cleared() -> None:
+    conn, our_id = server_with_call(0.0, peer_call_id=7)
+    assert conn.next_deadline() == 60.0  # only the echo timer
+    out, _ = conn.receive(CallClearRequest(call_id=7).encode(), 30.0)
+    assert isinstance(only(out), CallDisconnectNotify)
+    assert conn.next_deadline() == 40.0  # a new call may come, within call_timeout
+    out, _ = conn.receive(OutgoingCallRequest(call_id=8).encode(), 39.0)
+    assert isinstance(only(out), OutgoingCallReply)
+    assert conn.next_deadline() == 99.0
+    assert our_id not in conn.calls
 
 
 # -- malformed and unusual input ----------------------------------------------------------

@@ -118,6 +118,10 @@ class ControlConfig:
     maximum_channels: int = 1
     establish_timeout: float = 10.0
     """Server: seconds to wait for SCCRQ (pptpd's ``stimeout``); client: for SCCRP."""
+    call_timeout: float = 10.0
+    """Server: seconds an established control connection may hold no call (before its first OCRQ, or
+    after its last call is cleared) before it is stopped (StopCCRQ, then closed); 0 disables.  Ours:
+    pptpd lets such a connection live for as long as it answers echoes."""
     echo_interval: float = 60.0
     """Send Echo-Request after this long without a received message; 0 disables."""
     echo_timeout: float = 60.0
@@ -160,6 +164,7 @@ class ControlConnection:
         self._events: list[Event] = []
         self._last_received = now
         self._establish_deadline: float | None = None
+        self._no_call_deadline: float | None = None
         self._stop_deadline: float | None = None
         self._echo_identifier = 0
         self._echo_sent_at: float | None = None
@@ -194,6 +199,9 @@ class ControlConnection:
             self._close(f"no {waited} within {self.config.establish_timeout:g} s", by_peer=True)
         elif self._stop_deadline is not None and now >= self._stop_deadline:
             self._close(f"no StopCCRP within {self.config.reply_timeout:g} s", by_peer=True)
+        elif self._no_call_deadline is not None and now >= self._no_call_deadline:
+            self._send(StopControlConnectionRequest(reason=StopReason.NONE), now)
+            self._close(f"no call within {self.config.call_timeout:g} s", by_peer=True)
         elif self._echo_sent_at is not None and now >= self._echo_sent_at + self.config.echo_timeout:
             self._close(f"no Echo-Reply within {self.config.echo_timeout:g} s", by_peer=True)
         elif any(c.deadline is not None and now >= c.deadline for c in self.calls.values()):
@@ -206,7 +214,7 @@ class ControlConnection:
         """When ``handle_timer`` must next be called, or ``None``."""
         if self.state is ControlState.CLOSED:
             return None
-        deadlines = [self._establish_deadline, self._stop_deadline, self._idle_deadline()]
+        deadlines = [self._establish_deadline, self._no_call_deadline, self._stop_deadline, self._idle_deadline()]
         if self._echo_sent_at is not None:
             deadlines.append(self._echo_sent_at + self.config.echo_timeout)
         deadlines.extend(c.deadline for c in self.calls.values())
@@ -294,7 +302,7 @@ class ControlConnection:
             call.deadline = now + self.config.reply_timeout
         else:
             self._send(CallDisconnectNotify(call_id=call.call_id, result_code=result), now)
-            self._release(call, result, by_peer=False, reason="cleared locally")
+            self._release(call, result, by_peer=False, reason="cleared locally", now=now)
 
     def send_echo(self, now: float) -> int:
         """Send an Echo-Request (section 2.5); returns its identifier."""
@@ -355,22 +363,31 @@ class ControlConnection:
 
     def _close(self, reason: str, *, by_peer: bool) -> None:
         for call in list(self.calls.values()):
-            self._release(call, DisconnectResult.GENERAL_ERROR, by_peer=by_peer, reason=reason)
+            self._release(call, DisconnectResult.GENERAL_ERROR, by_peer=by_peer, reason=reason, now=None)
         self.state = ControlState.CLOSED
-        self._establish_deadline = self._stop_deadline = self._echo_sent_at = None
+        self._establish_deadline = self._no_call_deadline = self._stop_deadline = self._echo_sent_at = None
         self._emit(ControlConnectionClosed(reason, by_peer))
 
-    def _release(self, call: Call, result: DisconnectResult, *, by_peer: bool, reason: str) -> None:
+    def _release(self, call: Call, result: DisconnectResult, *, by_peer: bool, reason: str, now: float | None) -> None:
+        """``now``: None when the whole connection is closing (no new call will be waited for)."""
         call.state = CallState.CLEARED
         call.deadline = None
         self.calls.pop(call.call_id, None)
         self.call_ids.release(call.call_id)
         self._emit(CallCleared(call, result, by_peer, reason))
+        if not self.calls and now is not None:
+            self._expect_call(now)
+
+    def _expect_call(self, now: float) -> None:
+        """Server, established, no call: the next OCRQ must come within ``call_timeout``."""
+        if self.role is Role.SERVER and self.state is ControlState.ESTABLISHED and self.config.call_timeout > 0:
+            self._no_call_deadline = now + self.config.call_timeout
 
     def _enter_wait_stop_reply(self, now: float) -> None:
         for call in list(self.calls.values()):  # StopCCRQ implicitly clears all calls (section 2.3)
-            self._release(call, DisconnectResult.ADMIN_SHUTDOWN, by_peer=False, reason="StopCCRQ sent")
+            self._release(call, DisconnectResult.ADMIN_SHUTDOWN, by_peer=False, reason="StopCCRQ sent", now=None)
         self.state = ControlState.WAIT_STOP_REPLY
+        self._no_call_deadline = None
         self._echo_sent_at = None
         self._stop_deadline = now + self.config.reply_timeout
 
@@ -391,6 +408,7 @@ class ControlConnection:
         self._send(self._start_reply(StartResult.SUCCESS), now)
         self.state = ControlState.ESTABLISHED
         self._establish_deadline = None
+        self._expect_call(now)
         self.peer_start = message
         self._emit(ControlConnectionEstablished(message))
 
@@ -508,6 +526,7 @@ class ControlConnection:
             connect_speed=speed,
         )
         self.calls[call_id] = call
+        self._no_call_deadline = None
         self._send(
             OutgoingCallReply(
                 call_id=call_id,
@@ -552,7 +571,7 @@ class ControlConnection:
             self._emit(ProtocolAnomaly(f"CCRQ for unknown peer Call ID {message.call_id}", message))
             return
         self._send(CallDisconnectNotify(call_id=call.call_id, result_code=DisconnectResult.REQUEST), now)
-        self._release(call, DisconnectResult.REQUEST, by_peer=True, reason="CCRQ received")
+        self._release(call, DisconnectResult.REQUEST, by_peer=True, reason="CCRQ received", now=now)
 
     def _on_set_link_info(self, message: ControlMessage, now: float) -> None:
         """Server: SLI names our Call ID; accepted, no reply defined (section 2.15)."""
@@ -594,7 +613,7 @@ class ControlConnection:
         if call is None:
             self._emit(ProtocolAnomaly(f"CDN for unknown Call ID {message.call_id}", message))
             return
-        self._release(call, message.result_code, by_peer=True, reason=f"CDN {message.result_code.name}")
+        self._release(call, message.result_code, by_peer=True, reason=f"CDN {message.result_code.name}", now=now)
 
     def _on_wan_error_notify(self, message: ControlMessage, now: float) -> None:
         """Client: WEN names our Call ID (section 2.14); reported, nothing else."""
