@@ -491,13 +491,17 @@ def test_no_shared_strength_with_the_link_closing_ccp() -> None:
 
 
 class Insistent(CcpOptions):
-    """Ignores every Nak: keeps offering H+M+S+L."""
+    """Ignores every Nak: keeps offering H+M+S+L (even when its automaton, from the Max-Failure-th Nak
+    in a row, hands the Nak'd option 18 over as Rejected)."""
 
     def reset(self) -> None:
         super().reset()
         self.request = H_BIT | M_BIT | S_BIT | L_BIT
 
     def on_nak(self, options: Options) -> None:
+        pass
+
+    def on_reject(self, options: Options) -> None:
         pass
 
 

@@ -271,9 +271,13 @@ def test_unknown_codes_are_code_rejected_in_opened() -> None:
 
 
 class StubbornClient(IpcpOptions):
-    """Keeps asking for a foreign address whatever the server Naks."""
+    """Keeps asking for a foreign address whatever the server Naks (even when its automaton, from the
+    Max-Failure-th Nak in a row, hands the Nak'd address over as Rejected)."""
 
     def on_nak(self, options: Options) -> None:
+        pass
+
+    def on_reject(self, options: Options) -> None:
         pass
 
 

@@ -95,8 +95,23 @@ def test_auth_nak_is_followed_only_to_an_allowed_method() -> None:
     assert lcp.our_auth == AUTH_PAP
     lcp.on_nak([(3, AUTH_MSCHAP_V2)])  # Windows 10 Naks PAP with MS-CHAPv2
     assert lcp.our_auth == AUTH_MSCHAP_V2 and not lcp.auth_refused
-    lcp.on_nak([(3, AUTH_MSCHAP_V1)])  # not allowed by the configuration
-    assert lcp.our_auth == AUTH_MSCHAP_V2 and lcp.auth_refused
+    lcp.on_nak([(3, AUTH_MSCHAP_V1)])  # not allowed, and no method after MS-CHAPv2: stop asking (pppd)
+    assert lcp.our_auth is None and lcp.auth_refused and 3 not in dict(lcp.build_request())
+
+
+def test_auth_nak_toward_a_refused_method_walks_down_our_preferences() -> None:
+    """pppd's lcp_nakci: our next-preferred method, then none; the link then refuses the peer."""
+    lcp = handler(LcpConfig(auth_methods=(AUTH_MSCHAP_V2, AUTH_MSCHAP_V1)))
+    lcp.on_nak([(3, AUTH_PAP)])
+    assert lcp.our_auth == AUTH_MSCHAP_V1 and not lcp.auth_refused
+    lcp.on_nak([(3, AUTH_MSCHAP_V1)])  # our own method suggested back: nothing changes
+    assert lcp.our_auth == AUTH_MSCHAP_V1 and not lcp.auth_refused
+    lcp.on_nak([(3, bytes.fromhex("c22305"))])  # CHAP-MD5, refused
+    assert lcp.our_auth is None and lcp.auth_refused
+    lcp.on_nak([(3, AUTH_MSCHAP_V2)])  # once dropped, the option stays dropped in this negotiation
+    assert lcp.our_auth is None
+    lcp.reset()
+    assert lcp.our_auth == AUTH_MSCHAP_V2 and not lcp.auth_refused
 
 
 def test_rejections_of_our_options() -> None:

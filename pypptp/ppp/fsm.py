@@ -13,6 +13,20 @@ counter to Max-Terminate when a Terminate-Request follows, else to
 Max-Configure; after Max-Failure Configure-Naks without an Ack, Naks turn
 into Rejects so that negotiation converges.  Time is always a parameter.
 
+Every negotiation converges or ends, whatever the peer answers.  The RFC
+bounds only the Naks we send: ``irc`` re-initialises the restart counter on
+every Nak or Reject received, so a peer that never agrees would get a new
+Configure-Request per answer for ever.  Two bounds on what we receive:
+
+* From the Max-Failure-th Configure-Nak in a row (pppd's ``rnakloops``), a
+  Nak is taken as a Configure-Reject of our options it names: we stop asking
+  for them rather than follow the peer's suggestion once more.
+* When our requests of one negotiation have been Nak'd or Rejected more than
+  ``max_refused_requests`` times, the layer is closed (the table's Close:
+  Terminate-Request) and :attr:`Automaton.failures` says why, for the layer
+  above to log.  The count starts again with each negotiation (This-Layer-Up,
+  or a Configure-Request sent from outside Req-Sent/Ack-Rcvd/Ack-Sent).
+
 Outputs are drained with :meth:`Automaton.drain`: control packets to send
 and :class:`LayerEvent` values for the layer above (This-Layer-Up and
 friends), plus anomalies to log.
@@ -90,6 +104,14 @@ class FsmConfig:
     max_configure: int = 10
     max_terminate: int = 2
     max_failure: int = 5
+    """Naks sent without an Ack before we Reject instead; also the run of Naks received after which
+    a Nak is taken as a Reject (pppd's ``maxnakloops``, both ways)."""
+    max_refused_requests: int = 10
+    """Configure-Naks and Configure-Rejects of our requests tolerated in one negotiation; one more and
+    the layer closes.  Not in the RFC nor in pppd (whose counters, like the RFC's, restart on every
+    answer): with the run-of-Naks rule above and options that are dropped when Rejected, an honest
+    peer needs a handful of rounds (Windows and pptp-linux: at most two), so ten is generous, and it
+    keeps a peer that never agrees to 11 Configure-Requests before our Terminate-Request."""
 
 
 class Automaton:
@@ -126,9 +148,16 @@ class Automaton:
         self._request_id: int | None = None  # the Identifier of our outstanding Configure-Request
         self._request: bytes = b""  # its data, to check an Ack against
         self._naks_sent = 0
+        self._naks_received = 0  # Configure-Naks in a row for our requests (pppd's rnakloops)
+        self._refused = 0  # Configure-Naks and -Rejects for our requests in this negotiation
         self._out: list[ControlPacket] = []
         self._events: list[LayerEvent] = []
         self.anomalies: list[str] = []
+        self.failures: list[str] = []
+        """Why the automaton closed its layer by itself (a peer that never agreed), to log: the layer
+        above clears the list."""
+        self.failure: str | None = None
+        """The last of those reasons, kept until a fresh negotiation."""
         # context of the event being processed, used by sca/scn/sta/scj/ser
         self._received: ControlPacket | None = None
         self._reply: tuple[Verdict, Options] | None = None
@@ -210,17 +239,14 @@ class Automaton:
                     self.anomalies.append(f"{self.name}: Configure-Ack does not match our request; ignored")
                     return None
                 self._request_id = None
+                self._naks_received = 0
                 self.handler.on_ack(parse_options(packet.data))
                 return Event.RCA
             options = self._options(packet)
             if options is None:
                 return None
             self._request_id = None  # one answer per request
-            if code == Code.CONFIGURE_NAK:
-                self.handler.on_nak(options)
-            else:
-                self.handler.on_reject(options)
-            return Event.RCN
+            return self._refusal(code, options)
         if code == Code.TERMINATE_REQUEST:
             return Event.RTR
         if code == Code.TERMINATE_ACK:
@@ -238,6 +264,30 @@ class Automaton:
                 return Event.RXJ_MINUS if rejected == self.protocol else Event.RXJ_PLUS
             return Event.RXR
         return Event.RUC
+
+    def _refusal(self, code: int, options: Options) -> Event:
+        """A valid Configure-Nak or Configure-Reject of our request: RCN, or Close past the bound."""
+        if code == Code.CONFIGURE_NAK:
+            self._naks_received += 1
+            if self._naks_received >= self.config.max_failure:
+                # pppd's treat_as_reject: drop what the peer keeps Nak'ing instead of following it
+                named = {kind for kind, _ in options}
+                rejected = [option for option in parse_options(self._request) if option[0] in named]
+                self.anomalies.append(
+                    f"{self.name}: Configure-Nak number {self._naks_received} in a row taken as a Configure-Reject"
+                )
+                self.handler.on_reject(rejected)
+            else:
+                self.handler.on_nak(options)
+        else:
+            self._naks_received = 0
+            self.handler.on_reject(options)
+        self._refused += 1
+        if self._refused > self.config.max_refused_requests and self.state in _NEGOTIATING:
+            self.failure = f"{self.name}: no agreement after {self._refused} Configure-Naks/Rejects of our requests"
+            self.failures.append(self.failure)
+            return Event.CLOSE
+        return Event.RCN
 
     def _options(self, packet: ControlPacket) -> Options | None:
         try:
@@ -263,7 +313,7 @@ class Automaton:
 
     def _perform(self, action: Action, actions: tuple[Action, ...], now: float) -> None:
         if action is Action.TLU:
-            self._naks_sent = 0
+            self._naks_sent = self._naks_received = self._refused = 0
             self._events.append(LayerEvent.UP)
         elif action is Action.TLD:
             self._events.append(LayerEvent.DOWN)
@@ -280,7 +330,8 @@ class Automaton:
         elif action is Action.SCR:
             if self.state not in _NEGOTIATING:  # a fresh negotiation: forget our earlier request
                 self.handler.reset()
-                self._naks_sent = 0
+                self._naks_sent = self._naks_received = self._refused = 0
+                self.failure = None
             self._identifier = (self._identifier + 1) & 0xFF
             self._request_id = self._identifier
             self._request = encode_options(self.handler.build_request())

@@ -7,9 +7,14 @@ What a PPTP server (or client) asks for and accepts, option by option:
 * 2 ACCM: Acked (escaping does not exist on GRE).
 * 3 Authentication-Protocol: the server asks for the configured method
   (MS-CHAPv2 ``c223 81`` by default) and follows a Nak to another method
-  only if that one is allowed; the server Rejects a peer that asks *it* to
-  authenticate.  A client Acks an allowed method and Naks others with its
-  first choice.
+  if that one is allowed.  A Nak toward a method we refuse is answered as
+  pppd's ``lcp_nakci`` does: we ask for our next allowed method, and with
+  none left stop asking (:attr:`LcpOptions.auth_refused`); LCP then opens
+  without authentication and the link, which requires it, terminates with
+  "peer refused to authenticate" (pppd's ``link_established``).  Following
+  the peer for ever instead made the server resend Configure-Requests at
+  wire speed.  The server Rejects a peer that asks *it* to authenticate.
+  A client Acks an allowed method and Naks others with its first choice.
 * 5 Magic-Number: ours is random and non-zero; the peer's is Nak'd when it
   is 0 or equals ours (loop-back, section 6.4).
 * 7 PFC, 8 ACFC: asked for by us, Acked for the peer.
@@ -127,16 +132,28 @@ class LcpOptions:
             elif kind == MAGIC:
                 self.our_magic = self._new_magic()  # a fresh value breaks a possible loop
             elif kind == AUTH and self.our_auth is not None:
-                if value in self.config.auth_methods:
-                    self.our_auth = value  # Windows 10 Naks PAP/CHAP/MS-CHAPv1 with MS-CHAPv2
-                else:
-                    self.auth_refused = True  # the peer wants a method we do not allow
+                self._auth_nakked(value)
             elif kind == PFC:
                 self.ask_pfc = False
             elif kind == ACFC:
                 self.ask_acfc = False
             elif kind == ACCM and len(value) == 4:
                 self.ask_accm = int.from_bytes(value, "big")
+
+    def _auth_nakked(self, suggested: bytes) -> None:
+        """pppd's ``lcp_nakci``: follow a suggestion we allow; otherwise ask for our next allowed method,
+        and with none left stop asking (the link then ends, since it requires authentication)."""
+        allowed = self.config.auth_methods
+        if suggested == self.our_auth:
+            return  # our own method suggested back: nothing to follow (pppd calls it a bad Nak)
+        if suggested in allowed:
+            self.our_auth = suggested  # Windows 10 Naks PAP/CHAP/MS-CHAPv1 with MS-CHAPv2
+            return
+        position = allowed.index(self.our_auth) if self.our_auth in allowed else len(allowed)
+        following = allowed[position + 1 :]
+        self.our_auth = following[0] if following else None
+        if self.our_auth is None:
+            self.auth_refused = True  # the peer wants only methods we refuse
 
     def on_reject(self, options: Options) -> None:
         for kind, _ in options:

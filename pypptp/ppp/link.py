@@ -27,6 +27,15 @@ RFC 1661 section 3.2:
 * **Terminate** after an administrative close, a peer's Terminate-Request,
   an authentication failure or an echo timeout (section 3.7).
 
+Every negotiation converges or ends.  The automaton bounds the Naks and
+Rejects it receives (:class:`~pypptp.ppp.fsm.FsmConfig`) and closes a layer
+that never agrees, with a reason logged here; a peer that Naks the
+Authentication-Protocol toward methods we refuse makes us drop the option,
+and LCP opened without it ends the link ("peer refused to authenticate", as
+pppd).  And the link itself has a deadline: no network protocol up
+:attr:`LinkConfig.setup_timeout` seconds after :meth:`PppLink.open` (or after
+LCP went back to Establish from the Network phase) closes it.
+
 The protocol table (:attr:`PppLink.table`) maps each PPP protocol number to
 the method that takes its frames and the first phase in which they are
 accepted: pppd's ``protocols[]`` array in one dictionary.  Data frames of
@@ -178,6 +187,14 @@ class LinkConfig:
     """The ppp unit number (``pppN``); chap-secrets ``a.b.c.d/n+`` addresses depend on it."""
     identification: tuple[bytes, ...] = ()
     """LCP Identification messages sent once LCP is Opened (Windows sends two; RFC 1570 section 2.1)."""
+    setup_timeout: float = 60.0
+    """Seconds after :meth:`PppLink.open` (or after an LCP renegotiation from the Network phase) within
+    which a network protocol must be up (IP may flow); past it the link is closed.  0: no deadline.
+    pppd has none: its phases are bounded one by one (LCP: 10 Configure-Requests 3 s apart; CHAP: 10
+    Challenges 3 s apart, PAP: 30 s), each about 30 s, which a slow but honest client never needs
+    whole; 60 s leaves room for two of them back to back (an MS-CHAP retry after a Failure with R=1)
+    and still frees the call and its pool address within a minute of a client that loops through
+    the phases (e.g. an LCP renegotiation before each Challenge times out)."""
 
 
 @dataclasses.dataclass
@@ -221,6 +238,8 @@ class PppLink:
         self.encryptor: MppeEncryptor | None = None
         self.decryptor: MppeDecryptor | None = None
         self.mppe_name = ""
+        self.setup_deadline: float | None = None
+        """When the link is closed unless a network protocol is up by then (:attr:`LinkConfig.setup_timeout`)."""
         self.network_up: NetworkUp | None = None
         self.counters: dict[str, int] = {"oversize": 0, "unencrypted": 0, "undecryptable": 0}
         """Data dropped by the slow path, by reason; each reason is logged the first time only."""
@@ -254,6 +273,7 @@ class PppLink:
         if self.phase is not Phase.DEAD:
             return
         self.close_reason = ""
+        self._arm_setup_deadline(now)
         self._set_phase(Phase.ESTABLISH)
         self.lcp.open(now)
         self.lcp.up(now)
@@ -317,10 +337,15 @@ class PppLink:
             self._reset_deadline = None
             if self.decryptor is not None and self.decryptor.discarding:
                 self._send_ccp_reset_request(now)
+        if self.setup_deadline is not None and now >= self.setup_deadline:
+            self.setup_deadline = None
+            reason = f"no network protocol came up within {self.config.setup_timeout:g} s"
+            self._log("warning", f"{reason}; closing the link")
+            self._close_lcp(now, reason, log=False)
         self._settle(now)
 
     def next_deadline(self) -> float | None:
-        deadlines = [self.lcp.next_deadline(), self._echo_deadline, self._reset_deadline]
+        deadlines = [self.lcp.next_deadline(), self._echo_deadline, self._reset_deadline, self.setup_deadline]
         deadlines += [ncp.automaton.next_deadline() for ncp in self.ncps.values()]
         deadlines += [a.next_deadline() for a in (self.auth_local, self.auth_remote) if a is not None]
         present = [d for d in deadlines if d is not None]
@@ -501,9 +526,17 @@ class PppLink:
             self._frames.append(self._encode(protocol, packet.encode()))
         for anomaly in automaton.anomalies:
             self._log("debug", anomaly)
-        had_anomalies = bool(automaton.anomalies)
+        for failure in automaton.failures:  # the automaton closed its layer: a peer that never agreed
+            self._log("warning", failure)
+            if automaton is self.lcp:
+                self.close_reason = self.close_reason or failure
+                self.setup_deadline = None
+                if self.phase is not Phase.DEAD:
+                    self._set_phase(Phase.TERMINATE)
+        had_output = bool(packets or automaton.anomalies or automaton.failures)
         automaton.anomalies.clear()
-        return bool(packets) or had_anomalies
+        automaton.failures.clear()
+        return had_output
 
     def _lcp_event(self, event: LayerEvent, now: float) -> None:
         if event is LayerEvent.UP:
@@ -526,7 +559,8 @@ class PppLink:
         for message in self.config.identification:
             self._send_lcp_extra(Code.IDENTIFICATION, options.our_magic.to_bytes(4, "big") + message)
         if self.config.server and self.config.lcp.auth_methods and options.our_auth is None:
-            self._close_lcp(now, "peer refused to authenticate")
+            self._log("warning", "peer refused to authenticate: terminating link")  # pppd's link_established
+            self._close_lcp(now, "peer refused to authenticate", log=False)
             return
         if options.our_auth is not None:
             self.auth_local = make_authenticator(
@@ -554,7 +588,13 @@ class PppLink:
         self._network_down("LCP down")
         self.auth_local = self.auth_remote = None
         closing = self.lcp.state in (State.CLOSING, State.STOPPING, State.CLOSED, State.STOPPED)
+        if not closing and self.setup_deadline is None:
+            self._arm_setup_deadline(now)  # renegotiation from the Network phase: a fresh deadline
         self._set_phase(Phase.TERMINATE if closing else Phase.ESTABLISH)
+
+    def _arm_setup_deadline(self, now: float) -> None:
+        timeout = self.config.setup_timeout
+        self.setup_deadline = now + timeout if timeout > 0 else None
 
     def _settle_ncps_quietly(self) -> None:
         """NCPs going Down with LCP send nothing (LCP is no longer Opened); drop what they queued."""
@@ -564,6 +604,7 @@ class PppLink:
 
     def _link_dead(self, now: float) -> None:
         self._echo_deadline = None
+        self.setup_deadline = None
         self.ncps.clear()
         self._ipcp_opened = False
         self._ipcp_peer_waiting = False
@@ -639,6 +680,8 @@ class PppLink:
             else:
                 self._log("info", f"{ncp.name} opened")
             self._maybe_network_up(now)
+            if self.setup_deadline is not None and (self.data_open(Protocol.IPV4) or self.data_open(Protocol.IPV6)):
+                self.setup_deadline = None  # a network protocol is up: the deadline is met
         elif event is LayerEvent.DOWN:
             if protocol == Protocol.IPCP:
                 self._ipcp_opened = False
@@ -653,7 +696,8 @@ class PppLink:
             if protocol == Protocol.IPCP:
                 self._network_down("IPCP finished")
             if protocol == Protocol.CCP and self.config.mppe.required and self.phase is Phase.NETWORK:
-                reason = (self.ccp_options.failed if self.ccp_options else None) or "CCP finished"
+                failed = self.ccp_options.failed if self.ccp_options else None
+                reason = failed or ncp.automaton.failure or "CCP finished"
                 self._close_lcp(now, f"MPPE required but not agreed: {reason}")
             elif not any(n.network for n in self.ncps.values()) and self.phase is Phase.NETWORK:
                 self._close_lcp(now, "No network protocols running")
@@ -763,9 +807,11 @@ class PppLink:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _close_lcp(self, now: float, reason: str) -> None:
+    def _close_lcp(self, now: float, reason: str, *, log: bool = True) -> None:
         self.close_reason = self.close_reason or reason
-        self._log("notice", f"closing the link: {reason}")
+        self.setup_deadline = None  # LCP's Max-Terminate bounds what is left
+        if log:
+            self._log("notice", f"closing the link: {reason}")
         self.lcp.close(now)
         if self.phase is not Phase.DEAD:
             self._set_phase(Phase.TERMINATE)
