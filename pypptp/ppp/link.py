@@ -36,6 +36,14 @@ pppd).  And the link itself has a deadline: no network protocol up
 :attr:`LinkConfig.setup_timeout` seconds after :meth:`PppLink.open` (or after
 LCP went back to Establish from the Network phase) closes it.
 
+LCP renegotiation (a Configure-Request in Opened, RFC 1661 section 4.2, or
+:meth:`PppLink.renegotiate`) takes the link back to Establish: everything
+that belongs to the old LCP session goes on LCP down, the MPPE codecs, CCP's
+state and every key (the MS-CHAP keys are dropped from
+:attr:`PppLink.auth_results`), and the MPPE keys of the next CCP come from
+the authentication of the new LCP session (RFC 3079 section 2: they derive
+from the MS-CHAP exchange, whose challenge is new each time).
+
 The protocol table (:attr:`PppLink.table`) maps each PPP protocol number to
 the method that takes its frames and the first phase in which they are
 accepted: pppd's ``protocols[]`` array in one dictionary.  Data frames of
@@ -229,6 +237,9 @@ class PppLink:
         self.auth_local: AuthMethod | None = None  # we authenticate the peer
         self.auth_remote: AuthMethod | None = None  # we authenticate ourselves to the peer
         self.auth_results: list[AuthResult] = []
+        """The final result of every authentication on this link, oldest first (scripts read the peer's
+        name here).  Their MS-CHAP keys and secrets records are dropped on LCP down: keys come from the
+        current LCP session's authentication only."""
         self.ipcp_options: IpcpOptions | None = None
         self._ipcp_opened = False
         self._ipcp_peer_waiting = False
@@ -237,6 +248,8 @@ class PppLink:
         self.ccp_options: CcpOptions | None = None
         self.encryptor: MppeEncryptor | None = None
         self.decryptor: MppeDecryptor | None = None
+        self.mppe_keys: MsChapKeys | None = None
+        """The MS-CHAP keys the MPPE codecs derive from, while they exist."""
         self.mppe_name = ""
         self.setup_deadline: float | None = None
         """When the link is closed unless a network protocol is up by then (:attr:`LinkConfig.setup_timeout`)."""
@@ -581,16 +594,26 @@ class PppLink:
         for ncp in list(self.ncps.values()):
             ncp.automaton.down(now)
         self._settle_ncps_quietly()
-        self.ncps.clear()
-        self._ipcp_opened = False
-        self._ipcp_peer_waiting = False
-        self._mppe_off()
+        self._end_lcp_session()
         self._network_down("LCP down")
-        self.auth_local = self.auth_remote = None
         closing = self.lcp.state in (State.CLOSING, State.STOPPING, State.CLOSED, State.STOPPED)
         if not closing and self.setup_deadline is None:
             self._arm_setup_deadline(now)  # renegotiation from the Network phase: a fresh deadline
         self._set_phase(Phase.TERMINATE if closing else Phase.ESTABLISH)
+
+    def _end_lcp_session(self) -> None:
+        """Forget everything negotiated or derived in this LCP session: the NCPs, CCP's state, the MPPE
+        codecs and every key (an LCP renegotiation authenticates again, and the keys come from there)."""
+        self.ncps.clear()
+        self._ipcp_opened = False
+        self._ipcp_peer_waiting = False
+        self._mppe_off()
+        self.ccp_options = None
+        self.auth_local = self.auth_remote = None
+        self.auth_results = [
+            dataclasses.replace(r, keys=None, secret=None) if r.keys is not None or r.secret is not None else r
+            for r in self.auth_results
+        ]
 
     def _arm_setup_deadline(self, now: float) -> None:
         timeout = self.config.setup_timeout
@@ -605,12 +628,8 @@ class PppLink:
     def _link_dead(self, now: float) -> None:
         self._echo_deadline = None
         self.setup_deadline = None
-        self.ncps.clear()
-        self._ipcp_opened = False
-        self._ipcp_peer_waiting = False
-        self._mppe_off()
+        self._end_lcp_session()
         self._network_down("link dead")
-        self.auth_local = self.auth_remote = None
         self._set_phase(Phase.DEAD)
         self._events.append(LinkDown(self.close_reason or "LCP finished"))
 
@@ -703,8 +722,10 @@ class PppLink:
                 self._close_lcp(now, "No network protocols running")
 
     def _mppe_keys(self) -> MsChapKeys | None:
-        for result in self.auth_results:
-            if result.success and result.keys is not None:
+        """The keys of this LCP session's MS-CHAP authentication (RFC 3079 section 2), either side's."""
+        for auth in (self.auth_local, self.auth_remote):
+            result = auth.result if auth is not None else None
+            if result is not None and result.success and result.keys is not None:
                 return result.keys
         return None
 
@@ -712,6 +733,7 @@ class PppLink:
         """CCP Opened: build the MPPE codecs from the MS-CHAP keys (RFC 3079)."""
         ccp, keys = self.ccp_options, self._mppe_keys()
         assert ccp is not None and keys is not None
+        self.mppe_keys = keys
         server = self.config.server
         if ccp.send_bits is not None:
             send_start, _ = start_keys(keys, ccp.send_bits, server=server)
@@ -739,6 +761,7 @@ class PppLink:
 
     def _mppe_off(self) -> None:
         self.encryptor = self.decryptor = None
+        self.mppe_keys = None
         self._reset_deadline = None
         self.mppe_name = ""
 
