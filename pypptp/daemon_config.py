@@ -289,6 +289,13 @@ def _build(
     pool_ok = errors is None or len(errors) == failed
     if pool_ok:
         warnings.extend(pool.warnings)
+    if pool_ok and secrets is not None:
+        for address, record in secrets.pinned_addresses().items():
+            if address in pool.remote[: pool.capacity]:
+                warnings.append(
+                    f"{record.where}: {address} is pinned to {record.client!r} and lies in remoteip "
+                    f"({where('remoteip')}): it is kept for that user, and the pool has one address fewer"
+                )
     if pool_ok and pool.capacity < connections:
         if args.connections is not None:
             source = f"command line: -C {connections}"

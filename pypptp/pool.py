@@ -42,6 +42,13 @@ Where we are stricter than pptpd, with the reason:
   broadcast address) are errors: pppd refuses such a peer address at run
   time, one session at a time.
 
+Addresses pinned to users in chap-secrets (a single address in a record's
+address list) are reserved: :meth:`AddressPool.reserve` takes the slots whose
+remote address is pinned out of the dynamic allocation, so no other session
+gets a pinned user's address; that user's session takes its own slot with
+:meth:`AddressPool.acquire_remote` (pptpd does not do this: it hands the
+address out to anyone, and pppd then gives the pinned user the same one).
+
 Worker processes (``pypptpd --workers N``, :mod:`pypptp.workers`) each take a
 :meth:`AddressPool.share`: worker *i* owns slots *i*, *i+N*, *i+2N*... and
 hands out its lowest free one.  The shares never overlap, need no
@@ -204,6 +211,8 @@ class AddressPool:
         self._next = 0  # _slots from this position on have never been handed out
         self._free: list[int] = []  # released slots (a heap)
         self._leased: set[int] = set()
+        self._reserved: frozenset[int] = frozenset()  # slots of pinned addresses: never handed out by acquire()
+        self._parked: list[int] = []  # free reserved slots taken off the heap, back on it when unreserved
 
     @classmethod
     def parse(
@@ -248,7 +257,8 @@ class AddressPool:
         part = copy.copy(self)
         part.warnings = list(self.warnings)
         part._slots = range(index, self.capacity, count)
-        part._next, part._free, part._leased = 0, [], set()
+        part._next, part._free, part._leased, part._parked = 0, [], set(), []
+        part._reserved = frozenset(index for index in self._reserved if index in part._slots)
         return part
 
     @property
@@ -269,15 +279,61 @@ class AddressPool:
         return Lease(local=local, remote=self.remote[index], index=index)
 
     def acquire(self) -> Lease | None:
-        """The lowest free slot, now in use; None when every slot is taken."""
+        """The lowest free slot that is not reserved, now in use; None when every such slot is taken."""
+        for _ in range(len(self._slots) + 1):
+            index = self._pop_free()
+            if index is None:
+                return None
+            if index in self._reserved:
+                self._parked.append(index)
+                continue
+            self._leased.add(index)
+            return self.lease_at(index)
+        return None
+
+    def _pop_free(self) -> int | None:
+        """The lowest free slot: a released one, else the next never handed out (skipping those that
+        :meth:`acquire_remote` took early)."""
         if self._free:
-            index = heapq.heappop(self._free)
-        elif self._next < len(self._slots):
+            return heapq.heappop(self._free)
+        while self._next < len(self._slots):
             index = self._slots[self._next]
             self._next += 1
-        else:
+            if index not in self._leased:
+                return index
+        return None
+
+    @property
+    def available(self) -> int:
+        """Slots :meth:`acquire` can still hand out."""
+        return len(self._slots) - len(self._leased) - len(self._reserved.difference(self._leased))
+
+    def reserve(self, addresses: frozenset[IPv4Address] | set[IPv4Address]) -> list[IPv4Address]:
+        """Keep the slots whose remote address is in ``addresses`` (pinned to users in chap-secrets) out of
+        :meth:`acquire` from now on, instead of whatever was reserved before; slots in use stay in use.
+        Returns the reserved addresses that lie in this pool."""
+        index_of = {address: index for index, address in enumerate(self.remote[: self.capacity])}
+        reserved = frozenset(index_of[a] for a in addresses if a in index_of and index_of[a] in self._slots)
+        for index in self._parked:  # no longer reserved: back among the free slots
+            if index not in reserved:
+                heapq.heappush(self._free, index)
+        self._parked = [index for index in self._parked if index in reserved]
+        self._reserved = reserved
+        return sorted(self.remote[index] for index in reserved)
+
+    def acquire_remote(self, remote: IPv4Address) -> Lease | None:
+        """The slot whose remote address is ``remote``, now in use: a pinned user's own slot, reserved or
+        not.  None when it is in use or not in this pool (or this worker's share of it)."""
+        index = next((i for i, address in enumerate(self.remote[: self.capacity]) if address == remote), None)
+        if index is None or index not in self._slots or index in self._leased:
             return None
-        self._leased.add(index)
+        if self._slots.index(index) < self._next:  # handed out before: it waits among the free or parked
+            if index in self._parked:
+                self._parked.remove(index)
+            else:
+                self._free.remove(index)
+                heapq.heapify(self._free)
+        self._leased.add(index)  # (never handed out yet: _pop_free skips it while it is leased)
         return self.lease_at(index)
 
     def release(self, lease: Lease) -> None:
@@ -285,7 +341,8 @@ class AddressPool:
         if lease.index not in self._leased or self.lease_at(lease.index) != lease:
             raise ValueError(f"{lease} is not in use in this pool")
         self._leased.remove(lease.index)
-        heapq.heappush(self._free, lease.index)
+        if self._slots.index(lease.index) < self._next:  # otherwise _pop_free reaches it in its turn
+            heapq.heappush(self._free, lease.index)
 
     def __repr__(self) -> str:
         share = "" if self.size == self.capacity else f" slots={self._slots.start}::{self._slots.step}"

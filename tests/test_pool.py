@@ -5,6 +5,8 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pypptp.pool import (
     DEFAULT_LOCALIP,
@@ -185,3 +187,70 @@ def test_direct_construction_needs_addresses() -> None:
         AddressPool([], ips("198.18.0.1"))
     with pytest.raises(PoolError, match=r"^x: remoteip: no address"):
         AddressPool(ips("198.18.0.1"), [], remote_where="x")
+
+
+# -- addresses pinned in chap-secrets -------------------------------------------------------------
+
+
+def test_pinned_addresses_leave_the_dynamic_pool() -> None:
+    """Seed: remoteip 192.168.0.234-238,192.168.0.245 and bob pinned to .245: anyone else gets one of the
+    other five, and bob's own slot is his whenever he comes."""
+    pool = AddressPool.parse("192.168.0.1", "192.168.0.234-238,192.168.0.245")
+    assert pool.reserve({IPv4Address("192.168.0.245"), IPv4Address("10.9.9.9")}) == ips("192.168.0.245")
+    assert pool.available == 5
+    leases = [pool.acquire() for _ in range(6)]
+    assert [str(lease.remote) for lease in leases if lease] == [f"192.168.0.{n}" for n in range(234, 239)]
+    assert leases[5] is None
+    bob = pool.acquire_remote(IPv4Address("192.168.0.245"))
+    assert bob is not None and bob.remote == IPv4Address("192.168.0.245")
+    assert pool.acquire_remote(IPv4Address("192.168.0.245")) is None  # in use
+    assert pool.acquire_remote(IPv4Address("10.9.9.9")) is None  # not in this pool
+    pool.release(bob)
+    assert pool.acquire() is None  # still reserved for bob
+    pool.reserve(set())  # bob's record removed, SIGHUP: the address is anyone's again
+    assert pool.acquire() == bob
+
+
+def test_a_pinned_slot_taken_before_its_turn_is_skipped_then_comes_back() -> None:
+    pool = AddressPool.parse("198.18.0.1", "198.18.1.1-4")
+    third = pool.acquire_remote(IPv4Address("198.18.1.3"))
+    assert third is not None
+    assert [str(pool.acquire().remote) for _ in range(3)] == ["198.18.1.1", "198.18.1.2", "198.18.1.4"]  # type: ignore[union-attr]
+    assert pool.acquire() is None
+    pool.release(third)
+    assert pool.acquire() == third
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["acquire", "pinned", "release", "reserve"]), st.integers(0, 7)), max_size=60)
+)
+def test_slots_are_never_handed_out_twice(operations: list[tuple[str, int]]) -> None:
+    """Any mix of dynamic leases, pinned leases, releases and changes of the reserved set: a slot is held
+    by at most one lease, acquire() gives the lowest free unreserved slot, and every slot comes back."""
+    pool = AddressPool.parse("198.18.0.1", "198.18.1.0-7")
+    held: dict[int, Lease] = {}
+    reserved: set[int] = set()
+    for operation, n in operations:
+        if operation == "acquire":
+            lease = pool.acquire()
+            free = [i for i in range(8) if i not in held and i not in reserved]
+            assert (lease.index if lease else None) == (min(free) if free else None)
+        elif operation == "pinned":
+            lease = pool.acquire_remote(IPv4Address(f"198.18.1.{n}"))
+            assert (lease is None) == (n in held)
+        elif operation == "release":
+            lease = held.pop(n, None)
+            if lease is not None:
+                pool.release(lease)
+            continue
+        else:
+            reserved = {n, (n * 3) % 8} if n % 2 else set()
+            pool.reserve({IPv4Address(f"198.18.1.{i}") for i in reserved})
+            continue
+        if lease is not None:
+            assert lease.index not in held
+            held[lease.index] = lease
+    for lease in held.values():
+        pool.release(lease)
+    pool.reserve(set())
+    assert sorted(lease.index for lease in (pool.acquire() for _ in range(8)) if lease) == list(range(8))

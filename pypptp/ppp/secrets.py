@@ -83,6 +83,18 @@ class AddressPolicy:
                 return entry.network.network_address
         return None
 
+    def pinned(self) -> ipaddress.IPv4Address | None:
+        """The one address this record always gives its user (a single host, not a ``/n+`` form, is the
+        address :meth:`assigned_address` picks); None when it depends on the unit or there is none."""
+        for entry in self.entries:
+            if not entry.allow or entry.network is None:
+                continue
+            if entry.unit_based:
+                return None
+            if entry.network.prefixlen == 32:
+                return entry.network.network_address
+        return None
+
     @staticmethod
     def _unit_address(network: ipaddress.IPv4Network, unit: int) -> ipaddress.IPv4Address:
         return network.network_address + unit + 1
@@ -106,6 +118,16 @@ class ChapSecrets:
 
     records: tuple[ChapSecret, ...]
     warnings: tuple[str, ...] = ()
+
+    def pinned_addresses(self) -> dict[ipaddress.IPv4Address, ChapSecret]:
+        """Addresses pinned to one user each (:meth:`AddressPolicy.pinned`), with the first record that
+        pins each; the daemon keeps them out of the dynamic pool."""
+        pinned: dict[ipaddress.IPv4Address, ChapSecret] = {}
+        for record in self.records:
+            address = record.addresses.pinned()
+            if address is not None:
+                pinned.setdefault(address, record)
+        return pinned
 
     def lookup(self, client: str, server: str) -> ChapSecret | None:
         best: ChapSecret | None = None
