@@ -18,6 +18,14 @@ Data path, per direction:
   straight into the send buffer behind the headers, and the GRE call sends
   from there.  Never in place: cryptography 51 refuses overlapping buffers.
 
+LCP renegotiation (the peer's, or :meth:`PppSession.renegotiate`) takes the
+network down and up again on the same ``pppN``: the hot path stops at once
+(the link drops its MPPE codecs on LCP down) and runs again with the new
+encryptor and decryptor, keyed from the new authentication, as soon as the
+link reports the network up.  The device keeps its addresses; a changed MTU
+is applied, changed addresses end the session (the device cannot take them
+over; pppd would reconfigure it).
+
 MSS clamping (on by default) keeps TCP segments within the tunnel MTU,
 which MPPE makes 4 bytes smaller than the peer's MRU: Windows advertises
 an MSS for MRU 1400 without that allowance (ccp-mppe.md section 9).
@@ -31,6 +39,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable
+from ipaddress import IPv4Address
 
 from pypptp.aio_timer import DeadlineTimer
 from pypptp.mss import clamp_mss, mss_for_mtu
@@ -154,6 +163,8 @@ class PppSession:
         self._fast_fd = -1
         """The TUN descriptor while the hot path runs and a TUN is attached; -1 otherwise."""
         self._limits = DeadlineTimer(self.loop, self._on_limits)
+        self._tun_setting: tuple[IPv4Address, IPv4Address, int] | None = None
+        """The TUN device's local and peer addresses and MTU, as configured."""
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -241,6 +252,13 @@ class PppSession:
         if self.on_down is not None:
             self.on_down(self, reason)
 
+    def renegotiate(self) -> None:
+        """Restart LCP (RFC 1661 section 4.2: a fresh Configure-Request in Opened): authentication, CCP
+        and IPCP run again, and the data path resumes with the new MPPE keys."""
+        if not self.closed:
+            self.link.renegotiate(self.loop.time())
+            self._flush()
+
     def terminate(self, reason: str) -> None:
         """Close politely: LCP Terminate-Request first; ``close`` follows when LCP finishes."""
         if not self.closed:
@@ -297,7 +315,7 @@ class PppSession:
             self.close("internal error")
 
     def _network_up(self, up: NetworkUp) -> None:
-        self.network = up
+        previous, self.network = self._tun_setting, up
         if self.network_since is None:
             self.network_since = self.loop.time()
             self._idle_mark = self.stats.packets_sent + self.stats.packets_received
@@ -313,7 +331,29 @@ class PppSession:
                 self.terminate("cannot set up the network interface")
                 return
             self.loop.add_reader(self.tun.fd, self._from_tun)
+            self._tun_setting = (up.local_address, up.peer_address, up.mtu)
             self.log.info("Using interface %s (MTU %d)", self.tun.name, up.mtu)
+        elif self.tun is not None and previous is not None:  # up again after an LCP renegotiation
+            if (up.local_address, up.peer_address) != previous[:2]:
+                self.log.warning(
+                    "renegotiation changed the addresses to %s/%s (%s has %s/%s); closing",
+                    up.local_address,
+                    up.peer_address,
+                    self.tun.name,
+                    previous[0],
+                    previous[1],
+                )
+                self.terminate("IP addresses changed on renegotiation")
+                return
+            if up.mtu != previous[2]:
+                try:
+                    self.tun.set_mtu(up.mtu)
+                except TunError as exc:
+                    self.log.error("%s", exc)
+                    self.terminate("cannot set the MTU of the network interface")
+                    return
+                self._tun_setting = (up.local_address, up.peer_address, up.mtu)
+                self.log.info("%s: MTU now %d", self.tun.name, up.mtu)
         if self.on_up is not None:
             self.on_up(self, up)
 
@@ -471,6 +511,7 @@ class PppSession:
             self._room_poll = None
         self._tun_paused = False
         self._fast_fd = -1
+        self._tun_setting = None
         tun, self.tun = self.tun, None
         if tun is not None:
             with contextlib.suppress(Exception):
