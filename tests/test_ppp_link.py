@@ -197,7 +197,7 @@ def test_each_auth_method_brings_the_network_up(method: bytes) -> None:
     assert "remote IP address 192.168.0.234" in [e.message for e in of(wire.server_events, LinkLog)]
 
 
-PING = bytes.fromhex("4500001c0000000040010000c0a800eac0a80001") + b"\x08\x00\xf7\xff\x00\x00\x00\x00"
+PING = bytes.fromhex("4500001c000000004001f8a5c0a800eac0a80001") + b"\x08\x00\xf7\xff\x00\x00\x00\x00"
 
 
 @pytest.mark.parametrize("method", [AUTH_MSCHAP_V2, AUTH_PAP], ids=["mppe", "clear"])
