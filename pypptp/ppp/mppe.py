@@ -24,15 +24,37 @@ dropped before any key work, so a late packet costs nothing (Linux before
 its late-packet fix performed up to 4095 key changes for one).  Jumps of 1
 to 2047 are honoured: losing hundreds of packets in a burst is normal on a
 busy link, and the key state after N changes does not depend on why they
-were missed.  The bound caps the work at 2047 key changes (about 12 ms) per
-packet, which only a forged packet can ask for: MPPE has no integrity
-check, so anyone who can inject GRE packets can disturb a session anyway.
-The same threshold as Linux's current receiver (it drops gaps above 2048)
-keeps both ends in agreement.  A packet whose decrypted inner protocol is
-out of range leaves the key state untouched, so a corrupt or forged count
-rarely pushes the receiver ahead of its peer (rarely: the check is strong for
-a 2-byte protocol, 218 of 65536 garbage values pass, but weak for a
-PFC-compressed one, which must be accepted and passes about 109 of 256).
+were missed.  The same threshold as Linux's current receiver (it drops gaps
+above 2048) keeps both ends in agreement.  Nothing is committed (key, count)
+before the packet decrypts to something plausible, so a corrupt or forged
+packet leaves the state the peer still agrees with:
+
+* the next count (N == 1, the hot path) needs only a valid inner protocol
+  (strong for a 2-byte protocol, 218 of 65536 garbage values pass, weak for a
+  PFC-compressed one, which must be accepted and passes about 109 of 256; a
+  forged packet with exactly the next count can at worst take that count,
+  one packet, since its key is the right one anyway);
+* a jump (N >= 2) is committed only when the packet decrypts to a valid IPv4
+  packet (version, IHL, total length and header checksum) or IPv6 packet
+  (version, payload length), see :func:`_plausible`; anything else is
+  dropped as an "implausible jump".  MPPE has no integrity check: before
+  this, a forged packet with a random body and a jump of a few hundred
+  passed the protocol check about 43 % of the time and left the real peer's
+  packets late until it caught up, and a train of such jumps desynchronised
+  the keys for good.  Linux's ``ppp_mppe`` commits any jump; this is ours.
+
+CPU: a jump needs N key changes (SHA-1 and an RC4 context, about 3.6 us
+each; 2047 of them about 7 ms), which a forged packet could ask for again
+and again.  So the keys ahead of the current one are kept as they are
+computed (one bytearray, at most 2047 keys, 32 KiB with 128-bit keys),
+shifted out as the receiver moves on and never computed twice: the key work
+a receiver ever does is bounded by how far its peer really goes plus 2047.
+A jump's packet is decrypted in two steps, the first 62 bytes (inner
+protocol and the longest IPv4 header), then, only if plausible, the rest.
+Averaged over a burst of 1,000 forged packets that all jump, at a fresh
+receiver, each costs 1.2 to 1.6 times what decrypting a legit packet of the
+same size does (``tests/test_ppp_mppe.py`` measures it).  Longer packets
+than any peer may send (:data:`MAX_INFORMATION`) are dropped before any work.
 
 Stateful mode follows Linux ``drivers/net/ppp/ppp_mppe.c`` (the peer in CI,
 pppd ``mppe-stateful``) where it differs from RFC 3078 section 8.2
@@ -74,16 +96,22 @@ Receiver:
   flaw of Linux's scheme: its sender changes key once per Reset-Request it
   acts on, so every lost A packet leaves it one more change ahead, and a
   Linux receiver never catches up (it keeps decrypting garbage).  The first
-  key that yields an IPv4 or IPv6 packet whose length field matches wins
-  (about one garbage value in 2**20 passes); failing that, the first with a
-  valid 2-byte protocol (218 of 65536 pass: not enough on its own, since a
-  lossy link runs the search often), then the first with a valid
-  PFC-compressed one (about 109 of 256).  A flag packet in step is not
-  ambiguous: the first key settles it with any valid 2-byte protocol.  If no
-  key gives a valid protocol, the packet is dropped and the receiver asks
-  for a reset again.  The link should also repeat its Reset-Request on a
-  timer while :attr:`MppeDecryptor.discarding` (pppd: every second), since
-  the A packet that answers it may be lost.
+  key that yields a plausible IPv4 or IPv6 packet (:func:`_plausible`, as a
+  stateless jump) wins.  In step, Linux's key also settles it with any valid
+  inner protocol: at once for a flag packet, otherwise when no other key
+  gives a plausible packet.  While discarding, nothing less than plausible
+  resynchronises (ours: before, the first key with a valid protocol field
+  won, which a forged packet with A offered almost always among eight keys,
+  possibly several changes ahead of the sender's: one Reset cycle per change
+  until the sender caught up).  If no key will do, the packet is dropped;
+  in step the receiver then asks for a reset; while discarding it does not
+  ask again (the link repeats its own Reset-Request on a timer while
+  :attr:`MppeDecryptor.discarding`, pppd: every second, since the A packet
+  that answers it may be lost; a request per forged packet would make a
+  Linux sender change key once more for each).  So a forged packet costs at
+  worst one Reset cycle.  The candidate keys come from the keys kept ahead
+  (at most 22), and only the first 62 bytes are tried with each, from
+  keystream kept per key: a forged packet with A costs no RC4 context.
 
 What we send cannot avoid that flaw on a Linux receiver: if our A packet
 after a Reset-Request is lost, Linux's next resynchronisation lands one key
@@ -138,6 +166,13 @@ LATE = 2048
 """Stateless: a count this far or further ahead of the last one is taken for a late (old) packet."""
 _SEARCH = 6
 """Stateful: key changes tried beyond the expected one for a packet with A (a lost A packet)."""
+MAX_INFORMATION = 16384 + MPPE_OVERHEAD
+"""The longest MPPE information field a peer may send: our MRU, at most pppd's MAXMRU (16384), plus
+MPPE's 4 bytes.  Anything longer (a spoofed train of IP fragments, reassembled) is dropped before any
+key or RC4 work."""
+_HEAD = 62
+"""Bytes decrypted first from a packet that must pass :func:`_plausible`: the inner protocol field and
+the longest IPv4 header.  A spoofed packet costs only that much RC4."""
 
 # RFC 3079 section 3.4 (and 2.4 for the pads), checked byte for byte against ccp-mppe.md 6.3.
 _MAGIC1 = b"This is the MPPE Master Key"
@@ -288,23 +323,38 @@ def _inner(data: bytes) -> tuple[int, bytes] | None:
     return protocol, data[1:] if data[0] else data[2:]
 
 
-def _likelihood(decrypted: bytes, inner: tuple[int, bytes]) -> int:
-    """How sure a valid-looking decryption is, to choose among candidate keys (stateful, packets with A).
+def _plausible(data: bytes | bytearray | memoryview, length: int) -> bool:
+    """Whether decrypted data is surely a packet the peer sent: the check for a stateless count jump and
+    for a stateful resynchronisation, where a forged packet must not pass.
 
-    2: an IPv4 or IPv6 packet whose length field matches (about 1 in 2**20 garbage values pass this);
-    1: a full 2-byte protocol (218 in 65536); 0: a PFC-compressed protocol (about 109 in 256).
+    ``length`` bytes were decrypted in all, the inner protocol field first (2 bytes, or 1 when
+    PFC-compressed); ``data`` holds at least the first ``min(length, 62)``.  True for IPv4 (0x21:
+    version 4, IHL at least 5, total length equal to what came, header checksum valid) and IPv6 (0x57:
+    version 6, payload length + 40 equal to what came).  Random bytes pass about once in 2**36 (IPv4)
+    or 2**20 (IPv6) beyond the protocol field; a peer's IP packets always do.
     """
-    protocol, packet = inner
-    if protocol == 0x21 and len(packet) >= 20 and packet[0] >> 4 == 4 and packet[2] << 8 | packet[3] == len(packet):
-        return 2
-    if (
-        protocol == 0x57
-        and len(packet) >= 40
-        and packet[0] >> 4 == 6
-        and (packet[4] << 8 | packet[5]) + 40 == len(packet)
-    ):
-        return 2
-    return 0 if decrypted[0] else 1
+    if length < 21:  # a PFC-compressed protocol field and a 20-byte IPv4 header at least
+        return False
+    first = data[0]
+    if first:
+        protocol, start = first, 1
+    else:
+        protocol, start = data[1], 2
+    size = length - start
+    if protocol == 0x21:
+        version = data[start]
+        ihl = (version & 0x0F) * 4
+        return (
+            version >> 4 == 4
+            and 20 <= ihl <= size
+            and data[start + 2] << 8 | data[start + 3] == size
+            # the ones' complement sum of the header's 16-bit words is 0xFFFF: as 2**16 is 1 modulo
+            # 0xFFFF, the header read as one number is that sum modulo 0xFFFF, hence 0
+            and int.from_bytes(data[start : start + ihl], "big") % 0xFFFF == 0
+        )
+    if protocol == 0x57:
+        return size >= 40 and data[start] >> 4 == 6 and (data[start + 4] << 8 | data[start + 5]) + 40 == size
+    return False
 
 
 class MppeEncryptor:
@@ -398,9 +448,12 @@ class MppeDecryptor:
     """
 
     __slots__ = (
+        "_ahead",
         "_changer",
+        "_heads",
         "_key",
         "_last",
+        "_length",
         "_next",
         "_stateful",
         "_update",
@@ -413,6 +466,15 @@ class MppeDecryptor:
     def __init__(self, start_key: bytes, bits: int, *, stateful: bool = False) -> None:
         self._changer = _KeyChanger(start_key, bits)
         self._key = initial_session_key(start_key, bits)
+        self._length = key_length(bits)
+        self._ahead = bytearray()
+        """The keys after the current one, as far as some packet needed them, end to end: key changes
+        1, 2, ... of ``_key``.  Each is computed once; a commit shifts them out.  At most 2047 keys
+        stateless (32 KiB with 128-bit keys), 22 stateful."""
+        self._heads: dict[bytes, int] = {}
+        """Stateful: the first :data:`_HEAD` bytes of each candidate key's RC4 keystream, as one number,
+        so that trying a key on a packet with A costs no new RC4 context; emptied on each
+        resynchronisation (at most 23 entries: the current key and 22 ahead; about 4 KiB)."""
         self._stateful = stateful
         context = Cipher(ARC4(self._key), mode=None).encryptor()  # stateful: the running RC4
         self._update: _Update = context.update
@@ -428,13 +490,27 @@ class MppeDecryptor:
         self.key_changes = 0
         """Key changes performed so far, including those of candidate keys tried and rejected."""
         self.dropped: dict[str, int] = dict.fromkeys(
-            ("short", "unencrypted", "not flushed", "duplicate", "late", "lost", "discarding", "bad protocol"), 0
+            (
+                "short",
+                "oversize",
+                "unencrypted",
+                "not flushed",
+                "duplicate",
+                "late",
+                "implausible jump",
+                "lost",
+                "discarding",
+                "bad protocol",
+            ),
+            0,
         )
-        """Dropped packets by reason.  "short": under 3 bytes; "unencrypted": D clear; "not flushed":
-        stateless without A; "duplicate": the last count again; "late": stateless, 2048 or more ahead,
-        i.e. behind; "lost": stateful, the packet that revealed a gap; "discarding": stateful, waiting
-        for A after a loss; "bad protocol": the decrypted inner protocol is not 0x0021-0x00FA (wrong
-        key or corrupt packet)."""
+        """Dropped packets by reason.  "short": under 3 bytes; "oversize": over
+        :data:`MAX_INFORMATION`; "unencrypted": D clear; "not flushed": stateless without A;
+        "duplicate": the last count again; "late": stateless, 2048 or more ahead, i.e. behind;
+        "implausible jump": stateless, 2 to 2047 ahead and not decrypting to an IP packet (forged or
+        corrupt); "lost": stateful, the packet that revealed a gap; "discarding": stateful, waiting for
+        A after a loss; "bad protocol": the decrypted inner protocol is not 0x0021-0x00FA (wrong key or
+        corrupt packet), or stateful, no key gives a packet with A a plausible one."""
 
     @property
     def discarding(self) -> bool:
@@ -453,7 +529,7 @@ class MppeDecryptor:
 
         The packet starts ``offset`` bytes into ``information`` (the data path passes a whole PPP frame
         and the length of its address, control and protocol fields, which saves a slice)."""
-        if len(information) > offset + 3:
+        if offset + 3 < len(information) <= offset + MAX_INFORMATION:
             first = information[offset]
             count = (first & 0x0F) << 8 | information[offset + 1]
             if count == self._next and first & 0x90 == 0x10 and count & 0xFF != 0xFF:
@@ -473,7 +549,7 @@ class MppeDecryptor:
         field (1 byte when ``out[0]`` is odd, PFC-compressed, otherwise 2).  ``out`` must not overlap
         ``information`` and must be long enough.  Drops are counted as by :meth:`decrypt`."""
         end = len(information) - offset - 2
-        if end > 1:
+        if 1 < end <= 16386:  # MAX_INFORMATION - 2 (a literal: a global lookup per packet costs more)
             first = information[offset]
             count = (first & 0x0F) << 8 | information[offset + 1]
             if count == self._next and first & 0x90 == 0x10 and count & 0xFF != 0xFF:
@@ -485,23 +561,21 @@ class MppeDecryptor:
                 inner = self._checked(bytes(out[:end]), count)
                 return inner[0] if inner is not None else 0
             if not self._stateful:
-                if first & 0x90 == 0x90 and (count - self._last) & 0xFFF == 1:  # A and D, the next count
+                if first & 0x90 == 0x90 and (count - self._last) & 0xFFF == 1 and not self._ahead:
+                    # A and D, the next count, no key computed ahead: one key change
                     key = self._changer.next(self._key)
                     self.key_changes += 1
-                else:
-                    found = self._stateless_key(information[offset:] if offset else information)
-                    if found is None:
+                    Cipher(ARC4(key), mode=None).encryptor().update_into(information[offset + 2 :], out)
+                    protocol = out[1] if out[0] == 0 and 0x21 <= out[1] <= 0xFA else _protocol(out, end)  # PFC
+                    if not protocol:  # wrong key or corrupt packet: keep the state the peer still agrees with
+                        self._ahead += key  # computed once: kept for the next packet
+                        self.dropped["bad protocol"] += 1
                         return 0
-                    key = found[0]
-                Cipher(ARC4(key), mode=None).encryptor().update_into(information[offset + 2 :], out)
-                protocol = out[1] if out[0] == 0 and 0x21 <= out[1] <= 0xFA else _protocol(out, end)  # PFC, garbage
-                if not protocol:  # wrong key or corrupt packet: keep the state the peer still agrees with
-                    self.dropped["bad protocol"] += 1
-                    return 0
-                self._key = key
-                self._last = count
-                return protocol
-        # the rest (short packets, stateful key changes and losses) is rare: decrypt, then copy
+                    self._key = key
+                    self._last = count
+                    return protocol
+                return self._stateless_into(information[offset:] if offset else information, out, end)
+        # the rest (short and oversized packets, stateful key changes and losses) is rare: decrypt, copy
         inner = self._decrypt(information[offset:] if offset else information)
         if inner is None:
             return 0
@@ -517,6 +591,9 @@ class MppeDecryptor:
 
     def _decrypt(self, information: bytes | bytearray | memoryview) -> tuple[int, bytes] | None:
         """Everything but the stateful fast path: checks, key changes, loss."""
+        if len(information) > MAX_INFORMATION:
+            self.dropped["oversize"] += 1
+            return None
         if self._stateful:
             if len(information) < 3:  # header and at least a PFC-compressed protocol
                 self.dropped["short"] += 1
@@ -526,47 +603,96 @@ class MppeDecryptor:
                 self.dropped["unencrypted"] += 1
                 return None
             return self._decrypt_stateful(information, first, (first & 0x0F) << 8 | information[1])
-        found = self._stateless_key(information)
-        if found is None:
+        changes = self._stateless_changes(information)
+        if not changes:
             return None
-        key, count = found
-        data = Cipher(ARC4(key), mode=None).encryptor().update(information[2:])
-        inner = _inner(data)
-        if inner is None:  # wrong key or corrupt packet: keep the state the peer still agrees with
-            self.dropped["bad protocol"] += 1
-            return None
-        self._key = key
-        self._last = count
+        key = self._key_ahead(changes)
+        context = Cipher(ARC4(key), mode=None).encryptor()
+        if changes == 1:  # the next count: the cheap check
+            inner = _inner(context.update(information[2:]))
+            if inner is None:  # wrong key or corrupt packet: keep the state the peer still agrees with
+                self.dropped["bad protocol"] += 1
+                return None
+        else:  # a jump: committed only for a plausible packet, a forged one must not move the keys
+            head = context.update(information[2 : 2 + _HEAD])
+            if not _plausible(head, len(information) - 2):
+                self.dropped["implausible jump"] += 1
+                return None
+            data = head + context.update(information[2 + _HEAD :])
+            inner = (data[0], data[1:]) if data[0] else (data[1], data[2:])
+        self._commit(key, changes)
+        self._last = (self._last + changes) & 0xFFF
         return inner
 
-    def _stateless_key(self, information: bytes | bytearray | memoryview) -> tuple[bytes, int] | None:
-        """Stateless: the checks, then (session key, count) for the packet, not committed yet (RFC 3078
-        section 8.1: as many key changes as the count moved, each one from the last); None when the
-        packet is dropped."""
+    def _stateless_into(self, packet: bytes | bytearray | memoryview, out: memoryview, end: int) -> int:
+        """:meth:`decrypt_into` for a stateless packet off the hot path (a jump, or keys computed ahead)."""
+        changes = self._stateless_changes(packet)
+        if not changes:
+            return 0
+        key = self._key_ahead(changes)
+        context = Cipher(ARC4(key), mode=None).encryptor()
+        if changes == 1:  # the next count: the cheap check, as on the hot path
+            context.update_into(packet[2:], out)
+            protocol = out[1] if out[0] == 0 and 0x21 <= out[1] <= 0xFA else _protocol(out, end)
+            if not protocol:
+                self.dropped["bad protocol"] += 1
+                return 0
+        else:  # a jump: decrypt the head, commit only for a plausible packet
+            head = min(end, _HEAD)
+            context.update_into(packet[2 : 2 + head], out)
+            if not _plausible(out, end):
+                self.dropped["implausible jump"] += 1
+                return 0
+            if end > head:
+                context.update_into(packet[2 + head :], out[head:])
+            protocol = out[0] if out[0] & 1 else out[1]
+        self._commit(key, changes)
+        self._last = (self._last + changes) & 0xFFF
+        return protocol
+
+    def _stateless_changes(self, information: bytes | bytearray | memoryview) -> int:
+        """Stateless: the checks, then how many key changes the packet's count asks for (RFC 3078
+        section 8.1: as many as the count moved), 1 to 2047; 0 when the packet is dropped."""
         if len(information) < 3:  # header and at least a PFC-compressed protocol
             self.dropped["short"] += 1
-            return None
+            return 0
         first = information[0]
         if not first & ENCRYPTED:
             self.dropped["unencrypted"] += 1
-            return None
+            return 0
         if not first & FLUSHED:
             self.dropped["not flushed"] += 1
-            return None
-        count = (first & 0x0F) << 8 | information[1]
-        changes = (count - self._last) & 0xFFF
+            return 0
+        changes = (((first & 0x0F) << 8 | information[1]) - self._last) & 0xFFF
         if changes == 0:
             self.dropped["duplicate"] += 1
-            return None
+            return 0
         if changes >= LATE:
             self.dropped["late"] += 1
-            return None
-        self.key_changes += changes
-        changer = self._changer
-        key = changer.next(self._key)
-        for _ in range(changes - 1):
-            key = changer.next(key)
-        return key, count
+            return 0
+        return changes
+
+    def _key_ahead(self, changes: int) -> bytes:
+        """The session key ``changes`` (at least 1) key changes after the current one, from the keys
+        computed ahead; those missing are computed now and kept.  Nothing is committed."""
+        ahead, length = self._ahead, self._length
+        cached = len(ahead) // length
+        if changes <= cached:
+            return bytes(ahead[(changes - 1) * length : changes * length])
+        key = bytes(ahead[-length:]) if cached else self._key
+        next_key = self._changer.next
+        for _ in range(changes - cached):
+            key = next_key(key)
+            ahead += key
+        self.key_changes += changes - cached
+        return key
+
+    def _commit(self, key: bytes, changes: int) -> None:
+        """``key``, ``changes`` key changes after the current one, becomes the current key."""
+        self._key = key
+        ahead = self._ahead
+        if ahead and changes:
+            del ahead[: changes * self._length]
 
     def _decrypt_stateful(
         self, information: bytes | bytearray | memoryview, first: int, count: int
@@ -579,11 +705,7 @@ class MppeDecryptor:
             # One key change per flag packet missed: the 256-blocks crossed since the last good packet
             # + 1, as Linux counts them.  Then the packet's own change, in _flushed.
             missed = ((count >> 8) - (((self._last + 1) & 0xFFF) >> 8)) & 0x0F
-            key = self._key
-            for _ in range(missed):
-                key = self._changer.next(key)
-            self.key_changes += missed
-            return self._flushed(information, count, flag, key)
+            return self._flushed(information, count, flag, missed)
         if count != self._next:
             last = (self._next - 1) & 0xFFF
             if count == last:
@@ -593,10 +715,9 @@ class MppeDecryptor:
             self.dropped["lost"] += 1
             return None
         if first & FLUSHED:
-            return self._flushed(information, count, flag, self._key)
+            return self._flushed(information, count, flag, 0)
         if flag:  # a flag packet without A: only an RFC sender sends one (Linux would drop it)
-            self._key = self._changer.next(self._key)
-            self.key_changes += 1
+            self._commit(self._key_ahead(1), 1)
             self._run(Cipher(ARC4(self._key), mode=None).encryptor())
         self._next = (count + 1) & 0xFFF
         return self._checked(self._update(information[2:]), count)
@@ -610,59 +731,75 @@ class MppeDecryptor:
         return inner
 
     def _flushed(
-        self, information: bytes | bytearray | memoryview, count: int, flag: bool, key: bytes
+        self, information: bytes | bytearray | memoryview, count: int, flag: bool, missed: int
     ) -> tuple[int, bytes] | None:
-        """A packet with A, ``key`` the session key before its own change: find the key that decrypts it.
+        """A packet with A, ``missed`` key changes owed for flag packets missed (0 in step): find the
+        key that decrypts it.
 
-        In step, a flag packet means one key change for Linux and the RFC alike: a plausible protocol
-        settles it.  Otherwise the search goes on until a sure decryption (see :func:`_likelihood`).
+        The first candidate that gives a :func:`_plausible` packet wins.  In step, the expected key
+        (one change) also settles it with any valid protocol: at once for a flag packet, otherwise when
+        no other candidate is plausible.  While discarding, nothing less than plausible will do: a
+        forged packet must not move the keys (each of its candidates would pass a protocol check 43 %
+        of the time, and a key several changes ahead of the sender's stalls the link until the sender
+        has caught up, one Reset cycle per change).
         """
         data = information[2:]
-        settled = 1 if flag and self._next >= 0 else 2
-        best: tuple[bytes, CipherContext, tuple[int, bytes]] | None = None
-        best_score = -1
-        for candidate in self._candidates(key, flag):
-            context = Cipher(ARC4(candidate), mode=None).encryptor()
-            decrypted = context.update(data)
-            inner = _inner(decrypted)
-            if inner is None:
-                continue
-            score = _likelihood(decrypted, inner)
-            if score >= settled:
-                return self._resynchronised(candidate, context, inner, count)
-            if score > best_score:
-                best, best_score = (candidate, context, inner), score
-        if best is not None:
-            return self._resynchronised(*best, count=count)
-        if self._next >= 0:  # not discarding yet: the last packet we agree on is the one before
+        length = len(data)
+        size = min(length, _HEAD)
+        # Only the head is decrypted, with keystream kept per candidate key: the rest for the winner.
+        cipher = int.from_bytes(data[:size], "big")
+        shift = 8 * (_HEAD - size)
+        heads = self._heads
+        in_step = self._next >= 0
+        fallback: tuple[bytes, int, bytes] | None = None
+        for changes, candidate in self._candidates(missed, flag):
+            stream = heads.get(candidate)
+            if stream is None:
+                stream = heads[candidate] = int.from_bytes(
+                    Cipher(ARC4(candidate), mode=None).encryptor().update(bytes(_HEAD)), "big"
+                )
+            head = (cipher ^ stream >> shift).to_bytes(size, "big")
+            if _plausible(head, length):
+                return self._resynchronised(candidate, changes, head, data, count)
+            if in_step and changes == 1 and _protocol(head, length):
+                if flag:
+                    return self._resynchronised(candidate, changes, head, data, count)
+                fallback = (candidate, changes, head)
+        if fallback is not None:
+            return self._resynchronised(*fallback, data, count)
+        if in_step:  # the last packet we agree on is the one before; ask for a reset
             self._lose((count - 1) & 0xFFF)
-        self.reset_pending = True
+        # Already discarding: no new Reset-Request (the link repeats its own on a timer).  Each one
+        # would make a Linux sender change key once more, and forged packets would ask for many.
         self.dropped["bad protocol"] += 1
         return None
 
     def _resynchronised(
-        self, key: bytes, context: CipherContext, inner: tuple[int, bytes], count: int
-    ) -> tuple[int, bytes]:
-        self._key = key
+        self, key: bytes, changes: int, head: bytes, data: bytes | bytearray | memoryview, count: int
+    ) -> tuple[int, bytes] | None:
+        """Stateful: ``key`` (``changes`` after the current one) decrypted ``head``; its RC4, past the
+        head, decrypts the rest of ``data`` and becomes the running one."""
+        context = Cipher(ARC4(key), mode=None).encryptor()
+        context.update(bytes(len(head)))
+        decrypted = head + context.update(data[len(head) :])
+        self._commit(key, changes)
+        self._heads.clear()
         self._run(context)
         self._next = (count + 1) & 0xFFF
-        return inner
+        return _inner(decrypted)
 
     def _run(self, context: CipherContext) -> None:
         """Stateful: ``context`` becomes the running RC4."""
         self._update, self._update_into = context.update, context.update_into
 
-    def _candidates(self, key: bytes, flag: bool) -> Iterator[bytes]:
-        """Keys a packet with A may use, likeliest first (see the module docstring)."""
-        changed = self._changer.next(key)
-        self.key_changes += 1
-        yield changed  # Linux: A means a key change
-        if not flag:
-            yield key  # RFC 3078 section 8.2: RC4 re-initialised with the current key
-        for _ in range(_SEARCH):  # the sender acted on Reset-Requests whose A packets we lost
-            changed = self._changer.next(changed)
-            self.key_changes += 1
-            yield changed
+    def _candidates(self, missed: int, flag: bool) -> Iterator[tuple[int, bytes]]:
+        """(key changes after the current key, key) a packet with A may use, likeliest first (see the
+        module docstring), ``missed`` changes owed first.  Computed as needed, each once."""
+        yield missed + 1, self._key_ahead(missed + 1)  # Linux: A means a key change
+        if not flag:  # RFC 3078 section 8.2: RC4 re-initialised with the current key
+            yield missed, self._key_ahead(missed) if missed else self._key
+        for extra in range(2, 2 + _SEARCH):  # the sender acted on Reset-Requests whose A packets we lost
+            yield missed + extra, self._key_ahead(missed + extra)
 
     def _lose(self, last: int) -> None:
         """Stateful loss: drop until a packet with A, and ask for a CCP Reset-Request once."""
