@@ -411,3 +411,35 @@ def test_spoofed_acks_far_ahead_or_behind_cannot_harm_the_send_side() -> None:
     assert seqr.counters.bogus_acks >= 4000 and seqr.counters.acks_received == 1
     seqr.on_ack(19, 0.3)  # the real ack still works
     assert seqr.unacked == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    first_numbers,
+    st.lists(st.tuples(st.booleans(), st.integers(0, MOD - 1)), min_size=1, max_size=300),
+    st.sampled_from([3, 64, 256, 65535]),
+)
+def test_far_spoofed_numbers_never_cost_a_legit_packet(
+    first: int, arrivals: list[tuple[bool, int]], our_window: int
+) -> None:
+    """A steady peer and, among its packets, any numbers at least the far limit away from its own
+    (unless they make a run of three): every packet of the peer is delivered, in order, nothing else
+    is, and the ack reports the peer's last number."""
+    seqr = GreSequencer(peer_window=64, our_window=our_window)
+    limit = seqr.far_jump
+    legit = [first]
+    got = feed(seqr, first)
+    previous = [-1, -1]  # the last two spoofed numbers
+    for is_legit, value in arrivals:
+        if is_legit:
+            legit.append((legit[-1] + 1) % MOD)
+            got += feed(seqr, legit[-1])
+            continue
+        seq = (legit[-1] + limit + 1 + value % (MOD - 2 * limit - 1)) % MOD  # far from the peer's number
+        if previous[1] == (seq - 1) % MOD and previous[0] == (seq - 2) % MOD:
+            continue  # a run of three: evidence, see the resync tests
+        previous = [previous[1], seq]
+        assert feed(seqr, seq) == []
+    assert got == legit
+    assert seqr.take_ack() == legit[-1]
+    assert seqr.counters.resyncs == 0 and seqr.counters.lost == 0

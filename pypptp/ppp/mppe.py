@@ -474,7 +474,7 @@ class MppeDecryptor:
         self._heads: dict[bytes, int] = {}
         """Stateful: the first :data:`_HEAD` bytes of each candidate key's RC4 keystream, as one number,
         so that trying a key on a packet with A costs no new RC4 context; emptied on each
-        resynchronisation (at most 23 entries: the current key and 22 ahead; about 4 KiB)."""
+        resynchronisation (at most 23 entries: the current key and 22 ahead; under 5 KiB)."""
         self._stateful = stateful
         context = Cipher(ARC4(self._key), mode=None).encryptor()  # stateful: the running RC4
         self._update: _Update = context.update
