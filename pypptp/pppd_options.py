@@ -181,11 +181,21 @@ class PppdOptions:
         return self.name if self.name is not None else socket.gethostname()[:MAX_NAME]
 
     def link_config(
-        self, *, local_address: IPv4Address | str, peer_address: IPv4Address | str, unit: int
+        self,
+        *,
+        local_address: IPv4Address | str | None = None,
+        peer_address: IPv4Address | str | None = None,
+        unit: int,
     ) -> LinkConfig:
-        """The server's :class:`~pypptp.ppp.link.LinkConfig` for one session (``pppN`` is ``unit``)."""
-        local = IPv4Address(local_address)
-        ipv6cp = Ipv6cpConfig(interface_id=bytes(4) + local.packed) if self.ipv6cp_use_ipaddr else Ipv6cpConfig()
+        """The server's :class:`~pypptp.ppp.link.LinkConfig` for one session (``pppN`` is ``unit``); without
+        addresses, the daemon assigns them once the peer has authenticated."""
+        local = IPv4Address(local_address) if local_address is not None else None
+        if not self.ipv6cp_use_ipaddr:
+            ipv6cp = Ipv6cpConfig()
+        elif local is None:
+            ipv6cp = Ipv6cpConfig(use_ipaddr=True)
+        else:
+            ipv6cp = Ipv6cpConfig(interface_id=bytes(4) + local.packed, use_ipaddr=True)
         return LinkConfig(
             server=True,
             lcp=LcpConfig(
@@ -210,7 +220,7 @@ class PppdOptions:
             ipcp=IpcpConfig(
                 server=True,
                 local_address=local,
-                peer_address=IPv4Address(peer_address),
+                peer_address=IPv4Address(peer_address) if peer_address is not None else None,
                 dns=_primary_secondary(self.dns),
                 wins=_primary_secondary(self.wins),
                 unit=unit,

@@ -45,6 +45,7 @@ from pypptp.aio_timer import DeadlineTimer
 from pypptp.mss import clamp_mss, mss_for_mtu
 from pypptp.ppp.frame import Protocol
 from pypptp.ppp.link import (
+    AuthAttemptFailed,
     Authenticated,
     DataReceived,
     LinkDown,
@@ -96,6 +97,7 @@ class PppSession:
         notify_room: Callable[[Callable[[], None]], None] | None = None,
         log: logging.Logger,
         on_up: Callable[[PppSession, NetworkUp], None] | None = None,
+        on_auth: Callable[[PppSession, Authenticated | AuthAttemptFailed], None] | None = None,
         on_down: Callable[[PppSession, str], None] | None = None,
         attach_tun: bool = True,
         clamp: bool = True,
@@ -120,6 +122,9 @@ class PppSession:
         self._room_poll: asyncio.TimerHandle | None = None
         self.log = log
         self.on_up = on_up
+        self.on_auth = on_auth
+        """Told of each failed attempt to authenticate the peer and of every final result (the daemon
+        counts failures per address)."""
         self.on_down = on_down
         self.attach_tun = attach_tun
         self.clamp = clamp
@@ -281,8 +286,9 @@ class PppSession:
             elif isinstance(event, NetworkDown):
                 self.log.info("network down: %s", event.reason)
                 self.network = None
-            elif isinstance(event, Authenticated):
-                pass  # the link logs the outcome
+            elif isinstance(event, Authenticated | AuthAttemptFailed):
+                if self.on_auth is not None:  # (the link logs the outcome)
+                    self.on_auth(self, event)
             elif isinstance(event, PhaseChanged):
                 self.log.debug("phase %s", event.phase.name)
             elif isinstance(event, LinkDown):

@@ -167,7 +167,7 @@ def test_nopcomp_noaccomp_turn_compression_off_with_a_warning(word: str, attribu
 
 def test_ipv6cp_use_ipaddr_makes_the_interface_identifier() -> None:
     config = parse("+ipv6 ipv6cp-use-ipaddr").link_config(local_address=LOCAL, peer_address=PEER, unit=0)
-    assert config.ipv6 and config.ipv6cp == Ipv6cpConfig(interface_id=bytes(4) + LOCAL.packed)
+    assert config.ipv6 and config.ipv6cp == Ipv6cpConfig(interface_id=bytes(4) + LOCAL.packed, use_ipaddr=True)
 
 
 def test_name_defaults_to_the_host_name_like_pppd(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -135,6 +135,9 @@ class AuthMethod(typing.Protocol):
     """"PAP", "CHAP-MD5", "MS-CHAP" or "MS-CHAP-V2"."""
     result: AuthResult | None
     """Set once, when the exchange is final (success or failure)."""
+    failed_attempts: list[str]
+    """The authenticator: the peer name of each attempt that failed (a CHAP retry is an attempt too),
+    until the link takes them; the peer side never has any."""
 
     def start(self, now: float) -> None:
         """Begin: a server sends its first Challenge or starts waiting; a PAP peer sends its request."""
@@ -162,6 +165,7 @@ class Exchange:
         self.protocol = protocol
         self.name = name
         self.result: AuthResult | None = None
+        self.failed_attempts: list[str] = []
         self._deadline: float | None = None
         self._out: list[ControlPacket] = []
         self._log: list[str] = []

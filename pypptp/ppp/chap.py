@@ -464,6 +464,7 @@ class ChapAuthenticator(Exchange):
         else:
             reason = verdict.reason or f"wrong password (secret at {record.where})"
         self._failures += 1
+        self.failed_attempts.append(name)
         attempts = f"attempt {self._failures} of {self.config.max_attempts}"
         if self.digest.retry and self._failures < self.config.max_attempts:
             new_challenge = random_checked(self._random_bytes, self.digest.challenge_size)

@@ -56,6 +56,9 @@ class Ipv6cpConfig:
 
     interface_id: bytes | None = None
     """Our identifier (8 bytes); None: a random one.  All zeros asks the peer to supply one."""
+    use_ipaddr: bool = False
+    """pppd's ``ipv6cp-use-ipaddr``: the identifier is our IPv4 address (the link fills it in once IPCP's
+    local address is known, which may be only after authentication)."""
 
     def __post_init__(self) -> None:
         if self.interface_id is not None and len(self.interface_id) != ID_SIZE:

@@ -81,6 +81,8 @@ from pypptp.ppp.mppe import MPPE_OVERHEAD, MppeDecryptor, MppeEncryptor, start_k
 from pypptp.ppp.packet import Code, ControlPacket, PacketError, decode_packet
 
 __all__ = [
+    "AddressAssigner",
+    "AuthAttemptFailed",
     "Authenticated",
     "DataReceived",
     "LinkConfig",
@@ -127,6 +129,15 @@ class Authenticated:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuthAttemptFailed:
+    """We authenticated the peer, and one attempt failed (the exchange may allow another): what a
+    per-address failure budget counts."""
+
+    method: str
+    peer_name: str
+
+
+@dataclasses.dataclass(frozen=True)
 class NetworkUp:
     """IPCP is Opened (and MPPE, when required): IPv4 may flow.
 
@@ -169,7 +180,9 @@ class LinkLog:
     message: str
 
 
-LinkEvent = PhaseChanged | Authenticated | NetworkUp | NetworkDown | DataReceived | LinkDown | LinkLog
+LinkEvent = (
+    PhaseChanged | Authenticated | AuthAttemptFailed | NetworkUp | NetworkDown | DataReceived | LinkDown | LinkLog
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +218,12 @@ class LinkConfig:
     the phases (e.g. an LCP renegotiation before each Challenge times out)."""
 
 
+AddressAssigner = Callable[
+    [AuthResult | None, ipaddress.IPv4Address | None], tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | str
+]
+"""``assign(result, static) -> (local, peer) | reason``: see :class:`PppLink`."""
+
+
 @dataclasses.dataclass
 class _Ncp:
     """A network control protocol running on the link."""
@@ -224,11 +243,18 @@ class PppLink:
         config: LinkConfig | None = None,
         *,
         secrets: SecretLookup | None = None,
+        assign_addresses: AddressAssigner | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
         random32: Callable[[], int] | None = None,
     ) -> None:
+        """``assign_addresses`` (server): called when the peer has authenticated, before IPCP starts, with
+        the authentication's result and the peer address its secrets record gives (or None); it returns
+        the (local, peer) addresses IPCP is to use, or the reason the link must end instead (an address
+        pool that lends addresses only to authenticated users, and enforces its limits there).  Without
+        it, the addresses of ``config.ipcp`` (or the secrets record's) are used."""
         self.config = config = config or LinkConfig()
         self._secrets = secrets
+        self._assign_addresses = assign_addresses
         self._random_bytes = random_bytes
         lcp_config = dataclasses.replace(config.lcp, server=config.server)
         self.lcp_options = LcpOptions(lcp_config, random32=random32 or (lambda: _secrets.randbits(32)))
@@ -522,6 +548,9 @@ class PppLink:
                     self._frames.append(self._encode(auth.protocol, packet.encode()))
                 for line in lines:
                     self._log("info", line)
+                for name in auth.failed_attempts:
+                    self._events.append(AuthAttemptFailed(auth.name, name))
+                auth.failed_attempts.clear()
                 progressed |= bool(packets or lines)
                 progressed |= self._check_auth(auth, now)
             for protocol, ncp in list(self.ncps.items()):
@@ -659,19 +688,32 @@ class PppLink:
         self._ipcp_peer_waiting = False
         config = self.config
         ipcp_config = config.ipcp
-        secret = self.auth_local.result.secret if self.auth_local and self.auth_local.result else None
+        result = self.auth_local.result if self.auth_local is not None else None
+        secret = result.secret if result is not None else None
+        static = secret.addresses.assigned_address(config.unit) if config.server and secret is not None else None
         if config.server and secret is not None:
-            static = secret.addresses.assigned_address(config.unit)
             ipcp_config = dataclasses.replace(
                 ipcp_config, peer_address=static or ipcp_config.peer_address, allowed=secret.addresses
             )
+        if config.server and self._assign_addresses is not None:
+            assigned = self._assign_addresses(result, static)
+            if isinstance(assigned, str):
+                self._log("warning", assigned)
+                self._close_lcp(now, assigned)
+                return
+            ipcp_config = dataclasses.replace(ipcp_config, local_address=assigned[0], peer_address=assigned[1])
         ipcp_config = dataclasses.replace(ipcp_config, server=config.server, unit=config.unit)
         self.ipcp_options = IpcpOptions(ipcp_config)
         self.ncps[Protocol.IPCP] = _Ncp(
             "IPCP", Automaton("IPCP", self.ipcp_options, config.fsm, protocol=Protocol.IPCP), (Protocol.IPV4,)
         )
         if config.ipv6:
-            self.ipv6cp_options = Ipv6cpOptions(config.ipv6cp, random_bytes=self._random_bytes)
+            ipv6cp_config = config.ipv6cp
+            if ipv6cp_config.use_ipaddr and ipcp_config.local_address is not None:
+                ipv6cp_config = dataclasses.replace(
+                    ipv6cp_config, interface_id=ipcp_config.local_address.packed.rjust(8, b"\0")
+                )
+            self.ipv6cp_options = Ipv6cpOptions(ipv6cp_config, random_bytes=self._random_bytes)
             self.ncps[Protocol.IPV6CP] = _Ncp(
                 "IPV6CP",
                 Automaton("IPV6CP", self.ipv6cp_options, config.fsm, protocol=Protocol.IPV6CP),

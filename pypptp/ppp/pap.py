@@ -155,6 +155,7 @@ class PapAuthenticator(Exchange):
             reason = f"wrong password (secret at {record.where})"
         self._reply_code = PapCode.AUTHENTICATE_NAK
         self._reply(identifier, self._reply_code)
+        self.failed_attempts.append(name)
         self._note(ppplog.pap_peer_failed(name))
         self._finish(AuthResult(False, _NAME, name, f"PAP authentication failed for {name!r}: {reason}"))
 
