@@ -33,7 +33,6 @@ from pypptp.bpf import open_gre_socket
 from pypptp.ctrl.connection import ControlConfig
 from pypptp.daemon import Daemon, DaemonPaths
 from pypptp.daemon_config import ERRORS, DaemonConfig, build_parser, check, load
-from pypptp.pool import Lease
 from pypptp.ppp.link import LinkConfig
 from pypptp.pppd_options import SYSTEM_OPTIONS
 from pypptp.server import ServerSettings, listen_backlog
@@ -79,7 +78,34 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds from accept to authentication; a connection still negotiating then is dropped "
         f"(default {ServerSettings.pending_timeout:g})",
     )
+    parser.add_argument(
+        "--auth-fail-limit",
+        metavar="N",
+        type=_count_or_zero,
+        default=ServerSettings.auth_fail_limit,
+        help="authentication failures from one address within --auth-fail-window that block it "
+        f"(default {ServerSettings.auth_fail_limit}; 0: never block)",
+    )
+    parser.add_argument(
+        "--auth-fail-window",
+        metavar="SECONDS",
+        type=_count,
+        default=int(ServerSettings.auth_fail_window),
+        help=f"seconds over which --auth-fail-limit counts (default {ServerSettings.auth_fail_window:g})",
+    )
+    parser.add_argument(
+        "--auth-fail-block",
+        metavar="SECONDS",
+        type=_count,
+        default=int(ServerSettings.auth_fail_block),
+        help="seconds a blocked address has its connections dropped at accept "
+        f"(default {ServerSettings.auth_fail_block:g})",
+    )
     return parser
+
+
+def _count_or_zero(text: str) -> int:
+    return 0 if text == "0" else _count(text)
 
 
 def _count(text: str) -> int:
@@ -103,6 +129,9 @@ _OURS = (
     "--max-pending",
     "--max-pending-per-source",
     "--pending-timeout",
+    "--auth-fail-limit",
+    "--auth-fail-window",
+    "--auth-fail-block",
 )
 
 
@@ -142,6 +171,9 @@ def settings_from(config: DaemonConfig, args: argparse.Namespace | None = None) 
         max_pending=args.max_pending,
         max_pending_per_source=args.max_pending_per_source,
         pending_timeout=float(args.pending_timeout),
+        auth_fail_limit=args.auth_fail_limit,
+        auth_fail_window=float(args.auth_fail_window),
+        auth_fail_block=float(args.auth_fail_block),
     )
 
 
@@ -221,8 +253,8 @@ class _Configured:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
 
-    def link_config(self, lease: Lease, unit: int) -> LinkConfig:
-        return self.config.options.link_config(local_address=lease.local, peer_address=lease.remote, unit=unit)
+    def link_config(self, unit: int) -> LinkConfig:
+        return self.config.options.link_config(unit=unit)
 
     @property
     def idle(self) -> float:

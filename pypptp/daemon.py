@@ -3,10 +3,17 @@
 What poptop's pptpd manager, its per-connection ``pptpctrl`` and their pppd
 did, in one asyncio process:
 
-* a call established on TCP 1723 (OCRQ answered) gets an address pair from
-  the pool (``localip``/``remoteip``), the lowest free ``pppN`` unit, a GRE
-  call on the shared raw socket and a :class:`~pypptp.session.PppSession`
-  configured from the pppd options and ``chap-secrets``;
+* a call established on TCP 1723 (OCRQ answered) gets the lowest free
+  ``pppN`` unit, a GRE call on the shared raw socket and a
+  :class:`~pypptp.session.PppSession` configured from the pppd options and
+  ``chap-secrets``;
+* once its peer has authenticated, the session gets an address pair from
+  the pool (``localip``/``remoteip``), or the address its chap-secrets
+  record pins (kept out of the pool for that user), and counts against
+  ``connections``: a call that never authenticates holds neither (pptpd
+  lends both at accept, so a few idle connections lock everyone out); the
+  control server keeps such calls in a budget of their own
+  (:mod:`pypptp.server`);
 * when the session's network comes up: the TUN device, ``/etc/ppp/ip-up``;
 * when it ends, by whatever path (LCP Terminate either way, CCRQ, StopCCRQ,
   TCP FIN or RST, echo timeouts, authentication failure, SIGTERM): ip-down,
@@ -28,6 +35,7 @@ import dataclasses
 import logging
 import os
 import socket
+from ipaddress import IPv4Address
 from typing import Protocol
 
 from pypptp import ppplog
@@ -35,7 +43,8 @@ from pypptp.aio_gre import GreCall, GreTransport
 from pypptp.ctrl.constants import StopReason
 from pypptp.ctrl.events import Call
 from pypptp.pool import AddressPool, Lease
-from pypptp.ppp.link import LinkConfig, NetworkUp, PppLink
+from pypptp.ppp.auth import AuthResult
+from pypptp.ppp.link import AuthAttemptFailed, Authenticated, LinkConfig, NetworkUp, PppLink
 from pypptp.ppp.secrets import ChapSecrets, SecretsError, read_secrets_file
 from pypptp.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.scripts import ScriptInfo, ScriptRunner, call_tty
@@ -64,13 +73,18 @@ class DaemonSession:
 
     connection: ServerConnection
     call: Call
-    lease: Lease
     claim: UnitClaim
     """The ``pppN`` unit, held from the call until the device is gone (the device owns it once made)."""
     gre: GreCall
     ppp: PppSession
     scripts: ScriptRunner
     log: logging.LoggerAdapter[logging.Logger]
+    lease: Lease | None = None
+    """The pool slot, from authentication on (a pinned address outside the pool may need none)."""
+    addresses: tuple[IPv4Address, IPv4Address] | None = None
+    """(local, peer), from authentication on: the session counts against ``connections`` from then."""
+    pinned: IPv4Address | None = None
+    """The peer address its chap-secrets record pins, held by this session."""
     up: NetworkUp | None = None
     proxy_arp_on: str | None = None
     cleared: bool = False
@@ -84,7 +98,9 @@ class DaemonSession:
 class SessionPolicy(Protocol):
     """What the pppd options say about each new session (re-read on SIGHUP)."""
 
-    def link_config(self, lease: Lease, unit: int) -> LinkConfig: ...
+    def link_config(self, unit: int) -> LinkConfig:
+        """Without addresses: the daemon assigns them once the peer has authenticated."""
+        ...
 
     @property
     def idle(self) -> float: ...
@@ -138,6 +154,9 @@ class Daemon:
         self.server = ControlServer(settings, hooks=self)
         self.transport = GreTransport(None if settings.listen in ("", "0.0.0.0") else settings.listen)
         self.sessions: dict[tuple[int, int], DaemonSession] = {}
+        self.admitted = 0
+        """Sessions with addresses (authenticated): what ``connections`` limits."""
+        self._pinned_in_use: set[IPv4Address] = set()
         self.stopping = False
         self._runners: set[ScriptRunner] = set()  # sessions' script runners until their scripts end
 
@@ -153,7 +172,13 @@ class Daemon:
         for warning in secrets.warnings:
             log.warning("MGR: %s", warning)
         self.secrets = secrets
-        log.info("MGR: %d secret(s) read from %s", len(secrets.records), self.paths.secrets)
+        reserved = self.pool.reserve(set(secrets.pinned_addresses()))
+        log.info(
+            "MGR: %d secret(s) read from %s%s",
+            len(secrets.records),
+            self.paths.secrets,
+            f"; kept out of the pool for their users: {', '.join(map(str, reserved))}" if reserved else "",
+        )
 
     async def start(self, *, listener: socket.socket | None = None, gre_sock: socket.socket | None = None) -> None:
         """Read the secrets, open the GRE socket (or adopt ``gre_sock``) and listen (or accept on ``listener``,
@@ -203,13 +228,6 @@ class Daemon:
     # -- sessions ------------------------------------------------------------------------------
 
     def _start_session(self, connection: ServerConnection, call: Call) -> None:
-        lease = self.pool.acquire()
-        if lease is None:
-            log.warning(
-                "MGR: %s: no address left in the pool (%d in use); call refused", connection.peer, self.pool.in_use
-            )
-            connection.hang_up(call.call_id)
-            return
         claim = claim_unit()
         unit = claim.unit
         name = f"ppp{unit}"
@@ -219,8 +237,12 @@ class Daemon:
         peer_ip = connection.peer_ip
         assert call.peer_call_id is not None
         policy = self.policy
-        link = PppLink(policy.link_config(lease, unit), secrets=self.secrets)
         holder: list[DaemonSession] = []
+        link = PppLink(
+            policy.link_config(unit),
+            secrets=self.secrets,
+            assign_addresses=lambda result, static: self._assign(holder[0], result, static),
+        )
         gre = GreCall(
             self.transport,
             peer_ip,
@@ -239,6 +261,7 @@ class Daemon:
             log=slog,  # type: ignore[arg-type]
             on_up=self._session_up,
             on_down=self._session_down,
+            on_auth=self._auth_event,
             clamp=self.clamp_mss,
             make_tun=(lambda: self._shared_tun(holder[0])) if self.shared_units else (lambda: TunDevice(claim)),
             idle=policy.idle,
@@ -246,7 +269,7 @@ class Daemon:
         )
         gre.deliver = ppp.receive_frame  # straight from the GRE demultiplexer into the session (hot path)
         runner = ScriptRunner(self.paths.ip_up, self.paths.ip_down, log=slog)
-        session = DaemonSession(connection, call, lease, claim, gre, ppp, runner, slog)
+        session = DaemonSession(connection, call, claim, gre, ppp, runner, slog)
         holder.append(session)
         self.sessions[(id(connection), call.call_id)] = session
         slog.info("%s", ppplog.connect(name, call_tty(peer_ip, call.call_id)))
@@ -263,6 +286,52 @@ class Daemon:
                 _attach_logfile(session.log.logger, self.logfile)
         return tun
 
+    def _assign(
+        self, session: DaemonSession, result: AuthResult | None, static: IPv4Address | None
+    ) -> tuple[IPv4Address, IPv4Address] | str:
+        """The peer authenticated (the link asks before IPCP): its addresses, or why it may not have any.
+
+        ``connections`` counts these sessions; a pinned address (``static``, from the user's chap-secrets
+        record) is the user's own slot, or outside the pool; any other session takes the lowest free slot.
+        A renegotiation keeps what the session has."""
+        if session.addresses is not None:
+            return session.addresses
+        limit = self.settings.max_connections
+        if self.admitted >= limit:
+            return f"connection limit {limit} reached; no address for this session"
+        pool = self.pool
+        if static is not None:
+            if static in self._pinned_in_use:
+                return f"address {static} is in use by another session"
+            lease = pool.acquire_remote(static)
+            if lease is None and static in pool.remote[: pool.capacity]:
+                return f"address {static} is in use by another session"
+            if lease is None and not pool.shared_local:  # a local address from a slot of the pool
+                lease = pool.acquire()
+                if lease is None:
+                    return f"no address left in the pool ({pool.in_use} in use)"
+            local = lease.local if lease is not None else pool.local[0]
+            session.pinned = static
+            self._pinned_in_use.add(static)
+            addresses = (local, static)
+        else:
+            lease = pool.acquire()
+            if lease is None:
+                return f"no address left in the pool ({pool.in_use} in use)"
+            addresses = (lease.local, lease.remote)
+        session.lease = lease
+        session.addresses = addresses
+        self.admitted += 1
+        self.server.admit(session.connection)
+        return addresses
+
+    def _auth_event(self, ppp: PppSession, event: Authenticated | AuthAttemptFailed) -> None:
+        """Each failed attempt of a peer counts toward its address's budget (:mod:`pypptp.server`)."""
+        if isinstance(event, AuthAttemptFailed):
+            session = self._find(ppp)
+            if session is not None:
+                self.server.auth_failed(session.connection, event.peer_name, event.method)
+
     def _find(self, ppp: PppSession) -> DaemonSession | None:
         for session in self.sessions.values():
             if session.ppp is ppp:
@@ -270,7 +339,7 @@ class Daemon:
         return None
 
     def _script_info(self, session: DaemonSession, up: NetworkUp) -> ScriptInfo:
-        result = next((r for r in session.ppp.link.auth_results if r.success), None)
+        result = next((r for r in reversed(session.ppp.link.auth_results) if r.success), None)  # the latest
         stats = session.ppp.stats
         return ScriptInfo(
             ifname=f"ppp{session.unit}",
@@ -291,7 +360,13 @@ class Daemon:
         session = self._find(ppp)
         if session is None:
             return
+        previous = session.up
         session.up = up
+        if previous is not None and (previous.local_address, previous.peer_address) == (
+            up.local_address,
+            up.peer_address,
+        ):
+            return  # a renegotiation with the same addresses: ip-up and proxy ARP stand
         if self.policy.proxyarp:
             try:
                 session.proxy_arp_on = add_proxy_arp(up.peer_address)
@@ -311,7 +386,12 @@ class Daemon:
         del self.sessions[(id(session.connection), session.call.call_id)]
         session.gre.close()
         session.claim.release()  # a session that never made its device still holds its unit
-        self.pool.release(session.lease)
+        if session.lease is not None:
+            self.pool.release(session.lease)
+        if session.pinned is not None:
+            self._pinned_in_use.discard(session.pinned)
+        if session.addresses is not None:
+            self.admitted -= 1
         elapsed = asyncio.get_running_loop().time() - (ppp.network_since or ppp.started_at)
         for line in ppplog.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received):
             session.log.info("%s", line)

@@ -26,6 +26,14 @@ within :attr:`~pypptp.ctrl.connection.ControlConfig.call_timeout`, the PPP
 link's own negotiation limits).  Dropped connections are counted and logged
 in summary (at most one line a minute), never one line each.
 
+Password guessing: every failed authentication is logged with the peer's
+address (``MGR: authentication failed for 'NAME' from ADDRESS``, a line
+fail2ban can match), and an address that fails
+:attr:`ServerSettings.auth_fail_limit` times within
+:attr:`ServerSettings.auth_fail_window` seconds has its new connections
+dropped at accept for :attr:`ServerSettings.auth_fail_block` seconds
+(:class:`~pypptp.throttle.FailureThrottle`); other addresses never notice.
+
 The listener is IPv4 only, as pptpd's: the GRE data path and the address
 pool are IPv4.
 
@@ -58,6 +66,7 @@ from pypptp.ctrl.events import (
     SetLinkInfoReceived,
 )
 from pypptp.ctrl.messages import ControlMessage
+from pypptp.throttle import FailureThrottle
 
 log = logging.getLogger("pypptpd")
 
@@ -72,10 +81,15 @@ class ServerSettings:
     """Sessions (authenticated) at once; the daemon enforces it, and sizes the listen backlog with it."""
     max_pending: int = 256
     """Connections still negotiating (accepted, not yet authenticated) held at once."""
-    max_pending_per_source: int = 16
+    max_pending_per_source: int = 64
     """Of those, from one source address."""
     pending_timeout: float = 60.0
     """Seconds from accept to authentication; a connection still pending then is dropped."""
+    auth_fail_limit: int = 5
+    """Authentication failures from one address within :attr:`auth_fail_window` that block it; 0: never."""
+    auth_fail_window: float = 60.0
+    auth_fail_block: float = 300.0
+    """Seconds a blocked address has its new connections dropped at accept."""
     control: ControlConfig = dataclasses.field(default_factory=ControlConfig)
     trace: bool = False
     """``debug``: the daemon logs at debug level, which includes every control message in and out."""
@@ -113,6 +127,13 @@ class ControlServer:
         self.timed_out = 0
         """Pending connections dropped at :attr:`ServerSettings.pending_timeout`."""
         self.refused = 0
+        """Connections dropped at accept (an address blocked for its authentication failures)."""
+        self.auth_failures = 0
+        self.throttle = (
+            FailureThrottle(settings.auth_fail_limit, settings.auth_fail_window, settings.auth_fail_block)
+            if settings.auth_fail_limit > 0
+            else None
+        )
         self._unreported: collections.Counter[str] = collections.Counter()
         self._reported_at: float | None = None
         self._report_timer: asyncio.TimerHandle | None = None
@@ -170,6 +191,30 @@ class ControlServer:
         """The session behind ``connection`` authenticated: it leaves the pending budget."""
         self._forget_pending(connection)
 
+    def auth_failed(self, connection: ServerConnection, name: str, method: str) -> None:
+        """The session behind ``connection`` failed to authenticate as ``name``: log it with the peer's
+        address, and count it toward that address's budget."""
+        self.auth_failures += 1
+        source = connection.peer_ip
+        log.warning("MGR: authentication failed for %r from %s (%s)", printable(name), source, method)
+        if self.throttle is not None and self.throttle.failed(source, self._loop.time()):
+            settings = self.settings
+            log.warning(
+                "MGR: %s: %d authentication failures within %g s: refusing its connections for %g s",
+                source,
+                settings.auth_fail_limit,
+                settings.auth_fail_window,
+                settings.auth_fail_block,
+            )
+
+    def _blocked(self, connection: ServerConnection) -> bool:
+        """Drop a new connection at accept if its address is blocked for authentication failures."""
+        if self.throttle is None or not self.throttle.blocked(connection.peer_ip, self._loop.time()):
+            return False
+        self.refused += 1
+        self._tally("refused: the address is blocked for its authentication failures", connection.peer_ip)
+        return True
+
     def _enter_pending(self, connection: ServerConnection) -> None:
         """Count a new connection as pending, dropping another (or an older one of its source) if full."""
         settings = self.settings
@@ -218,12 +263,18 @@ class ControlServer:
         self._report_timer = None
         self._reported_at = self._loop.time()
         for what, count in self._unreported.items():
-            log.warning("MGR: %d pending connection(s) %s (the last from %s)", count, what, self._last_source)
+            log.warning("MGR: %d connection(s) %s (the last from %s)", count, what, self._last_source)
         self._unreported.clear()
 
     @property
     def _loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
+
+
+def printable(text: str, limit: int = 64) -> str:
+    """Peer-supplied text made safe for a log line: control characters escaped, at most ``limit`` characters."""
+    cleaned = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit + 1])
+    return cleaned[:limit] + ("..." if len(text) > limit else "")
 
 
 def listen_backlog(settings: ServerSettings) -> int:
@@ -243,6 +294,9 @@ class ServerConnection(ControlProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         server = self.server
+        if server._blocked(self):
+            self.abort("blocked for authentication failures")
+            return
         server.connections.add(self)
         server._enter_pending(self)
         self.conn = ControlConnection(

@@ -71,10 +71,20 @@ async def open_client(
     auth: bytes = AUTH_MSCHAP_V2,
     mppe: MppePolicy | None = None,
     mru: int = 1400,
+    source: str | None = None,
 ) -> PptpClientSession:
+    """A client session from the client namespace (from ``source``, another of its addresses, if given)."""
     pair = daemon.pair
-    sock = pair.connect(pair.client_ns, daemon.address)
     gre = pair.socket(pair.client_ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE)
+    if source is None:
+        sock = pair.connect(pair.client_ns, daemon.address)
+    else:
+        sock = pair.socket(pair.client_ns)
+        sock.bind((source, 0))
+        sock.settimeout(5)
+        sock.connect(daemon.address)
+        sock.setblocking(False)
+        gre.bind((source, 0))
     config = client_link_config(user, password, auth_methods=(auth,), mppe=mppe, mru=mru)
     return await PptpClientSession.connect(
         pair.server_ip,
@@ -230,18 +240,42 @@ async def test_twenty_concurrent_sessions_then_nothing_left(start_pypptpd: Calla
 
 
 async def test_pool_exhaustion_is_refused_cleanly(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """Six slots, one of them (.245) pinned to bob in chap-secrets: bob gets his own address (a second
+    bob is refused while it is in use), five sessions of alice fill the rest, a seventh session is
+    refused once authenticated, with the reason in the log, and the addresses come back afterwards."""
     daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
-    sessions = [await open_client(daemon, tun=False) for _ in range(6)]
+    sessions = [await open_client(daemon, "bob", "bob pw", tun=False)]
     try:
         with pytest.raises(PptpClientError):
-            await open_client(daemon, tun=False)
+            await open_client(daemon, "bob", "bob pw", tun=False)
+        daemon.wait_log("address 192.168.0.245 is in use by another session")
+        sessions += [await open_client(daemon, tun=False) for _ in range(5)]
         addresses = sorted(str(s.network.local_address) for s in sessions if s.network)
         assert addresses == [f"192.168.0.{n}" for n in (234, 235, 236, 237, 238, 245)]
+        with pytest.raises(PptpClientError):
+            await open_client(daemon, tun=False)
+        daemon.wait_log("connection limit 6 reached")
     finally:
         for s in sessions:
             await s.close()
     again = await open_client(daemon, tun=False)  # addresses come back to the pool
     await again.close()
+
+
+async def test_connections_limits_authenticated_sessions(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """``connections 2`` (pool of 5): two sessions up, a third authenticates and is refused, its address
+    never lent; after one ends, a new one comes up."""
+    daemon = start_pypptpd([*SEED_CONF, "connections 2"], secrets=SECRETS, options=SEED_OPTIONS)
+    sessions = [await open_client(daemon, tun=False) for _ in range(2)]
+    try:
+        with pytest.raises(PptpClientError):
+            await open_client(daemon, tun=False)
+        daemon.wait_log("connection limit 2 reached")
+        await sessions.pop().close()
+        sessions.append(await open_client(daemon, tun=False))
+    finally:
+        for s in sessions:
+            await s.close()
 
 
 # -- signals ----------------------------------------------------------------------------------------

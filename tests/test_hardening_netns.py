@@ -136,3 +136,27 @@ def test_the_daemon_raises_its_open_files_limit(start_pypptpd: Callable[..., Pyp
     soft, hard = line.split()[3:5]
     assert soft == hard, line
     assert os.path.exists(f"/proc/{pid}")
+
+
+async def test_password_guessing_is_throttled_per_source(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """Five wrong passwords within a minute from one address: its next connections are dropped at accept
+    for --auth-fail-block seconds (3 here); another address is never affected; each failure is logged
+    with the peer's address, in a line fail2ban can match."""
+    daemon = start_pypptpd(SEED_CONF, ["--auth-fail-block", "3"], secrets=SECRETS, options=SEED_OPTIONS)
+    for _ in range(5):
+        with pytest.raises(PptpClientError):
+            await open_client(daemon, "alice", "guess")
+    log = daemon.wait_log("refusing its connections for 3 s")
+    assert log.count("MGR: authentication failed for 'alice' from 198.18.0.2 (MS-CHAP-V2)") == 5
+    started = time.monotonic()
+    with pytest.raises((PptpClientError, OSError)):  # dropped at once, even with the right password
+        await open_client(daemon)
+    assert time.monotonic() - started < 1.0
+    other = "198.18.0.77"  # another address of the client namespace: never affected
+    run("ip", "-n", daemon.pair.client_ns, "addr", "add", f"{other}/24", "dev", "veth0")
+    session = await open_client(daemon, source=other)
+    await session.close()
+    await asyncio.sleep(3.2)  # the block ends
+    session = await open_client(daemon)
+    await session.close()
+    daemon.wait_log("connection(s) refused: the address is blocked for its authentication failures")
