@@ -46,6 +46,7 @@ import socket
 import struct
 from collections.abc import Callable
 
+from pypptp.aio_buffers import data_buffers
 from pypptp.aio_timer import DeadlineTimer
 from pypptp.gre.codec import MAX_HEADER_SIZE, NO_NUMBER, GreError, decode_header, write_header
 from pypptp.gre.sequencing import GreSequencer
@@ -275,8 +276,8 @@ class GreCall:
         self.deliver = deliver
         self.seq = sequencer or GreSequencer(peer_window, our_window)
         self._peer = (peer_ip, 0)
-        self._out = bytearray(MAX_HEADER_SIZE + RECV_BUFFER_SIZE)
-        self._out_view = memoryview(self._out)
+        buffers = data_buffers()  # shared with every call of this thread: each send is done before the next
+        self._out, self._out_view = buffers.gre, buffers.gre_view
         self._loop = asyncio.get_running_loop()
         self._timer = DeadlineTimer(self._loop, self._on_timer)
         self.room_waiter: Callable[[], None] | None = None

@@ -41,6 +41,7 @@ import os
 from collections.abc import Callable
 from ipaddress import IPv4Address
 
+from pypptp.aio_buffers import TX_DATA, data_buffers
 from pypptp.aio_timer import DeadlineTimer
 from pypptp.mss import clamp_mss, mss_for_mtu
 from pypptp.ppp.frame import Protocol
@@ -63,11 +64,7 @@ __all__ = ["PppSession", "SessionStats"]
 
 _write = os.write  # the hot path's TUN write, bound once
 
-TUN_READ_SIZE = 65536
 MAX_TUN_PACKETS_PER_WAKEUP = 64
-TX_DATA = 24
-"""Where an IP packet's ciphertext lies in the send buffer: room for the GRE header (16), the PPP prefix
-(at most 4: FF 03 00 FD), the MPPE header (2) and the encrypted inner protocol field (00 21)."""
 ROOM_POLL = 0.05
 """Seconds a TUN reader paused by a full GRE window waits before it looks again without an ack."""
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
@@ -146,21 +143,13 @@ class PppSession:
         self.received: asyncio.Queue[bytes] | None = None if attach_tun else asyncio.Queue(maxsize=1024)
         """Without a TUN (library use), received IP packets wait here."""
         self._mss = 0
-        self._plain = bytearray(b"\x00\x21" + bytes(TUN_READ_SIZE))
-        """TUN reads land at 2, behind the inner protocol field of IPv4 (0x0021): the hot path encrypts
-        both from here into the send buffer in one call."""
-        self._plain_view = memoryview(self._plain)
-        self._plain_target = self._plain_view[2:]
-        self._tx = bytearray(TX_DATA + TUN_READ_SIZE)
-        """The hot path's frames: the GRE header, the PPP address/control/protocol prefix and the MPPE
-        header in front of the ciphertext, which starts at ``TX_DATA - 2``; sent from here with no copy."""
-        self._tx_view = memoryview(self._tx)
-        self._tx_cipher = self._tx_view[TX_DATA - 2 :]
+        self._buffers = data_buffers()
+        """The hot path's buffers, shared with every session of this thread (:mod:`pypptp.aio_buffers`)."""
+        self._rx, self._rx_view = self._buffers.rx, self._buffers.rx_view  # (one lookup less per packet)
+        self._tx_prefix = b""
+        """The PPP address/control/protocol prefix of our MPPE frames, written in front of each wakeup's
+        packets (the send buffer is shared)."""
         self._tx_head = TX_DATA - 4
-        self._rx = bytearray(2 + TUN_READ_SIZE)
-        """The hot path decrypts a received packet's inner protocol field and IP packet here, and writes
-        the packet to the TUN from here."""
-        self._rx_view = memoryview(self._rx)
         self._timer = DeadlineTimer(self.loop, self._on_timer)
         self._fast_decryptor: MppeDecryptor | None = None
         self._fast_encryptor: MppeEncryptor | None = None
@@ -307,9 +296,8 @@ class PppSession:
         self._fast_encryptor = link.encryptor if up else None
         self._fast_fd = self.tun.fd if up and self.tun is not None and self.received is None else -1
         if self._fast_encryptor is not None and link.network_up is not None:
-            prefix = link.frame_prefix(Protocol.COMPRESSED)
+            prefix = self._tx_prefix = link.frame_prefix(Protocol.COMPRESSED)
             self._tx_head = TX_DATA - 4 - len(prefix)
-            self._tx[self._tx_head : TX_DATA - 4] = prefix
             self._fast_mtu = link.network_up.mtu
 
     def _on_timer(self, now: float) -> None:
@@ -419,18 +407,13 @@ class PppSession:
         tun = self.tun
         if tun is None or self.closed:
             return
-        plain, source, target, link, stats, fd = (
-            self._plain,
-            self._plain_view,
-            self._plain_target,
-            self.link,
-            self.stats,
-            tun.fd,
-        )
-        tx, view, cipher = self._tx, self._tx_view, self._tx_cipher
+        buffers, link, stats, fd = self._buffers, self.link, self.stats, tun.fd
+        plain, source, target = buffers.plain, buffers.plain_view, buffers.plain_target
+        tx, view, cipher = buffers.tx, buffers.tx_view, buffers.tx_cipher
         encryptor = self._fast_encryptor
         encrypt = encryptor.encrypt_into if encryptor is not None else None
         room, send, head, mtu = self.room, self.send_in_place, self._tx_head, self._fast_mtu
+        tx[head : TX_DATA - 4] = self._tx_prefix  # the send buffer is shared: our prefix, once per wakeup
         clamp = self.clamp
         now = self.loop.time()  # one reading per wakeup for the GRE window and sequence timing
         pausing = encryptor is not None and self.notify_room is not None

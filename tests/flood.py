@@ -5,7 +5,9 @@ addresses, and reopens each one the server drops, until it is stopped:
 
 * ``idle``: connect and say nothing;
 * ``sccrq``: send a valid SCCRQ, read whatever comes back, say nothing more;
-* ``trickle``: send an SCCRQ one byte per second (a slow-loris).
+* ``trickle``: send an SCCRQ one byte per second (a slow-loris);
+* ``call``: SCCRQ then OCRQ, then nothing: a call that never authenticates (the server starts a PPP
+  session for it and sends LCP Configure-Requests into the void).
 
 Every loop is bounded (the number of connections, and a deadline); the sockets live in the namespace
 given, so nothing is sent outside it.
@@ -19,11 +21,12 @@ import dataclasses
 import resource
 import socket
 
-from pypptp.ctrl.messages import StartControlConnectionRequest
+from pypptp.ctrl.messages import OutgoingCallRequest, StartControlConnectionRequest
 from pypptp.netns import run_in_netns
 
-KINDS = ("idle", "sccrq", "trickle")
+KINDS = ("idle", "sccrq", "trickle", "call")
 SCCRQ = StartControlConnectionRequest(host_name="flood", vendor_string="flood").encode()
+OCRQ = OutgoingCallRequest(call_id=1, call_serial_number=1).encode()
 
 
 def raise_fd_limit() -> None:
@@ -117,8 +120,10 @@ class Flood:
         """Play ``kind`` until the server drops the connection (then count it) or the flood ends."""
         loop = asyncio.get_running_loop()
         try:
-            if kind == "sccrq":
+            if kind in ("sccrq", "call"):
                 await loop.sock_sendall(sock, SCCRQ)
+            if kind == "call":
+                await loop.sock_sendall(sock, OCRQ)
             if kind == "trickle":
                 for byte in SCCRQ:
                     await loop.sock_sendall(sock, bytes([byte]))

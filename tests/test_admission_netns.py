@@ -22,9 +22,9 @@ from tests.test_daemon_netns import SECRETS, SEED_CONF, SEED_OPTIONS, open_clien
 
 pytestmark = pytest.mark.netns
 
-FLOOD_PER_KIND = int(os.environ.get("PYPPTP_FLOOD_PER_KIND", "150"))
-"""Connections of each kind held (450 in all: more than the default pending budget of 256); the issue's bar
-is 1000 of each: PYPPTP_FLOOD_PER_KIND=1000 runs it."""
+FLOOD_PER_KIND = int(os.environ.get("PYPPTP_FLOOD_PER_KIND", "100"))
+"""Connections of each kind held (400 in all: more than the default pending budget of 256); the issue's
+bar is 1000 of each: PYPPTP_FLOOD_PER_KIND=1000 runs it."""
 ATTEMPTS = 5
 FIRST_PING_WITHIN = 3.0
 
@@ -65,7 +65,7 @@ async def test_a_client_gets_through_while_the_pending_budget_is_flooded(
     await flood.start()
     try:
         await flood.wait_held(0.5, timeout=30)
-        assert flood.stats.opened >= 0.5 * FLOOD_PER_KIND * 3
+        assert flood.stats.opened >= 0.5 * FLOOD_PER_KIND * 4
         times = []
         for _ in range(ATTEMPTS):
             elapsed, session = await first_ping(daemon)
