@@ -117,6 +117,13 @@ def daemon_fds(daemon: Pypptpd) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def daemon_rss(daemon: Pypptpd) -> int:
+    """The daemon's resident memory, KiB."""
+    pid = int(daemon.pidfile.read_text())
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
 # -- the seed configuration -----------------------------------------------------------------------
 
 

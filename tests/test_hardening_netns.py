@@ -17,7 +17,16 @@ from pypptp.client import PptpClientError
 from pypptp.ctrl.messages import StartControlConnectionRequest, StopControlConnectionRequest, decode_message
 from pypptp.netns import NetnsPair
 from tests.conftest import Pypptpd, icmp_echo, tunnel_ping
-from tests.test_daemon_netns import SECRETS, SEED_CONF, SEED_OPTIONS, daemon_fds, interfaces, open_client, run
+from tests.test_daemon_netns import (
+    SECRETS,
+    SEED_CONF,
+    SEED_OPTIONS,
+    daemon_fds,
+    daemon_rss,
+    interfaces,
+    open_client,
+    run,
+)
 
 pytestmark = pytest.mark.netns
 
@@ -34,6 +43,7 @@ async def test_a_storm_of_concurrent_sessions_never_claims_one_ppp_name_twice(
     await asyncio.sleep(0.2)
     fds_before = daemon_fds(daemon)
     up = 0
+    rss: list[int] = []
     for _ in range(ROUNDS):
         results = await asyncio.gather(
             *(open_client(daemon, tun=False) for _ in range(AT_ONCE)), return_exceptions=True
@@ -42,7 +52,10 @@ async def test_a_storm_of_concurrent_sessions_never_claims_one_ppp_name_twice(
         pinged = await asyncio.gather(*(tunnel_ping(s, "192.168.0.1") for s in sessions))
         up += sum(pinged)
         await asyncio.gather(*(s.close() for s in sessions))
+        rss.append(daemon_rss(daemon))
+    print(f"{up}/{ROUNDS * AT_ONCE} sessions pinged; RSS (KiB) after rounds 1, 11, 21, 30: {rss[::10] + rss[-1:]}")
     assert up == ROUNDS * AT_ONCE, daemon.log()[-3000:]
+    assert rss[-1] - rss[9] < 4096, rss  # a plateau: no growth per session once warm
     assert "cannot create ppp" not in daemon.log()
     deadline = time.monotonic() + 10
     while (interfaces(daemon.pair) or daemon_fds(daemon) > fds_before) and time.monotonic() < deadline:
