@@ -246,11 +246,11 @@ class PppSession:
         if self.on_down is not None:
             self.on_down(self, reason)
 
-    def renegotiate(self) -> None:
+    def renegotiate(self, protocol: int = Protocol.LCP) -> None:
         """Restart LCP (RFC 1661 section 4.2: a fresh Configure-Request in Opened): authentication, CCP
-        and IPCP run again, and the data path resumes with the new MPPE keys."""
+        and IPCP run again, and the data path resumes with the new MPPE keys.  Or restart one NCP."""
         if not self.closed:
-            self.link.renegotiate(self.loop.time())
+            self.link.renegotiate(self.loop.time(), protocol)
             self._flush()
 
     def terminate(self, reason: str) -> None:

@@ -248,3 +248,61 @@ def test_repeated_request_in_opened_renegotiates_unless_keep_open(keep_open: boo
     if keep_open:  # the same options under a new Identifier: a real renegotiation
         a.receive(renegotiation, 2.0)
         assert a.state is State.ACK_SENT and a.drain()[1] == [LayerEvent.DOWN]
+
+
+# -- work a peer can make us repeat --------------------------------------------------------------
+
+
+def _opened_pair() -> tuple[Automaton, Automaton]:
+    ours, theirs = Automaton("ours", MiniHandler(), CONFIG), Automaton("theirs", MiniHandler(), CONFIG)
+    for automaton in (ours, theirs):
+        automaton.up(0.0)
+        automaton.open(0.0)
+    pump(ours, theirs, 0.0)
+    assert ours.state is State.OPENED and theirs.state is State.OPENED
+    return ours, theirs
+
+
+def test_renegotiations_from_opened_are_bounded() -> None:
+    """The peer takes the layer back to negotiation five times within a minute: each is honoured; the
+    sixth closes the layer (Terminate-Request) with a reason, instead of a sixth round."""
+    ours, theirs = _opened_pair()
+    for n in range(5):
+        theirs.down(float(n))
+        theirs.up(float(n))
+        pump(ours, theirs, float(n))
+        assert ours.state is State.OPENED and not ours.failures
+        ours.drain()
+    theirs.down(5.0)
+    theirs.up(5.0)
+    out = theirs.drain()[0]
+    for packet in out:
+        ours.receive(packet, 5.0)
+    sent, _ = ours.drain()
+    assert [p.code for p in sent] == [Code.TERMINATE_REQUEST]
+    assert ours.state is State.CLOSING
+    assert ours.failures == ["ours: the peer renegotiated more than 5 times within 60 s"]
+
+
+def test_renegotiations_spread_over_time_are_fine() -> None:
+    ours, theirs = _opened_pair()
+    for n in range(20):
+        now = 13.0 * n  # under five a minute
+        theirs.down(now)
+        theirs.up(now)
+        pump(ours, theirs, now)
+        assert ours.state is State.OPENED and not ours.failures
+
+
+def test_echo_floods_get_a_bounded_number_of_replies() -> None:
+    ours, _ = _opened_pair()
+    for n in range(100):
+        ours.receive(ControlPacket(9, n & 0xFF, b"\x00\x00\x00\x00"), 10.0)
+    replies, _ = ours.drain()
+    assert len(replies) == CONFIG.max_replies
+    assert any("asks too often" in line for line in ours.anomalies)
+    for n in range(100):
+        ours.receive(ControlPacket(9, n & 0xFF, b"\x00\x00\x00\x00"), 11.0)  # one second later
+    assert len(ours.drain()[0]) == int(CONFIG.reply_rate)
+    ours.receive(ControlPacket(9, 1, b"\x00\x00\x00\x00"), 100.0)  # the bucket refills
+    assert len(ours.drain()[0]) == 1

@@ -27,6 +27,19 @@ Configure-Request per answer for ever.  Two bounds on what we receive:
   above to log.  The count starts again with each negotiation (This-Layer-Up,
   or a Configure-Request sent from outside Req-Sent/Ack-Rcvd/Ack-Sent).
 
+Work a peer can make us repeat once the layer is up is bounded too (not in
+the RFC nor pppd; issue: no peer harms another):
+
+* A peer may take an Opened layer back to negotiation (a Configure-Request,
+  or a stray Ack or Nak, in Opened: RFC 1661's tld, scr...) at most
+  ``max_restarts`` times within ``restart_window`` seconds; the next time the
+  layer is closed instead, with a reason in :attr:`Automaton.failures`.  Each
+  renegotiation brings the network down and up again around the session, so
+  a loop of them would keep the daemon busy for nothing.
+* Packets we answer in Opened (LCP Echo-Request, CCP Reset-Request: ``ser``)
+  are answered from a bucket of ``max_replies`` refilled at ``reply_rate`` a
+  second; beyond it they are dropped and counted in :attr:`Automaton.anomalies`.
+
 Outputs are drained with :meth:`Automaton.drain`: control packets to send
 and :class:`LayerEvent` values for the layer above (This-Layer-Up and
 friends), plus anomalies to log.
@@ -34,6 +47,7 @@ friends), plus anomalies to log.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 from typing import Protocol
@@ -48,6 +62,7 @@ Options = list[tuple[int, bytes]]
 _TIMER_STATES = frozenset({State.CLOSING, State.STOPPING, State.REQ_SENT, State.ACK_RCVD, State.ACK_SENT})
 _NEGOTIATING = frozenset({State.REQ_SENT, State.ACK_RCVD, State.ACK_SENT})
 _ESSENTIAL_CODES = frozenset(range(1, 8))  # a Code-Reject of these is fatal (RXJ-)
+_RENEGOTIATING = frozenset({Event.RCR_PLUS, Event.RCR_MINUS, Event.RCA, Event.RCN})  # in Opened: tld, scr...
 
 
 class LayerEvent(enum.Enum):
@@ -112,6 +127,15 @@ class FsmConfig:
     answer): with the run-of-Naks rule above and options that are dropped when Rejected, an honest
     peer needs a handful of rounds (Windows and pptp-linux: at most two), so ten is generous, and it
     keeps a peer that never agrees to 11 Configure-Requests before our Terminate-Request."""
+    max_restarts: int = 5
+    """Renegotiations the peer may start from Opened within :attr:`restart_window`; one more closes the
+    layer.  Real clients renegotiate rarely if ever (an LCP renegotiation after a long outage)."""
+    restart_window: float = 60.0
+    max_replies: int = 20
+    """Echo-Requests and Reset-Requests answered in a burst (the bucket's size)..."""
+    reply_rate: float = 10.0
+    """...and per second after it (pppd's echo interval is seconds, a stateful MPPE receiver asks for a
+    reset at most once a second)."""
 
 
 class Automaton:
@@ -158,6 +182,10 @@ class Automaton:
         above clears the list."""
         self.failure: str | None = None
         """The last of those reasons, kept until a fresh negotiation."""
+        self._restarts: collections.deque[float] = collections.deque(maxlen=max(1, self.config.max_restarts + 1))
+        """When the peer last took the layer out of Opened (the newest last)."""
+        self._replies = float(self.config.max_replies)  # the reply bucket
+        self._replies_at: float | None = None
         # context of the event being processed, used by sca/scn/sta/scj/ser
         self._received: ControlPacket | None = None
         self._reply: tuple[Verdict, Options] | None = None
@@ -299,6 +327,8 @@ class Automaton:
     # -- the engine -----------------------------------------------------------------------
 
     def _fire(self, event: Event, now: float) -> None:
+        if self.state is State.OPENED and event in _RENEGOTIATING and self._too_many_restarts(now):
+            event = Event.CLOSE
         cell = transition(self.state, event)
         if cell is None:
             self.anomalies.append(f"{self.name}: event {event.value} is illegal in state {self.state.name}")
@@ -310,6 +340,30 @@ class Automaton:
         self.state = cell.next_state
         if self.state not in _TIMER_STATES:
             self.deadline = None
+
+    def _too_many_restarts(self, now: float) -> bool:
+        """Record a renegotiation the peer starts from Opened; True when it is one too many."""
+        restarts = self._restarts
+        restarts.append(now)
+        limit = self.config.max_restarts
+        if len(restarts) <= limit or now - restarts[0] > self.config.restart_window:
+            return False
+        self.failure = (
+            f"{self.name}: the peer renegotiated more than {limit} times within {self.config.restart_window:g} s"
+        )
+        self.failures.append(self.failure)
+        return True
+
+    def _may_reply(self, now: float) -> bool:
+        """Take a token from the reply bucket (see the module docstring)."""
+        config = self.config
+        if self._replies_at is not None:
+            self._replies = min(float(config.max_replies), self._replies + (now - self._replies_at) * config.reply_rate)
+        self._replies_at = now
+        if self._replies < 1.0:
+            return False
+        self._replies -= 1.0
+        return True
 
     def _perform(self, action: Action, actions: tuple[Action, ...], now: float) -> None:
         if action is Action.TLU:
@@ -363,7 +417,10 @@ class Automaton:
             assert self._received is not None
             reply = self.handler.echo_reply(self._received)
             if reply is not None:
-                self._out.append(reply)
+                if self._may_reply(now):
+                    self._out.append(reply)
+                else:
+                    self.anomalies.append(f"{self.name}: {Code(reply.code).name} not sent: the peer asks too often")
 
     def _send(self, code: int, identifier: int, data: bytes) -> None:
         self._out.append(ControlPacket(code, identifier, data))

@@ -325,12 +325,13 @@ class PppLink:
         self._close_lcp(now, reason)
         self._settle(now)
 
-    def renegotiate(self, now: float) -> None:
-        """Restart LCP from Opened (RFC 1661 section 4.3, note r: Down then Up): a fresh
-        Configure-Request, then authentication and the NCPs again."""
-        if self.lcp.state is State.OPENED:
-            self.lcp.down(now)
-            self.lcp.up(now)
+    def renegotiate(self, now: float, protocol: int = Protocol.LCP) -> None:
+        """Restart LCP, or one NCP, from Opened (RFC 1661 section 4.3, note r: Down then Up): a fresh
+        Configure-Request; after LCP, authentication and the NCPs run again."""
+        automaton = self.lcp if protocol == Protocol.LCP else getattr(self.ncps.get(protocol), "automaton", None)
+        if automaton is not None and automaton.state is State.OPENED:
+            automaton.down(now)
+            automaton.up(now)
             self._settle(now)
 
     def lower_down(self, now: float, reason: str) -> None:
