@@ -34,6 +34,14 @@ fail2ban can match), and an address that fails
 dropped at accept for :attr:`ServerSettings.auth_fail_block` seconds
 (:class:`~pypptp.throttle.FailureThrottle`); other addresses never notice.
 
+Protocol anomalies (tolerated mistakes of a peer, most of which get no
+reply) are logged once per reason and connection at WARNING, and their
+repeats summed up in one line when the connection ends (or a minute after
+the first repeat, for a long-lived one); the sans-IO connection stops itself
+after :attr:`~pypptp.ctrl.connection.ControlConfig.max_anomalies` of them a
+minute.  Peer-supplied text (SCCRQ host and vendor, user names) is escaped
+and capped (:func:`~pypptp.ppp.auth.printable`).
+
 The listener is IPv4 only, as pptpd's: the GRE data path and the address
 pool are IPv4.
 
@@ -66,6 +74,7 @@ from pypptp.ctrl.events import (
     SetLinkInfoReceived,
 )
 from pypptp.ctrl.messages import ControlMessage
+from pypptp.ppp.auth import printable
 from pypptp.throttle import FailureThrottle
 
 log = logging.getLogger("pypptpd")
@@ -109,6 +118,8 @@ class CallHooks(Protocol):
 
 SUMMARY_INTERVAL = 60.0
 """Seconds between two summary lines about dropped pending connections."""
+ANOMALY_SUMMARY_INTERVAL = 60.0
+"""Seconds between two summary lines about one connection's repeated protocol anomalies."""
 
 
 class ControlServer:
@@ -271,12 +282,6 @@ class ControlServer:
         return asyncio.get_running_loop()
 
 
-def printable(text: str, limit: int = 64) -> str:
-    """Peer-supplied text made safe for a log line: control characters escaped, at most ``limit`` characters."""
-    cleaned = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit + 1])
-    return cleaned[:limit] + ("..." if len(text) > limit else "")
-
-
 def listen_backlog(settings: ServerSettings) -> int:
     """The listen backlog: room for every session and the whole pending budget (the kernel caps it)."""
     return max(128, min(4096, settings.max_connections + settings.max_pending))
@@ -290,6 +295,10 @@ class ServerConnection(ControlProtocol):
         self.server = server
         self.pending_timer: asyncio.TimerHandle | None = None
         """Set while the connection is pending (accepted, its session not yet authenticated)."""
+        self.anomalies: collections.Counter[str] = collections.Counter()
+        """Every protocol anomaly of this connection, by reason."""
+        self._unreported: collections.Counter[str] = collections.Counter()
+        self._anomaly_report: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -307,6 +316,7 @@ class ServerConnection(ControlProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        self._report_anomalies()
         self.server._forget_pending(self)
         self.server.connections.discard(self)
 
@@ -357,10 +367,10 @@ class ServerConnection(ControlProtocol):
             if isinstance(event, ControlConnectionEstablished):
                 start = event.peer_start
                 log.info(
-                    "CTRL: %s: SCCRQ accepted (host %r, vendor %r, firmware %d)",
+                    "CTRL: %s: SCCRQ accepted (host '%s', vendor '%s', firmware %d)",
                     self.peer,
-                    start.host_name,
-                    start.vendor_string,
+                    printable(start.host_name),
+                    printable(start.vendor_string),
                     start.firmware_revision,
                 )
             elif isinstance(event, CallEstablished):
@@ -391,9 +401,33 @@ class ServerConnection(ControlProtocol):
             elif isinstance(event, EchoAnswered):
                 log.debug("CTRL: %s: Echo-Reply after %.3f s", self.peer, event.round_trip)
             elif isinstance(event, ProtocolAnomaly):
-                log.warning("CTRL: %s: %s", self.peer, event.description)
+                self._anomaly(event)
             elif isinstance(event, ControlConnectionClosed):
+                self._report_anomalies()
                 log.info("CTRL: Client %s control connection finished (%s)", self.peer, event.reason)
+
+    def _anomaly(self, event: ProtocolAnomaly) -> None:
+        """The first anomaly of each reason is logged at once; repeats are counted and summed up when the
+        connection ends, or a minute after the first unreported one (at most a line a minute)."""
+        self.anomalies[event.reason] += 1
+        if self.anomalies[event.reason] == 1:
+            log.warning("CTRL: %s: %s", self.peer, printable(event.description, 200))
+            return
+        self._unreported[event.reason] += 1
+        if self._anomaly_report is None:
+            self._anomaly_report = self.loop.call_later(ANOMALY_SUMMARY_INTERVAL, self._report_anomalies)
+
+    def _report_anomalies(self) -> None:
+        if self._anomaly_report is not None:
+            self._anomaly_report.cancel()
+            self._anomaly_report = None
+        if self._unreported:
+            counts = ", ".join(f"{reason}: {count}" for reason, count in self._unreported.most_common(8))
+            more = len(self._unreported) - 8
+            log.warning(
+                "CTRL: %s: protocol anomalies repeated (%s%s)", self.peer, counts, f", {more} more" if more > 0 else ""
+            )
+            self._unreported.clear()
 
     def _trace(self, now: float, direction: str, message: ControlMessage) -> None:
         """Every control message in and out, while debug logging is on (``-d``, or SIGUSR1)."""

@@ -676,3 +676,40 @@ def test_every_message_in_every_state_has_a_defined_outcome(
     if conn.closed:
         assert isinstance(events[-1], ControlConnectionClosed)
     assert TRANSITIONS[role][state].get(None) is not None
+
+
+# -- a bound on tolerated anomalies (issue 15 section 2) ---------------------------------------------
+
+
+def test_a_flood_of_slis_for_an_unknown_call_id_stops_the_connection_at_the_anomaly_bound() -> None:
+    """20,000 SLIs naming no call of ours: each is a tolerated anomaly with no reply, so nothing else
+    (the write-buffer guard) would ever stop the peer.  The connection stops itself (StopCCRQ, closed)
+    at the bound, and the anomalies carry one stable reason for the owner to count."""
+    conn, call_id = server_with_call()
+    flood = SetLinkInfo(peer_call_id=call_id + 1).encode() * 20_000
+    out, events = conn.receive(flood, 1.0)
+    anomalies = of(events, ProtocolAnomaly)
+    assert len(anomalies) == conn.config.max_anomalies + 1
+    assert {a.reason for a in anomalies} == {"SLI for an unknown Call ID"}
+    assert isinstance(only(out), StopControlConnectionRequest)
+    closed = of(events, ControlConnectionClosed)
+    assert conn.closed and len(closed) == 1 and "protocol anomalies" in closed[0].reason
+    assert of(events, CallCleared) and conn.calls == {}
+
+
+def test_the_anomaly_bound_counts_within_a_window() -> None:
+    """A peer with a rare quirk is never stopped: the count starts again each ``anomaly_window``."""
+    conn, call_id = server_with_call(max_anomalies=4, anomaly_window=60.0)
+    sli = SetLinkInfo(peer_call_id=call_id + 1).encode()
+    for minute in range(10):
+        _, events = conn.receive(sli * 4, minute * 61.0)
+        assert len(of(events, ProtocolAnomaly)) == 4 and not conn.closed
+    _, events = conn.receive(sli * 5, 1000.0)
+    assert conn.closed and of(events, ControlConnectionClosed)
+
+
+def test_anomalies_before_sccrq_count_too() -> None:
+    conn = ControlConnection(Role.SERVER, 0.0, config=ControlConfig(max_anomalies=8))
+    out, events = conn.receive(EchoRequest(identifier=1).encode() * 100, 0.0)
+    assert len(of(events, ProtocolAnomaly)) == 9 and conn.closed
+    assert len(parse(out)) == 9  # the nine Not-Connected replies, then nothing more

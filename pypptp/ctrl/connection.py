@@ -20,7 +20,9 @@ What happens to each received message in each state is the table
 3.1.1, 3.1.2 and 3.2.4.  A peer's mistake never raises: it gets a defined
 reply (a refusal carrying Not-Connected, Bad-Call-ID, No-Resource,
 Do-Not-Accept...), is tolerated and reported as ``ProtocolAnomaly``, or
-closes the connection (``ControlConnectionClosed``).  Misuse of the API by
+closes the connection (``ControlConnectionClosed``).  Tolerance is bounded:
+more than :attr:`ControlConfig.max_anomalies` anomalies within
+:attr:`ControlConfig.anomaly_window` stop the connection.  Misuse of the API by
 our own code raises :class:`LocalProtocolError`.
 """
 
@@ -134,6 +136,15 @@ class ControlConfig:
     """OCRP Connect Speed; ``None`` reports the client's Maximum BPS, as pptpd does."""
     strict_reserved: bool = False
     """Close on non-zero Reserved fields; by default they are tolerated and reported."""
+    max_anomalies: int = 64
+    """Protocol anomalies (:class:`~pypptp.ctrl.events.ProtocolAnomaly`) tolerated within
+    :attr:`anomaly_window`; one more stops the connection (StopCCRQ when established, then closed).
+    Most anomalies get no reply (an SLI for an unknown Call ID), so nothing else would ever stop a
+    peer that sends nothing but them.  A sound peer makes a handful in a connection's life (a stray
+    Echo-Reply, a duplicate SCCRQ, a client's SLI with its own Call ID once per call): 64 a minute is
+    far above that, and caps a flood at 64 messages before we hang up.  0: no bound."""
+    anomaly_window: float = 60.0
+    """Seconds over which :attr:`max_anomalies` counts; the count starts again after it."""
 
 
 Handler = Callable[["ControlConnection", ControlMessage, float], None]
@@ -169,6 +180,8 @@ class ControlConnection:
         self._echo_identifier = 0
         self._echo_sent_at: float | None = None
         self._call_serial = 0
+        self._anomalies = 0
+        self._anomaly_window_start = now
         if role is Role.SERVER:
             self._establish_deadline = now + self.config.establish_timeout
 
@@ -354,12 +367,31 @@ class ControlConnection:
         if self.tracer is not None:
             self.tracer(now, "in", message)
         self._last_received = now
+        first = len(self._events)
         nonzero = message.nonzero_reserved()
         if nonzero:
-            self._emit(ProtocolAnomaly(f"{message.TYPE.name}: non-zero {', '.join(nonzero)}", message))
+            description = f"{message.TYPE.name}: non-zero {', '.join(nonzero)}"
+            self._emit(ProtocolAnomaly(description, message, f"{message.TYPE.name}: non-zero Reserved fields"))
         table = TRANSITIONS[self.role][self.state]
         handler = table.get(message.TYPE, table[None])
         handler(self, message, now)
+        anomalies = sum(isinstance(e, ProtocolAnomaly) for e in self._events[first:])
+        if anomalies:
+            self._count_anomalies(anomalies, now)
+
+    def _count_anomalies(self, count: int, now: float) -> None:
+        """Stop the connection once more than ``max_anomalies`` came within ``anomaly_window``."""
+        config = self.config
+        if now - self._anomaly_window_start >= config.anomaly_window:
+            self._anomaly_window_start, self._anomalies = now, 0
+        self._anomalies += count
+        if not config.max_anomalies or self._anomalies <= config.max_anomalies or self.closed:
+            return
+        if self.state is ControlState.ESTABLISHED:
+            self._send(StopControlConnectionRequest(reason=StopReason.NONE), now)
+        self._close(
+            f"more than {config.max_anomalies} protocol anomalies within {config.anomaly_window:g} s", by_peer=True
+        )
 
     def _close(self, reason: str, *, by_peer: bool) -> None:
         for call in list(self.calls.values()):
@@ -503,7 +535,9 @@ class ControlConnection:
         def refuse(result: OutgoingCallResult, error: GeneralError, why: str) -> None:
             self._send(OutgoingCallReply(call_id=0, peer_call_id=peer_id, result_code=result, error_code=error), now)
             self._emit(CallRefused(peer_id, result, error, by_peer=False))
-            self._emit(ProtocolAnomaly(f"OCRQ for peer Call ID {peer_id} refused: {why}", message))
+            self._emit(
+                ProtocolAnomaly(f"OCRQ for peer Call ID {peer_id} refused: {why}", message, f"OCRQ refused: {why}")
+            )
 
         if self._find_by_peer_id(peer_id) is not None:
             refuse(OutgoingCallResult.GENERAL_ERROR, GeneralError.BAD_CALL_ID, "peer Call ID already in use")
@@ -568,7 +602,8 @@ class ControlConnection:
                 ),
                 now,
             )
-            self._emit(ProtocolAnomaly(f"CCRQ for unknown peer Call ID {message.call_id}", message))
+            description = f"CCRQ for unknown peer Call ID {message.call_id}"
+            self._emit(ProtocolAnomaly(description, message, "CCRQ for an unknown peer Call ID"))
             return
         self._send(CallDisconnectNotify(call_id=call.call_id, result_code=DisconnectResult.REQUEST), now)
         self._release(call, DisconnectResult.REQUEST, by_peer=True, reason="CCRQ received", now=now)
@@ -578,7 +613,8 @@ class ControlConnection:
         assert isinstance(message, SetLinkInfo)
         call = self.calls.get(message.peer_call_id)
         if call is None:
-            self._emit(ProtocolAnomaly(f"SLI for unknown Call ID {message.peer_call_id}", message))
+            description = f"SLI for unknown Call ID {message.peer_call_id}"
+            self._emit(ProtocolAnomaly(description, message, "SLI for an unknown Call ID"))
             return
         call.send_accm, call.receive_accm = message.send_accm, message.receive_accm
         self._emit(SetLinkInfoReceived(call, message))
@@ -588,7 +624,8 @@ class ControlConnection:
         assert isinstance(message, OutgoingCallReply)
         call = self.calls.get(message.peer_call_id)
         if call is None or call.state is not CallState.WAIT_REPLY:
-            self._emit(ProtocolAnomaly(f"OCRP for Call ID {message.peer_call_id} we are not placing", message))
+            description = f"OCRP for Call ID {message.peer_call_id} we are not placing"
+            self._emit(ProtocolAnomaly(description, message, "OCRP for a call we are not placing"))
             return
         if message.result_code is not OutgoingCallResult.CONNECTED:
             self.calls.pop(call.call_id)
@@ -611,7 +648,9 @@ class ControlConnection:
             call = self.calls[message.call_id]
             self._emit(ProtocolAnomaly("CDN carries our Call ID, not the server's (accel-ppp does this)", message))
         if call is None:
-            self._emit(ProtocolAnomaly(f"CDN for unknown Call ID {message.call_id}", message))
+            self._emit(
+                ProtocolAnomaly(f"CDN for unknown Call ID {message.call_id}", message, "CDN for an unknown Call ID")
+            )
             return
         self._release(call, message.result_code, by_peer=True, reason=f"CDN {message.result_code.name}", now=now)
 
@@ -620,7 +659,8 @@ class ControlConnection:
         assert isinstance(message, WanErrorNotify)
         call = self.calls.get(message.peer_call_id)
         if call is None:
-            self._emit(ProtocolAnomaly(f"WEN for unknown Call ID {message.peer_call_id}", message))
+            description = f"WEN for unknown Call ID {message.peer_call_id}"
+            self._emit(ProtocolAnomaly(description, message, "WEN for an unknown Call ID"))
             return
         self._emit(WanErrorReceived(call, message))
 

@@ -140,10 +140,21 @@ class EchoAnswered(Event):
 
 @dataclasses.dataclass(frozen=True)
 class ProtocolAnomaly(Event):
-    """The peer did something wrong that we tolerated (logged, nothing else)."""
+    """The peer did something wrong that we tolerated (an owner logs it, boundedly).
+
+    ``description`` says what happened, with the details (Call IDs...); ``reason`` names the kind
+    without them, a small fixed set of strings, so that an owner can count repeats per reason and log
+    each reason once.  A connection that meets too many anomalies stops itself
+    (:attr:`~pypptp.ctrl.connection.ControlConfig.max_anomalies`)."""
 
     description: str
     message: ControlMessage | None = None
+    reason: str = ""
+    """The kind, without details; the description when not given."""
+
+    def __post_init__(self) -> None:
+        if not self.reason:
+            object.__setattr__(self, "reason", self.description)
 
 
 @dataclasses.dataclass(frozen=True)

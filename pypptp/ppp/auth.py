@@ -22,7 +22,16 @@ exactly like a wrong password.
 
 Names travel as bytes.  They are decoded as UTF-8 with ``surrogateescape``
 (how :mod:`pypptp.ppp.secrets` decodes the file) for secrets lookups and
-logs; the MS-CHAP hashes use the raw bytes.
+logs; the MS-CHAP hashes use the raw bytes.  A name holding a control
+character (NUL, C0, DEL, C1, or a Unicode line or paragraph separator) is
+refused at authentication as a failed attempt (:func:`name_problem`): no
+secret can hold one, and such a name would otherwise reach logs and the
+scripts' PEERNAME.  Bytes that are not UTF-8 (a client in a legacy code
+page) are allowed.  Peer-supplied text is never logged raw: :func:`printable`
+escapes it and caps it (64 characters in log lines), and
+:func:`peer_authname` is what the scripts get as PEERNAME (pppd's
+``peer_authname``: the name after ``chapms-strip-domain``, made printable,
+at most 256 characters).
 
 These methods are weak (PAP sends the password in clear, MS-CHAPv2 reduces
 to one DES key): they exist for interoperability.
@@ -33,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing
+import unicodedata
 from collections.abc import Callable
 
 from pypptp.ppp.crypto import md4
@@ -50,6 +60,9 @@ __all__ = [
     "SecretLookup",
     "make_authenticator",
     "make_peer",
+    "name_problem",
+    "peer_authname",
+    "printable",
 ]
 
 AUTH_PROTOCOL_PAP = 0xC023
@@ -202,6 +215,45 @@ def wire_bytes(value: str) -> bytes:
         return value.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:  # a lone surrogate that did not come from surrogateescape
         return value.encode("utf-8", "surrogatepass")
+
+
+LOG_TEXT_LIMIT = 64
+"""Characters of peer-supplied text in a log line (then ``...``)."""
+MAX_NAME_CHARS = 256
+"""pppd's MAXNAMELEN: the longest PEERNAME (pppd keeps at most this much of a peer's name)."""
+
+
+def printable(text: str, limit: int = LOG_TEXT_LIMIT) -> str:
+    """Peer-supplied text made safe for a log line: whatever is not printable (control characters,
+    undecodable bytes, separators) escaped as ``\\xHH`` / ``\\uHHHH``, at most ``limit`` characters of
+    the text, then ``...`` if there was more."""
+    head = text[: limit + 1]
+    cleaned = "".join(c if c.isprintable() else _escape(c) for c in head[:limit])
+    return cleaned + ("..." if len(text) > limit else "")
+
+
+def _escape(c: str) -> str:
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape): show the byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def name_problem(name: str) -> str | None:
+    """Why a peer's name is refused at authentication, or None: it holds a control character (NUL,
+    C0, DEL, C1) or a line or paragraph separator."""
+    for c in name:
+        if unicodedata.category(c) in ("Cc", "Zl", "Zp"):
+            return f"the name holds the control character U+{ord(c):04X}"
+    return None
+
+
+def peer_authname(name: str, strip_domain: bool) -> str:
+    """What pppd passes to ip-up and ip-down as PEERNAME (``peer_authname``): the name without
+    ``DOMAIN\\`` under ``chapms-strip-domain``, made printable, at most :data:`MAX_NAME_CHARS`."""
+    if strip_domain:
+        name = name.rpartition("\\")[2]
+    return "".join(c if c.isprintable() else _escape(c) for c in name[:MAX_NAME_CHARS])[:MAX_NAME_CHARS]
 
 
 def nt_hash(password: str) -> bytes:
