@@ -15,6 +15,7 @@ given, so nothing is sent outside it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -145,3 +146,27 @@ def _new_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setblocking(False)
     return sock
+
+
+async def _main(args: argparse.Namespace) -> None:
+    flood = Flood(
+        args.ns, (args.to, 1723), args.source, args.per_kind, tuple(args.kinds.split(",")), deadline=args.seconds
+    )
+    await flood.start()
+    loop = asyncio.get_running_loop()
+    until = loop.time() + args.seconds
+    while loop.time() < until:
+        print(f"held {flood.held} opened {flood.stats.opened} dropped {flood.stats.dropped_by_server}", flush=True)
+        await asyncio.sleep(1.0)
+    await flood.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="hold a connection flood against TCP 1723 (tests only)")
+    parser.add_argument("--ns", required=True, help="the network namespace to flood from")
+    parser.add_argument("--to", required=True, help="the server's address")
+    parser.add_argument("--source", action="append", required=True, help="a source address (repeatable)")
+    parser.add_argument("--per-kind", type=int, default=100)
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--seconds", type=float, default=60.0)
+    asyncio.run(_main(parser.parse_args()))
