@@ -20,7 +20,9 @@ did, in one asyncio process:
   the TUN device, the GRE call, the Call ID and the pool address are all
   released, and the control connection gets a CDN and a StopCCRQ if it is
   still there, as pptpctrl did when its pppd exited;
-* SIGHUP re-reads chap-secrets and the pppd options for new sessions;
+* chap-secrets is looked at at every authentication and re-read when it
+  changed, as pppd reads it at every authentication (removing a user takes
+  effect at once); SIGHUP re-reads it and the pppd options for new sessions;
   SIGTERM ends every session politely (LCP Terminate-Request, then CDN and
   StopCCRQ) and exits.
 
@@ -45,7 +47,7 @@ from pypptp.ctrl.events import Call
 from pypptp.pool import AddressPool, Lease
 from pypptp.ppp.auth import AuthResult
 from pypptp.ppp.link import AuthAttemptFailed, Authenticated, LinkConfig, NetworkUp, PppLink
-from pypptp.ppp.secrets import ChapSecrets, SecretsError, read_secrets_file
+from pypptp.ppp.secrets import ChapSecret, ChapSecrets, SecretsError, read_secrets_file
 from pypptp.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.scripts import ScriptInfo, ScriptRunner, call_tty
 from pypptp.server import ControlServer, ServerConnection, ServerSettings
@@ -151,6 +153,8 @@ class Daemon:
         if shared_units:
             share_units_between_processes()
         self.secrets = ChapSecrets(())
+        self._secrets_file = self.paths.secrets
+        self._secrets_seen: tuple[int, ...] | None = None
         self.server = ControlServer(settings, hooks=self)
         self.transport = GreTransport(None if settings.listen in ("", "0.0.0.0") else settings.listen)
         self.sessions: dict[tuple[int, int], DaemonSession] = {}
@@ -164,8 +168,29 @@ class Daemon:
 
     def load_secrets(self) -> None:
         """Read chap-secrets (at start and on SIGHUP); a bad file keeps the previous secrets."""
+        self._secrets_file = self.paths.secrets
+        self._secrets_seen = None
+        self._refresh_secrets()
+
+    def lookup(self, client: str, server: str) -> ChapSecret | None:
+        """The secrets record for an authentication (the links' ``secrets``): chap-secrets is re-read
+        first if it changed since it was last read (pppd reads it at every authentication)."""
+        self._refresh_secrets()
+        return self.secrets.lookup(client, server)
+
+    def _refresh_secrets(self) -> None:
+        """Read chap-secrets if it is not the file last read (another inode, size or modification time)."""
+        path = self._secrets_file
         try:
-            secrets = read_secrets_file(self.paths.secrets)
+            info = os.stat(path)
+            seen: tuple[int, ...] | None = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        except OSError:
+            seen = None
+        if seen is not None and seen == self._secrets_seen:
+            return
+        self._secrets_seen = seen
+        try:
+            secrets = read_secrets_file(path)
         except SecretsError as exc:
             log.error("MGR: %s; keeping the previous secrets", exc)
             return
@@ -176,7 +201,7 @@ class Daemon:
         log.info(
             "MGR: %d secret(s) read from %s%s",
             len(secrets.records),
-            self.paths.secrets,
+            path,
             f"; kept out of the pool for their users: {', '.join(map(str, reserved))}" if reserved else "",
         )
 
@@ -240,7 +265,7 @@ class Daemon:
         holder: list[DaemonSession] = []
         link = PppLink(
             policy.link_config(unit),
-            secrets=self.secrets,
+            secrets=self,  # looked up at authentication, re-read if the file changed (lookup)
             assign_addresses=lambda result, static: self._assign(holder[0], result, static),
         )
         gre = GreCall(

@@ -273,7 +273,7 @@ def test_missing_secrets(tmp_path: Path) -> None:
 
 def test_world_readable_secrets_warn(setup: Setup) -> None:
     os.chmod(setup.secrets, 0o644)
-    assert any("readable by every user" in warning for warning in setup.load().warnings)
+    assert any("has world and/or group access (-rw-r--r--)" in warning for warning in setup.load().warnings)
 
 
 # -- errors name the file and the line -----------------------------------------------------------------

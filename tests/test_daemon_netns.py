@@ -302,6 +302,26 @@ async def test_sighup_rereads_secrets_for_new_sessions(start_pypptpd: Callable[.
     await first.close()
 
 
+async def test_chap_secrets_changes_apply_at_the_next_authentication(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """As pppd, which reads chap-secrets at every authentication: removing a user takes effect at once,
+    with no SIGHUP; a running session carries on; a broken edit keeps the previous secrets."""
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
+    first = await open_client(daemon, tun=False)
+    daemon.secrets.write_text(SECRETS.replace("alice pptpd s3cret *\n", ""))
+    with pytest.raises(PptpClientError):
+        await open_client(daemon, tun=False)
+    daemon.secrets.write_text(SECRETS + 'carol pptpd "unterminated\n')
+    with pytest.raises(PptpClientError):  # the broken file is not used: still the secrets without alice
+        await open_client(daemon, tun=False)
+    daemon.wait_log("unterminated")
+    daemon.secrets.write_text(SECRETS)
+    again = await open_client(daemon, tun=False)
+    assert first.ppp is not None and not first.ppp.closed
+    await again.close()
+    await first.close()
+    assert "keeping the previous secrets" in daemon.log()
+
+
 async def test_sigterm_terminates_sessions_then_exits(start_pypptpd: Callable[..., Pypptpd]) -> None:
     daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
     session = await open_client(daemon, tun=False)

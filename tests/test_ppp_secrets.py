@@ -117,8 +117,10 @@ def test_secret_from_a_file_and_safe_reading(tmp_path: Path) -> None:
     secrets = read_secrets_file(str(secrets_path))
     record = secrets.lookup("alice", "pptpd")
     assert record is not None and record.secret == "from-file" and secrets.warnings == ()
-    secrets_path.chmod(0o644)
-    assert any("readable by every user" in w for w in read_secrets_file(str(secrets_path)).warnings)
+    for mode in (0o644, 0o620, 0o602, 0o640):  # any group or world bit, as pppd warns
+        secrets_path.chmod(mode)
+        assert any("has world and/or group access" in w for w in read_secrets_file(str(secrets_path)).warnings)
+    secrets_path.chmod(0o600)
     link = tmp_path / "link"
     link.symlink_to(secrets_path)
     with pytest.raises(SecretsError, match="cannot open"):
@@ -127,3 +129,28 @@ def test_secret_from_a_file_and_safe_reading(tmp_path: Path) -> None:
         read_secrets_file(str(tmp_path))
     with pytest.raises(SecretsError, match="cannot open"):
         read_secrets_file(os.path.join(str(tmp_path), "missing"))
+
+
+@pytest.mark.parametrize(
+    ("entry", "unit", "expected"),
+    [
+        ("198.18.4.0/30+", 0, "198.18.4.1"),
+        ("198.18.4.0/30+", 1, "198.18.4.2"),
+        ("198.18.4.0/30+", 2, None),  # would be the /30's broadcast address: skipped
+        ("198.18.4.0/24+", 253, "198.18.4.254"),
+        ("198.18.4.0/24+", 254, None),
+        ("198.18.4.0/24+", 300, None),  # outside the subnet
+        ("255.255.255.0/24+", 4000, None),  # beyond the address space: was an AddressValueError
+        ("198.18.4.0/32+", 0, None),
+    ],
+)
+def test_unit_based_addresses_that_do_not_fit_are_skipped(entry: str, unit: int, expected: str | None) -> None:
+    """pppd skips an ``a.b.c.d/n+`` entry when the unit does not fit in the subnet; so do we, and the
+    next entry decides."""
+    policy = parse_secrets(f"alice * pw {entry}\n").records[0].addresses
+    assigned = policy.assigned_address(unit)
+    assert (str(assigned) if assigned else None) == expected
+    if expected is not None:
+        assert policy.allows(expected, unit)
+    fallback = parse_secrets(f"alice * pw {entry} 198.18.9.9\n").records[0].addresses
+    assert str(fallback.assigned_address(unit)) == (expected or "198.18.9.9")

@@ -17,8 +17,9 @@ wins.  A secret ``@/path`` is the first word of that file.
 Address lists: none (three words) or ``-`` forbid every address; ``*``
 allows any; ``a.b.c.d`` allows that host (and the first such host is the
 address to assign); ``a.b.c.d/n`` a subnet; ``a.b.c.d/n+`` the address
-whose host part is the ppp unit number + 1; ``!spec`` forbids.  The first
-entry that matches decides.  Host names are refused: resolving them would
+whose host part is the ppp unit number + 1 (skipped, as pppd skips it, when
+that does not fit below the subnet's broadcast address); ``!spec`` forbids.
+The first entry that matches decides.  Host names are refused: resolving them would
 make the daemon depend on DNS at authentication time.
 
 Errors name the file and the line.  Files are read safely: regular files
@@ -66,7 +67,7 @@ class AddressPolicy:
             if entry.network is None:
                 return entry.allow
             if entry.unit_based:
-                if address == self._unit_address(entry.network, unit):
+                if address == self._unit_address(entry.network, unit):  # (None: skipped)
                     return entry.allow
             elif address in entry.network:
                 return entry.allow
@@ -78,7 +79,10 @@ class AddressPolicy:
             if not entry.allow or entry.network is None:
                 continue
             if entry.unit_based:
-                return self._unit_address(entry.network, unit)
+                address = self._unit_address(entry.network, unit)
+                if address is not None:
+                    return address
+                continue  # the unit does not fit in this subnet: pppd skips the entry
             if entry.network.prefixlen == 32:
                 return entry.network.network_address
         return None
@@ -96,8 +100,14 @@ class AddressPolicy:
         return None
 
     @staticmethod
-    def _unit_address(network: ipaddress.IPv4Network, unit: int) -> ipaddress.IPv4Address:
-        return network.network_address + unit + 1
+    def _unit_address(network: ipaddress.IPv4Network, unit: int) -> ipaddress.IPv4Address | None:
+        """Host ``unit + 1`` of ``network``, or None when that is the broadcast address or beyond (pppd
+        skips the entry then; unit 2 of a /30 would be its broadcast address, unit 300 of a /24 outside
+        it, and at the top of the address space the sum would not be an address at all)."""
+        offset = unit + 1
+        if offset >= network.num_addresses - 1:
+            return None
+        return network.network_address + offset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,8 +273,11 @@ def _read_limited(path: str) -> tuple[str, list[str]]:
     with os.fdopen(fd, "rb") as f:
         if info.st_size > MAX_FILE_BYTES:
             raise SecretsError(f"{path}: {info.st_size} bytes, more than {MAX_FILE_BYTES}")
-        if info.st_mode & stat.S_IROTH:
-            warnings.append(f"{path}: readable by every user; pppd warns of this too (chmod 600)")
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            warnings.append(
+                f"{path}: has world and/or group access ({stat.filemode(info.st_mode)}); pppd warns of this "
+                "too (chmod 600)"
+            )
         data = f.read(MAX_FILE_BYTES + 1)
     return data.decode("utf-8", "surrogateescape"), warnings
 
