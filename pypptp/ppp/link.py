@@ -749,8 +749,11 @@ class PppLink:
                 self._ipcp_opened = False
                 self._network_down("IPCP down")
             elif protocol == Protocol.CCP:
+                started = self.encryptor is not None or self.decryptor is not None
                 self._mppe_off()
-                if self.config.mppe.required:
+                if started:  # see _ccp_restarted
+                    self._ccp_restarted(now)
+                elif self.config.mppe.required:
                     self._network_down("CCP down")
         elif event is LayerEvent.FINISHED:
             self._log("info", f"{ncp.name} finished")
@@ -801,6 +804,19 @@ class PppLink:
             # Terminate-Ack: ask again at once instead of after a whole restart period
             self._ipcp_peer_waiting = False
             ipcp.automaton.retransmit_now(now)
+
+    def _ccp_restarted(self, now: float) -> None:
+        """CCP left Opened while MPPE was on (the peer's new Configure-Request, Terminate-Request or
+        -Ack, Code-Reject or Protocol-Reject): end the link, as pppd does ("MPPE disabled").  A new CCP
+        would build new codecs from the same MS-CHAP keys at coherency count 0 (RFC 3078, RFC 3079):
+        the same keystream for our next packets, and the peer's earlier packets decrypting again; and
+        with optional MPPE, IP would carry on in clear.  Only a new LCP session keys MPPE afresh.  Not
+        a restart: Windows' retransmission of the request we Acked (re-Acked, ``keep_open_on_repeat``)
+        and the Reset-Request/Reset-Ack of stateful MPPE."""
+        reason = "CCP went down while MPPE was on"
+        self._log("warning", f"{reason}: ending the link (MPPE restarted on the same keys would reuse its keystream)")
+        self._network_down(reason)
+        self._close_lcp(now, reason, log=False)
 
     def _mppe_off(self) -> None:
         self.encryptor = self.decryptor = None
