@@ -11,7 +11,9 @@ Data path, per direction:
 * GRE -> TUN: the frame goes to the link (which decrypts MPPE and checks
   that the NCP is open); IPv4 packets have their TCP MSS clamped and are
   written to the TUN descriptor.  Hot path: MPPE decrypts straight from the
-  GRE receive buffer into one reused buffer, which is written to the TUN.
+  GRE receive buffer into one reused buffer, which is written to the TUN when
+  it holds IPv4 with IPCP Opened or IPv6 with IPV6CP Opened (one table lookup;
+  any other inner protocol goes to the link, which discards it).
 * TUN -> GRE: each wakeup drains the TUN descriptor (bounded) into one
   reused buffer; IPv4 SYNs get their MSS clamped; the link encrypts and
   frames; the GRE call sends.  Hot path: MPPE encrypts from that buffer
@@ -68,6 +70,22 @@ MAX_TUN_PACKETS_PER_WAKEUP = 64
 ROOM_POLL = 0.05
 """Seconds a TUN reader paused by a full GRE window waits before it looks again without an ack."""
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
+
+
+def _protocol_table(*protocols: int) -> bytes:
+    """256 flags: 1 at each inner protocol number (0x21-0xFA, one byte) the hot path may deliver."""
+    table = bytearray(256)
+    for protocol in protocols:
+        table[protocol] = 1
+    return bytes(table)
+
+
+_TUN_PROTOCOLS = {
+    (ipv4, ipv6): _protocol_table(*[p for p, on in ((Protocol.IPV4, ipv4), (Protocol.IPV6, ipv6)) if on])
+    for ipv4 in (False, True)
+    for ipv6 in (False, True)
+}
+"""By (IPCP Opened, IPV6CP Opened): the inner protocols the receive hot path writes to the TUN."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -156,6 +174,9 @@ class PppSession:
         self._fast_mtu = 0
         self._fast_fd = -1
         """The TUN descriptor while the hot path runs and a TUN is attached; -1 otherwise."""
+        self._fast_open = _TUN_PROTOCOLS[False, False]
+        """Indexed by a decrypted inner protocol: 1 when the hot path may deliver it, i.e. IPv4 with IPCP
+        Opened, IPv6 with IPV6CP Opened (one lookup per packet; the slow path keeps it up to date)."""
         self._limits = DeadlineTimer(self.loop, self._on_limits)
         self._tun_setting: tuple[IPv4Address, IPv4Address, int] | None = None
         """The TUN device's local and peer addresses and MTU, as configured."""
@@ -189,7 +210,7 @@ class PppSession:
                     if decryptor.reset_pending and decryptor.take_reset_request():
                         self.link.request_mppe_reset(self.loop.time())
                         self._flush()
-                    if protocol:
+                    if self._fast_open[protocol]:
                         start, end = 1 if rx[0] & 1 else 2, len(frame) - offset - 2
                         fd = self._fast_fd
                         if fd < 0:
@@ -203,6 +224,10 @@ class PppSession:
                             if end > syn_at and rx[syn_at] & 0x02:
                                 clamp_mss(out[start:end], self._mss)
                         _write(fd, out[start:end])
+                    elif protocol:  # decrypted, but no open NCP carries it: the link discards it
+                        start, end = 1 if rx[0] & 1 else 2, len(frame) - offset - 2
+                        self.link.receive_decrypted(protocol, out[start:end], self.loop.time())
+                        self._flush()
                 except OSError:
                     self.stats.tun_write_errors += 1
                 except Exception:
@@ -295,6 +320,7 @@ class PppSession:
         self._fast_decryptor = link.decryptor if up else None
         self._fast_encryptor = link.encryptor if up else None
         self._fast_fd = self.tun.fd if up and self.tun is not None and self.received is None else -1
+        self._fast_open = _TUN_PROTOCOLS[up and link.data_open(Protocol.IPV4), up and link.data_open(Protocol.IPV6)]
         if self._fast_encryptor is not None and link.network_up is not None:
             prefix = self._tx_prefix = link.frame_prefix(Protocol.COMPRESSED)
             self._tx_head = TX_DATA - 4 - len(prefix)

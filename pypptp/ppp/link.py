@@ -496,13 +496,16 @@ class PppLink:
         if decryptor.take_reset_request():
             self._ccp_reset_id = (self._ccp_reset_id + 1) & 0xFF
             self._send_ccp_reset_request(now)
-        if inner is None:
+        if inner is not None:
+            self.receive_decrypted(*inner, now)
+
+    def receive_decrypted(self, protocol: int, payload: bytes | bytearray | memoryview, now: float) -> None:
+        """The inner protocol and payload of an MPPE frame, decrypted (here, or by a hot path that may
+        deliver only IP of an open NCP itself): data of an Opened NCP, or discarded."""
+        if not self.data_open(protocol):
+            self._log("debug", f"discarded decrypted {_protocol_name(protocol)}: its NCP is not Opened")
             return
-        inner_protocol, payload = inner
-        if not self.data_open(inner_protocol):
-            self._log("debug", f"discarded decrypted {_protocol_name(inner_protocol)}: its NCP is not Opened")
-            return
-        self._events.append(DataReceived(inner_protocol, payload))
+        self._events.append(DataReceived(protocol, bytes(payload)))
 
     def request_mppe_reset(self, now: float) -> None:
         """A hot path that decrypted outside :meth:`receive_frame` saw the decryptor ask for a reset."""
