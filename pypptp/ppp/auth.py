@@ -27,11 +27,11 @@ character (NUL, C0, DEL, C1, or a Unicode line or paragraph separator) is
 refused at authentication as a failed attempt (:func:`name_problem`): no
 secret can hold one, and such a name would otherwise reach logs and the
 scripts' PEERNAME.  Bytes that are not UTF-8 (a client in a legacy code
-page) are allowed.  Peer-supplied text is never logged raw: :func:`printable`
-escapes it and caps it (64 characters in log lines), and
-:func:`peer_authname` is what the scripts get as PEERNAME (pppd's
-``peer_authname``: the name after ``chapms-strip-domain``, made printable,
-at most 256 characters).
+page) are allowed.  Peer-supplied text is never logged raw: log lines hold at
+most 64 characters of it (:func:`clipped`), escaped (``repr``, pppd's ``%q``
+or :func:`printable`), and :func:`peer_authname` is what the scripts get as
+PEERNAME (pppd's ``peer_authname``: the name after ``chapms-strip-domain``,
+made printable, at most 256 characters).
 
 These methods are weak (PAP sends the password in clear, MS-CHAPv2 reduces
 to one DES key): they exist for interoperability.
@@ -57,7 +57,9 @@ __all__ = [
     "AuthMethod",
     "AuthResult",
     "MsChapKeys",
+    "PeerNotice",
     "SecretLookup",
+    "clipped",
     "make_authenticator",
     "make_peer",
     "name_problem",
@@ -165,10 +167,18 @@ class AuthMethod(typing.Protocol):
         """When :meth:`handle_timer` next has work, or None."""
 
     def drain(self) -> tuple[list[ControlPacket], list[str]]:
-        """Packets to send, and log lines (notices and anomalies), since the last call."""
+        """Packets to send, and log lines (notices and anomalies), since the last call.  A line about a
+        packet the peer should not have sent is a :class:`PeerNotice`."""
 
 
 # -- shared by the methods --------------------------------------------------------------------
+
+
+class PeerNotice(str):
+    """A log line about a packet the peer should not have sent (discarded): a peer can send any number of
+    them, so the link logs each kind once and counts the repeats."""
+
+    __slots__ = ()
 
 
 class Exchange:
@@ -193,6 +203,10 @@ class Exchange:
 
     def _note(self, text: str) -> None:
         self._log.append(f"{self.name}: {text}")
+
+    def _anomaly(self, text: str) -> None:
+        """A discarded packet: a :class:`PeerNotice`, which the link logs once per kind."""
+        self._log.append(PeerNotice(f"{self.name}: {text}"))
 
     def _send(self, packet: ControlPacket) -> None:
         self._out.append(packet)
@@ -237,6 +251,12 @@ def _escape(c: str) -> str:
     if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape): show the byte
         return f"\\x{code - 0xDC00:02x}"
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clipped(text: str, limit: int = LOG_TEXT_LIMIT) -> str:
+    """At most ``limit`` characters of ``text``, then ``...``; for a line that escapes by itself (``repr``,
+    pppd's ``%q``)."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def name_problem(name: str) -> str | None:

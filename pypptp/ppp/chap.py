@@ -41,6 +41,8 @@ from pypptp.ppp.auth import (
     MsChapKeys,
     RandomBytes,
     SecretLookup,
+    clipped,
+    name_problem,
     nt_hash,
     random_checked,
     wire_bytes,
@@ -110,7 +112,7 @@ def parse_value_name(data: bytes) -> tuple[bytes, bytes] | str:
 
 
 def _says(message: bytes) -> str:
-    return f"; the server says {wire_text(message)!r}" if message else ""
+    return f"; the server says {clipped(wire_text(message))!r}" if message else ""
 
 
 # -- the digests ------------------------------------------------------------------------------
@@ -222,7 +224,7 @@ def _describe_ms_failure(message: bytes) -> str:
     if fields.get("R") == "1":
         words.append("retry allowed (R=1), not attempted: the credentials have not changed")
     if marker and tail:
-        words.append(f"the server says {wire_text(tail)!r}")
+        words.append(f"the server says {clipped(wire_text(tail))!r}")
     return "; ".join(words)
 
 
@@ -425,16 +427,16 @@ class ChapAuthenticator(Exchange):
     def receive(self, packet: ControlPacket, now: float) -> None:
         ident = packet.identifier
         if packet.code != ChapCode.RESPONSE:
-            self._note(f"{_code_name(packet.code)} (Identifier {ident}) is not for the authenticator; discarded")
+            self._anomaly(f"{_code_name(packet.code)} (Identifier {ident}) is not for the authenticator; discarded")
             return
         parsed = parse_value_name(packet.data)
         if isinstance(parsed, str):
-            self._note(f"malformed Response (Identifier {ident}) discarded: {parsed}")
+            self._anomaly(f"malformed Response (Identifier {ident}) discarded: {parsed}")
             return
         value, name = parsed
         if len(value) != self.digest.response_size:
             size = self.digest.response_size
-            self._note(f"Response (Identifier {ident}) with Value-Size {len(value)}, not {size}, discarded")
+            self._anomaly(f"Response (Identifier {ident}) with Value-Size {len(value)}, not {size}, discarded")
             return
         waiting = self._state in (_ServerState.CHALLENGED, _ServerState.AWAITING_RETRY)
         if waiting and ident == self._identifier:
@@ -442,25 +444,31 @@ class ChapAuthenticator(Exchange):
         elif self._last_reply is not None and ident == self._last_reply.identifier:
             self._send(self._last_reply)  # sections 4.1-4.2: the same code again, the first may be lost
         elif waiting:
-            self._note(f"Response with Identifier {ident} discarded: the current Challenge is {self._identifier}")
+            self._anomaly(f"Response with Identifier {ident} discarded: the current Challenge is {self._identifier}")
         else:
-            self._note(f"Response with Identifier {ident} discarded: no Challenge outstanding")
+            self._anomaly(f"Response with Identifier {ident} discarded: no Challenge outstanding")
 
     def _judge(self, identifier: int, value: bytes, name_bytes: bytes, now: float) -> None:
         name = self._peer_name = wire_text(name_bytes)
+        shown = clipped(name)
         lookup_name = wire_text(strip_domain(name_bytes)) if self.config.strip_domain else name
-        record = self.secrets.lookup(lookup_name, self.config.our_name)
+        problem = name_problem(name)  # refused before any lookup: a failed attempt like a wrong password
+        record = None if problem else self.secrets.lookup(lookup_name, self.config.our_name)
         password = record.secret if record is not None else _DUMMY_PASSWORD
-        verdict = self.digest.verify(identifier, self._challenge, name_bytes, value, password)
+        verdict = (
+            Verdict(False) if problem else self.digest.verify(identifier, self._challenge, name_bytes, value, password)
+        )
         if record is not None and verdict.ok:
             self._reply(ControlPacket(ChapCode.SUCCESS, identifier, verdict.success_message))
             self._state = _ServerState.DONE
-            message = f"{self.name} authentication succeeded for {name!r} (secret at {record.where})"
-            self._note(f"CHAP peer authentication succeeded for {ppplog.quoted(name)}")  # pppd's line
+            message = f"{self.name} authentication succeeded for {shown!r} (secret at {record.where})"
+            self._note(f"CHAP peer authentication succeeded for {ppplog.quoted(clipped(name))}")  # pppd's line
             self._finish(AuthResult(True, self.name, name, message, secret=record, keys=verdict.keys))
             return
-        if record is None:
-            reason = f"no secret for client {lookup_name!r} server {self.config.our_name!r}"
+        if problem:
+            reason = f"{problem}: refused"
+        elif record is None:
+            reason = f"no secret for client {clipped(lookup_name)!r} server {self.config.our_name!r}"
         else:
             reason = verdict.reason or f"wrong password (secret at {record.where})"
         self._failures += 1
@@ -473,15 +481,15 @@ class ChapAuthenticator(Exchange):
             self._identifier = (identifier + 1) & 0xFF  # RFC 2433 B.1: the retry carries Identifier + 1
             self._state = _ServerState.AWAITING_RETRY
             self._deadline = now + self._retry_wait
-            self._note(f"{attempts} failed for {name!r}: {reason}; Failure with R=1 and a new challenge")
-            self._note(ppplog.peer_failed_chap(name))  # pppd's line, which fail2ban and friends match
+            self._note(f"{attempts} failed for {shown!r}: {reason}; Failure with R=1 and a new challenge")
+            self._note(ppplog.peer_failed_chap(clipped(name)))  # pppd's line, which fail2ban and friends match
             return
         self._reply(ControlPacket(ChapCode.FAILURE, identifier, self.digest.failure_message(self._challenge, False)))
         self._state = _ServerState.DONE
         if self.digest.retry:
             reason += f" ({attempts})"
-        self._note(ppplog.peer_failed_chap(name))
-        self._finish(AuthResult(False, self.name, name, f"{self.name} authentication failed for {name!r}: {reason}"))
+        self._note(ppplog.peer_failed_chap(clipped(name)))
+        self._finish(AuthResult(False, self.name, name, f"{self.name} authentication failed for {shown!r}: {reason}"))
 
     def _reply(self, packet: ControlPacket) -> None:
         self._last_reply = packet
@@ -524,23 +532,23 @@ class ChapPeer(Exchange):
         elif packet.code in (ChapCode.SUCCESS, ChapCode.FAILURE):
             self._on_outcome(packet)
         else:
-            self._note(f"{_code_name(packet.code)} (Identifier {packet.identifier}) is not for the peer; discarded")
+            self._anomaly(f"{_code_name(packet.code)} (Identifier {packet.identifier}) is not for the peer; discarded")
 
     def _on_challenge(self, packet: ControlPacket) -> None:
         ident = packet.identifier
         parsed = parse_value_name(packet.data)
         if isinstance(parsed, str):
-            self._note(f"malformed Challenge (Identifier {ident}) discarded: {parsed}")
+            self._anomaly(f"malformed Challenge (Identifier {ident}) discarded: {parsed}")
             return
         value, _server_name = parsed
         if not self.digest.challenge_ok(len(value)):
-            self._note(f"Challenge (Identifier {ident}) with Value-Size {len(value)} discarded")
+            self._anomaly(f"Challenge (Identifier {ident}) with Value-Size {len(value)} discarded")
             return
         if self._response is not None and self._answered == (ident, value):
             self._send(self._response)  # a retransmitted Challenge: the same Response
             return
         if self.result is not None:
-            self._note(f"new Challenge (Identifier {ident}) after the exchange ended discarded")
+            self._anomaly(f"new Challenge (Identifier {ident}) after the exchange ended discarded")
             return
         answer = self.digest.respond(ident, value, self._user, self.config.password, self._random_bytes)
         data = bytes((len(answer.value),)) + answer.value + self._user
@@ -552,11 +560,11 @@ class ChapPeer(Exchange):
         success = packet.code == ChapCode.SUCCESS
         kind = _code_name(packet.code)
         if self._response is None or self._answer is None or packet.identifier != self._response.identifier:
-            self._note(f"{kind} with Identifier {packet.identifier} answers no Response of ours; discarded")
+            self._anomaly(f"{kind} with Identifier {packet.identifier} answers no Response of ours; discarded")
             return
         if self.result is not None:
             if self.result.success != success:
-                self._note(f"{kind} after the exchange ended; ignored")
+                self._anomaly(f"{kind} after the exchange ended; ignored")
             return  # a repeated Success or Failure
         user = self.config.user
         if not success:

@@ -58,6 +58,7 @@ import dataclasses
 import enum
 import ipaddress
 import os
+import re
 import secrets as _secrets
 from collections.abc import Callable
 
@@ -66,7 +67,9 @@ from pypptp.ppp.auth import (
     AuthMethod,
     AuthResult,
     MsChapKeys,
+    PeerNotice,
     SecretLookup,
+    clipped,
     make_authenticator,
     make_peer,
 )
@@ -99,6 +102,8 @@ __all__ = [
 RESET_INTERVAL = 1.0
 """Seconds between repeated CCP Reset-Requests while stateful MPPE waits for a flushed packet (pppd's)."""
 _MAX_ROUNDS = 64  # bound on the event cascade after one input (each round drains every automaton)
+_NUMBERS = re.compile(r"0x[0-9A-Fa-f]+|\d+")  # what varies between repeats of one kind of notice
+_MAX_NOTICE_KINDS = 64
 
 
 class Phase(enum.IntEnum):
@@ -287,6 +292,8 @@ class PppLink:
         self._ccp_reset_id = 0
         self._reset_deadline: float | None = None
         self._logged_drops: set[str] = set()
+        self._repeats: dict[str, int] = {}
+        """Peer-driven notices by kind: how many were counted, not logged, after the first (:meth:`_notice`)."""
         self._echo_deadline: float | None = None
         self._echo_pending = 0
         self._frames: list[bytes] = []
@@ -551,7 +558,10 @@ class PppLink:
                 for packet in packets:
                     self._frames.append(self._encode(auth.protocol, packet.encode()))
                 for line in lines:
-                    self._log("info", line)
+                    if isinstance(line, PeerNotice):
+                        self._notice("info", str(line))
+                    else:
+                        self._log("info", line)
                 for name in auth.failed_attempts:
                     self._events.append(AuthAttemptFailed(auth.name, name))
                 auth.failed_attempts.clear()
@@ -659,6 +669,7 @@ class PppLink:
             ncp.automaton.anomalies.clear()
 
     def _link_dead(self, now: float) -> None:
+        self._sum_up_notices()
         self._echo_deadline = None
         self.setup_deadline = None
         self._end_lcp_session()
@@ -678,7 +689,9 @@ class PppLink:
             self._log("notice", result.message)
             self._close_lcp(now, "Authentication failed")
             return True
-        self._log("notice", f"{result.method} {'peer' if local else 'we'} authenticated as {result.peer_name!r}")
+        self._log(
+            "notice", f"{result.method} {'peer' if local else 'we'} authenticated as {clipped(result.peer_name)!r}"
+        )
         pending = [a for a in (self.auth_local, self.auth_remote) if a is not None and not _succeeded(a)]
         if not pending and self.phase is Phase.AUTHENTICATE:
             self._enter_network(now)
@@ -864,9 +877,12 @@ class PppLink:
 
     def _protocol_rejected(self, protocol: int, now: float) -> None:
         ncp = self.ncps.get(protocol)
+        if ncp is None:  # nothing to stop: a peer may send any number of these
+            message = f"the peer Protocol-Rejected {_protocol_name(protocol)}, which we do not run"
+            self._notice("info", message, kind="Protocol-Reject for a protocol we do not run")
+            return
         self._log("info", f"the peer Protocol-Rejected {_protocol_name(protocol)}")
-        if ncp is not None:
-            ncp.automaton.protocol_rejected(now)
+        ncp.automaton.protocol_rejected(now)
 
     # -- LCP keepalive (pppd lcp-echo-interval / lcp-echo-failure) ---------------------------------
 
@@ -886,7 +902,7 @@ class PppLink:
             return
         magic = int.from_bytes(packet.data[:4], "big")
         if magic and magic == self.lcp_options.our_magic:
-            self._log("warning", "received our own Echo-Reply: the line may be looped back")
+            self._notice("warning", "received our own Echo-Reply: the line may be looped back")
             return
         self._echo_pending = 0
 
@@ -928,6 +944,29 @@ class PppLink:
         if reason not in self._logged_drops:
             self._logged_drops.add(reason)
             self._log("warning", f"{message}; dropped (further drops are only counted)")
+
+    def _notice(self, level: str, message: str, kind: str = "") -> None:
+        """A notice the peer can repeat at will (a discarded authentication packet, an Echo-Reply with our
+        magic, a Protocol-Reject): logged the first time its kind (the message without its numbers) is
+        seen on this link, then only counted; :meth:`_sum_up_notices` logs the counts when the link ends."""
+        kind = kind or _NUMBERS.sub("#", message)
+        if kind not in self._repeats:
+            if len(self._repeats) >= _MAX_NOTICE_KINDS:
+                kind = "other peer-driven notices"
+                self._repeats.setdefault(kind, 0)
+            else:
+                self._repeats[kind] = 0
+                self._log(level, message)
+                return
+        self._repeats[kind] += 1
+
+    def _sum_up_notices(self) -> None:
+        repeated = sorted(((count, kind) for kind, count in self._repeats.items() if count), reverse=True)
+        self._repeats.clear()
+        if repeated:
+            listed = "; ".join(f"{kind}: {count}" for count, kind in repeated[:8])
+            more = f"; and {len(repeated) - 8} more kinds" if len(repeated) > 8 else ""
+            self._log("info", f"repeated on this link and counted, not logged: {listed}{more}")
 
     def _log(self, level: str, message: str) -> None:
         self._events.append(LinkLog(level, message))

@@ -29,6 +29,8 @@ from pypptp.ppp.auth import (
     Exchange,
     RandomBytes,
     SecretLookup,
+    clipped,
+    name_problem,
     random_checked,
     wire_bytes,
     wire_text,
@@ -120,14 +122,14 @@ class PapAuthenticator(Exchange):
 
     def receive(self, packet: ControlPacket, now: float) -> None:
         if packet.code != PapCode.AUTHENTICATE_REQUEST:
-            self._note(f"{_code_name(packet.code)} (Identifier {packet.identifier}) is not for the authenticator")
+            self._anomaly(f"{_code_name(packet.code)} (Identifier {packet.identifier}) is not for the authenticator")
             return
         parsed = parse_request(packet.data)
         if isinstance(parsed, str):
-            self._note(f"malformed Authenticate-Request (Identifier {packet.identifier}) discarded: {parsed}")
+            self._anomaly(f"malformed Authenticate-Request (Identifier {packet.identifier}) discarded: {parsed}")
             return
         if self._state is _State.INITIAL:
-            self._note("Authenticate-Request before the Authenticate phase discarded")
+            self._anomaly("Authenticate-Request before the Authenticate phase discarded")
         elif self._state is _State.DONE:
             # section 2.2.1: a repeated request after the reply gets the same code (the reply may be lost)
             self._reply(packet.identifier, self._reply_code)
@@ -136,8 +138,10 @@ class PapAuthenticator(Exchange):
 
     def _judge(self, identifier: int, peer_id: bytes, password: bytes) -> None:
         name = wire_text(peer_id)
+        shown = clipped(name)
         lookup_name = wire_text(strip_domain(peer_id)) if self.config.strip_domain else name
-        record = self.secrets.lookup(lookup_name, self.config.our_name)
+        problem = name_problem(name)  # refused before any lookup: a Nak, a failed attempt
+        record = None if problem else self.secrets.lookup(lookup_name, self.config.our_name)
         expected = wire_bytes(record.secret) if record is not None else _DUMMY_SECRET
         # constant time, and hashing first hides the secret's length too
         same = hmac.compare_digest(hashlib.sha256(password).digest(), hashlib.sha256(expected).digest())
@@ -145,19 +149,21 @@ class PapAuthenticator(Exchange):
         if same and record is not None:
             self._reply_code = PapCode.AUTHENTICATE_ACK
             self._reply(identifier, self._reply_code)
-            message = f"PAP authentication succeeded for {name!r} (secret at {record.where})"
-            self._note(ppplog.pap_peer_succeeded(name))
+            message = f"PAP authentication succeeded for {shown!r} (secret at {record.where})"
+            self._note(ppplog.pap_peer_succeeded(clipped(name)))
             self._finish(AuthResult(True, _NAME, name, message, secret=record))
             return
-        if record is None:
-            reason = f"no secret for client {lookup_name!r} server {self.config.our_name!r}"
+        if problem:
+            reason = f"{problem}: refused"
+        elif record is None:
+            reason = f"no secret for client {clipped(lookup_name)!r} server {self.config.our_name!r}"
         else:
             reason = f"wrong password (secret at {record.where})"
         self._reply_code = PapCode.AUTHENTICATE_NAK
         self._reply(identifier, self._reply_code)
         self.failed_attempts.append(name)
-        self._note(ppplog.pap_peer_failed(name))
-        self._finish(AuthResult(False, _NAME, name, f"PAP authentication failed for {name!r}: {reason}"))
+        self._note(ppplog.pap_peer_failed(clipped(name)))
+        self._finish(AuthResult(False, _NAME, name, f"PAP authentication failed for {shown!r}: {reason}"))
 
     def _reply(self, identifier: int, code: PapCode) -> None:
         message = ACK_MESSAGE if code is PapCode.AUTHENTICATE_ACK else NAK_MESSAGE
@@ -206,20 +212,20 @@ class PapPeer(Exchange):
     def receive(self, packet: ControlPacket, now: float) -> None:
         code = packet.code
         if code not in (PapCode.AUTHENTICATE_ACK, PapCode.AUTHENTICATE_NAK):
-            self._note(f"{_code_name(code)} (Identifier {packet.identifier}) is not for the peer")
+            self._anomaly(f"{_code_name(code)} (Identifier {packet.identifier}) is not for the peer")
             return
         parsed = parse_reply(packet.data)
         if isinstance(parsed, str):
-            self._note(f"malformed {_code_name(code)} (Identifier {packet.identifier}) discarded: {parsed}")
+            self._anomaly(f"malformed {_code_name(code)} (Identifier {packet.identifier}) discarded: {parsed}")
             return
         if packet.identifier not in self._sent:
-            self._note(f"{_code_name(code)} with Identifier {packet.identifier} answers no request of ours")
+            self._anomaly(f"{_code_name(code)} with Identifier {packet.identifier} answers no request of ours")
             return
         success = code == PapCode.AUTHENTICATE_ACK
         if self.result is not None:
             if self.result.success != success:
-                self._note(f"{_code_name(code)} after the exchange ended; ignored")
+                self._anomaly(f"{_code_name(code)} after the exchange ended; ignored")
             return  # a repeated reply
-        server_says = f": the server says {wire_text(parsed)!r}" if parsed else ""
+        server_says = f": the server says {clipped(wire_text(parsed))!r}" if parsed else ""
         outcome = "succeeded" if success else "failed"
         self._finish(AuthResult(success, _NAME, self.config.user, f"PAP authentication {outcome}{server_says}"))
