@@ -29,12 +29,19 @@ from pypptp.ppp.auth import (
     make_authenticator,
     make_peer,
 )
-from pypptp.ppp.chap import ChapAuthenticator, ChapPeer, MsChapV2Digest
+from pypptp.ppp.chap import ChapAuthenticator, ChapPeer, MsChapV2Digest, parse_value_name
 from pypptp.ppp.crypto import generate_authenticator_response, lm_password_hash, nt_password_hash
+from pypptp.ppp.frame import encode_frame, parse_frame
 from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP
+from pypptp.ppp.link import Authenticated, LinkEvent, LinkLog, Phase, PppLink
 from pypptp.ppp.packet import ControlPacket, decode_packet
 from pypptp.ppp.secrets import AddressPolicy, ChapSecret, ChapSecrets, parse_secrets
 from tests.test_ppp_crypto import CAPTURES, _chap_packets
+from tests.test_ppp_link import SECRETS as LINK_SECRETS
+from tests.test_ppp_link import Wire as LinkWire
+from tests.test_ppp_link import client_config as link_client_config
+from tests.test_ppp_link import counter32, of, rng_bytes
+from tests.test_ppp_link import server_config as link_server_config
 
 ALL = [AUTH_PAP, AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2]
 CHAP = [AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2]
@@ -936,3 +943,303 @@ def test_chap_peer_has_no_timer() -> None:
     peer.start(0.0)
     peer.handle_timer(1000.0)
     assert peer.drain() == ([], []) and peer.next_deadline() is None
+
+
+# -- a broken check must fail these (issue 15): every byte that is checked, checked -----------------------
+#
+# Comparing only the first 16 of the 24 NT-Response bytes, or handing an authentication packet to a method
+# other than the negotiated one, passed every test above.  Each test here starts from a response that
+# succeeds (an RFC vector) and changes one thing.
+
+RFC2759_RESPONSE = RFC2759_PEER_CHALLENGE + bytes(8) + bytes.fromhex("82309ECD8D708B5EA08FAA3981CD83544233114A3D85D6DF")
+RFC2759_RESPONSE += b"\x00"  # Flags
+RFC2433_CHALLENGE = bytes.fromhex("102DB5DF085D3041")
+RFC2433_RESPONSE = bytes(24) + bytes.fromhex("4E9D3C8F9CFD385D5BF4D3246791956CA4C351AB409A3D61") + b"\x01"
+MD5_CHALLENGE = bytes(range(16))  # shared/spec/auth.md section 3.1: Identifier 1, secret "secret"
+MD5_RESPONSE = bytes.fromhex("740E86463BDA3A4D7017D6E0FBA0699D")
+# what each method checks: MS-CHAPv2 the Peer-Challenge and the NT-Response (bytes 16-23 are reserved, the
+# Flags byte is Windows 98's); MS-CHAPv1 the NT-Response (the LAN Manager response is not supported)
+CHECKED = {
+    AUTH_MSCHAP_V2: [*range(16), *range(24, 48)],
+    AUTH_MSCHAP_V1: list(range(24, 48)),
+    AUTH_CHAP_MD5: list(range(16)),
+}
+VECTORS = {  # option -> (secrets, challenge packet Identifier, challenge, good Response value, name)
+    AUTH_MSCHAP_V2: (
+        "User * clientPass *\nOther * clientPass *\n",
+        7,
+        RFC2759_AUTH_CHALLENGE,
+        RFC2759_RESPONSE,
+        b"User",
+    ),
+    AUTH_MSCHAP_V1: ("u * MyPw *\n", 7, RFC2433_CHALLENGE, RFC2433_RESPONSE, b"u"),
+    AUTH_CHAP_MD5: ("u * secret *\n", 1, MD5_CHALLENGE, MD5_RESPONSE, b"u"),
+}
+
+
+def judged(option: bytes, value: bytes, name: bytes | None = None) -> int:
+    """The code our authenticator answers the RFC vector's Challenge's Response ``value`` with (3 Success,
+    4 Failure), from a fresh authenticator each time.  Checks that a Success and only a Success ends in
+    a successful result."""
+    secrets, identifier, challenge, _, user = VECTORS[option]
+    size = f"n{len(challenge)}"
+    srv = make_authenticator(
+        option,
+        AuthConfig(),
+        parse_secrets(secrets),
+        random_bytes=scripted(n1=bytes((identifier,)), **{size: challenge}),
+    )
+    srv.start(0.0)
+    (sent_challenge,) = sent(srv)
+    assert sent_challenge.data[1 : 1 + len(challenge)] == challenge
+    srv.receive(chap(2, identifier, value, user if name is None else name), 0.0)
+    (reply,) = sent(srv)
+    assert reply.code in (3, 4)
+    assert (srv.result is not None and srv.result.success) is (reply.code == 3)
+    return reply.code
+
+
+@pytest.mark.parametrize("option", list(VECTORS), ids=[NAMES[o] for o in VECTORS])
+def test_the_rfc_vectors_succeed(option: bytes) -> None:
+    """The starting point of the tests below: the unchanged Response succeeds."""
+    assert judged(option, VECTORS[option][3]) == 3
+
+
+@pytest.mark.parametrize(
+    ("option", "position"),
+    [(option, position) for option, positions in CHECKED.items() for position in positions],
+    ids=[f"{NAMES[o]}-byte{p}" for o, positions in CHECKED.items() for p in positions],
+)
+def test_every_bit_of_every_checked_byte_matters(option: bytes, position: int) -> None:
+    good = VECTORS[option][3]
+    for mask in (*(1 << bit for bit in range(8)), 0xFF):
+        changed = bytearray(good)
+        changed[position] ^= mask
+        assert judged(option, bytes(changed)) == 4, f"byte {position} ^ {mask:#04x} was accepted"
+
+
+@pytest.mark.parametrize("option", list(VECTORS), ids=[NAMES[o] for o in VECTORS])
+def test_a_truncated_or_shifted_response_fails(option: bytes) -> None:
+    """A comparison of a prefix, or of the wrong slice, would pass some of these."""
+    good = VECTORS[option][3]
+    positions = CHECKED[option]
+    first, last = positions[0], positions[-1] + 1
+    for changed in (
+        good[:first] + bytes(last - first) + good[last:],  # the checked bytes zeroed
+        good[:first] + good[first + 1 : last] + b"\x00" + good[last:],  # shifted by one
+        good[:first] + good[first:last][::-1] + good[last:],  # reversed
+        good[: last - 8] + bytes(8) + good[last:],  # the last 8 checked bytes zeroed
+    ):
+        assert len(changed) == len(good)
+        assert judged(option, changed) == 4
+
+
+def test_mschap_v1_flag_zero_means_no_nt_response() -> None:
+    """MS-CHAPv1's "use NT response" flag at 0: the LAN Manager response, which we do not support,
+    even with a valid NT-Response in its place."""
+    assert judged(AUTH_MSCHAP_V1, RFC2433_RESPONSE[:48] + b"\x00") == 4
+
+
+def test_mschap_v2_binds_the_user_name() -> None:
+    """RFC 2759 section 8.2: the Challenge Hash includes the user name; the same Response under another
+    user's name fails, though both have the same password."""
+    assert judged(AUTH_MSCHAP_V2, RFC2759_RESPONSE, b"Other") == 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(list(VECTORS)), st.data())
+def test_a_random_response_never_succeeds(option: bytes, data: st.DataObject) -> None:
+    value = data.draw(st.binary(min_size=len(VECTORS[option][3]), max_size=len(VECTORS[option][3])))
+    if value != VECTORS[option][3]:
+        assert judged(option, value) == 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(list(VECTORS)), st.data())
+def test_a_changed_response_never_succeeds(option: bytes, data: st.DataObject) -> None:
+    """Any non-empty set of checked bytes changed, in any way."""
+    changes = data.draw(st.dictionaries(st.sampled_from(CHECKED[option]), st.integers(1, 255), min_size=1))
+    value = bytearray(VECTORS[option][3])
+    for position, mask in changes.items():
+        value[position] ^= mask
+    assert judged(option, bytes(value)) == 4
+
+
+def pap_judged(user: bytes, password: bytes) -> int:
+    srv = server(AUTH_PAP, parse_secrets("u * secret *\n"))
+    srv.start(0.0)
+    srv.receive(pap_request(1, user, password), 0.0)
+    (reply,) = sent(srv)
+    assert (srv.result is not None and srv.result.success) is (reply.code == 2)
+    return reply.code
+
+
+def test_pap_checks_every_byte_of_the_password() -> None:
+    assert pap_judged(b"u", b"secret") == 2
+    for position in range(6):
+        for mask in (*(1 << bit for bit in range(8)), 0xFF):
+            changed = bytearray(b"secret")
+            changed[position] ^= mask
+            assert pap_judged(b"u", bytes(changed)) == 3
+    for password in (b"", b"s", b"secre", b"secret\x00", b"secrets", b"SECRET", b"secret" * 2):
+        assert pap_judged(b"u", password) == 3
+    assert pap_judged(b"v", b"secret") == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=40))
+def test_a_random_pap_password_never_succeeds(password: bytes) -> None:
+    if password != b"secret":
+        assert pap_judged(b"u", password) == 3
+
+
+def test_the_peer_checks_every_digit_of_s() -> None:
+    """RFC 2759 section 5: our client ends the session on a Success whose S= differs in any digit."""
+    srv, peer, response = mschapv2_pair()
+    srv.receive(response, 0.1)
+    (success,) = sent(srv)
+    peer.receive(success, 0.2)
+    assert final(peer).success
+    for position in range(2, 42):
+        _, peer, response = mschapv2_pair()
+        data = bytearray(success.data)
+        data[position] = ord("0") if data[position] != ord("0") else ord("1")
+        peer.receive(ControlPacket(3, response.identifier, bytes(data)), 0.2)
+        assert not final(peer).success, f"S= digit {position - 2} changed was accepted"
+
+
+# -- only the negotiated method authenticates (the link's dispatch; CVE-2020-8597's lesson) -----------------
+#
+# Our server and client links in memory (test_ppp_link.py), one packet held back at the moment a forged one
+# of another method is delivered in its place; the held packet then still completes the exchange.
+
+
+def auth_packet(frame: bytes) -> ControlPacket | None:
+    """The packet of a PAP or CHAP frame, else None."""
+    protocol, offset = parse_frame(frame)
+    return decode_packet(frame[offset:]) if protocol in (AUTH_PROTOCOL_PAP, AUTH_PROTOCOL_CHAP) else None
+
+
+def auth_wire(method: bytes, hold_to_server: int = 0, hold_to_client: int = 0) -> tuple[LinkWire, ControlPacket, bytes]:
+    """Our links negotiating ``method``, run until quiet while the first PAP/CHAP frame of code
+    ``hold_to_server`` (or ``hold_to_client``) is held back: the wire, that packet and its frame."""
+    server_link = PppLink(
+        link_server_config(method), secrets=LINK_SECRETS, random_bytes=rng_bytes(1), random32=counter32(1)
+    )
+    client_link = PppLink(link_client_config(), random_bytes=rng_bytes(2), random32=counter32(2))
+    wire = LinkWire(server_link, client_link)
+    server_link.open(wire.now)
+    client_link.open(wire.now)
+    held: list[bytes] = []
+    for _ in range(200):
+        frames_s, events_s = server_link.drain()
+        frames_c, events_c = client_link.drain()
+        wire.server_events += events_s
+        wire.client_events += events_c
+        if not frames_s and not frames_c:
+            break
+        for frames, link, code in ((frames_s, client_link, hold_to_client), (frames_c, server_link, hold_to_server)):
+            for frame in frames:
+                packet = auth_packet(frame)
+                if packet is not None and packet.code == code and not held:
+                    held.append(frame)
+                else:
+                    link.receive_frame(frame, wire.now)
+    [frame] = held
+    packet = auth_packet(frame)
+    assert packet is not None
+    return wire, packet, frame
+
+
+def deliver_forged(link: PppLink, protocol: int, packets: list[ControlPacket]) -> None:
+    """Each forged packet is dropped by the link as not negotiated: no reply, no result."""
+    events: list[LinkEvent] = []
+    for packet in packets:
+        link.receive_frame(encode_frame(protocol, packet.encode()), 0.0)
+        frames, more = link.drain()
+        assert frames == [] and of(more, Authenticated) == []
+        events += more
+    assert any("not negotiated" in e.message for e in of(events, LinkLog))
+    assert all(a.result is None for a in (link.auth_local, link.auth_remote) if a is not None)
+    assert link.phase is Phase.AUTHENTICATE
+
+
+def authenticated(events: list[LinkEvent], local: bool) -> list[bool]:
+    return [e.result.success for e in of(events, Authenticated) if e.local is local]
+
+
+@pytest.mark.parametrize("method", [AUTH_MSCHAP_V2, AUTH_MSCHAP_V1, AUTH_CHAP_MD5], ids=["mschapv2", "mschapv1", "md5"])
+def test_a_pap_request_with_the_right_password_never_authenticates_a_chap_link(method: bytes) -> None:
+    wire, response, frame = auth_wire(method, hold_to_server=2)  # the client's CHAP Response, held
+    pap = [pap_request(identifier, b"alice", b"s3cret pass") for identifier in (1, 2, response.identifier)]
+    deliver_forged(wire.server, AUTH_PROTOCOL_PAP, pap)
+    wire.server.receive_frame(frame, wire.now)  # the negotiated method still works
+    wire.exchange()
+    assert authenticated(wire.server_events, local=True) == [True] and wire.server.phase is Phase.NETWORK
+
+
+def test_chap_packets_never_authenticate_a_pap_link() -> None:
+    wire, request, frame = auth_wire(AUTH_PAP, hold_to_server=1)  # the client's Authenticate-Request, held
+    peer = client(AUTH_MSCHAP_V2, "alice", "s3cret pass")
+    peer.receive(chap(1, request.identifier, bytes(16), b"pptpd"), 0.0)
+    (response,) = sent(peer)
+    forged = [response, chap(2, request.identifier, MD5_RESPONSE, b"alice"), chap(1, 9, bytes(16), b"pptpd")]
+    deliver_forged(wire.server, AUTH_PROTOCOL_CHAP, forged)
+    wire.server.receive_frame(frame, wire.now)
+    wire.exchange()
+    assert authenticated(wire.server_events, local=True) == [True] and wire.server.phase is Phase.NETWORK
+
+
+@pytest.mark.parametrize("method", [AUTH_CHAP_MD5, AUTH_MSCHAP_V2], ids=["md5", "mschapv2"])
+def test_our_chap_client_takes_its_outcome_only_from_chap(method: bytes) -> None:
+    """A PAP Authenticate-Nak (code 3, like CHAP's Success) with our Response's Identifier is no CHAP
+    Success: a link that handed it to the CHAP-MD5 peer would count itself authenticated by a server that
+    never proved it knows the password; nor is a PAP Ack (2) or code 4 a CHAP Failure."""
+    wire, success, frame = auth_wire(method, hold_to_client=3)  # the server's Success, held
+    forged = [ControlPacket(code, success.identifier, data) for code in (3, 2, 4) for data in (b"\x00", success.data)]
+    deliver_forged(wire.client, AUTH_PROTOCOL_PAP, forged)
+    wire.client.receive_frame(frame, wire.now)
+    wire.exchange()
+    assert authenticated(wire.client_events, local=False) == [True] and wire.client.phase is Phase.NETWORK
+
+
+def test_our_pap_client_takes_its_outcome_only_from_pap() -> None:
+    """A CHAP Success (3) or Failure (4) with our request's Identifier is no PAP Nak (3) or Ack."""
+    wire, ack, frame = auth_wire(AUTH_PAP, hold_to_client=2)  # the server's Authenticate-Ack, held
+    forged = [ControlPacket(code, ack.identifier, ack.data) for code in (3, 4, 2)]
+    deliver_forged(wire.client, AUTH_PROTOCOL_CHAP, forged)
+    wire.client.receive_frame(frame, wire.now)
+    wire.exchange()
+    assert authenticated(wire.client_events, local=False) == [True] and wire.client.phase is Phase.NETWORK
+
+
+@pytest.mark.parametrize(
+    ("negotiated", "other"),
+    [
+        (AUTH_MSCHAP_V2, AUTH_MSCHAP_V1),
+        (AUTH_MSCHAP_V2, AUTH_CHAP_MD5),
+        (AUTH_MSCHAP_V1, AUTH_MSCHAP_V2),
+        (AUTH_MSCHAP_V1, AUTH_CHAP_MD5),
+        (AUTH_CHAP_MD5, AUTH_MSCHAP_V2),
+        (AUTH_CHAP_MD5, AUTH_MSCHAP_V1),
+    ],
+    ids=["v2-gets-v1", "v2-gets-md5", "v1-gets-v2", "v1-gets-md5", "md5-gets-v2", "md5-gets-v1"],
+)
+def test_a_response_of_another_chap_algorithm_never_authenticates(negotiated: bytes, other: bytes) -> None:
+    """CHAP's algorithm is LCP's choice, not the Response's: one computed with the right password by
+    another algorithm over our Challenge (cut or doubled to the size that algorithm takes) is discarded
+    (another Value-Size) or fails."""
+    wire, challenge, _ = auth_wire(negotiated, hold_to_client=1)  # our Challenge, held from the client
+    parsed = parse_value_name(challenge.data)
+    assert not isinstance(parsed, str)
+    size = 8 if other == AUTH_MSCHAP_V1 else 16
+    impostor = client(other, "alice", "s3cret pass")
+    impostor.receive(chap(1, challenge.identifier, (parsed[0] * 2)[:size], b"pptpd"), 0.0)
+    (response,) = sent(impostor)
+    server = wire.server
+    server.receive_frame(encode_frame(AUTH_PROTOCOL_CHAP, response.encode()), 0.0)
+    frames, events = server.drain()
+    replies = [auth_packet(f) for f in frames]
+    assert [p.code for p in replies if p is not None] in ([], [4])  # discarded, or a Failure
+    assert not any(e.result.success for e in of(events, Authenticated))
+    assert server.auth_local is not None and (server.auth_local.result is None or not server.auth_local.result.success)
