@@ -45,7 +45,7 @@ from pypptp.aio_gre import GreCall, GreTransport
 from pypptp.ctrl.constants import StopReason
 from pypptp.ctrl.events import Call
 from pypptp.pool import AddressPool, Lease
-from pypptp.ppp.auth import AuthResult
+from pypptp.ppp.auth import AuthResult, peer_authname
 from pypptp.ppp.link import AuthAttemptFailed, Authenticated, LinkConfig, NetworkUp, PppLink
 from pypptp.ppp.secrets import ChapSecret, ChapSecrets, SecretsError, read_secrets_file
 from pypptp.proxyarp import add_proxy_arp, remove_proxy_arp
@@ -373,7 +373,7 @@ class Daemon:
             local=str(up.local_address),
             remote=str(up.peer_address),
             ipparam=session.connection.peer_ip if self.ipparam else "",
-            peer_name=result.peer_name if result else "",
+            peer_name=peer_authname(result.peer_name, session.ppp.link.config.auth.strip_domain) if result else "",
             unit=session.unit,
             dns=(),  # pppd exports DNS1/DNS2 only for servers the peer gave us (usepeerdns): none on a server
             connect_time=asyncio.get_running_loop().time() - (session.ppp.network_since or session.ppp.started_at),
@@ -402,7 +402,19 @@ class Daemon:
             else:
                 session.log.info("proxy ARP entry for %s on %s", up.peer_address, session.proxy_arp_on)
         self._runners.add(session.scripts)
+        session.scripts.on_not_started = lambda which, reason: self._script_not_started(session, which, reason)
         session.scripts.up(self._script_info(session, up))
+
+    def _script_not_started(self, session: DaemonSession, which: str, reason: str) -> None:
+        """ip-up exists but could not be started: the session ends (pppd would carry on, without the
+        per-user rules and accounting ip-up sets up)."""
+        if which != "up" or session.ppp.closed:
+            return
+        path = session.scripts.ip_up
+        session.log.error(
+            "%s could not be started (%s): ending the session, which must not run without it", path, reason
+        )
+        session.ppp.terminate(f"{path} could not be started")
 
     def _session_down(self, ppp: PppSession, reason: str) -> None:
         session = self._find(ppp)

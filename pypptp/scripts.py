@@ -26,7 +26,10 @@ ipcp_script_done; ``main.c`` run_program, update_link_stats, set_ifunit;
   ``IFNAME``                      the interface, argv[1]
   ``SPEED``                       argv[3]
   ``IPLOCAL``, ``IPREMOTE``       argv[4], argv[5] (``ipcp.c`` ipcp_up)
-  ``PEERNAME``                    the name the peer authenticated with, if it did
+  ``PEERNAME``                    the name the peer authenticated with, if it did:
+                                  pppd's ``peer_authname``, the name after
+                                  ``chapms-strip-domain``, printable, at most 256
+                                  characters (:func:`~pypptp.ppp.auth.peer_authname`)
   ``LINKNAME``                    pppd's ``linkname`` option, if given
   ``CALL_FILE``                   pppd's ``call`` option, if given
   ``DNS1``, ``DNS2``              DNS servers the *peer* gave us (``usepeerdns``;
@@ -49,6 +52,12 @@ ipcp_script_done; ``main.c`` run_program, update_link_stats, set_ifunit;
   kept open and drained until its last writer closes it, so a daemon that the
   script started in the background can still write to it, as it could to
   pppd's /dev/null.
+* **values**: no argument or variable can stop a script from starting: a NUL
+  (which ``execve`` cannot pass) becomes ``\\x00``.  A script that exists but
+  cannot be started (not executable, no interpreter, a bad value) is logged as
+  pppd logs it, and :attr:`ScriptRunner.on_not_started` tells the runner's
+  owner: the daemon ends a session whose ip-up could not be started, where
+  pppd would carry on without the per-user rules ip-up sets.
 * **ordering** (``ipcp.c``): at most one of the two scripts runs at a time.
   ip-up runs when IPCP comes up, unless a script is running; ip-down runs when
   IPCP goes down, only if ip-up was started, and if ip-up is still running it
@@ -75,6 +84,7 @@ import pwd
 import signal
 import stat
 import subprocess
+from collections.abc import Callable
 
 from pypptp import ppplog
 
@@ -140,7 +150,18 @@ def script_argv(path: str, info: ScriptInfo) -> list[str]:
     argv = [path, info.ifname, info.tty, str(info.speed), str(info.local), str(info.remote)]
     if info.ipparam:
         argv.append(info.ipparam)
-    return argv
+    return [_passable(value) for value in argv]
+
+
+def _passable(value: str) -> str:
+    """``value`` as ``execve`` can pass it: a NUL as ``\\x00``, a lone surrogate that the file system
+    encoding cannot write as ``\\uXXXX`` (those from undecodable bytes stay: they become the bytes)."""
+    value = value.replace("\0", "\\x00")
+    if any(0xD800 <= ord(c) <= 0xDFFF and not 0xDC80 <= ord(c) <= 0xDCFF for c in value):
+        value = "".join(
+            f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF and not 0xDC80 <= ord(c) <= 0xDCFF else c for c in value
+        )
+    return value
 
 
 @functools.lru_cache(maxsize=1)
@@ -181,7 +202,7 @@ def script_env(info: ScriptInfo, *, down: bool) -> dict[str, str]:
         env["CONNECT_TIME"] = str(int(max(0.0, info.connect_time)))
         env["BYTES_SENT"] = str(info.bytes_sent)
         env["BYTES_RCVD"] = str(info.bytes_received)
-    return env
+    return {name: _passable(value) for name, value in env.items()}
 
 
 class _StderrReader:
@@ -234,27 +255,40 @@ async def run_script(path: str, info: ScriptInfo, *, down: bool, timeout: float 
     script does not exist, could not be started or was killed for taking too
     long.  Everything worth knowing is logged to ``log``; never raises.
     """
+    return (await _attempt(path, info, down=down, timeout=timeout, log=log)).status
+
+
+@dataclasses.dataclass(frozen=True)
+class _Outcome:
+    status: int | None = None
+    not_started: str = ""
+    """Why a script that exists could not be started; empty when it ran or does not exist."""
+
+
+async def _attempt(path: str, info: ScriptInfo, *, down: bool, timeout: float, log: Log) -> _Outcome:
+    """:func:`run_script`, telling apart a script that could not be started."""
     try:
         return await _run(path, info, down=down, timeout=timeout, log=log)
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("running %s failed", path)
-        return None
+        return _Outcome()
 
 
-async def _run(path: str, info: ScriptInfo, *, down: bool, timeout: float, log: Log) -> int | None:
+async def _run(path: str, info: ScriptInfo, *, down: bool, timeout: float, log: Log) -> _Outcome:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        return None  # pppd: not an error if the script does not exist
+        return _Outcome()  # pppd: not an error if the script does not exist
     except OSError as exc:
-        log.warning("%s", ppplog.cannot_execute(path, exc.strerror or str(exc)))
-        return None
+        reason = exc.strerror or str(exc)
+        log.warning("%s", ppplog.cannot_execute(path, reason))
+        return _Outcome(not_started=reason)
     if not stat.S_ISREG(mode) or not mode & 0o111:
         # pppd presets errno to EINVAL for this case, hence its "Invalid argument"
         log.warning("%s", ppplog.cannot_execute(path, os.strerror(errno.EINVAL)))
-        return None
+        return _Outcome(not_started=os.strerror(errno.EINVAL))
 
     loop = asyncio.get_running_loop()
     read_fd, write_fd = os.pipe()
@@ -269,10 +303,11 @@ async def _run(path: str, info: ScriptInfo, *, down: bool, timeout: float, log: 
             start_new_session=True,
             umask=0o077,
         )
-    except OSError as exc:  # e.g. ENOEXEC: no #! line
+    except (OSError, ValueError, UnicodeError) as exc:  # e.g. ENOEXEC: no #! line
         os.close(read_fd)
-        log.warning("%s", ppplog.cannot_execute(path, exc.strerror or str(exc)))
-        return None
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        log.warning("%s", ppplog.cannot_execute(path, reason))
+        return _Outcome(not_started=reason)
     except BaseException:
         os.close(read_fd)
         raise
@@ -300,7 +335,7 @@ async def _run(path: str, info: ScriptInfo, *, down: bool, timeout: float, log: 
         log.warning("%s", ppplog.child_signalled(path, process.pid, -status))
     elif status is not None:
         log.log(logging.WARNING if status else logging.DEBUG, "%s", ppplog.script_finished(path, process.pid, status))
-    return status
+    return _Outcome(status)
 
 
 async def _wait_or_kill(process: asyncio.subprocess.Process, path: str, timeout: float, log: Log) -> int | None:
@@ -345,11 +380,14 @@ class ScriptRunner:
         self.timeout = timeout
         self.history: collections.deque[tuple[str, int | None]] = collections.deque(maxlen=16)
         """The last scripts run: ("up" or "down", exit status)."""
+        self.on_not_started: Callable[[str, str], object] | None = None
+        """Called with ("up" or "down", the reason) when a script that exists could not be started (it is
+        logged too): the daemon ends a session whose ip-up could not run."""
         self._started = False  # pppd's state s_up: ip-up was started and ip-down not yet
         self._want_up = False
         self._up_info: ScriptInfo | None = None
         self._down_info: ScriptInfo | None = None
-        self._task: asyncio.Task[int | None] | None = None
+        self._task: asyncio.Task[_Outcome] | None = None
 
     @property
     def busy(self) -> bool:
@@ -382,13 +420,18 @@ class ScriptRunner:
             self._start("down", self.ip_down, self._down_info, down=True)
 
     def _start(self, which: str, path: str, info: ScriptInfo, *, down: bool) -> None:
-        coroutine = run_script(path, info, down=down, timeout=self.timeout, log=self.log)
+        coroutine = _attempt(path, info, down=down, timeout=self.timeout, log=self.log)
         task = asyncio.get_running_loop().create_task(coroutine, name=f"{which} {info.ifname}")
         self._task = task
         task.add_done_callback(lambda t: self._done(which, t))
 
-    def _done(self, which: str, task: asyncio.Task[int | None]) -> None:
+    def _done(self, which: str, task: asyncio.Task[_Outcome]) -> None:
         self._task = None
-        status = None if task.cancelled() or task.exception() is not None else task.result()
-        self.history.append((which, status))
+        outcome = _Outcome() if task.cancelled() or task.exception() is not None else task.result()
+        self.history.append((which, outcome.status))
+        if outcome.not_started and self.on_not_started is not None:
+            try:
+                self.on_not_started(which, outcome.not_started)
+            except Exception:
+                self.log.exception("internal error after %s could not be started", which)
         self._kick()

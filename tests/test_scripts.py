@@ -361,3 +361,47 @@ async def test_missing_scripts_are_fine(tmp_path: Path) -> None:
     runner.down(DOWN_INFO)
     await runner.wait()
     assert list(runner.history) == [("up", None), ("down", None)]
+
+
+# -- names from the wire, and an ip-up that cannot be started (issue 15 section 3) ----------------------
+
+
+async def test_a_nul_in_any_value_never_stops_the_script(tmp_path: Path) -> None:
+    """``ValueError: embedded null byte`` made the script never run while the tunnel came up."""
+    out = tmp_path / "out"
+    path = write_script(tmp_path / "ip-up", f'printf %s "$PEERNAME" > {out}.name\nprintf %s "$6" > {out}.ipparam\n')
+    info = ScriptInfo(
+        ifname="ppp0", tty="t", speed=1, local="192.168.0.1", remote="192.168.0.2", ipparam="a\0b", peer_name="x\0y"
+    )
+    assert await run_script(path, info, down=False, log=LOG) == 0
+    assert (tmp_path / "out.name").read_text() == "x\\x00y"
+    assert (tmp_path / "out.ipparam").read_text() == "a\\x00b"
+    assert "\0" not in "".join(script_argv(path, info)) + "".join(script_env(info, down=True).values())
+
+
+@pytest.mark.parametrize("kind", ["not-executable", "no-interpreter", "directory"])
+async def test_an_ip_up_that_cannot_be_started_is_reported_to_the_runners_owner(tmp_path: Path, kind: str) -> None:
+    if kind == "directory":
+        up = str(tmp_path)
+    elif kind == "not-executable":
+        up = write_script(tmp_path / "ip-up", "exit 0\n", mode=0o644)
+    else:
+        up = str(tmp_path / "ip-up")
+        Path(up).write_text("#!/nonexistent/interpreter\n")
+        Path(up).chmod(0o755)
+    failures: list[tuple[str, str]] = []
+    runner = ScriptRunner(up, str(tmp_path / "no-ip-down"), log=LOG)
+    runner.on_not_started = lambda which, reason: failures.append((which, reason))
+    runner.up(INFO)
+    await runner.wait()
+    assert [which for which, _ in failures] == ["up"] and failures[0][1]
+
+
+async def test_a_missing_or_failing_ip_up_is_no_failure_to_start(tmp_path: Path) -> None:
+    failures: list[tuple[str, str]] = []
+    for up in (str(tmp_path / "absent"), write_script(tmp_path / "ip-up", "exit 1\n")):
+        runner = ScriptRunner(up, str(tmp_path / "no-ip-down"), log=LOG)
+        runner.on_not_started = lambda which, reason: failures.append((which, reason))
+        runner.up(INFO)
+        await runner.wait()
+    assert failures == []
