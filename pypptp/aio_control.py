@@ -84,6 +84,7 @@ class ControlProtocol(asyncio.Protocol):
             transport.write(out)
             if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
                 log.warning("CTRL: %s is not reading what we send; dropping it", self.peer)
+                self.handle_events(events)  # what this input did (a call it cleared) still counts
                 self.abort("peer not reading")
                 return
         self._dispatch_events(events)

@@ -555,13 +555,6 @@ class _Hooks:
         self.live.discard(call.call_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="under-abuse limits (aio_control.ControlProtocol._apply): when the reply that passes the 256 KiB "
-    "limit answers a CCRQ or StopCCRQ, the connection is aborted before that receive's events are handed "
-    "on; the CallCleared is lost, so the daemon never ends the call's session "
-    "(python -m pypptp.fuzz --seed 6 --batch 67 shows it about one run in two)",
-)
 async def test_a_peer_that_stops_reading_loses_no_call_clearing() -> None:
     """The stalled peer's last segment, the one whose reply passes the limit, clears its call: the
     daemon must hear of it (and the call is released) whichever way the connection then ends."""
