@@ -253,8 +253,8 @@ class _Configured:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
 
-    def link_config(self, unit: int) -> LinkConfig:
-        return self.config.options.link_config(unit=unit)
+    def link_config(self) -> LinkConfig:
+        return self.config.options.link_config()
 
     @property
     def idle(self) -> float:

@@ -3,17 +3,19 @@
 What poptop's pptpd manager, its per-connection ``pptpctrl`` and their pppd
 did, in one asyncio process:
 
-* a call established on TCP 1723 (OCRQ answered) gets the lowest free
-  ``pppN`` unit, a GRE call on the shared raw socket and a
-  :class:`~pypptp.session.PppSession` configured from the pppd options and
-  ``chap-secrets``;
-* once its peer has authenticated, the session gets an address pair from
-  the pool (``localip``/``remoteip``), or the address its chap-secrets
-  record pins (kept out of the pool for that user), and counts against
-  ``connections``: a call that never authenticates holds neither (pptpd
-  lends both at accept, so a few idle connections lock everyone out); the
-  control server keeps such calls in a budget of their own
-  (:mod:`pypptp.server`);
+* a call established on TCP 1723 (OCRQ answered) gets a GRE call on the
+  shared raw socket and a :class:`~pypptp.session.PppSession` configured
+  from the pppd options and ``chap-secrets``;
+* once its peer has authenticated, the session gets the lowest free
+  ``pppN`` unit, an address pair from the pool (``localip``/``remoteip``) or
+  the address its chap-secrets record pins (kept out of the pool for that
+  user, ``a.b.c.d/n+`` computed from that unit), and counts against
+  ``connections``: a call that never authenticates holds none of them
+  (pptpd lends them at accept, so a few idle connections lock everyone out,
+  and pending calls would shift the units, hence the ``/n+`` addresses, of
+  the users after them); the control server keeps such calls in a budget of
+  their own (:mod:`pypptp.server`).  Until then the session logs as
+  ``pppd``; pppd's ``Connect: pppN <--> ...`` line comes with the unit;
 * when the session's network comes up: the TUN device, ``/etc/ppp/ip-up``;
 * when it ends, by whatever path (LCP Terminate either way, CCRQ, StopCCRQ,
   TCP FIN or RST, echo timeouts, authentication failure, SIGTERM): ip-down,
@@ -46,7 +48,7 @@ from pypptp.ctrl.constants import StopReason
 from pypptp.ctrl.events import Call
 from pypptp.pool import AddressPool, Lease
 from pypptp.ppp.auth import AuthResult, peer_authname
-from pypptp.ppp.link import AuthAttemptFailed, Authenticated, LinkConfig, NetworkUp, PppLink
+from pypptp.ppp.link import Assignment, AuthAttemptFailed, Authenticated, LinkConfig, NetworkUp, PppLink
 from pypptp.ppp.secrets import ChapSecret, ChapSecrets, SecretsError, read_secrets_file
 from pypptp.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.scripts import ScriptInfo, ScriptRunner, call_tty
@@ -75,12 +77,12 @@ class DaemonSession:
 
     connection: ServerConnection
     call: Call
-    claim: UnitClaim
-    """The ``pppN`` unit, held from the call until the device is gone (the device owns it once made)."""
     gre: GreCall
     ppp: PppSession
     scripts: ScriptRunner
     log: logging.LoggerAdapter[logging.Logger]
+    claim: UnitClaim | None = None
+    """The ``pppN`` unit, from authentication until the device is gone (the device owns it once made)."""
     lease: Lease | None = None
     """The pool slot, from authentication on (a pinned address outside the pool may need none)."""
     addresses: tuple[IPv4Address, IPv4Address] | None = None
@@ -94,14 +96,15 @@ class DaemonSession:
 
     @property
     def unit(self) -> int:
-        return self.claim.unit
+        """The ``pppN`` unit (-1 before authentication)."""
+        return self.claim.unit if self.claim is not None else -1
 
 
 class SessionPolicy(Protocol):
     """What the pppd options say about each new session (re-read on SIGHUP)."""
 
-    def link_config(self, unit: int) -> LinkConfig:
-        """Without addresses: the daemon assigns them once the peer has authenticated."""
+    def link_config(self) -> LinkConfig:
+        """Without addresses or unit: the daemon assigns them once the peer has authenticated."""
         ...
 
     @property
@@ -253,10 +256,7 @@ class Daemon:
     # -- sessions ------------------------------------------------------------------------------
 
     def _start_session(self, connection: ServerConnection, call: Call) -> None:
-        claim = claim_unit()
-        unit = claim.unit
-        name = f"ppp{unit}"
-        slog = logging.LoggerAdapter(ppplog.pppd_logger(unit), {"unit": unit})
+        slog = logging.LoggerAdapter(logging.getLogger("pppd"), {})  # pppd.pppN once the unit is chosen
         if self.logfile:
             _attach_logfile(slog.logger, self.logfile)
         peer_ip = connection.peer_ip
@@ -264,9 +264,9 @@ class Daemon:
         policy = self.policy
         holder: list[DaemonSession] = []
         link = PppLink(
-            policy.link_config(unit),
+            policy.link_config(),
             secrets=self,  # looked up at authentication, re-read if the file changed (lookup)
-            assign_addresses=lambda result, static: self._assign(holder[0], result, static),
+            assign_addresses=lambda result: self._assign(holder[0], result),
         )
         gre = GreCall(
             self.transport,
@@ -288,20 +288,24 @@ class Daemon:
             on_down=self._session_down,
             on_auth=self._auth_event,
             clamp=self.clamp_mss,
-            make_tun=(lambda: self._shared_tun(holder[0])) if self.shared_units else (lambda: TunDevice(claim)),
+            make_tun=lambda: self._make_tun(holder[0]),
             idle=policy.idle,
             maxconnect=policy.maxconnect,
         )
         gre.deliver = ppp.receive_frame  # straight from the GRE demultiplexer into the session (hot path)
         runner = ScriptRunner(self.paths.ip_up, self.paths.ip_down, log=slog)
-        session = DaemonSession(connection, call, claim, gre, ppp, runner, slog)
+        session = DaemonSession(connection, call, gre, ppp, runner, slog)
         holder.append(session)
         self.sessions[(id(connection), call.call_id)] = session
-        slog.info("%s", ppplog.connect(name, call_tty(peer_ip, call.call_id)))
+        slog.debug("call from %s (Call ID %d)", peer_ip, call.call_id)
         ppp.start()
 
-    def _shared_tun(self, session: DaemonSession) -> TunDevice:
-        """The session's ``pppN`` when other processes create units too: another unit if it was taken."""
+    def _make_tun(self, session: DaemonSession) -> TunDevice:
+        """The session's ``pppN`` (made after authentication, which claimed the unit).  When other processes
+        create units too (``--workers``), another unit if that one was taken meanwhile."""
+        assert session.claim is not None
+        if not self.shared_units:
+            return TunDevice(session.claim)
         tun = TunDevice(session.claim, retry=True)
         if tun.claim is not None and tun.claim is not session.claim:
             session.log.warning("ppp%d was taken meanwhile; using ppp%d instead", session.unit, tun.unit)
@@ -311,20 +315,41 @@ class Daemon:
                 _attach_logfile(session.log.logger, self.logfile)
         return tun
 
-    def _assign(
-        self, session: DaemonSession, result: AuthResult | None, static: IPv4Address | None
-    ) -> tuple[IPv4Address, IPv4Address] | str:
-        """The peer authenticated (the link asks before IPCP): its addresses, or why it may not have any.
+    def _assign(self, session: DaemonSession, result: AuthResult | None) -> Assignment | str:
+        """The peer authenticated (the link asks before IPCP): its unit and addresses, or why it may not
+        have any.
 
-        ``connections`` counts these sessions; a pinned address (``static``, from the user's chap-secrets
-        record) is the user's own slot, or outside the pool; any other session takes the lowest free slot.
-        A renegotiation keeps what the session has."""
-        if session.addresses is not None:
-            return session.addresses
+        ``connections`` counts these sessions; the unit is the lowest free one now; a pinned address (the
+        user's chap-secrets record, ``a.b.c.d/n+`` for that unit) is the user's own slot, or outside the
+        pool; any other session takes the lowest free slot.  A renegotiation keeps what the session has."""
+        if session.addresses is not None and session.claim is not None:
+            return Assignment(*session.addresses, session.claim.unit)
         limit = self.settings.max_connections
         if self.admitted >= limit:
             return f"connection limit {limit} reached; no address for this session"
+        claim = claim_unit()
+        assigned = self._addresses(session, result, claim.unit)
+        if isinstance(assigned, str):
+            claim.release()
+            return assigned
+        session.claim = claim
+        session.addresses = assigned
+        self.admitted += 1
+        self.server.admit(session.connection)
+        session.log.logger = ppplog.pppd_logger(claim.unit)
+        if self.logfile:
+            _attach_logfile(session.log.logger, self.logfile)
+        peer_ip = session.connection.peer_ip
+        session.log.info("%s", ppplog.connect(f"ppp{claim.unit}", call_tty(peer_ip, session.call.call_id)))
+        return Assignment(*assigned, claim.unit)
+
+    def _addresses(
+        self, session: DaemonSession, result: AuthResult | None, unit: int
+    ) -> tuple[IPv4Address, IPv4Address] | str:
+        """(local, peer) for a session on ``unit``, leased from the pool, or why there are none."""
         pool = self.pool
+        secret = result.secret if result is not None else None
+        static = secret.addresses.assigned_address(unit) if secret is not None else None
         if static is not None:
             if static in self._pinned_in_use:
                 return f"address {static} is in use by another session"
@@ -345,9 +370,6 @@ class Daemon:
                 return f"no address left in the pool ({pool.in_use} in use)"
             addresses = (lease.local, lease.remote)
         session.lease = lease
-        session.addresses = addresses
-        self.admitted += 1
-        self.server.admit(session.connection)
         return addresses
 
     def _auth_event(self, ppp: PppSession, event: Authenticated | AuthAttemptFailed) -> None:
@@ -422,7 +444,8 @@ class Daemon:
             return
         del self.sessions[(id(session.connection), session.call.call_id)]
         session.gre.close()
-        session.claim.release()  # a session that never made its device still holds its unit
+        if session.claim is not None:
+            session.claim.release()  # a session that never made its device still holds its unit
         if session.lease is not None:
             self.pool.release(session.lease)
         if session.pinned is not None:

@@ -185,7 +185,7 @@ class PppdOptions:
         *,
         local_address: IPv4Address | str | None = None,
         peer_address: IPv4Address | str | None = None,
-        unit: int,
+        unit: int = 0,
     ) -> LinkConfig:
         """The server's :class:`~pypptp.ppp.link.LinkConfig` for one session (``pppN`` is ``unit``); without
         addresses, the daemon assigns them once the peer has authenticated."""

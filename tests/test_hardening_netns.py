@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from pypptp.client import PptpClientError
-from pypptp.ctrl.messages import StartControlConnectionRequest, StopControlConnectionRequest, decode_message
+from pypptp.ctrl.messages import (
+    OutgoingCallRequest,
+    StartControlConnectionRequest,
+    StopControlConnectionRequest,
+    decode_message,
+)
 from pypptp.netns import NetnsPair
 from tests.conftest import Pypptpd, icmp_echo, tunnel_ping
 from tests.test_daemon_netns import (
@@ -173,3 +178,29 @@ async def test_password_guessing_is_throttled_per_source(start_pypptpd: Callable
     session = await open_client(daemon)
     await session.close()
     daemon.wait_log("connection(s) refused: the address is blocked for its authentication failures")
+
+
+async def test_pending_calls_do_not_shift_a_unit_based_address(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """chap-secrets ``a.b.c.d/n+`` gives the address host unit + 1: the unit is chosen once the user is
+    known, so calls that never authenticate (here three, held open) neither take units nor move the
+    address of the user who comes after them.  Until then their lines are logged as plain ``pppd``."""
+    secrets = SECRETS + "dave pptpd 'dave pw' 192.168.3.0/28+\n"
+    daemon = start_pypptpd(SEED_CONF, secrets=secrets, options=SEED_OPTIONS)
+    loop = asyncio.get_running_loop()
+    held = []
+    for n in range(3):
+        sock = daemon.client_socket()
+        await loop.sock_sendall(
+            sock, StartControlConnectionRequest().encode() + OutgoingCallRequest(call_id=n).encode()
+        )
+        held.append(sock)
+    daemon.wait_log("Call ID 2")
+    dave = await open_client(daemon, "dave", "dave pw", tun=False)
+    try:
+        assert dave.network is not None and str(dave.network.local_address) == "192.168.3.1"  # unit 0
+        log = daemon.log()
+        assert "Connect: ppp0 <-->" in log and "Connect: ppp1" not in log
+    finally:
+        await dave.close()
+        for sock in held:
+            sock.close()

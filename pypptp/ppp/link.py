@@ -60,6 +60,7 @@ import ipaddress
 import os
 import re
 import secrets as _secrets
+import typing
 from collections.abc import Callable
 
 from pypptp.ppp.auth import (
@@ -85,6 +86,7 @@ from pypptp.ppp.packet import Code, ControlPacket, PacketError, decode_packet
 
 __all__ = [
     "AddressAssigner",
+    "Assignment",
     "AuthAttemptFailed",
     "Authenticated",
     "DataReceived",
@@ -223,10 +225,17 @@ class LinkConfig:
     the phases (e.g. an LCP renegotiation before each Challenge times out)."""
 
 
-AddressAssigner = Callable[
-    [AuthResult | None, ipaddress.IPv4Address | None], tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | str
-]
-"""``assign(result, static) -> (local, peer) | reason``: see :class:`PppLink`."""
+class Assignment(typing.NamedTuple):
+    """What an :data:`AddressAssigner` gives an authenticated peer."""
+
+    local: ipaddress.IPv4Address
+    peer: ipaddress.IPv4Address
+    unit: int
+    """The ppp unit, chosen now that the user is known (chap-secrets ``a.b.c.d/n+`` addresses depend on it)."""
+
+
+AddressAssigner = Callable[[AuthResult | None], Assignment | str]
+"""``assign(result) -> Assignment | reason``: see :class:`PppLink`."""
 
 
 @dataclasses.dataclass
@@ -253,10 +262,10 @@ class PppLink:
         random32: Callable[[], int] | None = None,
     ) -> None:
         """``assign_addresses`` (server): called when the peer has authenticated, before IPCP starts, with
-        the authentication's result and the peer address its secrets record gives (or None); it returns
-        the (local, peer) addresses IPCP is to use, or the reason the link must end instead (an address
-        pool that lends addresses only to authenticated users, and enforces its limits there).  Without
-        it, the addresses of ``config.ipcp`` (or the secrets record's) are used."""
+        the authentication's result; it returns the addresses IPCP is to use and the ppp unit (an
+        :class:`Assignment`), or the reason the link must end instead (an address pool that lends
+        addresses and units only to authenticated users, and enforces its limits there).  Without it,
+        the addresses of ``config.ipcp`` (or the secrets record's, for ``config.unit``) are used."""
         self.config = config = config or LinkConfig()
         self._secrets = secrets
         self._assign_addresses = assign_addresses
@@ -707,19 +716,23 @@ class PppLink:
         ipcp_config = config.ipcp
         result = self.auth_local.result if self.auth_local is not None else None
         secret = result.secret if result is not None else None
-        static = secret.addresses.assigned_address(config.unit) if config.server and secret is not None else None
-        if config.server and secret is not None:
-            ipcp_config = dataclasses.replace(
-                ipcp_config, peer_address=static or ipcp_config.peer_address, allowed=secret.addresses
-            )
+        unit = config.unit
         if config.server and self._assign_addresses is not None:
-            assigned = self._assign_addresses(result, static)
+            assigned = self._assign_addresses(result)
             if isinstance(assigned, str):
                 self._log("warning", assigned)
                 self._close_lcp(now, assigned)
                 return
-            ipcp_config = dataclasses.replace(ipcp_config, local_address=assigned[0], peer_address=assigned[1])
-        ipcp_config = dataclasses.replace(ipcp_config, server=config.server, unit=config.unit)
+            unit = assigned.unit
+            ipcp_config = dataclasses.replace(ipcp_config, local_address=assigned.local, peer_address=assigned.peer)
+            if secret is not None:
+                ipcp_config = dataclasses.replace(ipcp_config, allowed=secret.addresses)
+        elif config.server and secret is not None:
+            static = secret.addresses.assigned_address(unit)
+            ipcp_config = dataclasses.replace(
+                ipcp_config, peer_address=static or ipcp_config.peer_address, allowed=secret.addresses
+            )
+        ipcp_config = dataclasses.replace(ipcp_config, server=config.server, unit=unit)
         self.ipcp_options = IpcpOptions(ipcp_config)
         self.ncps[Protocol.IPCP] = _Ncp(
             "IPCP", Automaton("IPCP", self.ipcp_options, config.fsm, protocol=Protocol.IPCP), (Protocol.IPV4,)
