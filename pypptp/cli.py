@@ -26,9 +26,11 @@ import os
 import resource
 import signal
 import socket
+import stat
 import sys
 from collections.abc import Sequence
 
+from pypptp import ppplog
 from pypptp.bpf import open_gre_socket
 from pypptp.ctrl.connection import ControlConfig
 from pypptp.daemon import Daemon, DaemonPaths
@@ -191,22 +193,44 @@ def _daemonize() -> None:
     os.close(devnull)
 
 
-def _setup_logging(foreground: bool, debug: bool) -> None:
+def _setup_logging(foreground: bool, debug: bool, *, syslog: str = "/dev/log") -> None:
+    """stderr (``-f``) or syslog.  Syslog, and stderr when it is a pipe or a terminal, are written by a
+    thread of its own (:class:`~pypptp.ppplog.BackgroundLog`), and so is pppd's ``logfile`` then: a slow
+    or stalled reader costs log lines (counted, and said in the log), never the event loop's time.
+    stderr redirected to a regular file is written in place, a page-cache write, in order with what the
+    daemon does."""
     level = logging.DEBUG if debug else logging.INFO
     handler: logging.Handler
+    in_place = False
     if foreground:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s[%(process)d]: %(message)s"))
-    elif os.path.exists("/dev/log"):
-        handler = logging.handlers.SysLogHandler("/dev/log", facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+        in_place = _regular_file(sys.stderr)
+    elif os.path.exists(syslog):
+        handler = logging.handlers.SysLogHandler(syslog, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
         handler.setFormatter(logging.Formatter("%(name)s[%(process)d]: %(message)s"))
     else:
-        handler = logging.NullHandler()
+        handler, in_place = logging.NullHandler(), True
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in root.handlers:
+        if isinstance(old, ppplog.BackgroundHandler):
+            old.close()
+    if in_place:
+        root.handlers[:] = [handler]
+    else:
+        background = ppplog.BackgroundLog([handler])
+        background.start()
+        root.handlers[:] = [ppplog.BackgroundHandler(background)]
     root.setLevel(level)
     logging.getLogger("asyncio").setLevel(logging.WARNING)
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
+
+
+def _regular_file(stream: object) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def toggle_debug() -> None:

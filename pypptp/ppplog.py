@@ -58,17 +58,36 @@ pppd's ``logfile`` option appends every line except debug ones (unless
 one line per message.  :class:`LogfileHandler` writes that format; log the two
 syslog-only lines with ``extra=SYSLOG_ONLY`` to keep them out of it.  Under
 syslog pppd's lines carry the ident ``pppd[PID]`` (:data:`SYSLOG_FORMAT`).
+
+Writing a line never blocks the event loop: the daemon logs through a
+:class:`BackgroundHandler`, which hands each record to one writer thread
+(:class:`BackgroundLog`) that drives the real handlers (syslog, stderr) and
+the ``logfile``.  A syslog datagram socket blocks its writer once the kernel
+holds ten unread datagrams; a stalled syslogd used to freeze the daemon and
+every session in it.  The queue is bounded (:data:`LOG_QUEUE_LIMIT` records):
+when it is full a line is dropped and counted, and the writer says how many
+in one line when it catches up (``MGR: 1234 log line(s) dropped: ...``).
+Everything queued is written at exit (bounded: :meth:`BackgroundLog.stop`).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Sequence
 from ipaddress import IPv4Address
 
 __all__ = [
     "LEVELS",
+    "LOG_QUEUE_LIMIT",
     "SYSLOG_FORMAT",
     "SYSLOG_ONLY",
+    "BackgroundHandler",
+    "BackgroundLog",
     "LogfileHandler",
     "bytes_transferred",
     "cannot_execute",
@@ -314,6 +333,15 @@ class LogfileHandler(logging.FileHandler):
         line = super().format(record)
         return line[:-1] if line.endswith("\n") else line
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        background = _active
+        if background is None or background.on_writer_thread():
+            return bool(super().handle(record))
+        if self.filter(record):  # to the log thread, which comes back here (without taking our lock now)
+            background.submit(self, record)
+            return True
+        return False
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             super().emit(record)
@@ -323,3 +351,167 @@ class LogfileHandler(logging.FileHandler):
     def handleError(self, record: logging.LogRecord) -> None:
         self.broken = True
         self.close()
+
+
+# -- the log thread -----------------------------------------------------------------------------------
+
+LOG_QUEUE_LIMIT = 8192
+"""Records waiting for the writer thread at most: a few seconds of the busiest legitimate logging (500
+sessions ending at once write about 3,000 lines), and a few MiB of memory when a log stalls."""
+WRITER_THREAD = "pypptpd-log"
+_active: BackgroundLog | None = None  # the log thread of this process, once started
+
+
+class BackgroundLog:
+    """One thread that writes log records to ``handlers`` (and to :class:`LogfileHandler` files), so that
+    the threads that log (the event loop) never wait for a slow log.  See the module docstring."""
+
+    def __init__(self, handlers: Sequence[logging.Handler], *, limit: int = LOG_QUEUE_LIMIT) -> None:
+        self.handlers = list(handlers)
+        self.limit = limit
+        self.dropped = 0
+        """Records dropped because the queue was full, in all."""
+        self._unreported = 0
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[logging.Handler | None, logging.LogRecord] | None] = queue.Queue(limit)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the writer; :class:`LogfileHandler` files are written by it from now on."""
+        global _active
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=WRITER_THREAD, daemon=True)
+            self._thread.start()
+        _active = self
+
+    def on_writer_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def submit(self, handler: logging.Handler | None, record: logging.LogRecord) -> None:
+        """Queue ``record`` for ``handler`` (None: every handler of this log); never blocks: a full queue
+        drops the record and counts it."""
+        if self._thread is None:  # not started, or stopped: write now
+            self._write(handler, record)
+            return
+        try:
+            self._queue.put_nowait((handler, _prepared(record)))
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+                self._unreported += 1
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait (at most ``timeout``) until everything queued is written; False if it was not."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and self._thread is not None and not self.on_writer_thread():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write what is queued (waiting at most ``timeout``), then end the thread."""
+        global _active
+        thread = self._thread
+        if thread is None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._queue.put(None, timeout=0.05)
+                break
+            except queue.Full:
+                if time.monotonic() >= deadline:
+                    break
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if not thread.is_alive():
+            self._thread = None
+            self._report_drops()
+        if _active is self:
+            _active = None
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self._report_drops()
+                self._write(*item)
+            except Exception:  # a handler that raises outside its own error handling: drop the line
+                pass
+            finally:
+                self._queue.task_done()
+
+    def _write(self, handler: logging.Handler | None, record: logging.LogRecord) -> None:
+        if handler is not None:
+            handler.handle(record)
+            return
+        for target in self.handlers:
+            if record.levelno >= target.level:
+                target.handle(record)
+
+    def _report_drops(self) -> None:
+        with self._lock:
+            count, self._unreported = self._unreported, 0
+        if count:
+            line = f"MGR: {count} log line(s) dropped: the log was too slow (more than {self.limit} waiting)"
+            self._write(
+                None,
+                logging.makeLogRecord(
+                    {"name": "pypptpd", "levelno": logging.WARNING, "levelname": "WARNING", "msg": line}
+                ),
+            )
+
+    def _after_fork(self) -> None:
+        """In a forked child (a worker): the parent's thread is not there; start our own, on a fresh queue."""
+        self._lock = threading.Lock()
+        self._queue = queue.Queue(self.limit)
+        self._unreported = 0
+        self._thread = None
+        self.start()
+
+
+def _after_fork_in_child() -> None:
+    if _active is not None and _active._thread is not None:
+        _active._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _prepared(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of ``record`` that another thread can format: the message merged with its arguments, the
+    exception and stack as text (their objects may change, or keep frames alive, meanwhile)."""
+    prepared = copy.copy(record)
+    message = record.getMessage()
+    if record.exc_info:
+        message += "\n" + _TRACEBACKS.formatException(record.exc_info)
+    elif record.exc_text:
+        message += "\n" + record.exc_text
+    if record.stack_info:
+        message += "\n" + _TRACEBACKS.formatStack(record.stack_info)
+    prepared.msg, prepared.args = message, None
+    prepared.exc_info = prepared.exc_text = prepared.stack_info = None
+    return prepared
+
+
+_TRACEBACKS = logging.Formatter()
+
+
+class BackgroundHandler(logging.Handler):
+    """The handler the daemon's loggers write to: each record goes to the :class:`BackgroundLog` thread."""
+
+    def __init__(self, background: BackgroundLog) -> None:
+        super().__init__()
+        self.background = background
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.background.submit(None, record)
+
+    def flush(self) -> None:
+        self.background.flush()
+
+    def close(self) -> None:
+        self.background.stop()
+        super().close()

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import select
+import signal
 import socket
+import subprocess
+import sys
+import time
+import types
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from pypptp.ctrl.messages import SetLinkInfo, StartControlConnectionRequest
-from tests.conftest import Pypptpd, tunnel_ping
+from pypptp.ctrl.messages import EchoRequest, SetLinkInfo, StartControlConnectionRequest
+from pypptp.netns import NetnsPair
+from tests.conftest import REPO, Pypptpd, tunnel_ping
 from tests.test_daemon_netns import SECRETS, SEED_CONF, SEED_OPTIONS, SERVER_IP, open_client
 
 pytestmark = pytest.mark.netns
@@ -93,3 +103,88 @@ async def test_a_flood_of_slis_for_an_unknown_call_id(start_pypptpd: Callable[..
     assert any("protocol anomalies within 60 s" in line for line in mine)
     assert any("SLI for an unknown Call ID: " in line for line in mine)  # the summary, with its count
     await another_client_works(daemon)
+
+
+# -- a stalled log ------------------------------------------------------------------------------------
+
+
+def read_all(fd: int, timeout: float) -> bytes:
+    """Everything from ``fd`` until EOF, at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    output = bytearray()
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        output += chunk
+    return bytes(output)
+
+
+async def test_a_stalled_log_reader_never_stalls_the_daemon(netns_pair: NetnsPair, tmp_path: Path) -> None:
+    """``pypptpd -f -d`` with its stderr a pipe nobody reads (systemd's journal, stalled): 6,000 control
+    Echo-Requests make 12,000 debug lines, far beyond the pipe.  Before, the daemon blocked on the write
+    and nobody got in; now the lines beyond the log thread's queue are dropped and counted, a client gets
+    a session and its pings are answered, and the count is logged once the reader catches up."""
+    secrets, options = tmp_path / "chap-secrets", tmp_path / "options"
+    secrets.write_text(SECRETS)
+    secrets.chmod(0o600)
+    options.write_text(SEED_OPTIONS)
+    (tmp_path / "options.system").write_text("")
+    conf = tmp_path / "pptpd.conf"
+    conf.write_text(
+        "".join(f"{line}\n" for line in [f"listen {netns_pair.server_ip}", *SEED_CONF, f"option {options}"])
+    )
+    argv = [sys.executable, "-m", "pypptp.cli", "-f", "-d", "-c", str(conf), "-p", str(tmp_path / "pid")]
+    argv += ["--secrets", str(secrets), "--system-options", str(tmp_path / "options.system")]
+    argv += ["--ip-up", str(tmp_path / "ip-up"), "--ip-down", str(tmp_path / "ip-down")]
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen(
+        netns_pair.exec_argv(netns_pair.server_ns, argv),
+        stdout=write_end,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+    )
+    os.close(write_end)
+    daemon = types.SimpleNamespace(pair=netns_pair, address=(netns_pair.server_ip, 1723))
+    loop = asyncio.get_running_loop()
+    try:
+        deadline = loop.time() + 10
+        while True:  # listening? (its log is not ours to read yet)
+            try:
+                netns_pair.connect(netns_pair.client_ns, daemon.address, 0.5).close()
+                break
+            except OSError:
+                assert loop.time() < deadline and process.poll() is None
+                await asyncio.sleep(0.1)
+        sock = netns_pair.connect(netns_pair.client_ns, daemon.address)
+        flood = StartControlConnectionRequest().encode() + EchoRequest(identifier=7).encode() * 6_000
+        reader = asyncio.ensure_future(read_until_closed(sock, 10.0))
+        await asyncio.wait_for(loop.sock_sendall(sock, flood), 10.0)
+        await asyncio.sleep(1.0)
+        started = loop.time()
+        session = await open_client(daemon, tun=False)  # type: ignore[arg-type]
+        try:
+            assert await tunnel_ping(session, SERVER_IP)
+            elapsed = loop.time() - started
+        finally:
+            await session.close()
+        sock.close()
+        reader.cancel()
+        print(f"\nstalled log: a session and a ping through it in {elapsed:.2f} s")
+        assert elapsed < 5.0
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # it writes what it queued, then exits
+        output = await loop.run_in_executor(None, read_all, read_end, 20.0)
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        os.close(read_end)
+    text = output.decode(errors="replace")
+    dropped = re.findall(r"MGR: (\d+) log line\(s\) dropped", text)
+    print(f"stalled log: {sum(map(int, dropped))} line(s) dropped and counted")
+    assert dropped and "MGR: Exit." in text

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import logging.handlers
+import os
+import re
+import socket
+import sys
+import threading
+import time
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -159,3 +167,169 @@ def test_a_failing_logfile_goes_quiet(
     assert handler.broken
     assert capsys.readouterr().err == ""
     handler.close()
+
+
+# -- a slow log never stalls the event loop (issue 15 section 2) -----------------------------------------
+
+
+class SlowHandler(logging.Handler):
+    """A syslog that takes ``delay`` seconds per line."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        time.sleep(self.delay)
+        self.lines.append(record.getMessage())
+
+
+def test_a_slow_handler_costs_the_logging_thread_nothing_and_drops_are_counted() -> None:
+    slow = SlowHandler(0.001)
+    background = ppplog.BackgroundLog([slow], limit=100)
+    background.start()
+    handler = ppplog.BackgroundHandler(background)
+    logger = logging.getLogger("test.background")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        started = time.monotonic()
+        for n in range(2_000):
+            logger.info("line %d", n)
+        elapsed = time.monotonic() - started
+        assert elapsed < 0.5, elapsed  # synchronously: at least 2 s
+        background.stop()
+    finally:
+        logger.removeHandler(handler)
+    written = [line for line in slow.lines if line.startswith("line ")]
+    notices = [line for line in slow.lines if "dropped" in line]
+    assert written[0] == "line 0" and len(written) >= 100
+    dropped = sum(int(re.findall(r"(\d+) log line", line)[0]) for line in notices)
+    assert notices and len(written) + dropped == 2_000
+    assert background.dropped == dropped
+
+
+def test_a_stalled_syslog_does_not_stall_the_caller(tmp_path: Path) -> None:
+    """A datagram syslog socket that nobody reads blocks its writer after a few lines (the kernel queues
+    ten datagrams): the daemon used to freeze there, every session with it."""
+    address = str(tmp_path / "log")
+    syslogd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    syslogd.bind(address)
+    handler = logging.handlers.SysLogHandler(address)
+    background = ppplog.BackgroundLog([handler], limit=50)
+    background.start()
+    front = ppplog.BackgroundHandler(background)
+    logger = logging.getLogger("test.syslog")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(front)
+    try:
+        started = time.monotonic()
+        for n in range(500):
+            logger.warning("CTRL: line %d", n)
+        assert time.monotonic() - started < 0.5
+        syslogd.settimeout(2.0)
+        received: list[bytes] = []
+        with contextlib.suppress(TimeoutError):
+            while len(received) < 60:
+                received.append(syslogd.recv(4096))
+    finally:
+        background.stop(timeout=2.0)
+        logger.removeHandler(front)
+        handler.close()
+        syslogd.close()
+    assert any(b"CTRL: line 0" in datagram for datagram in received)
+    assert background.dropped > 0
+
+
+def test_the_logfile_is_written_by_the_log_thread_too(tmp_path: Path, logger: logging.Logger) -> None:
+    path = tmp_path / "ppp.log"
+    slow = SlowHandler(0.0)
+    background = ppplog.BackgroundLog([slow])
+    background.start()
+    logger.addHandler(ppplog.LogfileHandler(str(path)))
+    try:
+        writer = []
+        original = ppplog.LogfileHandler.emit
+
+        def emit(self: ppplog.LogfileHandler, record: logging.LogRecord) -> None:
+            writer.append(threading.current_thread().name)
+            original(self, record)
+
+        ppplog.LogfileHandler.emit = emit  # type: ignore[method-assign]
+        try:
+            logger.info("%s", ppplog.connection_terminated())
+            background.flush()
+        finally:
+            ppplog.LogfileHandler.emit = original  # type: ignore[method-assign]
+    finally:
+        background.stop()
+    assert path.read_text() == "Connection terminated.\n"
+    assert writer and writer[-1] != threading.current_thread().name  # written on the log thread
+
+
+def test_setup_logging_writes_syslog_and_pipes_through_the_log_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pypptp import cli
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    address = str(tmp_path / "log")
+    syslogd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    syslogd.bind(address)
+    read_end, write_end = os.pipe()
+    try:
+        cli._setup_logging(foreground=False, debug=False, syslog=address)
+        assert [type(h) for h in root.handlers] == [ppplog.BackgroundHandler]
+        logging.getLogger("pypptpd").info("MGR: hello")
+        root.handlers[0].flush()
+        assert b"pypptpd[" in syslogd.recv(4096)
+        with open(write_end, "w", closefd=False) as pipe:
+            monkeypatch.setattr(sys, "stderr", pipe)
+            cli._setup_logging(foreground=True, debug=False)  # stderr a pipe (systemd's journal)
+            assert [type(h) for h in root.handlers] == [ppplog.BackgroundHandler]
+            logging.getLogger("pypptpd").info("MGR: hello")
+            root.handlers[0].flush()
+            assert b"MGR: hello" in os.read(read_end, 4096)
+        with open(tmp_path / "stderr", "w") as regular:
+            monkeypatch.setattr(sys, "stderr", regular)
+            cli._setup_logging(foreground=True, debug=False)  # -f 2>file: in place, in order
+            assert [type(h) for h in root.handlers] == [logging.StreamHandler]
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:], root.level = saved
+        syslogd.close()
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_forked_worker_gets_a_log_thread_of_its_own() -> None:
+    """``--workers``: the writer thread is not copied by fork(); the child starts its own."""
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "w")
+    background = ppplog.BackgroundLog([logging.StreamHandler(stream)])
+    background.start()
+    front = ppplog.BackgroundHandler(background)
+    logger = logging.getLogger("test.fork")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(front)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the worker: log, write everything out, exit
+            try:
+                logger.info("from the worker")
+                background.stop()
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        logger.info("from the parent")
+        background.stop()
+        stream.close()
+        output = os.read(read_end, 65536).decode()
+    finally:
+        logger.removeHandler(front)
+        os.close(read_end)
+    assert status == 0
+    assert "from the worker" in output and "from the parent" in output
