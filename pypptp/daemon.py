@@ -455,6 +455,9 @@ class Daemon:
         elapsed = asyncio.get_running_loop().time() - (ppp.network_since or ppp.started_at)
         for line in ppplog.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received):
             session.log.info("%s", line)
+        summary = ppp.link.take_notice_summary()  # what the peer repeated, counted and not logged
+        if summary is not None:
+            session.log.info("%s", summary)
         session.log.info("%s", ppplog.connection_terminated())
         session.log.info("session ended: %s", reason)
         if session.proxy_arp_on is not None and session.up is not None:

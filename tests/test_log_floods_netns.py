@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import select
@@ -24,8 +25,16 @@ from pathlib import Path
 
 import pytest
 
+from pypptp.aio_gre import GreCall, GreTransport
+from pypptp.client import ControlClient
+from pypptp.client_session import client_link_config
 from pypptp.ctrl.messages import EchoRequest, SetLinkInfo, StartControlConnectionRequest
 from pypptp.netns import NetnsPair
+from pypptp.ppp.chap import ChapCode
+from pypptp.ppp.frame import Protocol, encode_frame, parse_frame
+from pypptp.ppp.link import PppLink
+from pypptp.ppp.packet import Code, ControlPacket, decode_packet
+from pypptp.session import PppSession
 from tests.conftest import REPO, Pypptpd, tunnel_ping
 from tests.test_daemon_netns import SECRETS, SEED_CONF, SEED_OPTIONS, SERVER_IP, open_client
 
@@ -188,3 +197,159 @@ async def test_a_stalled_log_reader_never_stalls_the_daemon(netns_pair: NetnsPai
     dropped = re.findall(r"MGR: (\d+) log line\(s\) dropped", text)
     print(f"stalled log: {sum(map(int, dropped))} line(s) dropped and counted")
     assert dropped and "MGR: Exit." in text
+
+
+# -- PPP floods from one call ---------------------------------------------------------------------------
+
+
+class HeldCall:
+    """A call whose own CHAP frames are held back, so the daemon's side stays in the Authenticate phase
+    (retransmitting its Challenge) while the test writes CHAP frames of its own; LCP is negotiated by a
+    library link as usual."""
+
+    def __init__(self, daemon: Pypptpd) -> None:
+        self.daemon = daemon
+        self.challenge: ControlPacket | None = None
+        self.control: ControlClient | None = None
+        self.transport = GreTransport()
+        self.gre: GreCall | None = None
+        self.ppp: PppSession | None = None
+
+    async def open(self) -> HeldCall:
+        pair = self.daemon.pair
+        self.control = await ControlClient.connect(sock=self.daemon.client_socket(), timeout=10)
+        await self.control.start()
+        call = await self.control.open_call(window=256)
+        assert call.peer_call_id is not None
+        self.transport.open(pair.socket(pair.client_ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE))
+        gre = self.gre = GreCall(
+            self.transport, pair.server_ip, call.call_id, call.peer_call_id, lambda f: None, peer_window=256
+        )
+
+        def send(frame: bytes | memoryview) -> bool:
+            return True if parse_frame(frame)[0] == Protocol.CHAP else gre.send(frame)
+
+        link = PppLink(client_link_config("alice", "s3cret"))
+        ppp = self.ppp = PppSession(link, send, log=logging.getLogger("test.held"), attach_tun=False)
+
+        def deliver(frame: memoryview | bytes) -> None:
+            protocol, offset = parse_frame(frame)
+            if protocol == Protocol.CHAP and frame[offset] == ChapCode.CHALLENGE:
+                self.challenge = decode_packet(bytes(frame[offset:]))
+            ppp.receive_frame(frame)
+
+        gre.deliver = deliver
+        ppp.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while self.challenge is None:
+            assert loop.time() < deadline, "no CHAP Challenge"
+            await asyncio.sleep(0.02)
+        return self
+
+    async def send(self, frames: list[bytes]) -> int:
+        """Send each frame, waiting for the GRE window when it is full (bounded); how many went."""
+        assert self.gre is not None
+        sent = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        for frame in frames:
+            while not self.gre.send(frame):
+                if loop.time() > deadline:
+                    return sent
+                await asyncio.sleep(0.002)
+            sent += 1
+            if sent % 200 == 0:
+                await asyncio.sleep(0.005)  # let the daemon's socket keep up (a loss changes nothing)
+        return sent
+
+    async def close(self) -> None:
+        if self.ppp is not None:
+            self.ppp.close("test over")
+        if self.control is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.control.stop(), 3)
+            self.control.close()
+        if self.gre is not None:
+            self.gre.close()
+        self.transport.close()
+
+
+def chap(code: int, identifier: int, data: bytes) -> bytes:
+    return encode_frame(Protocol.CHAP, ControlPacket(code, identifier, data).encode())
+
+
+async def test_bogus_chap_responses_in_the_authenticate_phase(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """20,000 CHAP packets before the real Response: wrong Identifier, wrong Value-Size, malformed, a code
+    for the other side.  Before, one INFO line each."""
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
+    before = len(log_lines(daemon))
+    held = await HeldCall(daemon).open()
+    assert held.challenge is not None
+    ident = held.challenge.identifier
+    kinds = [
+        chap(ChapCode.RESPONSE, (ident + 7) & 0xFF, b"\x31" + bytes(49) + b"mallory"),
+        chap(ChapCode.RESPONSE, ident, b"\x10" + bytes(16) + b"mallory"),
+        chap(ChapCode.RESPONSE, ident, b"\xff"),
+        chap(5, ident, bytes(20)),
+    ]
+    try:
+        sent = await held.send(kinds * 5_000)
+        await asyncio.sleep(0.5)
+    finally:
+        await held.close()
+    lines = (await wait_lines(daemon, "Connection terminated."))[before:]
+    print(f"\nbogus CHAP: {sent} sent, {len(lines)} log line(s)")
+    assert sent > 10_000
+    assert len(lines) <= LINE_BAR, "\n".join(lines)
+    assert any("repeated on this link and counted" in line for line in lines)
+    await another_client_works(daemon)
+
+
+async def test_echo_replies_carrying_the_servers_magic(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """10,000 LCP Echo-Replies carrying the daemon's own magic number.  Before, one WARNING each."""
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
+    before = len(log_lines(daemon))
+    session = await open_client(daemon, tun=False)
+    try:
+        assert session.ppp is not None and session.gre is not None
+        magic = session.ppp.link.lcp_options.peer_magic.to_bytes(4, "big")
+        reply = encode_frame(Protocol.LCP, ControlPacket(Code.ECHO_REPLY, 9, magic).encode())
+        loop = asyncio.get_running_loop()
+        sent, deadline = 0, loop.time() + 30
+        while sent < 10_000 and loop.time() < deadline:
+            if session.gre.send(reply):
+                sent += 1
+                if sent % 200 == 0:
+                    await asyncio.sleep(0.005)
+            else:
+                await asyncio.sleep(0.002)
+        assert await tunnel_ping(session, SERVER_IP)  # the session itself carries on
+    finally:
+        await session.close()
+    lines = (await wait_lines(daemon, "Connection terminated."))[before:]
+    echo = [line for line in lines if "Echo-Reply" in line]
+    print(f"\nEcho-Replies with our magic: {sent} sent, {len(lines)} log line(s) for the whole session")
+    assert sent == 10_000 and len(echo) == 2, echo  # the first, and the summary with the count
+    assert len(lines) <= LINE_BAR, "\n".join(lines)
+    await another_client_works(daemon)
+
+
+async def test_a_60_kb_chap_name(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """Before, a 60 KB name wrote 720 KB of log in two lines."""
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
+    size_before = len(daemon.log())
+    before = len(log_lines(daemon))
+    held = await HeldCall(daemon).open()
+    assert held.challenge is not None
+    try:
+        response = chap(ChapCode.RESPONSE, held.challenge.identifier, b"\x31" + bytes(49) + b"A" * 60_000)
+        assert await held.send([response]) == 1
+        await wait_lines(daemon, "authentication failed for")
+    finally:
+        await held.close()
+    lines = (await wait_lines(daemon, "Connection terminated."))[before:]
+    written = len(daemon.log()) - size_before
+    print(f"\n60 KB name: {len(lines)} log line(s), {written} bytes")
+    assert written < 8192 and max(map(len, lines)) < 400
+    await another_client_works(daemon)

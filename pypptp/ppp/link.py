@@ -303,6 +303,7 @@ class PppLink:
         self._logged_drops: set[str] = set()
         self._repeats: dict[str, int] = {}
         """Peer-driven notices by kind: how many were counted, not logged, after the first (:meth:`_notice`)."""
+        self._owner_sums_up = False
         self._echo_deadline: float | None = None
         self._echo_pending = 0
         self._frames: list[bytes] = []
@@ -351,14 +352,20 @@ class PppLink:
             self._settle(now)
 
     def lower_down(self, now: float, reason: str) -> None:
-        """The call or the TCP connection is gone: no more frames in or out."""
+        """The call or the TCP connection is gone: no more frames in or out.  The summary of the notices
+        repeated on this link is left to the owner (:meth:`take_notice_summary`), who is tearing down and
+        may not read the events of this call."""
         if self.phase is Phase.DEAD:
             return
         self.close_reason = self.close_reason or reason
-        self.lcp.down(now)
-        self._settle(now)
-        if self.phase is not Phase.DEAD:  # LCP was in a state where Down does not finish it
-            self._link_dead(now)
+        self._owner_sums_up = True
+        try:
+            self.lcp.down(now)
+            self._settle(now)
+            if self.phase is not Phase.DEAD:  # LCP was in a state where Down does not finish it
+                self._link_dead(now)
+        finally:
+            self._owner_sums_up = False
         self._frames.clear()
 
     def receive_frame(self, frame: bytes | bytearray | memoryview, now: float) -> None:
@@ -678,7 +685,9 @@ class PppLink:
             ncp.automaton.anomalies.clear()
 
     def _link_dead(self, now: float) -> None:
-        self._sum_up_notices()
+        summary = None if self._owner_sums_up else self.take_notice_summary()
+        if summary is not None:
+            self._log("info", summary)
         self._echo_deadline = None
         self.setup_deadline = None
         self._end_lcp_session()
@@ -961,7 +970,8 @@ class PppLink:
     def _notice(self, level: str, message: str, kind: str = "") -> None:
         """A notice the peer can repeat at will (a discarded authentication packet, an Echo-Reply with our
         magic, a Protocol-Reject): logged the first time its kind (the message without its numbers) is
-        seen on this link, then only counted; :meth:`_sum_up_notices` logs the counts when the link ends."""
+        seen on this link, then only counted; the counts are summed up in one line when the link ends
+        (:meth:`take_notice_summary`)."""
         kind = kind or _NUMBERS.sub("#", message)
         if kind not in self._repeats:
             if len(self._repeats) >= _MAX_NOTICE_KINDS:
@@ -973,13 +983,17 @@ class PppLink:
                 return
         self._repeats[kind] += 1
 
-    def _sum_up_notices(self) -> None:
+    def take_notice_summary(self) -> str | None:
+        """One line with the counts of the peer-driven notices repeated (and not logged) since the last
+        summary, or None; logged by the link when it dies of itself, taken by the owner after
+        :meth:`lower_down`."""
         repeated = sorted(((count, kind) for kind, count in self._repeats.items() if count), reverse=True)
         self._repeats.clear()
-        if repeated:
-            listed = "; ".join(f"{kind}: {count}" for count, kind in repeated[:8])
-            more = f"; and {len(repeated) - 8} more kinds" if len(repeated) > 8 else ""
-            self._log("info", f"repeated on this link and counted, not logged: {listed}{more}")
+        if not repeated:
+            return None
+        listed = "; ".join(f"{kind}: {count}" for count, kind in repeated[:8])
+        more = f"; and {len(repeated) - 8} more kinds" if len(repeated) > 8 else ""
+        return f"repeated on this link and counted, not logged: {listed}{more}"
 
     def _log(self, level: str, message: str) -> None:
         self._events.append(LinkLog(level, message))
