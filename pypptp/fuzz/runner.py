@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import dataclasses
 import ipaddress
+import logging
 import os
 import re
 import signal
@@ -44,6 +45,7 @@ import struct
 import subprocess
 import sys
 import time
+from asyncio.subprocess import PIPE
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -198,11 +200,15 @@ class FuzzDaemon:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     async def devices(self) -> list[str]:
-        """The ``pppN`` devices in the server namespace."""
-        process = await asyncio.create_subprocess_exec(
-            "ip", "-n", self.pair.server_ns, "-o", "link", stdout=asyncio.subprocess.PIPE
-        )
-        out, _ = await process.communicate()
+        """The ``pppN`` devices in the server namespace (asked again, a few times at most, while the
+        kernel says the list changed under the dump: devices come and go as sessions end)."""
+        for _ in range(5):
+            process = await asyncio.create_subprocess_exec(
+                "ip", "-n", self.pair.server_ns, "-o", "link", stdout=PIPE, stderr=PIPE
+            )
+            out, err = await process.communicate()
+            if process.returncode == 0 and b"Dump was interrupted" not in err:
+                break
         return sorted(re.findall(r"^\d+: (ppp\d+)", out.decode(errors="replace"), re.M))
 
     def log_size(self) -> int:
@@ -434,6 +440,30 @@ class _ControlReader:
         self.task.cancel()
 
 
+class _LibraryLog(logging.Handler):
+    """Where the fuzzer's own pypptp code (its client sessions) and asyncio log, instead of stderr:
+    fuzz sessions are meant to fail, but a traceback there is a bug in pypptp too."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.tracebacks: list[str] = []
+        self._loggers = [logging.getLogger("pypptp"), logging.getLogger("asyncio")]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info or "Traceback" in record.getMessage():
+            self.tracebacks.append(logging.Formatter("%(name)s: %(message)s").format(record))
+
+    def attach(self) -> None:
+        for logger in self._loggers:
+            logger.addHandler(self)
+            logger.propagate = False
+
+    def detach(self) -> None:
+        for logger in self._loggers:
+            logger.removeHandler(self)
+            logger.propagate = True
+
+
 class Runner:
     """The daemon, the legit session, the fuzz sockets; :meth:`run_batch` plays and checks one batch."""
 
@@ -456,18 +486,29 @@ class Runner:
         self._handed_out: set[int] = set()
         self._peer_call_ids: dict[int, _FuzzCall] = {}
         """The unauthenticated call by the Call ID the server's GRE to it carries (ours, from the OCRQ)."""
+        self._library_log = _LibraryLog()
 
     # -- setting up and down ------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Runner:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.daemon.start)
+        self._library_log.attach()
+        try:
+            await self._set_up()
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def _set_up(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.daemon.start)
         _ip("-n", self.pair.server_ns, "route", "add", str(ATTACKER_NETWORK), "dev", VETH)
         self.legit = await open_session(self.pair)
         self.pinger = Pinger(self.legit)
         self.pinger.start()
         probe = BatchResult(Batch(0, -1, ()))  # warm up: every kind of descriptor the daemon opens lazily
         await self._pool_probe(probe)
+        if probe.failures:
+            raise RuntimeError("the fuzzer's setup failed: " + "; ".join(probe.failures))
         await asyncio.sleep(0.5)
         self.baseline_devices = await self.daemon.devices()
         samples = []
@@ -475,9 +516,6 @@ class Runner:
             samples.append(self.daemon.fds())
             await asyncio.sleep(0.1)
         self.baseline_fds = min(samples)
-        if probe.failures:
-            raise RuntimeError("the fuzzer's setup failed: " + "; ".join(probe.failures))
-        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self.pinger is not None:
@@ -485,6 +523,7 @@ class Runner:
         if self.legit is not None:
             await close_session(self.legit)
         await asyncio.get_running_loop().run_in_executor(None, self.daemon.stop)
+        self._library_log.detach()
 
     @property
     def legit_call_id(self) -> int:
@@ -516,6 +555,9 @@ class Runner:
         for marker in LOG_MARKERS:
             if marker in result.log:
                 result.failures.append(f"the daemon logged {marker!r}")
+        for traceback in self._library_log.tracebacks:
+            result.failures.append(f"the fuzzer's own pypptp code logged an exception: {traceback}")
+        self._library_log.tracebacks.clear()
         established = {int(n) for n in re.findall(r"call established, our Call ID (\d+)", result.log)}
         cleared = {int(n) for n in re.findall(r"call (\d+) cleared", result.log)}
         leaked = sorted((self._handed_out | established) - cleared - {self.legit_call_id})
