@@ -39,6 +39,7 @@ import dataclasses
 import logging
 import os
 import socket
+from collections.abc import Coroutine
 from ipaddress import IPv4Address
 from typing import Protocol
 
@@ -69,6 +70,9 @@ the window and do not let it throttle them.  Measured with the real pptp-linux c
 harness: honouring 3 gave 4.2 Mbit/s server-to-client against 27 client-to-server.  Windows
 announces 64, so it is unaffected."""
 TERMINATE_GRACE = 3.0  # seconds SIGTERM waits for LCP Terminate-Acks before the control channel goes
+NETLINK_PATIENCE = 10.0
+"""Seconds a session's end waits for its proxy ARP entry to be made and withdrawn before ip-down runs
+anyway (a netlink request takes milliseconds)."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -91,6 +95,10 @@ class DaemonSession:
     """The peer address its chap-secrets record pins, held by this session."""
     up: NetworkUp | None = None
     proxy_arp_on: str | None = None
+    """The interface holding the session's proxy ARP entry, once made (the address: ``proxy_arp_for``)."""
+    proxy_arp_for: IPv4Address | None = None
+    proxy_arp: asyncio.Task[None] | None = None
+    """Network-up with ``proxyarp``: the entry being made off the event loop, then ip-up."""
     cleared: bool = False
     """The control channel cleared the call (CCRQ, StopCCRQ, TCP gone): it needs no CDN or StopCCRQ."""
 
@@ -166,6 +174,7 @@ class Daemon:
         self._pinned_in_use: set[IPv4Address] = set()
         self.stopping = False
         self._runners: set[ScriptRunner] = set()  # sessions' script runners until their scripts end
+        self._netlink: set[asyncio.Task[None]] = set()  # proxy ARP work (then ip-up or ip-down) under way
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -234,6 +243,8 @@ class Daemon:
 
     async def wait_scripts(self, timeout: float = 40.0) -> None:
         """Until every ip-up/ip-down has finished (each is bounded by its own timeout)."""
+        if self._netlink:  # proxy ARP entries being made or removed: their ip-up or ip-down comes after
+            await asyncio.wait(list(self._netlink), timeout=timeout)
         waits = [asyncio.ensure_future(runner.wait()) for runner in list(self._runners)]
         if waits:
             await asyncio.wait(waits, timeout=timeout)
@@ -414,18 +425,62 @@ class Daemon:
             up.peer_address,
         ):
             return  # a renegotiation with the same addresses: ip-up and proxy ARP stand
-        if self.policy.proxyarp:
-            try:
-                session.proxy_arp_on = add_proxy_arp(up.peer_address)
-            except TunError as exc:
-                session.log.warning("%s", exc)
-            if session.proxy_arp_on is None:
-                session.log.warning("Cannot determine ethernet address for proxy ARP")
-            else:
-                session.log.info("proxy ARP entry for %s on %s", up.peer_address, session.proxy_arp_on)
         self._runners.add(session.scripts)
         session.scripts.on_not_started = lambda which, reason: self._script_not_started(session, which, reason)
-        session.scripts.up(self._script_info(session, up))
+        info = self._script_info(session, up)
+        if self.policy.proxyarp and session.proxy_arp is None and session.proxy_arp_for is None:
+            session.proxy_arp = self._off_loop(self._proxy_arp_then_ip_up(session, up, info))
+        else:
+            session.scripts.up(info)
+
+    def _off_loop(self, work: Coroutine[object, object, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(work)
+        self._netlink.add(task)
+        task.add_done_callback(self._netlink.discard)
+        return task
+
+    async def _proxy_arp_then_ip_up(self, session: DaemonSession, up: NetworkUp, info: ScriptInfo) -> None:
+        """pppd's ipcp_up: the proxy ARP entry (netlink, off the event loop), then ip-up, unless the session
+        ended meanwhile (its network-down removes the entry once this is done)."""
+        try:
+            interface = await add_proxy_arp(up.peer_address)
+        except TunError as exc:
+            session.log.warning("%s", exc)
+            interface = None
+        if interface is None:
+            session.log.warning("Cannot determine ethernet address for proxy ARP")
+        else:
+            session.proxy_arp_on, session.proxy_arp_for = interface, up.peer_address
+            session.log.info("proxy ARP entry for %s on %s", up.peer_address, interface)
+        if not session.ppp.closed:
+            session.scripts.up(info)
+
+    async def _proxy_arp_off_then_ip_down(
+        self, session: DaemonSession, lines: list[str], info: ScriptInfo | None
+    ) -> None:
+        """pppd's ipcp_down: the proxy ARP entry goes (once it has been made, if that was under way), then
+        the session's last lines and ip-down, in pppd's order."""
+        try:
+            async with asyncio.timeout(NETLINK_PATIENCE):
+                if session.proxy_arp is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(session.proxy_arp)
+                if session.proxy_arp_on is not None and session.proxy_arp_for is not None:
+                    await asyncio.shield(remove_proxy_arp(session.proxy_arp_for, session.proxy_arp_on))
+                    session.proxy_arp_on = session.proxy_arp_for = None
+        except TimeoutError:
+            session.log.warning("the proxy ARP entry was not withdrawn within %g s", NETLINK_PATIENCE)
+        self._ip_down(session, lines, info)
+
+    def _ip_down(self, session: DaemonSession, lines: list[str], info: ScriptInfo | None) -> None:
+        for line in lines:
+            session.log.info("%s", line)
+        if info is not None:
+            session.scripts.down(info)
+            task = asyncio.ensure_future(session.scripts.wait())
+            task.add_done_callback(lambda _: self._runners.discard(session.scripts))
+        else:
+            self._runners.discard(session.scripts)
 
     def _script_not_started(self, session: DaemonSession, which: str, reason: str) -> None:
         """ip-up exists but could not be started: the session ends (pppd would carry on, without the
@@ -453,19 +508,16 @@ class Daemon:
         if session.addresses is not None:
             self.admitted -= 1
         elapsed = asyncio.get_running_loop().time() - (ppp.network_since or ppp.started_at)
-        for line in ppplog.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received):
-            session.log.info("%s", line)
+        lines = list(ppplog.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received))
         summary = ppp.link.take_notice_summary()  # what the peer repeated, counted and not logged
         if summary is not None:
-            session.log.info("%s", summary)
-        session.log.info("%s", ppplog.connection_terminated())
-        session.log.info("session ended: %s", reason)
-        if session.proxy_arp_on is not None and session.up is not None:
-            remove_proxy_arp(session.up.peer_address, session.proxy_arp_on)
-        if session.up is not None:
-            session.scripts.down(self._script_info(session, session.up))
-            task = asyncio.ensure_future(session.scripts.wait())
-            task.add_done_callback(lambda _: self._runners.discard(session.scripts))
+            lines.append(summary)
+        lines += [ppplog.connection_terminated(), f"session ended: {reason}"]
+        info = self._script_info(session, session.up) if session.up is not None else None  # the figures of now
+        if session.proxy_arp is not None or session.proxy_arp_on is not None:
+            self._off_loop(self._proxy_arp_off_then_ip_down(session, lines, info))
+        else:
+            self._ip_down(session, lines, info)
         if not session.cleared:  # the PPP side ended: CDN and StopCCRQ, as pptpctrl did when pppd exited
             stop = StopReason.STOP_LOCAL_SHUTDOWN if self.stopping else StopReason.NONE
             session.connection.hang_up(session.call.call_id, stop)

@@ -185,32 +185,47 @@ class TunDevice:
         ipv6: bool = False,
     ) -> None:
         """Point-to-point address ``local`` peer ``peer``, the MTU, IPv6 off unless asked, link up."""
-        if self.netns is not None:
-            netns, self.netns = self.netns, None
-            try:
-                _in_netns(netns, lambda: self.configure(local, peer, mtu, ipv6=ipv6))
-            finally:
-                self.netns = netns
-            return
-        if not ipv6:
-            switch = f"/proc/sys/net/ipv6/conf/{self.name}/disable_ipv6"
-            with contextlib.suppress(OSError), open(switch, "w", encoding="ascii") as f:  # no IPv6: nothing to do
-                f.write("1")
 
-        def netlink() -> None:
-            with IPRoute() as ip:
-                index = ip.link_lookup(ifname=self.name)[0]
-                ip.addr("add", index=index, local=str(local), address=str(peer), prefixlen=32)
-                ip.link("set", index=index, mtu=mtu, state="up")
+        def ipv6_off() -> None:
+            if not ipv6:
+                switch = f"/proc/sys/net/ipv6/conf/{self.name}/disable_ipv6"
+                with contextlib.suppress(OSError), open(switch, "w", encoding="ascii") as f:  # no IPv6: nothing to do
+                    f.write("1")
 
-        _off_loop(netlink, f"cannot configure {self.name}")
+        def netlink(ip: IPRoute) -> None:
+            index = _index(ip, self.name)
+            ip.addr("add", index=index, local=str(local), address=str(peer), prefixlen=32)
+            ip.link("set", index=index, mtu=mtu, state="up")
+
+        self._netlink(netlink, f"cannot configure {self.name}", before=ipv6_off)
 
     def set_mtu(self, mtu: int) -> None:
-        def netlink() -> None:
-            with IPRoute() as ip:
-                ip.link("set", index=ip.link_lookup(ifname=self.name)[0], mtu=mtu)
+        def netlink(ip: IPRoute) -> None:
+            ip.link("set", index=_index(ip, self.name), mtu=mtu)
 
-        _off_loop(netlink, f"cannot set the MTU of {self.name}")
+        self._netlink(netlink, f"cannot set the MTU of {self.name}")
+
+    def _netlink(
+        self, function: Callable[[IPRoute], None], what: str, before: Callable[[], None] | None = None
+    ) -> None:
+        """``function`` in the device's namespace: ours on a netlink thread (:func:`_off_loop`), another
+        (:attr:`netns`) in a thread that entered it, with an IPRoute of its own."""
+        if self.netns is None:
+            if before is not None:
+                before()
+            _off_loop(function, what)
+            return
+
+        def there() -> None:
+            if before is not None:
+                before()
+            with IPRoute() as ip:
+                try:
+                    function(ip)
+                except Exception as exc:  # pyroute2 raises NetlinkError and friends
+                    raise TunError(f"{what}: {exc}") from None
+
+        _in_netns(self.netns, there)
 
     def close(self, *, wait: bool = False) -> None:
         """Remove the device (closing the last descriptor deletes a non-persistent TUN).
@@ -277,20 +292,62 @@ def _in_netns(netns: str, function: Callable[[], _T]) -> _T:
     return run_in_netns(netns, function)
 
 
-def _off_loop(function: Callable[[], None], what: str) -> None:
-    """Run a pyroute2 call in a short-lived thread: pyroute2 0.9's synchronous API drives an
-    asyncio loop of its own and refuses to run inside one that is already running (ours).
-    A few netlink round trips: the event loop waits for them, as it would for pppd's ioctls."""
-    failure: list[BaseException] = []
+# -- netlink off the event loop ---------------------------------------------------------------------
+#
+# pyroute2 0.9's synchronous API drives an asyncio loop of its own and refuses to run inside one that is
+# already running (ours), so every netlink call runs on a thread, with an IPRoute socket of its own, in
+# one of two small pools: "device" for the calls the event loop waits for (a pppN's address, MTU and
+# state at network-up: about 2 ms, whatever the number of interfaces, measured with 200), and "lookup"
+# for the ones it does not wait for (proxy ARP, which dumps every IPv4 address: about 10 ms with 200
+# interfaces; see :mod:`pypptp.proxyarp`), so that a device never queues behind a lookup.
 
-    def body() -> None:
-        try:
-            function()
-        except Exception as exc:  # pyroute2 raises NetlinkError and friends
-            failure.append(exc)
+_netlink_pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+_netlink_lock = threading.Lock()
+NETLINK_THREADS = {"device": 1, "lookup": 2}
 
-    thread = threading.Thread(target=body, name="netlink")
-    thread.start()
-    thread.join()
-    if failure:
-        raise TunError(f"{what}: {failure[0]}")
+
+def netlink_soon(
+    function: Callable[[IPRoute], _T], what: str, *, pool: str = "lookup"
+) -> concurrent.futures.Future[_T]:
+    """``function(ip)`` on a netlink thread of ``pool``, with that thread's IPRoute; the future's
+    exception is a :class:`TunError` saying ``what`` failed.  Await it with :func:`asyncio.wrap_future`."""
+    with _netlink_lock:
+        executor = _netlink_pools.get(pool)
+        if executor is None:
+            executor = _netlink_pools[pool] = concurrent.futures.ThreadPoolExecutor(
+                max_workers=NETLINK_THREADS[pool], thread_name_prefix=f"netlink-{pool}"
+            )
+    return executor.submit(_on_netlink_thread, function, what)
+
+
+def _on_netlink_thread(function: Callable[[IPRoute], _T], what: str) -> _T:
+    try:
+        with IPRoute() as ip:  # a socket per call: a session that ends leaves no descriptor behind
+            return function(ip)
+    except TunError:
+        raise
+    except Exception as exc:  # pyroute2 raises NetlinkError and friends
+        raise TunError(f"{what}: {exc}") from None
+
+
+def _off_loop(function: Callable[[IPRoute], _T], what: str) -> _T:
+    """``function(ip)`` on the "device" netlink thread; the caller (the event loop) waits for it, as
+    pppd waits for its ioctls: a few round trips, about 2 ms."""
+    return netlink_soon(function, what, pool="device").result()
+
+
+def _index(ip: IPRoute, name: str) -> int:
+    found = ip.link_lookup(ifname=name)
+    if not found:
+        raise TunError(f"no interface {name}")
+    return int(found[0])
+
+
+def _forget_netlink_threads() -> None:
+    """In a forked child (a worker): the parent's threads are not there; new pools on first use."""
+    global _netlink_lock
+    _netlink_pools.clear()
+    _netlink_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_netlink_threads)
