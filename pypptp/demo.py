@@ -18,6 +18,7 @@ What it does, all of it undone at the end:
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import subprocess
@@ -70,7 +71,16 @@ async def tcp_transfer(pair: NetnsPair, size: int, target: str = TUNNEL_SERVER, 
     sender = pair.socket(pair.client_ns)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((target, port))
+        for _ in range(250):  # the server's end of a new tunnel may get its address a moment after ours (5 s)
+            try:
+                listener.bind((target, port))
+                break
+            except OSError as exc:
+                if exc.errno != errno.EADDRNOTAVAIL:
+                    raise
+                await asyncio.sleep(0.02)
+        else:
+            listener.bind((target, port))  # still not there: say so
         listener.listen(1)
         listener.setblocking(False)
         sender.setblocking(False)
