@@ -103,6 +103,14 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds a blocked address has its connections dropped at accept "
         f"(default {ServerSettings.auth_fail_block:g})",
     )
+    parser.add_argument(
+        "--log-budget",
+        metavar="N",
+        type=_count_or_zero,
+        default=ServerSettings.log_budget,
+        help="connections a minute from one address logged as usual; beyond, until one authenticates, their "
+        f"lines go to debug level and a summary counts them (default {ServerSettings.log_budget}; 0: no limit)",
+    )
     return parser
 
 
@@ -134,6 +142,7 @@ _OURS = (
     "--auth-fail-limit",
     "--auth-fail-window",
     "--auth-fail-block",
+    "--log-budget",
 )
 
 
@@ -176,6 +185,7 @@ def settings_from(config: DaemonConfig, args: argparse.Namespace | None = None) 
         auth_fail_limit=args.auth_fail_limit,
         auth_fail_window=float(args.auth_fail_window),
         auth_fail_block=float(args.auth_fail_block),
+        log_budget=args.log_budget,
     )
 
 

@@ -41,7 +41,7 @@ import os
 import socket
 from collections.abc import Coroutine
 from ipaddress import IPv4Address
-from typing import Protocol
+from typing import Any, Protocol
 
 from pypptp import ppplog
 from pypptp.aio_gre import GreCall, GreTransport
@@ -73,6 +73,25 @@ TERMINATE_GRACE = 3.0  # seconds SIGTERM waits for LCP Terminate-Acks before the
 NETLINK_PATIENCE = 10.0
 """Seconds a session's end waits for its proxy ARP entry to be made and withdrawn before ip-down runs
 anyway (a netlink request takes milliseconds)."""
+
+
+class SessionLog(logging.LoggerAdapter[logging.Logger]):
+    """A session's lines: below ERROR they go to debug level while its control connection is quiet (past
+    its address's log budget, :attr:`~pypptp.server.ServerSettings.log_budget`) and its peer has not
+    authenticated (a refusal after a successful authentication is always logged as usual)."""
+
+    def __init__(self, logger: logging.Logger, connection: ServerConnection) -> None:
+        super().__init__(logger, {})
+        self.connection = connection
+        self.link: PppLink | None = None
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.connection.quiet and level < logging.ERROR and not self._authenticated():
+            level = logging.DEBUG
+        super().log(level, msg, *args, **kwargs)
+
+    def _authenticated(self) -> bool:
+        return self.link is not None and any(result.success for result in self.link.auth_results)
 
 
 @dataclasses.dataclass(eq=False)
@@ -267,7 +286,7 @@ class Daemon:
     # -- sessions ------------------------------------------------------------------------------
 
     def _start_session(self, connection: ServerConnection, call: Call) -> None:
-        slog = logging.LoggerAdapter(logging.getLogger("pppd"), {})  # pppd.pppN once the unit is chosen
+        slog = SessionLog(logging.getLogger("pppd"), connection)  # pppd.pppN once the unit is chosen
         if self.logfile:
             _attach_logfile(slog.logger, self.logfile)
         peer_ip = connection.peer_ip
@@ -279,6 +298,7 @@ class Daemon:
             secrets=self,  # looked up at authentication, re-read if the file changed (lookup)
             assign_addresses=lambda result: self._assign(holder[0], result),
         )
+        slog.link = link
         gre = GreCall(
             self.transport,
             peer_ip,
@@ -507,8 +527,10 @@ class Daemon:
             self._pinned_in_use.discard(session.pinned)
         if session.addresses is not None:
             self.admitted -= 1
-        elapsed = asyncio.get_running_loop().time() - (ppp.network_since or ppp.started_at)
-        lines = list(ppplog.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received))
+        lines: list[str] = []
+        if ppp.network_since is not None:  # pppd prints the link's figures only for a link that carried IP
+            elapsed = asyncio.get_running_loop().time() - ppp.network_since
+            lines += ppplog.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received)
         summary = ppp.link.take_notice_summary()  # what the peer repeated, counted and not logged
         if summary is not None:
             lines.append(summary)

@@ -99,6 +99,9 @@ class ServerSettings:
     auth_fail_window: float = 60.0
     auth_fail_block: float = 300.0
     """Seconds a blocked address has its new connections dropped at accept."""
+    log_budget: int = 5
+    """Connections a minute from one address whose lines are logged as usual; beyond, until one of them
+    authenticates, their lines go to debug level and a summary says how many (0: no limit)."""
     control: ControlConfig = dataclasses.field(default_factory=ControlConfig)
     trace: bool = False
     """``debug``: the daemon logs at debug level, which includes every control message in and out."""
@@ -146,9 +149,10 @@ class ControlServer:
             else None
         )
         self._unreported: collections.Counter[str] = collections.Counter()
-        self._reported_at: float | None = None
+        self._logged: dict[str, list[float]] = {}  # source -> [start of its minute, connections logged in it]
+        self._reported_at: dict[str, float] = {}
         self._report_timer: asyncio.TimerHandle | None = None
-        self._last_source = ""
+        self._last_source: dict[str, str] = {}
         self._server: asyncio.Server | None = None
 
     @property
@@ -199,8 +203,27 @@ class ControlServer:
     # -- admission (see the module docstring) ----------------------------------------------------
 
     def admit(self, connection: ServerConnection) -> None:
-        """The session behind ``connection`` authenticated: it leaves the pending budget."""
+        """The session behind ``connection`` authenticated: it leaves the pending budget, and its lines are
+        logged as usual whatever the budget of its address."""
         self._forget_pending(connection)
+        connection.quiet = False
+
+    def _quiet(self, source: str) -> bool:
+        """Whether a new connection from ``source`` is past its address's log budget this minute."""
+        budget = self.settings.log_budget
+        if budget <= 0:
+            return False
+        now = self._loop.time()
+        logged = self._logged.get(source)
+        if logged is None or now - logged[0] >= 60.0:
+            if len(self._logged) >= 65536:  # bounded: forget the addresses whose minute is over
+                self._logged = {s: w for s, w in self._logged.items() if now - w[0] < 60.0}
+            logged = self._logged[source] = [now, 0]
+        logged[1] += 1
+        if logged[1] <= budget:
+            return False
+        self._tally(f"logged at debug level only (more than {budget} a minute from one address)", source)
+        return True
 
     def auth_failed(self, connection: ServerConnection, name: str, method: str) -> None:
         """The session behind ``connection`` failed to authenticate as ``name``: log it with the peer's
@@ -261,21 +284,29 @@ class ControlServer:
                 del self.pending[source]
 
     def _tally(self, what: str, source: str) -> None:
-        """Count a dropped pending connection; log the first at once, then a summary at most once a minute."""
+        """Count a connection dropped or quietened for ``what``: the first of each kind is logged at once,
+        the rest in one summary line a minute later (so at most one line of each kind a minute)."""
         self._unreported[what] += 1
-        self._last_source = source
+        self._last_source[what] = source
         now = self._loop.time()
-        if self._reported_at is None or now - self._reported_at >= SUMMARY_INTERVAL:
-            self._report()
+        reported_at = self._reported_at.get(what)
+        if reported_at is None or now - reported_at >= SUMMARY_INTERVAL:
+            self._report_kind(what, now)
         elif self._report_timer is None:
-            self._report_timer = self._loop.call_at(self._reported_at + SUMMARY_INTERVAL, self._report)
+            self._report_timer = self._loop.call_at(reported_at + SUMMARY_INTERVAL, self._report)
+
+    def _report_kind(self, what: str, now: float) -> None:
+        count = self._unreported.pop(what, 0)
+        if count:
+            self._reported_at[what] = now
+            log.warning("MGR: %d connection(s) %s (the last from %s)", count, what, self._last_source[what])
 
     def _report(self) -> None:
+        """The summary lines due (and, at shutdown, every pending one)."""
         self._report_timer = None
-        self._reported_at = self._loop.time()
-        for what, count in self._unreported.items():
-            log.warning("MGR: %d connection(s) %s (the last from %s)", count, what, self._last_source)
-        self._unreported.clear()
+        now = self._loop.time()
+        for what in list(self._unreported):
+            self._report_kind(what, now)
 
     @property
     def _loop(self) -> asyncio.AbstractEventLoop:
@@ -299,6 +330,15 @@ class ServerConnection(ControlProtocol):
         """Every protocol anomaly of this connection, by reason."""
         self._unreported: collections.Counter[str] = collections.Counter()
         self._anomaly_report: asyncio.TimerHandle | None = None
+        self.quiet = False
+        """Past its address's log budget (:attr:`ServerSettings.log_budget`) and not authenticated: its
+        lines (and its session's) go to debug level."""
+
+    def _info(self, message: str, *args: object) -> None:
+        log.log(logging.DEBUG if self.quiet else logging.INFO, message, *args)
+
+    def _warning(self, message: str, *args: object) -> None:
+        log.log(logging.DEBUG if self.quiet else logging.WARNING, message, *args)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -308,10 +348,11 @@ class ServerConnection(ControlProtocol):
             return
         server.connections.add(self)
         server._enter_pending(self)
+        self.quiet = server._quiet(self.peer_ip)
         self.conn = ControlConnection(
             Role.SERVER, self.loop.time(), config=server.settings.control, call_ids=server.call_ids, tracer=self._trace
         )
-        log.info("CTRL: Client %s control connection started", self.peer)
+        self._info("CTRL: Client %s control connection started", self.peer)
         self._rearm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -366,7 +407,7 @@ class ServerConnection(ControlProtocol):
         for event in events:
             if isinstance(event, ControlConnectionEstablished):
                 start = event.peer_start
-                log.info(
+                self._info(
                     "CTRL: %s: SCCRQ accepted (host '%s', vendor '%s', firmware %d)",
                     self.peer,
                     printable(start.host_name),
@@ -375,7 +416,7 @@ class ServerConnection(ControlProtocol):
                 )
             elif isinstance(event, CallEstablished):
                 call = event.call
-                log.info(
+                self._info(
                     "CTRL: %s: call established, our Call ID %d, peer Call ID %d, peer window %d",
                     self.peer,
                     call.call_id,
@@ -385,7 +426,7 @@ class ServerConnection(ControlProtocol):
                 if self.server.hooks is not None:
                     self.server.hooks.call_established(self, call)
             elif isinstance(event, CallRefused):
-                log.warning(
+                self._warning(
                     "CTRL: %s: OCRQ from peer Call ID %d refused: %s/%s",
                     self.peer,
                     event.peer_call_id,
@@ -393,7 +434,7 @@ class ServerConnection(ControlProtocol):
                     event.error_code.name,
                 )
             elif isinstance(event, CallCleared):
-                log.info("CTRL: %s: call %d cleared (%s)", self.peer, event.call.call_id, event.reason)
+                self._info("CTRL: %s: call %d cleared (%s)", self.peer, event.call.call_id, event.reason)
                 if self.server.hooks is not None:
                     self.server.hooks.call_cleared(self, event.call, event.reason)
             elif isinstance(event, SetLinkInfoReceived):
@@ -404,14 +445,14 @@ class ServerConnection(ControlProtocol):
                 self._anomaly(event)
             elif isinstance(event, ControlConnectionClosed):
                 self._report_anomalies()
-                log.info("CTRL: Client %s control connection finished (%s)", self.peer, event.reason)
+                self._info("CTRL: Client %s control connection finished (%s)", self.peer, event.reason)
 
     def _anomaly(self, event: ProtocolAnomaly) -> None:
         """The first anomaly of each reason is logged at once; repeats are counted and summed up when the
         connection ends, or a minute after the first unreported one (at most a line a minute)."""
         self.anomalies[event.reason] += 1
         if self.anomalies[event.reason] == 1:
-            log.warning("CTRL: %s: %s", self.peer, printable(event.description, 200))
+            self._warning("CTRL: %s: %s", self.peer, printable(event.description, 200))
             return
         self._unreported[event.reason] += 1
         if self._anomaly_report is None:
@@ -424,7 +465,7 @@ class ServerConnection(ControlProtocol):
         if self._unreported:
             counts = ", ".join(f"{reason}: {count}" for reason, count in self._unreported.most_common(8))
             more = len(self._unreported) - 8
-            log.warning(
+            self._warning(
                 "CTRL: %s: protocol anomalies repeated (%s%s)", self.peer, counts, f", {more} more" if more > 0 else ""
             )
             self._unreported.clear()

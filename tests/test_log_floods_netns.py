@@ -28,7 +28,7 @@ import pytest
 from pypptp.aio_gre import GreCall, GreTransport
 from pypptp.client import ControlClient
 from pypptp.client_session import client_link_config
-from pypptp.ctrl.messages import EchoRequest, SetLinkInfo, StartControlConnectionRequest
+from pypptp.ctrl.messages import EchoRequest, OutgoingCallRequest, SetLinkInfo, StartControlConnectionRequest
 from pypptp.netns import NetnsPair
 from pypptp.ppp.chap import ChapCode
 from pypptp.ppp.frame import Protocol, encode_frame, parse_frame
@@ -353,3 +353,29 @@ async def test_a_60_kb_chap_name(start_pypptpd: Callable[..., Pypptpd]) -> None:
     print(f"\n60 KB name: {len(lines)} log line(s), {written} bytes")
     assert written < 8192 and max(map(len, lines)) < 400
     await another_client_works(daemon)
+
+
+async def test_a_flood_of_connections_from_one_address(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """Connections are cheap to open: 300 from one address, each an SCCRQ and an OCRQ (a call that never
+    authenticates), then gone.  pptpd logs each one (several lines); here an address's first 5 a minute
+    are logged as usual, the rest at debug level, counted in a summary; a client from that same address
+    that authenticates is logged in full again."""
+    daemon = start_pypptpd(SEED_CONF, secrets=SECRETS, options=SEED_OPTIONS)
+    before = len(log_lines(daemon))
+    loop = asyncio.get_running_loop()
+    hello = StartControlConnectionRequest().encode() + OutgoingCallRequest(call_id=7).encode()
+    for _ in range(300):  # bounded: 300 connections, a few seconds
+        sock = daemon.client_socket()
+        await loop.sock_sendall(sock, hello)
+        await asyncio.sleep(0.005)
+        sock.close()
+    lines = await wait_lines(daemon, "logged at debug level only")
+    flood = lines[before:]
+    print(f"300 connections from one address: {len(flood)} log lines")
+    assert len(flood) <= LINE_BAR  # 5 connections in full (7 lines each) and the summary
+    session = await open_client(daemon, tun=False)  # the same address, authenticated: logged as usual
+    try:
+        assert await tunnel_ping(session, SERVER_IP)
+        assert "Connect: ppp0" in daemon.log()
+    finally:
+        await session.close()

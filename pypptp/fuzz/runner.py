@@ -169,7 +169,8 @@ class FuzzDaemon:
         self.pidfile = workdir / "pptpd.pid"
         paths = {"-c": "pptpd.conf", "-p": "pptpd.pid", "--secrets": "chap-secrets"}
         paths |= {"--system-options": "options.system", "--ip-up": "ip-up", "--ip-down": "ip-down"}
-        self.argv = [sys.executable, "-m", "pypptp.cli", "-f"]
+        # every connection's lines at their usual level (the leak check reads them): no per-address budget
+        self.argv = [sys.executable, "-m", "pypptp.cli", "-f", "--log-budget", "0"]
         for flag, name in paths.items():
             self.argv += [flag, str(workdir / name)]
         self.process: subprocess.Popen[bytes] | None = None
