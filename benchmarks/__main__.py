@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from benchmarks import bench_iperf, bench_sessions, bench_tunnel
-from pypptp.netns import netns_available
+from pypptp.host.netns import netns_available
 
 PARTS = ("a", "b", "c", "d")
 

@@ -30,10 +30,10 @@ import socket
 import statistics
 import time
 
-from pypptp.aio_gre import GreCall, GreTransport, set_receive_buffer
+from pypptp.aio.gre import GreCall, GreTransport, set_receive_buffer
 from pypptp.gre.codec import encode_packet
 from pypptp.gre.sequencing import GreSequencer
-from pypptp.netns import NetnsPair, netns_available, two_hosts
+from pypptp.host.netns import NetnsPair, netns_available, two_hosts
 
 BATCH = 1500
 ROUNDS = 9

@@ -4,12 +4,12 @@
 iproute2, iperf3).  About 50 s with the defaults (5 s per iperf3 run, one round).
 
 For each MPPE mode (stateless, stateful), two tunnels are brought up at once, each between its own pair
-of throw-away namespaces joined by veth (:func:`pypptp.netns.two_hosts`, 198.18.0.0/15):
+of throw-away namespaces joined by veth (:func:`pypptp.host.netns.two_hosts`, 198.18.0.0/15):
 
-* **project**: the real daemon, ``python -m pypptp.cli -f`` (``pypptpd``), in its server namespace with
+* **project**: the real daemon, ``python -m pypptp.daemon.cli -f`` (``pypptpd``), in its server namespace with
   a generated pptpd.conf (localip 192.168.0.1, remoteip 192.168.0.234-238), options (MS-CHAPv2 only,
   ``require-mppe-128``, ``mppe-stateful`` for the stateful mode, MRU and MTU 1400) and chap-secrets;
-  the project's client, ``python -m pypptp.client_session`` with a ``ppp0`` TUN, in its client
+  the project's client, ``python -m pypptp.client.tunnel`` with a ``ppp0`` TUN, in its client
   namespace as a separate process.  Both tunnel devices get MTU 1396 (MRU 1400 minus MPPE's 4 bytes).
 * **minimal**: one :mod:`benchmarks.minimal_tunnel` process per side (no project code: TUN, raw GRE
   socket, MPPE-128 of the same mode, batched epoll loop), same tunnel addresses and MTU.
@@ -55,8 +55,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pypptp.demo import wait_until_listening
-from pypptp.netns import NetnsPair, netns_available, run_in_netns, two_hosts
+from pypptp.client.demo import wait_until_listening
+from pypptp.host.netns import NetnsPair, netns_available, run_in_netns, two_hosts
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("stateless", "stateful")
@@ -286,7 +286,7 @@ def _write_daemon_files(workdir: Path, pair: NetnsPair, mode: str) -> list[str]:
     (workdir / "options.system").write_text("")
     files = ["--secrets", str(secrets), "--system-options", str(workdir / "options.system")]
     files += ["--ip-up", str(workdir / "ip-up"), "--ip-down", str(workdir / "ip-down")]
-    return [sys.executable, "-m", "pypptp.cli", "-f", "-c", str(conf), "-p", str(workdir / "pid"), *files]
+    return [sys.executable, "-m", "pypptp.daemon.cli", "-f", "-c", str(conf), "-p", str(workdir / "pid"), *files]
 
 
 @contextlib.contextmanager
@@ -296,7 +296,7 @@ def project_tunnel(mode: str) -> Iterator[Tunnel]:
         workdir = Path(tmp)
         os.chmod(workdir, 0o755)
         daemon_argv = _write_daemon_files(workdir, pair, mode)
-        client_argv = [sys.executable, "-m", "pypptp.client_session", pair.server_ip, "-u", USER, "-p", PASSWORD]
+        client_argv = [sys.executable, "-m", "pypptp.client.tunnel", pair.server_ip, "-u", USER, "-p", PASSWORD]
         client_argv += ["--mru", "1400", "--timeout", "20", "--stats"]
         client_argv += ["--mppe-stateful"] if mode == "stateful" else []
         log_path = workdir / "pypptpd.log"

@@ -5,7 +5,7 @@
 
 Black box, so that the figures are what an administrator gets: ``pypptpd -f`` runs as a subprocess
 in a throw-away server namespace (MS-CHAPv2, ``require-mppe-128``, stateless MPPE, ``connections
-300``, a 354-address pool), and the library client (:class:`~pypptp.client_session.PptpClientSession`,
+300``, a 354-address pool), and the library client (:class:`~pypptp.client.tunnel.PptpClientSession`,
 no TUN) runs in this process, in the client namespace, every session sharing one raw GRE socket (the
 kernel copies each GRE packet to every raw GRE socket, so one per session would make the client side
 pay once per session for every packet).  :class:`Clients` says what the harness does around the
@@ -67,12 +67,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pypptp.aio_gre import GreCall, GreTransport
-from pypptp.client import PptpClientError
-from pypptp.client_session import PptpClientSession, client_link_config
-from pypptp.demo import wait_until_listening
+from pypptp.aio.client import PptpClientError
+from pypptp.aio.gre import GreCall, GreTransport
+from pypptp.client.demo import wait_until_listening
+from pypptp.client.tunnel import PptpClientSession, client_link_config
 from pypptp.gre.codec import NO_NUMBER, GreError, decode_header, encode_packet
-from pypptp.netns import NetnsPair, netns_available, two_hosts
+from pypptp.host.netns import NetnsPair, netns_available, two_hosts
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.frame import Protocol
 
@@ -208,7 +208,7 @@ def _sum(devices: dict[str, NetDev], field: str, prefix: str = "ppp") -> int:
 def workers_supported() -> bool:
     """Whether this pypptpd has ``--workers``."""
     result = subprocess.run(
-        [sys.executable, "-m", "pypptp.cli", "--help"], capture_output=True, text=True, cwd=REPO, check=False
+        [sys.executable, "-m", "pypptp.daemon.cli", "--help"], capture_output=True, text=True, cwd=REPO, check=False
     )
     return "--workers" in result.stdout
 
@@ -241,7 +241,7 @@ class Daemon:
             f"connections {CONNECTIONS}\n"
         )
         self.log_path = workdir / "pypptpd.log"
-        argv = [sys.executable, "-m", "pypptp.cli", "-f", "-c", str(conf), "-p", str(workdir / "pptpd.pid")]
+        argv = [sys.executable, "-m", "pypptp.daemon.cli", "-f", "-c", str(conf), "-p", str(workdir / "pptpd.pid")]
         argv += ["--secrets", str(secrets), "--system-options", str(workdir / "options.system")]
         argv += ["--ip-up", str(workdir / "ip-up"), "--ip-down", str(workdir / "ip-down")]
         if workers > 1:

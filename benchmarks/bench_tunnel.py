@@ -46,8 +46,10 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
 from cryptography.hazmat.primitives.ciphers import Cipher
 
 from benchmarks.bench_sessions import ipv4_udp
-from pypptp.aio_gre import GreCall, GreTransport, set_receive_buffer
-from pypptp.netns import NetnsPair, netns_available, two_hosts
+from pypptp.aio.gre import GreCall, GreTransport, set_receive_buffer
+from pypptp.aio.session import PppSession
+from pypptp.host.netns import NetnsPair, netns_available, two_hosts
+from pypptp.host.tun import TunDevice
 from pypptp.ppp.auth import AuthConfig
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.ipcp import IpcpConfig
@@ -55,8 +57,6 @@ from pypptp.ppp.lcp import AUTH_MSCHAP_V2, LcpConfig
 from pypptp.ppp.link import LinkConfig, PppLink
 from pypptp.ppp.mppe import MppeEncryptor, initial_session_key
 from pypptp.ppp.secrets import parse_secrets
-from pypptp.session import PppSession
-from pypptp.tun import TunDevice
 
 BATCH = 400  # below the TUN's 500-packet queue
 ROUNDS = 11

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pypptp.client_session import PptpClientSession
-from pypptp.demo import wait_until_listening
-from pypptp.netns import NetnsPair, netns_available, two_hosts
+from pypptp.client.demo import wait_until_listening
+from pypptp.client.tunnel import PptpClientSession
+from pypptp.host.netns import NetnsPair, netns_available, two_hosts
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_DEPENDENCIES = ("cryptography", "pyroute2", "python-pytun")
@@ -86,7 +86,18 @@ class Pypptpd:
         self.pidfile = workdir / "pptpd.pid"
         files = ["--secrets", str(self.secrets), "--system-options", str(workdir / "options.system")]
         files += ["--ip-up", str(self.ip_up), "--ip-down", str(self.ip_down)]
-        argv = [sys.executable, "-m", "pypptp.cli", "-f", "-c", str(self.conf), "-p", str(self.pidfile), *files, *args]
+        argv = [
+            sys.executable,
+            "-m",
+            "pypptp.daemon.cli",
+            "-f",
+            "-c",
+            str(self.conf),
+            "-p",
+            str(self.pidfile),
+            *files,
+            *args,
+        ]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(

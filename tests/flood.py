@@ -23,7 +23,7 @@ import resource
 import socket
 
 from pypptp.ctrl.messages import OutgoingCallRequest, StartControlConnectionRequest
-from pypptp.netns import run_in_netns
+from pypptp.host.netns import run_in_netns
 
 KINDS = ("idle", "sccrq", "trickle", "call")
 SCCRQ = StartControlConnectionRequest(host_name="flood", vendor_string="flood").encode()

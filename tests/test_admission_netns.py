@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import pytest
 
-from pypptp.client_session import PptpClientSession
-from pypptp.server import ServerSettings, listen_backlog
+from pypptp.aio.server import ServerSettings, listen_backlog
+from pypptp.client.tunnel import PptpClientSession
 from tests.conftest import REPO, Pypptpd, tunnel_ping
 from tests.test_daemon_netns import SECRETS, SEED_CONF, SEED_OPTIONS, daemon_fds, daemon_rss, open_client
 

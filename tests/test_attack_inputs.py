@@ -16,7 +16,7 @@ exception, and (end to end) leaves the daemon alive and serving a legit client.
   sessions unaffected.
 
 The sans-IO ones run against :class:`~pypptp.ctrl.connection.ControlConnection`,
-:class:`~pypptp.ppp.link.PppLink` and :class:`~pypptp.session.PppSession`; the end-to-end ones against
+:class:`~pypptp.ppp.link.PppLink` and :class:`~pypptp.aio.session.PppSession`; the end-to-end ones against
 a real pypptpd in two namespaces (conftest's ``start_pypptpd``), with a legit library client.
 """
 
@@ -31,8 +31,10 @@ from collections.abc import Callable
 
 import pytest
 
-from pypptp.aio_control import MAX_WRITE_BUFFER
-from pypptp.client_session import PptpClientSession
+from pypptp.aio.control import MAX_WRITE_BUFFER
+from pypptp.aio.server import ControlServer, ServerConnection, ServerSettings
+from pypptp.aio.session import PppSession
+from pypptp.client.tunnel import PptpClientSession
 from pypptp.ctrl.connection import ControlConnection, ControlState, Role
 from pypptp.ctrl.constants import EchoResult, GeneralError, IncomingCallResult, StartResult
 from pypptp.ctrl.events import Call, ControlConnectionClosed, ProtocolAnomaly
@@ -55,8 +57,6 @@ from pypptp.ppp.frame import Protocol, encode_frame, parse_frame
 from pypptp.ppp.lcp import AUTH_PAP, LcpConfig
 from pypptp.ppp.link import Authenticated, LinkDown, LinkEvent, Phase, PppLink
 from pypptp.ppp.packet import Code, ControlPacket
-from pypptp.server import ControlServer, ServerConnection, ServerSettings
-from pypptp.session import PppSession
 from tests.conftest import Pypptpd
 from tests.test_ppp_link import SECRETS, client_config, control, server_config
 

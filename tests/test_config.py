@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pypptp.cli import main, settings_from
-from pypptp.config import KEYWORDS, ConfigError, PptpdConfig, parse_pptpd_conf, read_pptpd_conf
-from pypptp.daemon_config import load
+from pypptp.conf.pptpd import KEYWORDS, ConfigError, PptpdConfig, parse_pptpd_conf, read_pptpd_conf
+from pypptp.daemon.cli import main, settings_from
+from pypptp.daemon.config import load
 
 SEED = """\
 ###############################################################################

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from pypptp import __version__
-from pypptp.config import ConfigError
-from pypptp.daemon_config import DaemonConfig, build_parser, check, load
-from pypptp.pool import PoolError
+from pypptp.conf.pppd_options import OptionsError
+from pypptp.conf.pptpd import ConfigError
+from pypptp.daemon.config import DaemonConfig, build_parser, check, load
+from pypptp.daemon.pool import PoolError
 from pypptp.ppp.lcp import AUTH_MSCHAP_V2
 from pypptp.ppp.secrets import SecretsError
-from pypptp.pppd_options import OptionsError
 from tests.seed import SEED_OPTIONS
 
 SEED_CONF = """\

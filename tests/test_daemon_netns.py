@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from pypptp.client import PptpClientError
-from pypptp.client_session import PptpClientSession, client_link_config
-from pypptp.demo import ping, tcp_transfer
-from pypptp.netns import NetnsPair
+from pypptp.aio.client import PptpClientError
+from pypptp.client.demo import ping, tcp_transfer
+from pypptp.client.tunnel import PptpClientSession, client_link_config
+from pypptp.host.netns import NetnsPair
+from pypptp.host.tun import TunDevice
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP
-from pypptp.tun import TunDevice
 from tests.conftest import Pypptpd, icmp_echo
 from tests.seed import SEED_OPTIONS as DEBIAN_SEED_OPTIONS
 
@@ -381,11 +381,15 @@ def test_malformed_option_line_is_reported_with_file_and_line(tmp_path: Path) ->
     (tmp_path / "chap-secrets").write_text(SECRETS)
     argv = ["-c", str(conf), "--secrets", str(tmp_path / "chap-secrets"), "--system-options", "/nonexistent"]
     result = subprocess.run(
-        [sys.executable, "-m", "pypptp.cli", "--check", *argv], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "pypptp.daemon.cli", "--check", *argv], capture_output=True, text=True, check=False
     )
     assert result.returncode == 1 and f"{options}:2" in result.stdout
     started = subprocess.run(
-        [sys.executable, "-m", "pypptp.cli", "-f", *argv], capture_output=True, text=True, check=False, timeout=10
+        [sys.executable, "-m", "pypptp.daemon.cli", "-f", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=10,
     )
     assert started.returncode == 2 and f"{options}:2" in started.stderr
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from pypptp import daemon as daemon_module
-from pypptp.daemon import Daemon
+from pypptp.daemon import manager as daemon_module
+from pypptp.daemon.manager import Daemon
+from pypptp.daemon.scripts import ScriptInfo
 from pypptp.ppp.link import NetworkUp
-from pypptp.scripts import ScriptInfo
 
 PEER = ipaddress.IPv4Address("192.168.0.234")
 UP = NetworkUp(ipaddress.IPv4Address("192.168.0.1"), PEER, (), (), 1396)

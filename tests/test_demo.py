@@ -15,7 +15,7 @@ pytestmark = pytest.mark.netns
 
 def test_demo_brings_a_tunnel_up_carries_traffic_and_cleans_up(require_netns: None) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pypptp.demo"], capture_output=True, text=True, timeout=120, cwd=REPO, check=False
+        [sys.executable, "-m", "pypptp.client.demo"], capture_output=True, text=True, timeout=120, cwd=REPO, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
     for step in (

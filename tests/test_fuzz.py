@@ -23,7 +23,7 @@ from pypptp.ctrl.framer import ControlStreamFramer
 from pypptp.ctrl.messages import OutgoingCallRequest, StartControlConnectionRequest
 from pypptp.fuzz.inputs import OPS, STREAMS, Batch, batch_at, batches
 from pypptp.fuzz.runner import Runner, close_session, open_session
-from pypptp.netns import NetnsPair
+from pypptp.host.netns import NetnsPair
 from tests.conftest import REPO, Pypptpd
 
 SEED = int(os.environ.get("PYPPTP_FUZZ_SEED", "14"))

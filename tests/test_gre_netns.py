@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from pypptp.aio_gre import GreCall, GreTransport, set_receive_buffer
+from pypptp.aio.gre import GreCall, GreTransport, set_receive_buffer
 from pypptp.gre.codec import encode_packet
-from pypptp.netns import NetnsPair, link, namespaces, netns_available
+from pypptp.host.netns import NetnsPair, link, namespaces, netns_available
 
 pytestmark = pytest.mark.netns
 
@@ -314,7 +314,7 @@ async def test_gre_that_overtakes_the_call_registration_is_delivered_once_the_ca
         sender.sendto(encode_packet(CLIENT_CALL_ID, b"next", seq=1), (netns_pair.client_ip, 0))
         await _until(lambda: delivered == [b"early-lcp", b"next"])
         # what is kept is bounded in count and in age: a call registered too late gets nothing old
-        monkeypatch.setattr("pypptp.aio_gre.EARLY_SECONDS", 0.0)
+        monkeypatch.setattr("pypptp.aio.gre.EARLY_SECONDS", 0.0)
         await asyncio.sleep(0.01)
         late: list[bytes] = []
         other = GreCall(

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from pypptp.client import PptpClientError
+from pypptp.aio.client import PptpClientError
 from pypptp.ctrl.messages import (
     OutgoingCallRequest,
     StartControlConnectionRequest,
     StopControlConnectionRequest,
     decode_message,
 )
-from pypptp.netns import NetnsPair
+from pypptp.host.netns import NetnsPair
 from tests.conftest import Pypptpd, icmp_echo, tunnel_ping
 from tests.test_daemon_netns import (
     SECRETS,

@@ -25,16 +25,16 @@ from pathlib import Path
 
 import pytest
 
-from pypptp.aio_gre import GreCall, GreTransport
-from pypptp.client import ControlClient
-from pypptp.client_session import client_link_config
+from pypptp.aio.client import ControlClient
+from pypptp.aio.gre import GreCall, GreTransport
+from pypptp.aio.session import PppSession
+from pypptp.client.tunnel import client_link_config
 from pypptp.ctrl.messages import EchoRequest, OutgoingCallRequest, SetLinkInfo, StartControlConnectionRequest
-from pypptp.netns import NetnsPair
+from pypptp.host.netns import NetnsPair
 from pypptp.ppp.chap import ChapCode
 from pypptp.ppp.frame import Protocol, encode_frame, parse_frame
 from pypptp.ppp.link import PppLink
 from pypptp.ppp.packet import Code, ControlPacket, decode_packet
-from pypptp.session import PppSession
 from tests.conftest import REPO, Pypptpd, tunnel_ping
 from tests.test_daemon_netns import SECRETS, SEED_CONF, SEED_OPTIONS, SERVER_IP, open_client
 
@@ -146,7 +146,7 @@ async def test_a_stalled_log_reader_never_stalls_the_daemon(netns_pair: NetnsPai
     conf.write_text(
         "".join(f"{line}\n" for line in [f"listen {netns_pair.server_ip}", *SEED_CONF, f"option {options}"])
     )
-    argv = [sys.executable, "-m", "pypptp.cli", "-f", "-d", "-c", str(conf), "-p", str(tmp_path / "pid")]
+    argv = [sys.executable, "-m", "pypptp.daemon.cli", "-f", "-d", "-c", str(conf), "-p", str(tmp_path / "pid")]
     argv += ["--secrets", str(secrets), "--system-options", str(tmp_path / "options.system")]
     argv += ["--ip-up", str(tmp_path / "ip-up"), "--ip-down", str(tmp_path / "ip-down")]
     read_end, write_end = os.pipe()

@@ -19,8 +19,8 @@ from scapy.layers.inet import IP, TCP, UDP, in4_chksum
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, in6_chksum
 from scapy.packet import Packet, raw
 
-from pypptp import mss
-from pypptp.mss import MAX_IPV6_EXTENSION_HEADERS, clamp_mss, mss_for_mtu
+from pypptp.host import mss
+from pypptp.host.mss import MAX_IPV6_EXTENSION_HEADERS, clamp_mss, mss_for_mtu
 
 SRC4, DST4 = "192.168.0.234", "192.168.0.1"
 SRC6, DST6 = "2001:db8::234", "2001:db8:1::34"

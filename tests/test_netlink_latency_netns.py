@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pypptp.client_session import PptpClientSession
+from pypptp.client.tunnel import PptpClientSession
 from tests.conftest import REPO, Pypptpd, icmp_echo
 from tests.test_daemon_netns import SECRETS, SEED_CONF, SEED_OPTIONS, SERVER_IP, open_client, run
 
@@ -28,7 +28,7 @@ DUMMIES = 200
 ROUNDS = 8
 CHURN = f"""
 import asyncio, sys
-from pypptp.client_session import PptpClientSession, client_link_config
+from pypptp.client.tunnel import PptpClientSession, client_link_config
 
 async def main():
     for _ in range({ROUNDS}):  # another client's network comes up and goes down

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pypptp.pool import (
+from pypptp.daemon.pool import (
     DEFAULT_LOCALIP,
     DEFAULT_REMOTEIP,
     MAX_ADDRESSES,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pypptp.demo import ping, tcp_transfer
+from pypptp.client.demo import ping, tcp_transfer
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.link import Phase
 from tests.conftest import Pypptpd

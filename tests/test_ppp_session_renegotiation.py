@@ -1,6 +1,6 @@
 """The asyncio session across an LCP renegotiation: the hot path resumes with the new MPPE objects.
 
-A server :class:`~pypptp.session.PppSession` with a stand-in TUN device (a ``SOCK_SEQPACKET`` socket
+A server :class:`~pypptp.aio.session.PppSession` with a stand-in TUN device (a ``SOCK_SEQPACKET`` socket
 pair: one packet per read and write, as a TUN descriptor gives) and a library-mode client session,
 their frames carried by the event loop in this process.  No namespace, no root.
 """
@@ -17,10 +17,10 @@ from typing import Any, cast
 
 import pytest
 
+from pypptp.aio.session import PppSession
+from pypptp.host.tun import TunDevice
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.link import PppLink
-from pypptp.session import PppSession
-from pypptp.tun import TunDevice
 from tests.test_ppp_link import PING, SECRETS, client_config, counter32, rng_bytes, server_config
 
 log = logging.getLogger("test.session")
@@ -28,7 +28,7 @@ PONG = PING[:20] + b"\x00" + PING[21:]  # an echo reply the other way
 
 
 class FakeTun:
-    """What the session uses of :class:`~pypptp.tun.TunDevice`, on one end of a packet socket pair."""
+    """What the session uses of :class:`~pypptp.host.tun.TunDevice`, on one end of a packet socket pair."""
 
     def __init__(self) -> None:
         self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)

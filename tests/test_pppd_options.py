@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pypptp.conf.pppd_options import OPTIONS, OptionsError, PppdOptions, parse_pppd_options, read_pppd_options
 from pypptp.ppp.auth import AuthConfig
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.fsm import FsmConfig
@@ -15,7 +16,6 @@ from pypptp.ppp.ipcp import IpcpConfig
 from pypptp.ppp.ipv6cp import Ipv6cpConfig
 from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP, LcpConfig
 from pypptp.ppp.link import LinkConfig
-from pypptp.pppd_options import OPTIONS, OptionsError, PppdOptions, parse_pppd_options, read_pppd_options
 from tests.seed import DEBIAN_PPTPD_OPTIONS
 
 LOCAL, PEER = IPv4Address("192.168.0.1"), IPv4Address("192.168.0.234")

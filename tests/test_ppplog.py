@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pypptp import ppplog
+from pypptp.daemon import logs as ppplog
 
 # What real pppd logs say (pptpd users' syslog excerpts), and what the functions must give.
 EXACT = [
@@ -271,7 +271,7 @@ def test_the_logfile_is_written_by_the_log_thread_too(tmp_path: Path, logger: lo
 def test_setup_logging_writes_syslog_and_pipes_through_the_log_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pypptp import cli
+    from pypptp.daemon import cli
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pypptp import scripts
-from pypptp.scripts import ScriptInfo, ScriptRunner, call_tty, run_script, script_argv, script_env
+from pypptp.daemon import scripts
+from pypptp.daemon.scripts import ScriptInfo, ScriptRunner, call_tty, run_script, script_argv, script_env
 
 LOG = logging.getLogger("test.scripts")
 

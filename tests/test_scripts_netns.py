@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pypptp.client import PptpClientError
+from pypptp.aio.client import PptpClientError
 from tests.conftest import Pypptpd
 from tests.test_daemon_netns import SECRETS, SEED_CONF, SEED_OPTIONS, open_client, write_recorders
 

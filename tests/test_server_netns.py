@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pypptp.client import ControlClient, PptpClientError, run_sequence
+from pypptp.aio.client import ControlClient, PptpClientError, run_sequence
 from pypptp.ctrl.constants import DisconnectResult, StartResult
 from pypptp.ctrl.events import CallCleared, ControlConnectionClosed
 from pypptp.ctrl.messages import (
@@ -24,7 +24,7 @@ from pypptp.ctrl.messages import (
     StartControlConnectionRequest,
     decode_message,
 )
-from pypptp.netns import NetnsPair
+from pypptp.host.netns import NetnsPair
 from tests.conftest import REPO, Pypptpd
 
 pytestmark = pytest.mark.netns
@@ -214,7 +214,7 @@ async def test_without_f_the_daemon_detaches_writes_its_pidfile_and_serves(
     conf.write_text(f"listen {netns_pair.server_ip}\n")
     pidfile = tmp_path / "pptpd.pid"
     (tmp_path / "chap-secrets").write_text("alice pptpd s3cret *\n")
-    argv = [sys.executable, "-m", "pypptp.cli", "-c", str(conf), "-p", str(pidfile)]
+    argv = [sys.executable, "-m", "pypptp.daemon.cli", "-c", str(conf), "-p", str(pidfile)]
     argv += ["--secrets", str(tmp_path / "chap-secrets"), "--system-options", str(tmp_path / "no-options")]
     launcher = subprocess.run(
         netns_pair.exec_argv(netns_pair.server_ns, argv), env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=10

@@ -15,11 +15,11 @@ from collections.abc import Callable
 
 import pytest
 
+from pypptp.aio.session import PppSession
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.frame import Protocol, encode_frame
 from pypptp.ppp.link import PppLink
 from pypptp.ppp.mppe import MppeEncryptor
-from pypptp.session import PppSession
 from tests.test_ppp_link import PING, client_config, counter32, rng_bytes
 from tests.test_ppp_session_renegotiation import PONG, Pair, log, until
 

@@ -1,7 +1,7 @@
 """The session's copy-free hot path carries real packets both ways, with RC4 never run in place.
 
 cryptography 51 refuses overlapping ``update_into`` buffers; the data path used to encrypt in place
-and carried not one packet on it.  Here the real server :class:`~pypptp.session.PppSession` (TUN,
+and carried not one packet on it.  Here the real server :class:`~pypptp.aio.session.PppSession` (TUN,
 raw GRE socket) and a library-mode client, negotiated for real in two namespaces, exchange IPv4
 packets under :func:`tests.strict_rc4.strict_rc4`, which enforces cryptography 51's rule on every
 release; each packet must arrive intact.
@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks.bench_sessions import ipv4_udp
 from benchmarks.bench_tunnel import CLIENT_TUNNEL, SERVER_TUNNEL, UDP_PAYLOAD, Bench
-from pypptp.netns import NetnsPair
+from pypptp.host.netns import NetnsPair
 from tests.strict_rc4 import strict_rc4
 
 __all__ = ["strict_rc4"]

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pypptp.client_session import PptpClientSession, client_link_config
+from pypptp.client.tunnel import PptpClientSession, client_link_config
 from pypptp.gre.codec import encode_packet
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.lcp import AUTH_MSCHAP_V2

@@ -19,15 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from pypptp import cli, tun
-from pypptp.aio_gre import GreTransport
-from pypptp.bpf import attach_filter, gre_call_id_filter, open_gre_socket
-from pypptp.client_session import PptpClientSession, client_link_config
+from pypptp.aio.gre import GreTransport
+from pypptp.client.tunnel import PptpClientSession, client_link_config
 from pypptp.ctrl.callids import CallIdAllocator
+from pypptp.daemon import cli
+from pypptp.daemon.pool import AddressPool
+from pypptp.daemon.workers import EXIT_CANNOT_START, Supervisor, effective_workers, split
 from pypptp.gre.codec import decode_header, encode_packet
-from pypptp.netns import NetnsPair, run_in_netns
-from pypptp.pool import AddressPool
-from pypptp.workers import EXIT_CANNOT_START, Supervisor, effective_workers, split
+from pypptp.host import tun
+from pypptp.host.bpf import attach_filter, gre_call_id_filter, open_gre_socket
+from pypptp.host.netns import NetnsPair, run_in_netns
 from tests.conftest import REPO, Pypptpd, icmp_echo
 
 CONF = ["localip 192.168.0.1", "remoteip 192.168.1.10-29", "connections 20"]
@@ -268,7 +269,7 @@ def test_a_unit_taken_meanwhile_is_replaced_by_the_next(netns_pair: NetnsPair) -
     """``TunDevice(claim, retry=True)``, in the namespace's own view of /sys (as the daemon runs): a claim
     on ppp0 made before another process created ppp0."""
     script = (
-        "from pypptp.tun import TunDevice, UnitClaim\n"
+        "from pypptp.host.tun import TunDevice, UnitClaim\n"
         "first = TunDevice()\n"
         "second = TunDevice(UnitClaim(0, None), retry=True)\n"
         "print(first.name, second.name)\n"

@@ -1,7 +1,7 @@
 """PPTP control channel (RFC 2637): codec, stream framer and sans-IO connection.
 
-Nothing in this package does I/O: see :mod:`pypptp.server` and
-:mod:`pypptp.client` for the asyncio layer.
+Nothing in this package does I/O: see :mod:`pypptp.aio.server` and
+:mod:`pypptp.aio.client` for the asyncio layer.
 """
 
 from pypptp.ctrl import constants, events, messages

@@ -8,10 +8,10 @@ and inject GRE into it.  IDs come from :mod:`secrets`; released IDs go back
 into the pool immediately (the GRE layer drops stray packets for unknown or
 re-used calls by peer address as well).
 
-Worker processes (``pypptpd --workers N``, :mod:`pypptp.workers`) split the
+Worker processes (``pypptpd --workers N``, :mod:`pypptp.daemon.workers`) split the
 space by residue: worker *i* of *N* hands out only IDs with ``ID % N == i``
 (``stride=N, offset=i``), so that a kernel socket filter can send each GRE
-packet to the one worker that owns its Call ID (:mod:`pypptp.bpf`).  0 stays
+packet to the one worker that owns its Call ID (:mod:`pypptp.host.bpf`).  0 stays
 excluded in every class; IDs within a class are still random.
 """
 

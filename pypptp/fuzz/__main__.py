@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pypptp.fuzz.inputs import Batch, batch_at, batches
 from pypptp.fuzz.runner import LOG_TALLIES, BatchResult, Runner
-from pypptp.netns import NetnsPair, netns_available, two_hosts
+from pypptp.host.netns import NetnsPair, netns_available, two_hosts
 
 __all__ = ["main", "run"]
 

@@ -1,7 +1,7 @@
 """Play fuzz batches against a real pypptpd in throw-away namespaces, and check it after each one.
 
-:class:`Runner` starts ``pypptpd -f`` (``sys.executable -m pypptp.cli``) in the server namespace of a
-:func:`~pypptp.netns.two_hosts` pair with its own files (pptpd.conf with ``localip 192.168.0.1`` and
+:class:`Runner` starts ``pypptpd -f`` (``sys.executable -m pypptp.daemon.cli``) in the server namespace of a
+:func:`~pypptp.host.netns.two_hosts` pair with its own files (pptpd.conf with ``localip 192.168.0.1`` and
 ``remoteip 192.168.0.234-238``, an options file with ``require-mschap-v2`` and ``require-mppe-128``,
 chap-secrets), its log (stderr, ``-f``) going to a file.  A legit library client session comes up in
 the client namespace and pings the server's tunnel address every :data:`PING_INTERVAL` seconds for
@@ -50,15 +50,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pypptp
-from pypptp.client import PptpClientError
-from pypptp.client_session import PptpClientSession, client_link_config
+from pypptp.aio.client import PptpClientError
+from pypptp.client.demo import wait_until_listening
+from pypptp.client.tunnel import PptpClientSession, client_link_config
 from pypptp.ctrl.constants import OutgoingCallResult
 from pypptp.ctrl.framer import ControlStreamFramer
 from pypptp.ctrl.messages import ControlMessageError, OutgoingCallReply, OutgoingCallRequest
-from pypptp.demo import wait_until_listening
 from pypptp.fuzz.inputs import Batch, Step
 from pypptp.gre.codec import NO_NUMBER, GreError, decode_header, encode_packet
-from pypptp.netns import NetnsPair, _ip
+from pypptp.host.netns import NetnsPair, _ip
 from pypptp.ppp.frame import FrameError, Protocol, encode_frame, parse_frame
 from pypptp.ppp.packet import Code, ControlPacket
 
@@ -85,7 +85,7 @@ ATTACKER_NETWORK = ipaddress.IPv4Network("198.19.0.0/16")
 """Where each batch's fuzz connections come from (:func:`attacker_addresses`); the legit session and the
 pool probes come from the client namespace's own 198.18.0.2.  Fuzz calls fail authentication, and the
 daemon blocks an address that fails too often: on its own addresses the legit user never notices."""
-VETH = "veth0"  # :func:`pypptp.netns.link`'s interface in both namespaces
+VETH = "veth0"  # :func:`pypptp.host.netns.link`'s interface in both namespaces
 LOG_MARKERS = ("Traceback", "Exception in callback", "exception was never retrieved")
 LOG_TALLIES = {
     "malformed control streams": "malformed control message",
@@ -170,7 +170,7 @@ class FuzzDaemon:
         paths = {"-c": "pptpd.conf", "-p": "pptpd.pid", "--secrets": "chap-secrets"}
         paths |= {"--system-options": "options.system", "--ip-up": "ip-up", "--ip-down": "ip-down"}
         # every connection's lines at their usual level (the leak check reads them): no per-address budget
-        self.argv = [sys.executable, "-m", "pypptp.cli", "-f", "--log-budget", "0"]
+        self.argv = [sys.executable, "-m", "pypptp.daemon.cli", "-f", "--log-budget", "0"]
         for flag, name in paths.items():
             self.argv += [flag, str(workdir / name)]
         self.process: subprocess.Popen[bytes] | None = None

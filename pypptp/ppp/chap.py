@@ -32,7 +32,7 @@ import os
 import re
 import typing
 
-from pypptp import ppplog
+from pypptp.daemon import logs as ppplog
 from pypptp.ppp.auth import (
     AUTH_PROTOCOL_CHAP,
     AuthConfig,

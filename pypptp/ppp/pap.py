@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import os
 
-from pypptp import ppplog
+from pypptp.daemon import logs as ppplog
 from pypptp.ppp.auth import (
     AUTH_PROTOCOL_PAP,
     AuthConfig,

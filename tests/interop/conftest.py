@@ -193,7 +193,7 @@ class Vm:
 
 
 class Pypptpd:
-    """``python -m pypptp.cli -f`` in the lab namespace, with files the harness writes."""
+    """``python -m pypptp.daemon.cli -f`` in the lab namespace, with files the harness writes."""
 
     def __init__(self, ns: str, workdir: Path, options: list[str], conf: list[str], secrets: str) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -210,7 +210,7 @@ class Pypptpd:
         lines.append(f"option {self.options}")
         self.conf.write_text("".join(f"{line}\n" for line in lines))
         self.log_path = workdir / "pypptpd.log"
-        argv = [sys.executable, "-m", "pypptp.cli", "-f", "-d", "-c", str(self.conf)]
+        argv = [sys.executable, "-m", "pypptp.daemon.cli", "-f", "-d", "-c", str(self.conf)]
         argv += ["--secrets", str(self.secrets), "--system-options", str(self.system_options)]
         argv += ["--ip-up", str(workdir / "ip-up"), "--ip-down", str(workdir / "ip-down")]
         argv += ["-p", str(workdir / "pptpd.pid")]

@@ -24,7 +24,7 @@ both bugs, that we fix:
   beats ``-C``.  Here ``-C`` wins, like every other flag.
 
 So, for every setting: the command line, else pptpd.conf, else pptpd's default.
-Values are checked as pptpd.conf's are (:mod:`pypptp.config`): ``-l`` needs an
+Values are checked as pptpd.conf's are (:mod:`pypptp.conf.pptpd`): ``-l`` needs an
 IPv4 address (pptpd would also resolve a host name), ``-t`` and ``-C`` a
 positive number (pptpd's ``atoi`` takes anything).
 
@@ -38,7 +38,7 @@ Files, in pptpd's order:
 * chap-secrets: ``--secrets``, else the ``chap-secrets`` pppd option (pppd
   2.5), else ``/etc/ppp/chap-secrets``.  It must be readable when the peer
   has to authenticate; with ``noauth`` it is read if present;
-* the pool of ``localip``/``remoteip`` (:mod:`pypptp.pool`): its capacity
+* the pool of ``localip``/``remoteip`` (:mod:`pypptp.daemon.pool`): its capacity
   caps ``connections``, with a warning, as pptpd lowers its connection limit
   to the number of address pairs.
 
@@ -63,11 +63,11 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from pypptp import __version__
-from pypptp.config import ConfigError, PptpdConfig, read_pptpd_conf
+from pypptp.conf.pppd_options import SYSTEM_OPTIONS, OptionsError, PppdOptions, read_pppd_options
+from pypptp.conf.pptpd import ConfigError, PptpdConfig, read_pptpd_conf
 from pypptp.ctrl.constants import PPTP_PORT
-from pypptp.pool import AddressPool, PoolError
+from pypptp.daemon.pool import AddressPool, PoolError
 from pypptp.ppp.secrets import ChapSecrets, SecretsError, read_secrets_file
-from pypptp.pppd_options import SYSTEM_OPTIONS, OptionsError, PppdOptions, read_pppd_options
 
 __all__ = [
     "DEFAULT_CONF",

@@ -46,8 +46,8 @@ import socket
 import struct
 from collections.abc import Callable
 
-from pypptp.aio_buffers import data_buffers
-from pypptp.aio_timer import DeadlineTimer
+from pypptp.aio.buffers import data_buffers
+from pypptp.aio.timer import DeadlineTimer
 from pypptp.gre.codec import MAX_HEADER_SIZE, NO_NUMBER, GreError, decode_header, write_header
 from pypptp.gre.sequencing import GreSequencer
 

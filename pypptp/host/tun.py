@@ -287,7 +287,7 @@ def _first_free_in_namespace() -> tuple[int, pytun.TunTapDevice]:
 
 
 def _in_netns(netns: str, function: Callable[[], _T]) -> _T:
-    from pypptp.netns import run_in_netns  # only tests and the demo use namespaces
+    from pypptp.host.netns import run_in_netns  # only tests and the demo use namespaces
 
     return run_in_netns(netns, function)
 
@@ -299,7 +299,7 @@ def _in_netns(netns: str, function: Callable[[], _T]) -> _T:
 # one of two small pools: "device" for the calls the event loop waits for (a pppN's address, MTU and
 # state at network-up: about 2 ms, whatever the number of interfaces, measured with 200), and "lookup"
 # for the ones it does not wait for (proxy ARP, which dumps every IPv4 address: about 10 ms with 200
-# interfaces; see :mod:`pypptp.proxyarp`), so that a device never queues behind a lookup.
+# interfaces; see :mod:`pypptp.host.proxyarp`), so that a device never queues behind a lookup.
 
 _netlink_pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
 _netlink_lock = threading.Lock()

@@ -1,8 +1,8 @@
 """A classic BPF socket filter that gives each worker process only the GRE packets of its own calls.
 
 The kernel hands a copy of every received GRE packet to every raw
-``IPPROTO_GRE`` socket (``raw_v4_input``; see :mod:`pypptp.aio_gre`).  With
-several worker processes (``pypptpd --workers N``, :mod:`pypptp.workers`),
+``IPPROTO_GRE`` socket (``raw_v4_input``; see :mod:`pypptp.aio.gre`).  With
+several worker processes (``pypptpd --workers N``, :mod:`pypptp.daemon.workers`),
 each with its own raw socket, every packet would wake every worker.  Instead
 each worker owns the Call IDs of one residue class (``ID % N == index``,
 :class:`~pypptp.ctrl.callids.CallIdAllocator`), and its socket carries a

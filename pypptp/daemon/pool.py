@@ -21,7 +21,7 @@ number of remote addresses, or the smaller of the two counts when there are
 several local addresses; pptpd lowers ``connections`` to it ("Maximum of N
 connections reduced to M, not enough IP addresses given") and ignores the
 addresses beyond ``connections``.  The daemon does the same with
-:attr:`AddressPool.capacity` (:mod:`pypptp.daemon_config`).  A new session
+:attr:`AddressPool.capacity` (:mod:`pypptp.daemon.config`).  A new session
 takes the lowest free slot, as pptpd's ``slot_find_empty`` does.
 
 Without ``localip`` or ``remoteip``, pptpd does not leave the choice to pppd
@@ -49,12 +49,12 @@ gets a pinned user's address; that user's session takes its own slot with
 :meth:`AddressPool.acquire_remote` (pptpd does not do this: it hands the
 address out to anyone, and pppd then gives the pinned user the same one).
 
-Worker processes (``pypptpd --workers N``, :mod:`pypptp.workers`) each take a
+Worker processes (``pypptpd --workers N``, :mod:`pypptp.daemon.workers`) each take a
 :meth:`AddressPool.share`: worker *i* owns slots *i*, *i+N*, *i+2N*... and
 hands out its lowest free one.  The shares never overlap, need no
 coordination, and keep pptpd's rule that a limit of ``connections`` uses only
 the first ``connections`` slots (worker *i* never holds more than its part of
-that limit, see :func:`pypptp.workers.split`).
+that limit, see :func:`pypptp.daemon.workers.split`).
 """
 
 from __future__ import annotations

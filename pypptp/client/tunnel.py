@@ -20,7 +20,7 @@ tunnel instead (root), so ordinary programs can use it.  ``sock`` and
 a network namespace); otherwise TCP and the raw GRE socket are opened here
 (the raw socket needs root or CAP_NET_RAW).
 
-``python -m pypptp.client_session HOST -u USER -p PASSWORD`` brings a client
+``python -m pypptp.client.tunnel HOST -u USER -p PASSWORD`` brings a client
 tunnel up on a TUN device and keeps it until interrupted (SIGINT or SIGTERM);
 ``--mppe-stateful`` allows stateful MPPE, ``--mru`` sets the MRU we announce,
 ``--stats`` prints the data path's counters at the end.
@@ -40,22 +40,22 @@ import sys
 import weakref
 from collections.abc import Callable
 
-from pypptp.aio_gre import GreCall, GreTransport
-from pypptp.client import ControlClient, PptpClientError
+from pypptp.aio.client import ControlClient, PptpClientError
+from pypptp.aio.gre import GreCall, GreTransport
+from pypptp.aio.session import PppSession
 from pypptp.ctrl.callids import CallIdAllocator
 from pypptp.ctrl.constants import PPTP_PORT
 from pypptp.ctrl.events import Call, CallCleared, ControlConnectionClosed, Event
+from pypptp.host.tun import TunDevice
 from pypptp.ppp.auth import AuthConfig
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.ipcp import IpcpConfig
 from pypptp.ppp.lcp import AUTH_MSCHAP_V2, LcpConfig
 from pypptp.ppp.link import LinkConfig, NetworkUp, PppLink
-from pypptp.session import PppSession
-from pypptp.tun import TunDevice
 
 __all__ = ["PptpClientSession", "client_link_config"]
 
-log = logging.getLogger("pypptp.client")
+log = logging.getLogger("pypptp.aio.client")
 RECEIVE_WINDOW = 256
 """The Packet Recv. Window Size we announce in our OCRQ (RFC 2637 section 2.7): one raw socket with a
 4 MiB buffer takes far more; 64 packets in flight (Windows' figure) held TCP to about 0.8 of what the
@@ -303,7 +303,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pypptp.client_session", description="Bring a PPTP client tunnel up on a pppN TUN device."
+        prog="python -m pypptp.client.tunnel", description="Bring a PPTP client tunnel up on a pppN TUN device."
     )
     parser.add_argument("host")
     parser.add_argument("-u", "--user", required=True)

@@ -7,7 +7,7 @@ to write them the same way.  Each function returns one line as pppd formats it
 ``lcp.c``, ``upap.c`` and ``chap-new.c``; the text was read for behaviour only).
 pppd's ``%I`` is a dotted quad, ``%q`` and ``%v`` are :func:`quoted` and
 :func:`visible`.  Under pptpd, pppd's tty is the pty pptpctrl gave it
-(``/dev/pts/N``); we have none, see :mod:`pypptp.scripts` for the name we use.
+(``/dev/pts/N``); we have none, see :mod:`pypptp.daemon.scripts` for the name we use.
 
 =========================================================  =======  ====================================================
 Line (example)                                             Level    When pppd writes it (source)

@@ -32,7 +32,7 @@ fail2ban can match), and an address that fails
 :attr:`ServerSettings.auth_fail_limit` times within
 :attr:`ServerSettings.auth_fail_window` seconds has its new connections
 dropped at accept for :attr:`ServerSettings.auth_fail_block` seconds
-(:class:`~pypptp.throttle.FailureThrottle`); other addresses never notice.
+(:class:`~pypptp.daemon.throttle.FailureThrottle`); other addresses never notice.
 
 Protocol anomalies (tolerated mistakes of a peer, most of which get no
 reply) are logged once per reason and connection at WARNING, and their
@@ -57,7 +57,7 @@ import logging
 import socket
 from typing import Protocol
 
-from pypptp.aio_control import ControlProtocol
+from pypptp.aio.control import ControlProtocol
 from pypptp.ctrl.callids import CallIdAllocator
 from pypptp.ctrl.connection import ControlConfig, ControlConnection, LocalProtocolError, Role
 from pypptp.ctrl.constants import PPTP_PORT, StopReason
@@ -74,8 +74,8 @@ from pypptp.ctrl.events import (
     SetLinkInfoReceived,
 )
 from pypptp.ctrl.messages import ControlMessage
+from pypptp.daemon.throttle import FailureThrottle
 from pypptp.ppp.auth import printable
-from pypptp.throttle import FailureThrottle
 
 log = logging.getLogger("pypptpd")
 
@@ -108,7 +108,7 @@ class ServerSettings:
     call_id_stride: int = 1
     call_id_offset: int = 0
     """Hand out only Call IDs with ``ID % call_id_stride == call_id_offset`` (worker processes split the
-    space this way, see :mod:`pypptp.workers`)."""
+    space this way, see :mod:`pypptp.daemon.workers`)."""
 
 
 class CallHooks(Protocol):
@@ -163,7 +163,7 @@ class ControlServer:
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Listen on ``settings.listen``:``settings.port``, or accept on ``sock``, a bound TCP socket made
-        elsewhere (a worker's, with ``SO_REUSEPORT``: :func:`pypptp.workers.listening_sockets`)."""
+        elsewhere (a worker's, with ``SO_REUSEPORT``: :func:`pypptp.daemon.workers.listening_sockets`)."""
         loop = asyncio.get_running_loop()
         backlog = listen_backlog(self.settings)
         if sock is not None:

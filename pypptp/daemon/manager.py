@@ -4,7 +4,7 @@ What poptop's pptpd manager, its per-connection ``pptpctrl`` and their pppd
 did, in one asyncio process:
 
 * a call established on TCP 1723 (OCRQ answered) gets a GRE call on the
-  shared raw socket and a :class:`~pypptp.session.PppSession` configured
+  shared raw socket and a :class:`~pypptp.aio.session.PppSession` configured
   from the pppd options and ``chap-secrets``;
 * once its peer has authenticated, the session gets the lowest free
   ``pppN`` unit, an address pair from the pool (``localip``/``remoteip``) or
@@ -14,7 +14,7 @@ did, in one asyncio process:
   (pptpd lends them at accept, so a few idle connections lock everyone out,
   and pending calls would shift the units, hence the ``/n+`` addresses, of
   the users after them); the control server keeps such calls in a budget of
-  their own (:mod:`pypptp.server`).  Until then the session logs as
+  their own (:mod:`pypptp.aio.server`).  Until then the session logs as
   ``pppd``; pppd's ``Connect: pppN <--> ...`` line comes with the unit;
 * when the session's network comes up: the TUN device, ``/etc/ppp/ip-up``;
 * when it ends, by whatever path (LCP Terminate either way, CCRQ, StopCCRQ,
@@ -43,19 +43,19 @@ from collections.abc import Coroutine
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
-from pypptp import ppplog
-from pypptp.aio_gre import GreCall, GreTransport
+from pypptp.aio.gre import GreCall, GreTransport
+from pypptp.aio.server import ControlServer, ServerConnection, ServerSettings
+from pypptp.aio.session import PppSession
 from pypptp.ctrl.constants import StopReason
 from pypptp.ctrl.events import Call
-from pypptp.pool import AddressPool, Lease
+from pypptp.daemon import logs as ppplog
+from pypptp.daemon.pool import AddressPool, Lease
+from pypptp.daemon.scripts import ScriptInfo, ScriptRunner, call_tty
+from pypptp.host.proxyarp import add_proxy_arp, remove_proxy_arp
+from pypptp.host.tun import TunDevice, TunError, UnitClaim, claim_unit, share_units_between_processes, wait_closed
 from pypptp.ppp.auth import AuthResult, peer_authname
 from pypptp.ppp.link import Assignment, AuthAttemptFailed, Authenticated, LinkConfig, NetworkUp, PppLink
 from pypptp.ppp.secrets import ChapSecret, ChapSecrets, SecretsError, read_secrets_file
-from pypptp.proxyarp import add_proxy_arp, remove_proxy_arp
-from pypptp.scripts import ScriptInfo, ScriptRunner, call_tty
-from pypptp.server import ControlServer, ServerConnection, ServerSettings
-from pypptp.session import PppSession
-from pypptp.tun import TunDevice, TunError, UnitClaim, claim_unit, share_units_between_processes, wait_closed
 
 __all__ = ["Daemon", "DaemonSession"]
 
@@ -77,7 +77,7 @@ anyway (a netlink request takes milliseconds)."""
 
 class SessionLog(logging.LoggerAdapter[logging.Logger]):
     """A session's lines: below ERROR they go to debug level while its control connection is quiet (past
-    its address's log budget, :attr:`~pypptp.server.ServerSettings.log_budget`) and its peer has not
+    its address's log budget, :attr:`~pypptp.aio.server.ServerSettings.log_budget`) and its peer has not
     authenticated (a refusal after a successful authentication is always logged as usual)."""
 
     def __init__(self, logger: logging.Logger, connection: ServerConnection) -> None:
@@ -238,7 +238,7 @@ class Daemon:
 
     async def start(self, *, listener: socket.socket | None = None, gre_sock: socket.socket | None = None) -> None:
         """Read the secrets, open the GRE socket (or adopt ``gre_sock``) and listen (or accept on ``listener``,
-        a bound socket: a worker's, see :mod:`pypptp.workers`)."""
+        a bound socket: a worker's, see :mod:`pypptp.daemon.workers`)."""
         self.load_secrets()
         self.transport.open(gre_sock)
         await self.server.start(listener)
@@ -404,7 +404,7 @@ class Daemon:
         return addresses
 
     def _auth_event(self, ppp: PppSession, event: Authenticated | AuthAttemptFailed) -> None:
-        """Each failed attempt of a peer counts toward its address's budget (:mod:`pypptp.server`)."""
+        """Each failed attempt of a peer counts toward its address's budget (:mod:`pypptp.aio.server`)."""
         if isinstance(event, AuthAttemptFailed):
             session = self._find(ppp)
             if session is not None:

@@ -11,7 +11,7 @@ that switch is the administrator's, never flipped here.
 Finding the LAN means dumping every IPv4 address of the host: about 10 ms
 with 200 interfaces (61 ms when every link was dumped too).  Both functions
 are coroutines that run the netlink work on a thread of their own
-(:func:`pypptp.tun.netlink_soon`) and never block the event loop: the
+(:func:`pypptp.host.tun.netlink_soon`) and never block the event loop: the
 daemon continues the session's network-up (ip-up) and network-down (ip-down)
 when they are done, in pppd's order (the entry exists before ip-up, and is
 gone before ip-down).  Do not cancel them: a cancelled add may still have
@@ -26,7 +26,7 @@ import ipaddress
 
 from pyroute2 import IPRoute
 
-from pypptp.tun import TunError, netlink_soon
+from pypptp.host.tun import TunError, netlink_soon
 
 __all__ = ["add_proxy_arp", "remove_proxy_arp"]
 

@@ -1,4 +1,4 @@
-"""``pypptpd``: the daemon's command line (pptpd(8) flags, see :mod:`pypptp.daemon_config`).
+"""``pypptpd``: the daemon's command line (pptpd(8) flags, see :mod:`pypptp.daemon.config`).
 
 ``pypptpd -c /etc/pptpd.conf`` reads pptpd.conf, ``/etc/ppp/options`` then the
 ``option`` file, and ``/etc/ppp/chap-secrets``; detaches unless ``-f``;
@@ -8,7 +8,7 @@ device each.  ``--check`` validates every file and exits (0 valid, 1 not).
 Flags of ours, not pptpd's: ``--check``, ``--secrets FILE``, ``--system-options
 FILE`` (instead of /etc/ppp/options), ``--ip-up``/``--ip-down PATH`` (instead of
 /etc/ppp/ip-up and ip-down), ``--no-mss-clamp`` and ``--workers N`` (N
-processes share the calls, see :mod:`pypptp.workers`).  Signals: SIGTERM and
+processes share the calls, see :mod:`pypptp.daemon.workers`).  Signals: SIGTERM and
 SIGINT end every session politely and exit; SIGHUP re-reads chap-secrets and
 the pppd options for new sessions.  With workers, the parent passes each
 signal to every worker.
@@ -30,15 +30,22 @@ import stat
 import sys
 from collections.abc import Sequence
 
-from pypptp import ppplog
-from pypptp.bpf import open_gre_socket
+from pypptp.aio.server import ServerSettings, listen_backlog
+from pypptp.conf.pppd_options import SYSTEM_OPTIONS
 from pypptp.ctrl.connection import ControlConfig
-from pypptp.daemon import Daemon, DaemonPaths
-from pypptp.daemon_config import ERRORS, DaemonConfig, build_parser, check, load
+from pypptp.daemon import logs as ppplog
+from pypptp.daemon.config import ERRORS, DaemonConfig, build_parser, check, load
+from pypptp.daemon.manager import Daemon, DaemonPaths
+from pypptp.daemon.workers import (
+    EXIT_CANNOT_START,
+    MAX_WORKERS,
+    Supervisor,
+    effective_workers,
+    listening_sockets,
+    split,
+)
+from pypptp.host.bpf import open_gre_socket
 from pypptp.ppp.link import LinkConfig
-from pypptp.pppd_options import SYSTEM_OPTIONS
-from pypptp.server import ServerSettings, listen_backlog
-from pypptp.workers import EXIT_CANNOT_START, MAX_WORKERS, Supervisor, effective_workers, listening_sockets, split
 
 log = logging.getLogger("pypptpd")
 
@@ -147,7 +154,7 @@ _OURS = (
 
 
 def _pptpd_argv(argv: Sequence[str]) -> list[str]:
-    """The arguments without ours, for :mod:`pypptp.daemon_config` (which knows pptpd's set)."""
+    """The arguments without ours, for :mod:`pypptp.daemon.config` (which knows pptpd's set)."""
     out: list[str] = []
     skip = False
     for arg in argv:
@@ -205,7 +212,7 @@ def _daemonize() -> None:
 
 def _setup_logging(foreground: bool, debug: bool, *, syslog: str = "/dev/log") -> None:
     """stderr (``-f``) or syslog.  Syslog, and stderr when it is a pipe or a terminal, are written by a
-    thread of its own (:class:`~pypptp.ppplog.BackgroundLog`), and so is pppd's ``logfile`` then: a slow
+    thread of its own (:class:`~pypptp.daemon.logs.BackgroundLog`), and so is pppd's ``logfile`` then: a slow
     or stalled reader costs log lines (counted, and said in the log), never the event loop's time.
     stderr redirected to a regular file is written in place, a page-cache write, in order with what the
     daemon does."""

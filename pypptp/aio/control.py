@@ -1,7 +1,7 @@
 """Drive a sans-IO :class:`ControlConnection` from an asyncio transport.
 
-Shared by the server (:mod:`pypptp.server`) and the client
-(:mod:`pypptp.client`): bytes in -> ``receive``; one ``DeadlineTimer`` re-armed
+Shared by the server (:mod:`pypptp.aio.server`) and the client
+(:mod:`pypptp.aio.client`): bytes in -> ``receive``; one ``DeadlineTimer`` re-armed
 at ``next_deadline()``; queued bytes out; events to ``handle_events``, which
 subclasses implement.  ``ControlConnectionClosed`` closes the transport after
 the queued bytes are flushed.  An exception inside costs this connection only.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pypptp.aio_timer import DeadlineTimer
+from pypptp.aio.timer import DeadlineTimer
 from pypptp.ctrl.connection import ControlConnection
 from pypptp.ctrl.events import ControlConnectionClosed, Event
 

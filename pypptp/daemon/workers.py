@@ -3,7 +3,7 @@
 One asyncio process runs on one core.  With ``--workers N`` the parent reads
 and checks the configuration, writes the pid file (its own pid, as pptpd
 does), makes the listening sockets, then forks N workers before any event
-loop exists.  Each worker is a whole daemon (:class:`pypptp.daemon.Daemon`)
+loop exists.  Each worker is a whole daemon (:class:`pypptp.daemon.manager.Daemon`)
 over its own part of every shared resource, so that workers never have to
 talk to each other:
 
@@ -16,11 +16,11 @@ talk to each other:
   (another pypptpd included) already listens there;
 * **GRE**: each worker opens its own raw GRE socket with a classic BPF filter
   that accepts only the Call IDs of its class, ``ID % N == i``
-  (:mod:`pypptp.bpf`), and hands out only Call IDs of that class
+  (:mod:`pypptp.host.bpf`), and hands out only Call IDs of that class
   (:class:`~pypptp.ctrl.callids.CallIdAllocator`).  A packet is queued on
   one socket and wakes one worker, instead of being copied to all;
 * **the address pool**: worker *i* owns slots *i*, *i+N*, *i+2N*...
-  (:meth:`~pypptp.pool.AddressPool.share`); static addresses from
+  (:meth:`~pypptp.daemon.pool.AddressPool.share`); static addresses from
   chap-secrets are per user and need no split;
 * **connections**: the limit is split, worker *i* takes
   ``connections // N`` plus one if ``i < connections % N`` (:func:`split`),
@@ -29,7 +29,7 @@ talk to each other:
   with interleaved slots worker *i* stays within the first ``connections``
   slots, as pptpd's single pool does.  ``--workers`` is lowered to
   ``connections`` if it is larger;
-* **pppN units**: claimed across processes (:func:`pypptp.tun.share_units_between_processes`),
+* **pppN units**: claimed across processes (:func:`pypptp.host.tun.share_units_between_processes`),
   with a retry on a name taken meanwhile;
 * ip-up and ip-down run in the worker that owns the session, once per session.
 
@@ -265,7 +265,7 @@ class Supervisor:
                 self.on_reload()
             log.info("MGR: SIGHUP: passed to %d worker(s)", len(self.workers))
             self._signal_all(signal.SIGHUP)
-        elif info.si_signo in (signal.SIGUSR1, signal.SIGUSR2):  # the workers act on them (pypptp.cli)
+        elif info.si_signo in (signal.SIGUSR1, signal.SIGUSR2):  # the workers act on them (pypptp.daemon.cli)
             self._signal_all(signal.Signals(info.si_signo))
         else:
             self._stop(signal.Signals(info.si_signo))

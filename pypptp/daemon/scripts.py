@@ -86,7 +86,7 @@ import stat
 import subprocess
 from collections.abc import Callable
 
-from pypptp import ppplog
+from pypptp.daemon import logs as ppplog
 
 __all__ = [
     "IP_DOWN",

@@ -2,7 +2,7 @@
 
 Shared by the daemon (one per call) and the library client.  The session
 owns no socket: frames leave through a ``send`` callable (the call's
-:class:`~pypptp.aio_gre.GreCall`) and arrive through :meth:`PppSession.receive_frame`
+:class:`~pypptp.aio.gre.GreCall`) and arrive through :meth:`PppSession.receive_frame`
 (the call's ``deliver``).  It owns the link's timer, the TUN device once the
 network is up, and the byte counters pppd reports at the end.
 
@@ -43,9 +43,10 @@ import os
 from collections.abc import Callable
 from ipaddress import IPv4Address
 
-from pypptp.aio_buffers import TX_DATA, data_buffers
-from pypptp.aio_timer import DeadlineTimer
-from pypptp.mss import clamp_mss, mss_for_mtu
+from pypptp.aio.buffers import TX_DATA, data_buffers
+from pypptp.aio.timer import DeadlineTimer
+from pypptp.host.mss import clamp_mss, mss_for_mtu
+from pypptp.host.tun import TunDevice, TunError
 from pypptp.ppp.frame import Protocol
 from pypptp.ppp.link import (
     AuthAttemptFailed,
@@ -60,7 +61,6 @@ from pypptp.ppp.link import (
     PppLink,
 )
 from pypptp.ppp.mppe import MppeDecryptor, MppeEncryptor
-from pypptp.tun import TunDevice, TunError
 
 __all__ = ["PppSession", "SessionStats"]
 
@@ -125,7 +125,7 @@ class PppSession:
         self.send_in_place = send_in_place or (lambda buffer, view, start, end, now: send(bytes(view[start:end])))
         """The hot path's send of the frame ``buffer[start:end]`` at time ``now``, its GRE header written
         in front of it, called only while ``room(now)`` allowed it (:meth:`GreCall.send_in_place
-        <pypptp.aio_gre.GreCall.send_in_place>`)."""
+        <pypptp.aio.gre.GreCall.send_in_place>`)."""
         self.room = room or (lambda now: MAX_TUN_PACKETS_PER_WAKEUP)
         """The GRE window's room (the call's ``GreSequencer.room``), asked before encrypting: a packet
         encrypted and then refused by the window would be a loss, which a Linux stateful MPPE receiver
@@ -162,7 +162,7 @@ class PppSession:
         """Without a TUN (library use), received IP packets wait here."""
         self._mss = 0
         self._buffers = data_buffers()
-        """The hot path's buffers, shared with every session of this thread (:mod:`pypptp.aio_buffers`)."""
+        """The hot path's buffers, shared with every session of this thread (:mod:`pypptp.aio.buffers`)."""
         self._rx, self._rx_view = self._buffers.rx, self._buffers.rx_view  # (one lookup less per packet)
         self._tx_prefix = b""
         """The PPP address/control/protocol prefix of our MPPE frames, written in front of each wakeup's

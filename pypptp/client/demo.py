@@ -27,10 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pypptp.client import PptpClientError
-from pypptp.client_session import PptpClientSession, client_link_config
-from pypptp.netns import NetnsPair, netns_available, two_hosts
-from pypptp.tun import TunDevice
+from pypptp.aio.client import PptpClientError
+from pypptp.client.tunnel import PptpClientSession, client_link_config
+from pypptp.host.netns import NetnsPair, netns_available, two_hosts
+from pypptp.host.tun import TunDevice
 
 TUNNEL_SERVER = "192.168.0.1"
 TRANSFER_BYTES = 32 * 1024 * 1024
@@ -167,7 +167,7 @@ def _run(pair: NetnsPair, workdir: Path) -> int:
     log = workdir / "pypptpd.log"
     files = ["--secrets", str(secrets), "--system-options", str(workdir / "options.system")]
     files += ["--ip-up", str(workdir / "ip-up"), "--ip-down", str(workdir / "ip-down")]
-    argv = [sys.executable, "-m", "pypptp.cli", "-f", "-c", str(conf), "-p", str(workdir / "pptpd.pid"), *files]
+    argv = [sys.executable, "-m", "pypptp.daemon.cli", "-f", "-c", str(conf), "-p", str(workdir / "pptpd.pid"), *files]
     print(f"$ ip netns exec {pair.server_ns} pypptpd -f -c {conf}")
     with log.open("wb") as log_file:
         daemon = subprocess.Popen(pair.exec_argv(pair.server_ns, argv), stdout=log_file, stderr=subprocess.STDOUT)

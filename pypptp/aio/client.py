@@ -11,7 +11,7 @@
 
 It works against any PPTP server.  Every step raises :class:`PptpClientError`
 with the reason when the server refuses, closes or does not answer in time.
-``python -m pypptp.client HOST`` runs that sequence and prints each step.
+``python -m pypptp.aio.client HOST`` runs that sequence and prints each step.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from pypptp.aio_control import ControlProtocol
+from pypptp.aio.control import ControlProtocol
 from pypptp.ctrl.callids import CallIdAllocator
 from pypptp.ctrl.connection import ControlConfig, ControlConnection, Role
 from pypptp.ctrl.constants import PPTP_PORT, StopReason
@@ -258,7 +258,7 @@ async def run_sequence(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pypptp.client", description="Run a PPTP control-channel exchange against a server."
+        prog="python -m pypptp.aio.client", description="Run a PPTP control-channel exchange against a server."
     )
     parser.add_argument("host")
     parser.add_argument("-p", "--port", type=int, default=PPTP_PORT)

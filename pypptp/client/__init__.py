@@ -1,0 +1,2 @@
+"""The library's PPTP client: :mod:`~pypptp.client.tunnel` brings a tunnel up (and ``python -m
+pypptp.client.tunnel`` keeps one on a TUN device); :mod:`~pypptp.client.demo` is ``pypptp-demo``."""
