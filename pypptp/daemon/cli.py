@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pypptp.aio.server import ServerSettings, listen_backlog
 from pypptp.conf.pppd_options import SYSTEM_OPTIONS
 from pypptp.ctrl.connection import ControlConfig
-from pypptp.daemon import logs as ppplog
+from pypptp.daemon import logs
 from pypptp.daemon.config import ERRORS, DaemonConfig, build_parser, check, load
 from pypptp.daemon.manager import Daemon, DaemonPaths
 from pypptp.daemon.workers import (
@@ -230,14 +230,14 @@ def _setup_logging(foreground: bool, debug: bool, *, syslog: str = "/dev/log") -
         handler, in_place = logging.NullHandler(), True
     root = logging.getLogger()
     for old in root.handlers:
-        if isinstance(old, ppplog.BackgroundHandler):
+        if isinstance(old, logs.BackgroundHandler):
             old.close()
     if in_place:
         root.handlers[:] = [handler]
     else:
-        background = ppplog.BackgroundLog([handler])
+        background = logs.BackgroundLog([handler])
         background.start()
-        root.handlers[:] = [ppplog.BackgroundHandler(background)]
+        root.handlers[:] = [logs.BackgroundHandler(background)]
     root.setLevel(level)
     logging.getLogger("asyncio").setLevel(logging.WARNING)
     logging.getLogger("pyroute2").setLevel(logging.WARNING)

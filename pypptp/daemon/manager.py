@@ -48,11 +48,12 @@ from pypptp.aio.server import ControlServer, ServerConnection, ServerSettings
 from pypptp.aio.session import PppSession
 from pypptp.ctrl.constants import StopReason
 from pypptp.ctrl.events import Call
-from pypptp.daemon import logs as ppplog
+from pypptp.daemon import logs
 from pypptp.daemon.pool import AddressPool, Lease
 from pypptp.daemon.scripts import ScriptInfo, ScriptRunner, call_tty
 from pypptp.host.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.host.tun import TunDevice, TunError, UnitClaim, claim_unit, share_units_between_processes, wait_closed
+from pypptp.ppp import logtext
 from pypptp.ppp.auth import AuthResult, peer_authname
 from pypptp.ppp.link import Assignment, AuthAttemptFailed, Authenticated, LinkConfig, NetworkUp, PppLink
 from pypptp.ppp.secrets import ChapSecret, ChapSecrets, SecretsError, read_secrets_file
@@ -341,7 +342,7 @@ class Daemon:
         if tun.claim is not None and tun.claim is not session.claim:
             session.log.warning("ppp%d was taken meanwhile; using ppp%d instead", session.unit, tun.unit)
             session.claim = tun.claim
-            session.log.logger = ppplog.pppd_logger(tun.unit)
+            session.log.logger = logs.pppd_logger(tun.unit)
             if self.logfile:
                 _attach_logfile(session.log.logger, self.logfile)
         return tun
@@ -367,11 +368,11 @@ class Daemon:
         session.addresses = assigned
         self.admitted += 1
         self.server.admit(session.connection)
-        session.log.logger = ppplog.pppd_logger(claim.unit)
+        session.log.logger = logs.pppd_logger(claim.unit)
         if self.logfile:
             _attach_logfile(session.log.logger, self.logfile)
         peer_ip = session.connection.peer_ip
-        session.log.info("%s", ppplog.connect(f"ppp{claim.unit}", call_tty(peer_ip, session.call.call_id)))
+        session.log.info("%s", logtext.connect(f"ppp{claim.unit}", call_tty(peer_ip, session.call.call_id)))
         return Assignment(*assigned, claim.unit)
 
     def _addresses(
@@ -530,11 +531,11 @@ class Daemon:
         lines: list[str] = []
         if ppp.network_since is not None:  # pppd prints the link's figures only for a link that carried IP
             elapsed = asyncio.get_running_loop().time() - ppp.network_since
-            lines += ppplog.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received)
+            lines += logtext.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received)
         summary = ppp.link.take_notice_summary()  # what the peer repeated, counted and not logged
         if summary is not None:
             lines.append(summary)
-        lines += [ppplog.connection_terminated(), f"session ended: {reason}"]
+        lines += [logtext.connection_terminated(), f"session ended: {reason}"]
         info = self._script_info(session, session.up) if session.up is not None else None  # the figures of now
         if session.proxy_arp is not None or session.proxy_arp_on is not None:
             self._off_loop(self._proxy_arp_off_then_ip_down(session, lines, info))
@@ -550,4 +551,4 @@ def _attach_logfile(logger: logging.Logger, path: str) -> None:
     if any(isinstance(h, logging.FileHandler) and h.baseFilename == os.path.abspath(path) for h in logger.handlers):
         return
     with contextlib.suppress(OSError):
-        logger.addHandler(ppplog.LogfileHandler(path))
+        logger.addHandler(logs.LogfileHandler(path))

@@ -86,7 +86,7 @@ import stat
 import subprocess
 from collections.abc import Callable
 
-from pypptp.daemon import logs as ppplog
+from pypptp.ppp import logtext
 
 __all__ = [
     "IP_DOWN",
@@ -283,11 +283,11 @@ async def _run(path: str, info: ScriptInfo, *, down: bool, timeout: float, log: 
         return _Outcome()  # pppd: not an error if the script does not exist
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        log.warning("%s", ppplog.cannot_execute(path, reason))
+        log.warning("%s", logtext.cannot_execute(path, reason))
         return _Outcome(not_started=reason)
     if not stat.S_ISREG(mode) or not mode & 0o111:
         # pppd presets errno to EINVAL for this case, hence its "Invalid argument"
-        log.warning("%s", ppplog.cannot_execute(path, os.strerror(errno.EINVAL)))
+        log.warning("%s", logtext.cannot_execute(path, os.strerror(errno.EINVAL)))
         return _Outcome(not_started=os.strerror(errno.EINVAL))
 
     loop = asyncio.get_running_loop()
@@ -306,7 +306,7 @@ async def _run(path: str, info: ScriptInfo, *, down: bool, timeout: float, log: 
     except (OSError, ValueError, UnicodeError) as exc:  # e.g. ENOEXEC: no #! line
         os.close(read_fd)
         reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
-        log.warning("%s", ppplog.cannot_execute(path, reason))
+        log.warning("%s", logtext.cannot_execute(path, reason))
         return _Outcome(not_started=reason)
     except BaseException:
         os.close(read_fd)
@@ -332,9 +332,9 @@ async def _run(path: str, info: ScriptInfo, *, down: bool, timeout: float, log: 
     for line in lines:
         log.log(level, "%s: %s", path, line)
     if status is not None and status < 0:
-        log.warning("%s", ppplog.child_signalled(path, process.pid, -status))
+        log.warning("%s", logtext.child_signalled(path, process.pid, -status))
     elif status is not None:
-        log.log(logging.WARNING if status else logging.DEBUG, "%s", ppplog.script_finished(path, process.pid, status))
+        log.log(logging.WARNING if status else logging.DEBUG, "%s", logtext.script_finished(path, process.pid, status))
     return _Outcome(status)
 
 

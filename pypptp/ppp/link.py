@@ -63,6 +63,7 @@ import secrets as _secrets
 import typing
 from collections.abc import Callable
 
+from pypptp.ppp import logtext
 from pypptp.ppp.auth import (
     AuthConfig,
     AuthMethod,
@@ -450,8 +451,8 @@ class PppLink:
         if packet.code == Code.ECHO_REPLY and self.lcp.state is State.OPENED:
             self._echo_reply(packet)
         elif packet.code == Code.TERMINATE_REQUEST and self.lcp.state is State.OPENED:
-            self.close_reason = self.close_reason or "LCP terminated by peer"
-            self._log("notice", "LCP terminated by peer")
+            self.close_reason = self.close_reason or logtext.terminated_by_peer()
+            self._log("notice", logtext.terminated_by_peer())
         self.lcp.receive(packet, now)
         for rejected in self.lcp.rejected_protocols:
             self._protocol_rejected(rejected, now)
@@ -828,14 +829,11 @@ class PppLink:
         if self.encryptor is None and self.config.mppe.required:
             self._close_lcp(now, "MPPE required but not agreed for our sending direction")
             return
-        receive = f"MPPE {ccp.receive_bits}-bit {'stateful' if ccp.receive_stateful else 'stateless'}"
-        send = f"MPPE {ccp.send_bits}-bit {'stateful' if ccp.send_stateful else 'stateless'}"
-        if ccp.receive_bits is None or receive == send:
-            self.mppe_name = send
-            self._log("notice", f"{send} compression enabled")
-        else:  # pppd's form when the directions differ: receive / transmit
-            self.mppe_name = f"{receive} / {send}"
-            self._log("notice", f"{receive} / {send} compression enabled")
+        receive = logtext.mppe_method(ccp.receive_bits, ccp.receive_stateful) if ccp.receive_bits is not None else None
+        send = logtext.mppe_method(ccp.send_bits, ccp.send_stateful)
+        # pppd's form when the directions differ: receive / transmit
+        self.mppe_name = send if receive is None or receive == send else f"{receive} / {send}"
+        self._log("notice", logtext.compression_enabled(receive or send, send))
         ipcp = self.ncps.get(Protocol.IPCP)
         if ipcp is not None and self._ipcp_peer_waiting:
             # pppd starts IPCP only once CCP is up, so it answered our first request with a
@@ -877,7 +875,7 @@ class PppLink:
         assert options is not None
         local, peer = options.local_address, options.peer_address
         if self.config.server and not options.peer_address_allowed():
-            self._log("warning", f"Peer is not authorized to use remote address {peer}")
+            self._log("warning", logtext.peer_not_authorized(str(peer)))
             ncp.automaton.close(now)
             return
         if local is None or peer is None:
@@ -888,8 +886,8 @@ class PppLink:
         wins = options.config.wins if self.config.server else options.peer_wins
         mtu = self.lcp_options.peer_mru - (MPPE_OVERHEAD if self.encryptor is not None else 0)
         self.network_up = NetworkUp(local, peer, tuple(dns), tuple(wins), mtu, self.mppe_name)
-        self._log("notice", f"local  IP address {local}")
-        self._log("notice", f"remote IP address {peer}")
+        self._log("notice", logtext.local_ip(local))
+        self._log("notice", logtext.remote_ip(peer))
         self._events.append(self.network_up)
 
     def _network_down(self, reason: str) -> None:
@@ -912,7 +910,7 @@ class PppLink:
         config = self.config
         if config.echo_failure and self._echo_pending >= config.echo_failure:
             self._echo_deadline = None
-            self._log("notice", f"No response to {self._echo_pending} echo-requests")
+            self._log("notice", logtext.echo_failure(self._echo_pending))
             self._close_lcp(now, "Peer not responding")
             return
         self._echo_pending += 1
