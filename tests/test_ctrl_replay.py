@@ -14,15 +14,14 @@ on the server, outbound frames were seen twice), so segments are deduplicated
 by TCP sequence number; and short frames carry Ethernet padding after the IP
 packet, so a TCP payload is cut by the IP Total Length, not taken whole.
 
-The captures are read-only reference data beside the repository
-(``../shared/captures``, or ``$PYPPTP_CAPTURES``); the tests skip without them.
+The capture and tcpdump's decode are public reference data kept in ``tests/fixtures/captures``
+(origins and licences in ``tests/fixtures/README.md``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import os
 import re
 from pathlib import Path
 
@@ -61,10 +60,10 @@ from pypptp.ctrl.messages import (
     StartControlConnectionRequest,
     decode_message,
 )
+from tests import fixtures
 
-CAPTURES = Path(os.environ.get("PYPPTP_CAPTURES") or Path(__file__).resolve().parents[2] / "shared" / "captures")
-PCAP = CAPTURES / "tcpdump_tests_pptp.pcap"
-TCPDUMP_OUT = CAPTURES / "tcpdump_tests_pptp.out"
+PCAP = fixtures.capture("tcpdump_tests_pptp.pcap")
+TCPDUMP_OUT = fixtures.capture("tcpdump_tests_pptp.out")
 
 
 # -- reading the capture ----------------------------------------------------------------
@@ -132,8 +131,6 @@ def _read_tcpdump_out(path: Path, frame_times: dict[int, float]) -> dict[int, st
 
 @pytest.fixture(scope="module")
 def capture() -> Capture:
-    if not PCAP.is_file() or not TCPDUMP_OUT.is_file():
-        pytest.skip(f"reference captures not found in {CAPTURES} (set PYPPTP_CAPTURES to their folder)")
     segments: list[Segment] = []
     frame_times: dict[int, float] = {}
     isn: dict[bool, int] = {}

@@ -9,10 +9,11 @@ Two independent sources of truth for ``pypptp.gre.codec``:
   bit RFC 2637 section 4.1 fixes is flipped in turn on scapy-built packets:
   our decoder must refuse each with ``GreError`` (and nothing else).
 * real captures made by other people with real clients and servers
-  (``../shared/captures`` or ``$PYPPTP_CAPTURES``; the capture tests skip
-  without them): every GRE packet in them must decode, the facts the captures'
-  README states must show up, the payload must be what scapy sees, and
-  re-encoding must give back the captured bytes exactly.
+  (``tests/fixtures/captures``, origins and licences in its README): every
+  GRE packet in them must decode, the facts the README states must show up,
+  the payload must be what scapy sees, and re-encoding must give back the
+  captured bytes exactly.  A capture that is missing or that scapy cannot
+  read fails its test.
 
 scapy quirks (pinned by tests below): ``GRE_PPTP`` has no checksum / offset /
 routing fields, so with ``chksum_present=1`` or ``routing_present=1`` it sets
@@ -23,7 +24,6 @@ does insert the 4-byte checksum + offset words when ``chksum_present=1``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +45,7 @@ from pypptp.gre.codec import (
     decode_header,
     encode_packet,
 )
-
-CAPTURES = Path(os.environ.get("PYPPTP_CAPTURES") or Path(__file__).resolve().parents[2] / "shared" / "captures")
+from tests import fixtures
 
 NUMBERS = [0, 1, 2, 0x1234, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF]
 CALL_IDS = [0, 1, 0x1234, 0x7FFF, 0x8000, 0xFFFF]
@@ -266,23 +265,8 @@ EXPECTED_GRE_COUNTS = {
 }
 
 
-def _captures_dir() -> Path:
-    if not CAPTURES.is_dir():
-        pytest.skip(f"reference captures not found in {CAPTURES} (set PYPPTP_CAPTURES to their folder)")
-    return CAPTURES
-
-
-def _capture_files() -> list[Path]:
-    if not CAPTURES.is_dir():
-        return []
-    return sorted(p for p in CAPTURES.iterdir() if p.suffix in {".cap", ".pcap", ".dump"})
-
-
 def _gre_packets(path: Path) -> list[CapturedGre]:
-    try:
-        frames = rdpcap(str(path))
-    except Exception as exc:  # scapy raises assorted exception types on unknown formats
-        pytest.skip(f"scapy cannot read {path.name}: {type(exc).__name__}: {exc}")
+    frames = rdpcap(str(path))  # a capture scapy cannot read is a failure, not a skip
     found: list[CapturedGre] = []
     for index, frame in enumerate(frames):
         if IP not in frame or frame[IP].proto != GRE_IP_PROTOCOL:
@@ -316,16 +300,12 @@ def _gre_packets(path: Path) -> list[CapturedGre]:
 
 
 def _decoded(name: str) -> list[tuple[CapturedGre, GreHeader]]:
-    path = _captures_dir() / name
-    if not path.is_file():
-        pytest.skip(f"{name} not found in {CAPTURES}")
-    return [(packet, decode_header(packet.gre)) for packet in _gre_packets(path)]
+    return [(packet, decode_header(packet.gre)) for packet in _gre_packets(fixtures.capture(name))]
 
 
 def test_capture_file_list_is_known() -> None:
     """Every capture file is covered by EXPECTED_GRE_COUNTS (a new one must be counted)."""
-    _captures_dir()
-    assert {p.name for p in _capture_files()} == set(EXPECTED_GRE_COUNTS)
+    assert {p.name for p in fixtures.capture_files()} == set(EXPECTED_GRE_COUNTS)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_GRE_COUNTS))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +35,8 @@ from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_P
 from pypptp.ppp.link import Authenticated, LinkEvent, LinkLog, Phase, PppLink
 from pypptp.ppp.packet import ControlPacket, decode_packet
 from pypptp.ppp.secrets import AddressPolicy, ChapSecret, ChapSecrets, parse_secrets
-from tests.test_ppp_crypto import CAPTURES, _chap_packets
+from tests import fixtures
+from tests.test_ppp_crypto import _chap_packets
 from tests.test_ppp_link import SECRETS as LINK_SECRETS
 from tests.test_ppp_link import Wire as LinkWire
 from tests.test_ppp_link import client_config as link_client_config
@@ -474,11 +474,8 @@ def _pap_packets() -> list[tuple[str, bytes]]:
     from scapy.layers.inet import IP
     from scapy.utils import rdpcap
 
-    path = CAPTURES / "packetlife_PPTP_negotiation.cap"
-    if not Path(path).exists():
-        pytest.skip(f"{path} is not there (shared/captures is absent)")
     packets = []
-    for frame in rdpcap(str(path)):
+    for frame in rdpcap(str(fixtures.capture("packetlife_PPTP_negotiation.cap"))):
         if IP not in frame or frame[IP].proto != 47:
             continue
         ip = frame[IP]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from pypptp.gre.codec import decode_header
@@ -25,8 +22,7 @@ from pypptp.ppp.crypto import (
     nt_password_hash,
     strip_domain,
 )
-
-CAPTURES = Path(os.environ.get("PYPPTP_CAPTURES") or Path(__file__).resolve().parents[2] / "shared" / "captures")
+from tests import fixtures
 
 
 @pytest.mark.parametrize(
@@ -115,11 +111,8 @@ def _chap_packets() -> list[bytes]:
     from scapy.layers.inet import IP
     from scapy.utils import rdpcap
 
-    path = CAPTURES / "chapcrack_tests_pptp.cap"
-    if not path.exists():
-        pytest.skip(f"{path} is not there (shared/captures is absent)")
     packets = []
-    for frame in rdpcap(str(path)):
+    for frame in rdpcap(str(fixtures.capture("chapcrack_tests_pptp.cap"))):
         ip = frame[IP]
         raw = bytes(ip)[ip.ihl * 4 : ip.len]
         header = decode_header(raw)

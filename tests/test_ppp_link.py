@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 import random
 import struct
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from pypptp.ppp.link import (
 )
 from pypptp.ppp.packet import Code, ControlPacket, decode_packet
 from pypptp.ppp.secrets import parse_secrets
+from tests import fixtures
 
 T = TypeVar("T")
 IP = ipaddress.IPv4Address
@@ -497,7 +497,6 @@ def test_random_frames_never_raise_out_of_the_engine(stage: str, frames: list[by
 
 # -- the malformed PPP frames of tcpdump's fuzz captures ------------------------------------------------
 
-CAPTURES = Path(os.environ.get("PYPPTP_CAPTURES") or Path(__file__).resolve().parents[2] / "shared" / "captures")
 FUZZ_CAPTURES = [
     "tcpdump_tests_ppp-invalid-lengths.pcap",
     "tcpdump_tests_ppp_ccp_config_deflate_option_asan.pcap",
@@ -522,10 +521,7 @@ def pcap_ppp_frames(path: Path) -> list[bytes]:
 
 @pytest.mark.parametrize("name", FUZZ_CAPTURES)
 def test_tcpdump_fuzz_frames_are_rejected_cleanly(name: str) -> None:
-    path = CAPTURES / name
-    if not path.is_file():
-        pytest.skip(f"{name} not found in {CAPTURES} (set PYPPTP_CAPTURES to their folder)")
-    frames = pcap_ppp_frames(path)
+    frames = pcap_ppp_frames(fixtures.capture(name))
     assert frames
     wire = connect(server_config(), client_config())
     for frame in frames:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pypptp.ppp.frame import parse_frame
 from pypptp.ppp.packet import Code, ControlPacket, PacketError, decode_packet, encode_options, parse_options
-
-CAPTURES = Path(os.environ.get("PYPPTP_CAPTURES") or Path(__file__).resolve().parents[2] / "shared" / "captures")
+from tests import fixtures
 
 # Windows' first LCP Configure-Request (spec ppp.md, section 10): MRU 1400, magic, PFC, ACFC, callback
 WINDOWS_LCP = bytes.fromhex("01 00 00 15 01 04 05 78 05 06 12 34 56 78 07 02 08 02 0d 03 06")
@@ -102,11 +98,8 @@ FUZZ_PCAPS = {
 def test_fuzzer_found_frames_are_rejected_cleanly(name: str) -> None:
     from scapy.utils import PcapReader
 
-    path = CAPTURES / name
-    if not path.exists():
-        pytest.skip(f"{path} is not there (shared/captures is absent)")
     offset, reason = FUZZ_PCAPS[name]
-    [frame] = [bytes(p)[offset:] for p in PcapReader(str(path))]
+    [frame] = [bytes(p)[offset:] for p in PcapReader(str(fixtures.capture(name)))]
     _, start = parse_frame(frame)
     with pytest.raises(PacketError, match=reason):
         packet = decode_packet(frame[start:])
