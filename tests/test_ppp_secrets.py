@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-import os
-from pathlib import Path
 
 import pytest
 
-from pypptp.ppp.secrets import SecretsError, parse_secrets, read_secrets_file
+from pypptp.ppp.secrets import SecretsError, parse_secrets
 
 DEBIAN_SAMPLE = """\
 # Secrets for authentication using CHAP
@@ -107,28 +105,23 @@ def test_errors_name_file_and_line(text: str, message: str) -> None:
     assert str(info.value).startswith(message)
 
 
-def test_secret_from_a_file_and_safe_reading(tmp_path: Path) -> None:
-    secret_file = tmp_path / "alice.pw"
-    secret_file.write_text("  from-file  ignored\n")
-    secret_file.chmod(0o600)
-    secrets_path = tmp_path / "chap-secrets"
-    secrets_path.write_text(f"alice pptpd @{secret_file} *\n")
-    secrets_path.chmod(0o600)
-    secrets = read_secrets_file(str(secrets_path))
+def test_an_at_secret_is_read_with_the_given_reader_only() -> None:
+    """The core reads no file: ``@/path`` is read by the caller's ``read_file`` (its first word, its
+    warnings kept), and stays as written without one."""
+    asked: list[str] = []
+
+    def read_file(path: str) -> tuple[str, list[str]]:
+        asked.append(path)
+        return "  from-file  ignored\nsecond line\n", [f"{path}: a warning"]
+
+    secrets = parse_secrets("alice pptpd @/etc/ppp/alice.pw *\n", read_file=read_file)
     record = secrets.lookup("alice", "pptpd")
-    assert record is not None and record.secret == "from-file" and secrets.warnings == ()
-    for mode in (0o644, 0o620, 0o602, 0o640):  # any group or world bit, as pppd warns
-        secrets_path.chmod(mode)
-        assert any("has world and/or group access" in w for w in read_secrets_file(str(secrets_path)).warnings)
-    secrets_path.chmod(0o600)
-    link = tmp_path / "link"
-    link.symlink_to(secrets_path)
-    with pytest.raises(SecretsError, match="cannot open"):
-        read_secrets_file(str(link))
-    with pytest.raises(SecretsError, match="not a regular file"):
-        read_secrets_file(str(tmp_path))
-    with pytest.raises(SecretsError, match="cannot open"):
-        read_secrets_file(os.path.join(str(tmp_path), "missing"))
+    assert record is not None and record.secret == "from-file" and asked == ["/etc/ppp/alice.pw"]
+    assert secrets.warnings == ("/etc/ppp/alice.pw: a warning",)
+    unread = parse_secrets("alice pptpd @/etc/ppp/alice.pw *\n").lookup("alice", "pptpd")
+    assert unread is not None and unread.secret == "@/etc/ppp/alice.pw"
+    empty = parse_secrets("alice pptpd @/empty *\n", read_file=lambda path: ("# nothing\n", []))
+    assert empty.records[0].secret == ""
 
 
 @pytest.mark.parametrize(

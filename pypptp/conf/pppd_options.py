@@ -7,7 +7,7 @@ same files in the same order, and a later file overrides an earlier one, as in
 pppd.  Within the files, options apply in order: the last ``auth``/``noauth``,
 ``mtu`` or ``name`` wins.
 
-Syntax: pppd's word syntax, :func:`pypptp.ppp.secrets._words` (quotes,
+Syntax: pppd's word syntax, :func:`pypptp.conf.words.split_words` (quotes,
 backslash escapes, ``#`` comments); options may share a line, and an
 option's argument may sit on the next line (pppd reads words, not lines).
 Numbers follow pppd's C syntax: ``10``, ``0x1f`` (hex) or ``017`` (octal).
@@ -71,15 +71,14 @@ import stat
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
+from pypptp.conf.words import WordError, split_words
 from pypptp.ppp.auth import AuthConfig
-from pypptp.ppp.ccp import _PPPD_WORDS as _MPPE_WORDS
-from pypptp.ppp.ccp import MppePolicy
+from pypptp.ppp.ccp import MPPE_WORDS, MppePolicy
 from pypptp.ppp.fsm import FsmConfig
 from pypptp.ppp.ipcp import IpcpConfig
 from pypptp.ppp.ipv6cp import Ipv6cpConfig
 from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP, DEFAULT_MRU, LcpConfig
 from pypptp.ppp.link import LinkConfig
-from pypptp.ppp.secrets import SecretsError, _words
 
 __all__ = [
     "OPTIONS",
@@ -445,7 +444,7 @@ OPTIONS: dict[str, Option] = {
     "pap-secrets": _warned("pypptp checks PAP against the chap-secrets file", True),
     "chap-restart": _integer("chap_restart", 1),
     "chap-max-challenge": _integer("chap_max_challenge", 1),
-    # CCP (the MPPE words are handled apart: see _MPPE_WORDS)
+    # CCP (the MPPE words are handled apart: see MPPE_WORDS)
     "noccp": _flag("noccp"),
     "-ccp": _flag("noccp"),
     # IPCP and the interface
@@ -503,10 +502,10 @@ OPTIONS: dict[str, Option] = {
 
 def _add_mppe(options: PppdOptions, word: str, where: str) -> None:
     """Add an MPPE word; an earlier word it contradicts is dropped, as pppd's option order would."""
-    what, bits = _MPPE_WORDS[word]
+    what, bits = MPPE_WORDS[word]
 
     def contradicts(other: str) -> bool:
-        other_what, other_bits = _MPPE_WORDS[other]
+        other_what, other_bits = MPPE_WORDS[other]
         if what == "off":
             return other_what == "require"
         if what == "require":
@@ -546,8 +545,8 @@ def _read_text(path: str) -> str:
 def _parse(text: str, path: str, options: PppdOptions, depth: int) -> None:
     options.files.append(path)
     try:
-        records = _words(text, path)
-    except SecretsError as exc:
+        records = split_words(text, path)
+    except WordError as exc:
         raise OptionsError(str(exc)) from None
     words = [word for record in records for word in record]
     i = 0
@@ -555,7 +554,7 @@ def _parse(text: str, path: str, options: PppdOptions, depth: int) -> None:
         word, line = words[i]
         where = f"{path}:{line}"
         i += 1
-        if word in _MPPE_WORDS:
+        if word in MPPE_WORDS:
             _add_mppe(options, word, where)
             continue
         option = OPTIONS.get(word)

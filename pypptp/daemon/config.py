@@ -63,11 +63,12 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from pypptp import __version__
+from pypptp.conf.chap_secrets import read_secrets_file
 from pypptp.conf.pppd_options import SYSTEM_OPTIONS, OptionsError, PppdOptions, read_pppd_options
 from pypptp.conf.pptpd import ConfigError, PptpdConfig, read_pptpd_conf
 from pypptp.ctrl.constants import PPTP_PORT
 from pypptp.daemon.pool import AddressPool, PoolError
-from pypptp.ppp.secrets import ChapSecrets, SecretsError, read_secrets_file
+from pypptp.ppp.secrets import ChapSecrets, SecretsError
 
 __all__ = [
     "DEFAULT_CONF",

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 from pypptp.aio.gre import GreCall, GreTransport
 from pypptp.aio.server import ControlServer, ServerConnection, ServerSettings
 from pypptp.aio.session import PppSession
+from pypptp.conf.chap_secrets import read_secrets_file
 from pypptp.ctrl.constants import StopReason
 from pypptp.ctrl.events import Call
 from pypptp.daemon import logs
@@ -56,7 +57,7 @@ from pypptp.host.tun import TunDevice, TunError, UnitClaim, claim_unit, share_un
 from pypptp.ppp import logtext
 from pypptp.ppp.auth import AuthResult, peer_authname
 from pypptp.ppp.link import Assignment, AuthAttemptFailed, Authenticated, LinkConfig, NetworkUp, PppLink
-from pypptp.ppp.secrets import ChapSecret, ChapSecrets, SecretsError, read_secrets_file
+from pypptp.ppp.secrets import ChapSecret, ChapSecrets, SecretsError
 
 __all__ = ["Daemon", "DaemonSession"]
 

@@ -57,6 +57,7 @@ __all__ = [
     "H_BIT",
     "L_BIT",
     "MPPE",
+    "MPPE_WORDS",
     "M_BIT",
     "S_BIT",
     "CcpOptions",
@@ -85,20 +86,20 @@ def describe_mppe(value: int) -> str:
     return f"{text} reserved=0x{reserved:08x}" if reserved else text
 
 
-# pppd's MPPE option words (pppd ccp.c, with its aliases) -> (what, key length).  56-bit
-# words are pypptp's own: pppd and the Linux kernel have no 56-bit MPPE.
-_PPPD_WORDS: dict[str, tuple[str, int]] = {
+MPPE_WORDS: dict[str, tuple[str, int]] = {
     "require-mppe": ("require", 0),
     "+mppe": ("require", 0),
     "nomppe": ("off", 0),
     "-mppe": ("off", 0),
     "mppe-stateful": ("stateful", 1),
     "nomppe-stateful": ("stateful", 0),
+    **{word: ("require", bits) for bits in _BIT_OF_LENGTH for word in (f"require-mppe-{bits}", f"+mppe-{bits}")},
+    **{f"{w}-{bits}": ("refuse", bits) for bits in _BIT_OF_LENGTH for w in ("refuse-mppe", "nomppe", "-mppe")},
 }
-for _bits in _BIT_OF_LENGTH:
-    _PPPD_WORDS |= {f"require-mppe-{_bits}": ("require", _bits), f"+mppe-{_bits}": ("require", _bits)}
-    _PPPD_WORDS |= {f"{w}-{_bits}": ("refuse", _bits) for w in ("refuse-mppe", "nomppe", "-mppe")}
-del _bits
+"""pppd's MPPE option words (pppd ccp.c, with its aliases) -> (what, key length): what is ``require``,
+``refuse``, ``off`` or ``stateful`` (key length 1: allowed, 0: not); a key length of 0 otherwise means any.
+56-bit words are pypptp's own: pppd and the Linux kernel have no 56-bit MPPE.  The options-file reader
+(:mod:`pypptp.conf.pppd_options`) knows the words by it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +151,7 @@ class MppePolicy:
         for word in words:
             if "mppe" not in word:
                 continue
-            what, bits = _PPPD_WORDS.get(word, ("unknown", 0))
+            what, bits = MPPE_WORDS.get(word, ("unknown", 0))
             if what == "unknown":
                 raise ValueError(f"unknown MPPE option {word!r}")
             if what == "require" and not bits:

@@ -2,17 +2,13 @@
 
 One secret per record: ``client server secret [address ...] [-- option ...]``.
 
-Lexical rules (pppd's options-file word parser): white space separates
-words and a newline ends a record; ``#`` starts a comment outside quotes;
-``"..."`` and ``'...'`` group words (quotes may be mixed inside one word);
-backslash escapes: newline (continuation), ``\\a \\b \\f \\n \\r \\t``,
-``\\s`` (space), ``\\ddd`` (octal, up to 3 digits), ``\\xHH`` (hex, up to
-2 digits), and any other character taken literally.  Words are at most
-1023 bytes.
+Lexical rules: pppd's options-file words (:func:`pypptp.ppp.words.split_words`:
+quotes, backslash escapes, ``#`` comments); a newline ends a record.
 
 Matching: a name matches itself or ``*``.  The best match wins: an exact
 client scores 2, an exact server 1; on a tie the first record in the file
-wins.  A secret ``@/path`` is the first word of that file.
+wins.  A secret ``@/path`` is the first word of that file (read by the caller's
+``read_file``, :func:`parse_secrets`).
 
 Address lists: none (three words) or ``-`` forbid every address; ``*``
 allows any; ``a.b.c.d`` allows that host (and the first such host is the
@@ -22,24 +18,24 @@ that does not fit below the subnet's broadcast address); ``!spec`` forbids.
 The first entry that matches decides.  Host names are refused: resolving them would
 make the daemon depend on DNS at authentication time.
 
-Errors name the file and the line.  Files are read safely: regular files
-only, no symbolic links, bounded in size, with a warning when other users
-may read them.
+Errors name the file and the line.  This module reads no file: reading
+chap-secrets safely (regular files only, no symbolic links, bounded in size,
+a warning when other users may read it), and the file of an ``@/path``
+secret, is :mod:`pypptp.conf.chap_secrets`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
-import stat
+from collections.abc import Callable, Sequence
 
-__all__ = ["AddressPolicy", "ChapSecret", "ChapSecrets", "SecretsError", "parse_secrets", "read_secrets_file"]
+from pypptp.ppp.words import WordError, split_words
 
-MAX_WORD = 1023
-MAX_FILE_BYTES = 4 * 1024 * 1024
+__all__ = ["AddressPolicy", "ChapSecret", "ChapSecrets", "ReadFile", "SecretsError", "parse_secrets"]
 
-_SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "s": " "}
+ReadFile = Callable[[str], tuple[str, Sequence[str]]]
+"""Reads the file of an ``@/path`` secret: its text and warnings about it; raises :class:`SecretsError`."""
 
 
 class SecretsError(ValueError):
@@ -151,85 +147,6 @@ class ChapSecrets:
         return best
 
 
-def _words(text: str, path: str) -> list[list[tuple[str, int]]]:
-    """Records of (word, line number), by pppd's lexical rules."""
-    records: list[list[tuple[str, int]]] = []
-    current: list[tuple[str, int]] = []
-    line = 1
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\n":
-            if current:
-                records.append(current)
-                current = []
-            line += 1
-            i += 1
-            continue
-        if ch in " \t\r\f\v":
-            i += 1
-            continue
-        if ch == "\\" and i + 1 < n and text[i + 1] == "\n":  # a continuation between words
-            line += 1
-            i += 2
-            continue
-        if ch == "#":
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        word: list[str] = []
-        start_line = line
-        quote: str | None = None
-        while i < n:
-            ch = text[i]
-            if quote is None and (ch in " \t\r\f\v\n" or ch == "#"):
-                break
-            if ch == "\\":
-                i += 1
-                if i >= n:
-                    break
-                ch = text[i]
-                if ch == "\n":  # continuation
-                    line += 1
-                    i += 1
-                    continue
-                if ch in _SIMPLE_ESCAPES:
-                    word.append(_SIMPLE_ESCAPES[ch])
-                    i += 1
-                elif ch in "01234567":
-                    digits = text[i : i + 3]
-                    count = len(digits) - len(digits.lstrip("01234567"))
-                    word.append(chr(int(digits[:count], 8) & 0xFF))
-                    i += count
-                elif ch == "x" and i + 1 < n and text[i + 1] in "0123456789abcdefABCDEF":
-                    digits = text[i + 1 : i + 3]
-                    count = 2 if len(digits) == 2 and digits[1] in "0123456789abcdefABCDEF" else 1
-                    word.append(chr(int(digits[:count], 16)))
-                    i += 1 + count
-                else:
-                    word.append(ch)
-                    i += 1
-                continue
-            if quote is not None and ch == quote:
-                quote = None
-            elif quote is None and ch in "\"'":
-                quote = ch
-            else:
-                if ch == "\n":
-                    line += 1
-                word.append(ch)
-            i += 1
-        if quote is not None:
-            raise SecretsError(f"{path}:{start_line}: unterminated {quote} quote")
-        value = "".join(word)
-        if len(value.encode("utf-8", "surrogateescape")) > MAX_WORD:
-            raise SecretsError(f"{path}:{start_line}: a word is longer than {MAX_WORD} bytes")
-        current.append((value, start_line))
-    if current:
-        records.append(current)
-    return records
-
-
 def _address_entry(word: str, where: str) -> _Entry:
     allow = not word.startswith("!")
     spec = word[1:] if not allow else word
@@ -259,34 +176,16 @@ def _policy(words: list[str], where: str) -> AddressPolicy:
     return AddressPolicy(tuple(entries))
 
 
-def _read_limited(path: str) -> tuple[str, list[str]]:
-    """Read a secrets file safely; returns its text and warnings."""
-    warnings: list[str] = []
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise SecretsError(f"{path}: cannot open: {exc.strerror}") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise SecretsError(f"{path}: not a regular file")
-    with os.fdopen(fd, "rb") as f:
-        if info.st_size > MAX_FILE_BYTES:
-            raise SecretsError(f"{path}: {info.st_size} bytes, more than {MAX_FILE_BYTES}")
-        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            warnings.append(
-                f"{path}: has world and/or group access ({stat.filemode(info.st_mode)}); pppd warns of this "
-                "too (chmod 600)"
-            )
-        data = f.read(MAX_FILE_BYTES + 1)
-    return data.decode("utf-8", "surrogateescape"), warnings
+def parse_secrets(text: str, path: str = "<string>", *, read_file: ReadFile | None = None) -> ChapSecrets:
+    """Parse the text of a secrets file (``path`` names it in errors and in :attr:`ChapSecret.where`).
 
-
-def parse_secrets(text: str, path: str = "<string>", *, read_file: bool = True) -> ChapSecrets:
-    """Parse the text of a secrets file.  ``@/path`` secrets are read unless ``read_file`` is false."""
+    A secret ``@/path`` is the first word of that file, read with ``read_file`` (which returns the
+    file's text and warnings about it, and raises :class:`SecretsError`): the daemon passes
+    :func:`pypptp.conf.chap_secrets.read_limited`.  Without ``read_file`` such a secret stays as written.
+    """
     records: list[ChapSecret] = []
     warnings: list[str] = []
-    for record in _words(text, path):
+    for record in _split(text, path):
         line = record[0][1]
         where = f"{path}:{line}"
         words = [w for w, _ in record]
@@ -297,19 +196,20 @@ def parse_secrets(text: str, path: str = "<string>", *, read_file: bool = True) 
         if "--" in rest:
             cut = rest.index("--")
             rest, options = rest[:cut], tuple(rest[cut + 1 :])
-        if secret.startswith("@") and read_file:
+        if secret.startswith("@"):
             if not secret.startswith("@/"):
                 raise SecretsError(f"{where}: a secret from a file needs an absolute path (@/path)")
-            file_text, file_warnings = _read_limited(secret[1:])
-            warnings.extend(file_warnings)
-            first = _words(file_text, secret[1:])
-            secret = first[0][0][0] if first else ""
+            if read_file is not None:
+                file_text, file_warnings = read_file(secret[1:])
+                warnings.extend(file_warnings)
+                first = _split(file_text, secret[1:])
+                secret = first[0][0][0] if first else ""
         records.append(ChapSecret(client, server, secret, _policy(rest, where), options, where))
     return ChapSecrets(tuple(records), tuple(warnings))
 
 
-def read_secrets_file(path: str) -> ChapSecrets:
-    """Read and parse ``path`` (for example ``/etc/ppp/chap-secrets``)."""
-    text, warnings = _read_limited(path)
-    secrets = parse_secrets(text, path)
-    return dataclasses.replace(secrets, warnings=(*warnings, *secrets.warnings))
+def _split(text: str, path: str) -> list[list[tuple[str, int]]]:
+    try:
+        return split_words(text, path)
+    except WordError as exc:
+        raise SecretsError(str(exc)) from None
