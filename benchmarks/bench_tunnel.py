@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher
 from benchmarks.bench_sessions import ipv4_udp
 from pypptp.aio.gre import GreCall, GreTransport, set_receive_buffer
 from pypptp.aio.session import PppSession
+from pypptp.gre.codec import DATA_HEADER, FLAGS_DATA, PPP_PROTOCOL_TYPE
 from pypptp.host.netns import NetnsPair, netns_available, two_hosts
 from pypptp.host.tun import TunDevice
 from pypptp.ppp.auth import AuthConfig
@@ -257,7 +258,7 @@ class Bench:
         client = self.client_sock
         for n in range(batch):
             body = self._floor_sender.encrypt(0x21, packet)
-            gre = b"\x30\x01\x88\x0b" + len(body).to_bytes(2, "big") + b"\x99\x99" + n.to_bytes(4, "big")
+            gre = DATA_HEADER.pack(FLAGS_DATA, PPP_PROTOCOL_TYPE, len(body), 0x9999, n)
             client.sendto(gre + body, (self.pair.server_ip, 0))
         fd, sock = self.server.tun.fd, self.server_sock
         buffer = bytearray(65536)

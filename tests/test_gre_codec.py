@@ -6,7 +6,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pypptp.gre.codec import MAX_HEADER_SIZE, NO_NUMBER, GreError, GreHeader, decode_header, encode_packet, write_header
+from pypptp.gre.codec import (
+    DATA_ACK_HEADER,
+    DATA_HEADER,
+    FLAGS_ACK_ONLY,
+    FLAGS_DATA,
+    FLAGS_DATA_ACK,
+    MAX_HEADER_SIZE,
+    NO_NUMBER,
+    PPP_PROTOCOL_TYPE,
+    GreError,
+    GreHeader,
+    decode_header,
+    encode_packet,
+    write_header,
+)
 
 # gre.md section 2.4: Call ID 0x1234, payload length 0x0050, seq 7, ack 5
 DATA_ACK = bytes.fromhex("30 81 88 0B 00 50 12 34 00 00 00 07 00 00 00 05")
@@ -28,6 +42,15 @@ def test_the_spec_shapes_encode_and_decode(header: bytes, seq: int, ack: int) ->
 def test_ack_only_shape() -> None:
     assert encode_packet(0x1234, ack=5) == ACK_ONLY
     assert decode_header(ACK_ONLY) == GreHeader(0x1234, 0, NO_NUMBER, 5, 12)
+
+
+def test_the_named_wire_format_packs_the_spec_shapes() -> None:
+    """The names the data path (pypptp.aio.gre) packs and unpacks headers with are the spec's bytes."""
+    assert DATA_ACK_HEADER.pack(FLAGS_DATA_ACK, PPP_PROTOCOL_TYPE, 0x50, 0x1234, 7, 5) == DATA_ACK
+    assert DATA_HEADER.pack(FLAGS_DATA, PPP_PROTOCOL_TYPE, 0x50, 0x1234, 7) == DATA
+    assert DATA_HEADER.pack(FLAGS_ACK_ONLY, PPP_PROTOCOL_TYPE, 0, 0x1234, 5) == ACK_ONLY
+    assert DATA_ACK_HEADER.unpack(DATA_ACK) == (0x3081, 0x880B, 0x50, 0x1234, 7, 5)
+    assert MAX_HEADER_SIZE == DATA_ACK_HEADER.size == 16 and DATA_HEADER.size == 12
 
 
 def test_write_header_in_front_of_a_payload_in_a_reused_buffer() -> None:

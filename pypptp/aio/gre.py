@@ -48,7 +48,18 @@ from collections.abc import Callable
 
 from pypptp.aio.buffers import data_buffers
 from pypptp.aio.timer import DeadlineTimer
-from pypptp.gre.codec import MAX_HEADER_SIZE, NO_NUMBER, GreError, decode_header, write_header
+from pypptp.gre.codec import (
+    DATA_ACK_HEADER,
+    DATA_HEADER,
+    FLAGS_DATA,
+    FLAGS_DATA_ACK,
+    MAX_HEADER_SIZE,
+    NO_NUMBER,
+    PPP_PROTOCOL_TYPE,
+    GreError,
+    decode_header,
+    write_header,
+)
 from pypptp.gre.sequencing import GreSequencer
 
 __all__ = ["GreCall", "GreTransport", "TransportCounters", "set_receive_buffer"]
@@ -69,12 +80,16 @@ SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # absorbs bursts from many calls between 
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 
 _SRC = struct.Struct(">I")
-_FAST = struct.Struct(">I4xHHHHII")
-"""From byte 12 of a 20-byte IPv4 header on: the source address, then the first 16 bytes of a GRE header
-(flags and version, protocol, Payload Length, Call ID, Sequence Number, and the Acknowledgment Number
-when A is set), RFC 2637 section 4.1: the data path's one unpack for the common packet shapes."""
-_DATA_ACK = struct.Struct(">BBHHHII")
-_DATA = struct.Struct(">BBHHHI")
+_FAST = struct.Struct(">I4x" + DATA_ACK_HEADER.format.lstrip(">"))
+"""From byte 12 of a 20-byte IPv4 header on: the source address, then a GRE header as the codec's
+:data:`~pypptp.gre.codec.DATA_ACK_HEADER` lays it out (RFC 2637 section 4.1; with A clear the last word
+is payload): the data path's one unpack for the common packet shapes."""
+_FAST_END = 12 + _FAST.size  # 36: the bytes it reads
+_DATA_ACK_START = 20 + DATA_ACK_HEADER.size  # 36: the payload after an IPv4 header and a data+ack header
+_DATA_START = 20 + DATA_HEADER.size  # 32: after a data header
+_fast_unpack = _FAST.unpack_from  # bound once: the hot path's calls cost no attribute lookup
+_pack_data_ack = DATA_ACK_HEADER.pack_into
+_pack_data = DATA_HEADER.pack_into
 
 
 def set_receive_buffer(sock: socket.socket, size: int) -> None:
@@ -194,6 +209,9 @@ class GreTransport:
         if sock is None:
             return
         buffer, view, counters, calls = self._buffer, self._view, self.counters, self.calls
+        # the wire format's names as locals: looked up once per wakeup, not once per packet
+        unpack, fast_end, data_ack_start, data_start = _fast_unpack, _FAST_END, _DATA_ACK_START, _DATA_START
+        ppp_type, data_ack, data, no_number = PPP_PROTOCOL_TYPE, FLAGS_DATA_ACK, FLAGS_DATA, NO_NUMBER
         assert self._loop is not None
         now = self._loop.time()
         for _ in range(MAX_PACKETS_PER_WAKEUP):
@@ -207,13 +225,14 @@ class GreTransport:
                     return
                 continue
             counters.received += 1
-            if buffer[0] == 0x45 and length >= 36:  # the common shapes, checked as decode_header would
-                src, flags, protocol, payload_length, call_id, seq, ack = _FAST.unpack_from(buffer, 12)
-                if protocol == 0x880B:  # literals: a global lookup per packet costs more than the test
-                    if flags == 0x3081:  # K S, A, Ver 1: data and ack
-                        start = 36
-                    elif flags == 0x3001:  # K S, Ver 1: data
-                        start, ack = 32, -1  # NO_NUMBER
+            # IPv4 without options and the two usual header shapes, checked here as decode_header would
+            if buffer[0] == 0x45 and length >= fast_end:
+                src, flags, protocol, payload_length, call_id, seq, ack = unpack(buffer, 12)
+                if protocol == ppp_type:
+                    if flags == data_ack:
+                        start = data_ack_start
+                    elif flags == data:
+                        start, ack = data_start, no_number
                     else:
                         start = 0
                     if start and start + payload_length <= length:
@@ -310,10 +329,12 @@ class GreCall:
         ack = seq.take_ack()
         if ack < 0:
             start -= 12
-            _DATA.pack_into(buffer, start, 0x30, 0x01, 0x880B, end - start - 12, self.peer_call_id, number)
+            _pack_data(buffer, start, FLAGS_DATA, PPP_PROTOCOL_TYPE, end - start - 12, self.peer_call_id, number)
         else:
             start -= 16
-            _DATA_ACK.pack_into(buffer, start, 0x30, 0x81, 0x880B, end - start - 16, self.peer_call_id, number, ack)
+            _pack_data_ack(
+                buffer, start, FLAGS_DATA_ACK, PPP_PROTOCOL_TYPE, end - start - 16, self.peer_call_id, number, ack
+            )
             self.rearm()
         counters = self.transport.counters  # GreTransport.sendto, inlined
         try:

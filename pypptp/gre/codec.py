@@ -14,6 +14,13 @@ Flags = 0, Ver = 1, protocol 0x880B; a packet needs S or A (or both); an
 ack-only packet (S = 0) carries no payload; the buffer must hold the header
 and ``Payload Length`` bytes (bytes after that are ignored).  Optional
 fields have no gaps: with S = 0 the ack sits at bytes 8-11.
+
+The wire format is defined here once, by name, for this module and for the
+data path that packs and unpacks headers itself (:mod:`pypptp.aio.gre`):
+the protocol type, the three flag words of the shapes that are sent
+(:data:`FLAGS_DATA_ACK`, :data:`FLAGS_DATA`, :data:`FLAGS_ACK_ONLY`), and
+the two header layouts as precompiled :class:`struct.Struct` objects
+(:data:`DATA_ACK_HEADER`, :data:`DATA_HEADER`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,13 @@ import struct
 from typing import NamedTuple
 
 __all__ = [
+    "DATA_ACK_HEADER",
+    "DATA_HEADER",
+    "FLAGS_ACK_ONLY",
+    "FLAGS_DATA",
+    "FLAGS_DATA_ACK",
+    "FLAG_A",
+    "FLAG_S",
     "GRE_IP_PROTOCOL",
     "MAX_HEADER_SIZE",
     "NO_NUMBER",
@@ -35,19 +49,33 @@ __all__ = [
 
 GRE_IP_PROTOCOL = 47
 PPP_PROTOCOL_TYPE = 0x880B
-MAX_HEADER_SIZE = 16
 NO_NUMBER = -1
 """Stands for an absent Sequence or Acknowledgment Number (no allocation, no None checks)."""
 
-_FLAG_S = 0x10  # byte 0
-_FLAG_A = 0x80  # byte 1
-_BYTE0_FIXED_MASK = 0xEF  # every byte-0 bit except S: must read exactly K (0x20)
-_BYTE1_FIXED_MASK = 0x7F  # every byte-1 bit except A: must read exactly Ver 1
+# The first 16 bits of the header (bytes 0 and 1) as one word: C R K S s Recur | A Flags Ver.
+FLAG_S = 0x1000
+"""S: a Sequence Number is present (a data packet)."""
+FLAG_A = 0x0080
+"""A: an Acknowledgment Number is present."""
+_FLAGS_FIXED = 0x2001  # K (key) set, Version 1: what the word reads once S and A are masked off
+_FLAGS_FIXED_MASK = 0xFFFF & ~(FLAG_S | FLAG_A)  # every bit but S and A
+FLAGS_DATA_ACK = _FLAGS_FIXED | FLAG_S | FLAG_A
+"""0x3081: a data packet carrying an acknowledgment."""
+FLAGS_DATA = _FLAGS_FIXED | FLAG_S
+"""0x3001: a data packet without one."""
+FLAGS_ACK_ONLY = _FLAGS_FIXED | FLAG_A
+"""0x2081: an acknowledgment alone (no payload)."""
 
-_BASE = struct.Struct(">BBHHH")  # flags, flags+version, protocol, payload length, call ID
+DATA_ACK_HEADER = struct.Struct(">HHHHII")
+"""Flags, protocol type, Payload Length, Call ID, Sequence Number, Acknowledgment Number: 16 bytes."""
+DATA_HEADER = struct.Struct(">HHHHI")
+"""Flags, protocol type, Payload Length, Call ID and one 32-bit number: 12 bytes, the shape of a data packet
+without an ack (the Sequence Number) and of an ack-only packet (the Acknowledgment Number)."""
+MAX_HEADER_SIZE = DATA_ACK_HEADER.size
+
+_BASE = struct.Struct(">HHHH")  # the 8 bytes every header starts with
 _WORD = struct.Struct(">I")
-_DATA_ACK = struct.Struct(">BBHHHII")
-_DATA = struct.Struct(">BBHHHI")  # also the ack-only shape: 8 bytes + one 32-bit number
+_TWO_WORDS = struct.Struct(">II")
 
 
 class GreError(ValueError):
@@ -76,19 +104,19 @@ def decode_header(buffer: bytes | bytearray | memoryview, length: int = -1) -> G
         length = len(buffer)
     if length < 8:
         raise GreError(f"truncated: {length} bytes, the GRE header needs at least 8")
-    b0, b1, protocol, payload_length, call_id = _BASE.unpack_from(buffer, 0)
-    if b0 & _BYTE0_FIXED_MASK != 0x20 or b1 & _BYTE1_FIXED_MASK != 0x01:
-        raise GreError(_explain_flags(b0, b1))
+    flags, protocol, payload_length, call_id = _BASE.unpack_from(buffer, 0)
+    if flags & _FLAGS_FIXED_MASK != _FLAGS_FIXED:
+        raise GreError(_explain_flags(flags >> 8, flags & 0xFF))
     if protocol != PPP_PROTOCOL_TYPE:
         raise GreError(f"protocol type 0x{protocol:04X}, not PPP (0x880B)")
-    has_seq = b0 & _FLAG_S
-    has_ack = b1 & _FLAG_A
+    has_seq = flags & FLAG_S
+    has_ack = flags & FLAG_A
     if has_seq:
         if has_ack:
             header_size = 16
             if length < 16:
                 raise GreError(f"truncated: {length} bytes, a data+ack header needs 16")
-            seq, ack = struct.unpack_from(">II", buffer, 8)
+            seq, ack = _TWO_WORDS.unpack_from(buffer, 8)
         else:
             header_size = 12
             if length < 12:
@@ -137,15 +165,17 @@ def write_header(
     if seq >= 0:
         if ack >= 0:
             start = end - 16
-            _DATA_ACK.pack_into(buffer, start, 0x30, 0x81, PPP_PROTOCOL_TYPE, payload_length, call_id, seq, ack)
+            DATA_ACK_HEADER.pack_into(
+                buffer, start, FLAGS_DATA_ACK, PPP_PROTOCOL_TYPE, payload_length, call_id, seq, ack
+            )
         else:
             start = end - 12
-            _DATA.pack_into(buffer, start, 0x30, 0x01, PPP_PROTOCOL_TYPE, payload_length, call_id, seq)
+            DATA_HEADER.pack_into(buffer, start, FLAGS_DATA, PPP_PROTOCOL_TYPE, payload_length, call_id, seq)
         return start
     if ack < 0 or payload_length:
         raise ValueError("a GRE packet without a Sequence Number must be ack-only")
     start = end - 12
-    _DATA.pack_into(buffer, start, 0x20, 0x81, PPP_PROTOCOL_TYPE, 0, call_id, ack)
+    DATA_HEADER.pack_into(buffer, start, FLAGS_ACK_ONLY, PPP_PROTOCOL_TYPE, 0, call_id, ack)
     return start
 
 
