@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sys
+from collections.abc import Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
 from pypptp import __version__
-from pypptp.conf.pppd_options import OptionsError
-from pypptp.conf.pptpd import ConfigError
-from pypptp.daemon.config import DaemonConfig, build_parser, check, load
+from pypptp.aio.server import ServerSettings
+from pypptp.conf.chap_secrets import CHAP_SECRETS, file_stamp
+from pypptp.conf.pppd_options import SYSTEM_OPTIONS, OptionsError
+from pypptp.conf.pptpd import (
+    DEFAULT_CONNECTIONS,
+    DEFAULT_LISTEN,
+    DEFAULT_PIDFILE,
+    DEFAULT_SPEED,
+    DEFAULT_STIMEOUT,
+    ConfigError,
+    PptpdConfig,
+)
+from pypptp.daemon import manager
+from pypptp.daemon.cli import main
+from pypptp.daemon.config import DEFAULT_CONF, DEFAULT_SECRETS, DaemonConfig, build_parser, check, load, validate
+from pypptp.daemon.manager import Daemon, DaemonPaths
 from pypptp.daemon.pool import PoolError
 from pypptp.ppp.lcp import AUTH_MSCHAP_V2
-from pypptp.ppp.secrets import SecretsError
+from pypptp.ppp.secrets import ChapSecrets, SecretsError
 from tests.seed import SEED_OPTIONS
 
 SEED_CONF = """\
@@ -357,3 +374,114 @@ def test_check_passes_warnings_with_their_lines(tmp_path: Path) -> None:
     assert status == 0
     assert f"warning: {setup.conf}:6: logwtmp is not implemented by pypptpd and is ignored: " in "\n".join(messages)
     assert f"warning: {setup.options}:16: unknown pppd option 'lcp-echo-adaptive' ignored" in messages
+
+
+# -- each file read once ----------------------------------------------------------------------------
+
+_opened: list[str] | None = None
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if event == "open" and _opened is not None and isinstance(args[0], str):
+        _opened.append(args[0])
+
+
+sys.addaudithook(_audit)  # (audit hooks cannot be removed; it records only inside opened_files)
+
+
+@contextlib.contextmanager
+def opened_files() -> Iterator[list[str]]:
+    """Every file opened by path meanwhile (open() and os.open() alike), in order."""
+    global _opened
+    _opened = []
+    try:
+        yield _opened
+    finally:
+        _opened = None
+
+
+def test_pptpd_conf_and_chap_secrets_are_each_read_once(setup: Setup) -> None:
+    with opened_files() as opened:
+        config = setup.load()
+    assert opened.count(setup.conf) == 1 and opened.count(setup.secrets) == 1
+    assert config.pptpd.lines == {"option": 2, "localip": 4, "remoteip": 5}
+    assert config.secrets_stamp == file_stamp(setup.secrets)
+
+
+def test_check_with_workers_reads_each_file_once(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    with opened_files() as opened:
+        status = main([*setup.argv(), "--system-options", setup.system, "--check", "--workers", "2"])
+    assert status == 0 and opened.count(setup.conf) == 1 and opened.count(setup.secrets) == 1
+    assert "ok: 2 workers: connections 3+3" in capsys.readouterr().out
+
+
+def test_validate_gives_the_configuration_check_read(setup: Setup) -> None:
+    status, messages, config = validate(setup.argv(), system_options=setup.system)
+    assert (status, messages) == setup.check() and config is not None and config.secrets is not None
+    setup.write("chap-secrets", "carol\n")
+    status, _, config = validate(setup.argv(), system_options=setup.system)
+    assert status == 1 and config is None
+
+
+def test_defaults_are_spelled_once(setup: Setup) -> None:
+    """pptpd's defaults live in pypptp.conf.pptpd; the configuration, pppd options and --help use them."""
+    config = setup.load("-C", "3")
+    defaults = PptpdConfig()
+    assert (config.stimeout, config.pidfile, config.speed, config.listen) == (
+        DEFAULT_STIMEOUT,
+        DEFAULT_PIDFILE,
+        DEFAULT_SPEED,
+        DEFAULT_LISTEN,
+    )
+    assert (defaults.stimeout, defaults.connections, defaults.pidfile, defaults.speed) == (
+        DEFAULT_STIMEOUT,
+        DEFAULT_CONNECTIONS,
+        DEFAULT_PIDFILE,
+        DEFAULT_SPEED,
+    )
+    help_text = " ".join(build_parser().format_help().split())
+    for shown in (
+        f"PID file (default {DEFAULT_PIDFILE})",
+        f"send SCCRQ ({DEFAULT_STIMEOUT})",
+        f"concurrent connections ({DEFAULT_CONNECTIONS})",
+        f"(default {DEFAULT_CONF}",
+        f"(default {DEFAULT_SECRETS};",
+        f"read after {SYSTEM_OPTIONS}",
+    ):
+        assert shown in help_text
+    assert DEFAULT_SECRETS == CHAP_SECRETS == DaemonPaths().secrets
+
+
+# -- the daemon starts with the secrets the configuration read ------------------------------------------
+
+
+def daemon_for(config: DaemonConfig) -> Daemon:
+    return Daemon(ServerSettings(), config.pool, None, paths=DaemonPaths(secrets=config.secrets_path))  # type: ignore[arg-type]
+
+
+def test_the_daemon_takes_the_secrets_read_unless_the_file_changed(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = setup.load()
+    daemon = daemon_for(config)
+    reads: list[str] = []
+    real = manager.read_secrets_file
+
+    def counted(path: str) -> ChapSecrets:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(manager, "read_secrets_file", counted)
+    caplog.set_level(logging.INFO, logger="pypptpd")
+    daemon.load_secrets(config.secrets, config.secrets_stamp)
+    assert reads == [] and daemon.secrets is config.secrets
+    assert caplog.messages == [f"MGR: 1 secret(s) read from {setup.secrets}"]  # as when it read the file
+    record = daemon.lookup("alice", "pptpd")
+    assert reads == [] and record is not None and record.secret == "s3cret"  # unchanged: not read again
+
+    setup.write("chap-secrets", SECRETS + "bob pptpd bobpw *\n")
+    assert daemon.lookup("bob", "pptpd") is not None and reads == [setup.secrets]  # changed: read again
+    daemon.load_secrets(config.secrets, config.secrets_stamp)  # a stale read (a worker started later)
+    assert reads == [setup.secrets] * 2 and len(daemon.secrets.records) == 2
+    daemon.load_secrets()
+    assert reads == [setup.secrets] * 3

@@ -25,10 +25,13 @@ VALUE_KEYWORDS = frozenset(
 )
 KEYWORDS = FLAG_KEYWORDS | VALUE_KEYWORDS  # the 15 keywords of pptpd.conf(5)
 
+# pptpd's defaults, the one place they are spelled (the daemon's configuration and its --help use them)
+DEFAULT_PATH = "/etc/pptpd.conf"
 DEFAULT_CONNECTIONS = 100  # pptpd's MAX_CONNECTIONS
 DEFAULT_STIMEOUT = 10  # seconds; pptpd's STIMEOUT
 DEFAULT_SPEED = "115200"
 DEFAULT_PIDFILE = "/var/run/pptpd.pid"
+DEFAULT_LISTEN = "0.0.0.0"  # every address
 
 
 class ConfigError(ValueError):
@@ -55,9 +58,14 @@ class PptpdConfig:
     listen: str | None = None
     pidfile: str = DEFAULT_PIDFILE
     speed: str = DEFAULT_SPEED
-    present: set[str] = dataclasses.field(default_factory=set)
-    """Keywords that appeared in the file."""
+    lines: dict[str, int] = dataclasses.field(default_factory=dict)
+    """The line of each keyword's first occurrence (the one that counts), for messages about it."""
     warnings: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def present(self) -> set[str]:
+        """Keywords that appeared in the file."""
+        return set(self.lines)
 
 
 def parse_pptpd_conf(text: str, path: str = "<string>") -> PptpdConfig:
@@ -73,10 +81,10 @@ def parse_pptpd_conf(text: str, path: str = "<string>") -> PptpdConfig:
         keyword, value = parts[0], parts[1].rstrip() if len(parts) > 1 else ""
         if keyword not in KEYWORDS:
             raise ConfigError(f"{where}: unknown keyword {keyword!r}")
-        if keyword in config.present:
+        if keyword in config.lines:
             config.warnings.append(f"{where}: {keyword} repeated; the first occurrence wins")
             continue
-        config.present.add(keyword)
+        config.lines[keyword] = number
         if keyword in FLAG_KEYWORDS:
             if value:
                 raise ConfigError(f"{where}: {keyword} takes no value, got {value!r}")

@@ -34,8 +34,9 @@ from pypptp.aio.server import ServerSettings, listen_backlog
 from pypptp.conf.pppd_options import SYSTEM_OPTIONS
 from pypptp.ctrl.connection import ControlConfig
 from pypptp.daemon import logs
-from pypptp.daemon.config import ERRORS, DaemonConfig, build_parser, check, load
+from pypptp.daemon.config import ERRORS, DaemonConfig, build_parser, load, validate
 from pypptp.daemon.manager import Daemon, DaemonPaths
+from pypptp.daemon.scripts import IP_DOWN, IP_UP
 from pypptp.daemon.workers import (
     EXIT_CANNOT_START,
     MAX_WORKERS,
@@ -52,9 +53,9 @@ log = logging.getLogger("pypptpd")
 
 def _parser() -> argparse.ArgumentParser:
     parser = build_parser()
-    parser.add_argument("--system-options", metavar="FILE", default=SYSTEM_OPTIONS, help="instead of /etc/ppp/options")
-    parser.add_argument("--ip-up", metavar="PATH", default="/etc/ppp/ip-up", help="script run when a network is up")
-    parser.add_argument("--ip-down", metavar="PATH", default="/etc/ppp/ip-down", help="script run when it is down")
+    parser.add_argument("--system-options", metavar="FILE", default=SYSTEM_OPTIONS, help=f"instead of {SYSTEM_OPTIONS}")
+    parser.add_argument("--ip-up", metavar="PATH", default=IP_UP, help="script run when a network is up")
+    parser.add_argument("--ip-down", metavar="PATH", default=IP_DOWN, help="script run when it is down")
     parser.add_argument("--no-mss-clamp", action="store_true", help="do not clamp the TCP MSS of SYNs to the MTU")
     parser.add_argument(
         "--workers",
@@ -341,7 +342,7 @@ async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str]
     )
     try:
         if worker is None:
-            await daemon.start()
+            await daemon.start(secrets=config.secrets, secrets_stamp=config.secrets_stamp)
         else:
             log.info(
                 "MGR: worker %d of %d: Call IDs %d mod %d, %d address(es) of the pool, %d connection(s)",
@@ -352,7 +353,12 @@ async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str]
                 pool.size,
                 worker.connections,
             )
-            await daemon.start(listener=worker.listener, gre_sock=open_gre_socket(worker.count, worker.index))
+            await daemon.start(
+                listener=worker.listener,
+                gre_sock=open_gre_socket(worker.count, worker.index),
+                secrets=config.secrets,
+                secrets_stamp=config.secrets_stamp,
+            )
     except OSError as exc:
         log.error("MGR: cannot start: %s", exc)
         return 1
@@ -369,7 +375,7 @@ async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str]
             return
         configured.config = fresh
         daemon.paths.secrets = fresh.secrets_path
-        daemon.load_secrets()
+        daemon.load_secrets(fresh.secrets, fresh.secrets_stamp)
         for warning in fresh.warnings:
             log.warning("MGR: %s", warning)
         log.info("MGR: SIGHUP: secrets and pppd options re-read; they apply to new sessions")
@@ -413,7 +419,13 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
             fresh = load(argv, system_options=args.system_options)
         except ERRORS:
             return
-        current[0] = dataclasses.replace(current[0], options=fresh.options, secrets_path=fresh.secrets_path)
+        current[0] = dataclasses.replace(
+            current[0],
+            options=fresh.options,
+            secrets_path=fresh.secrets_path,
+            secrets=fresh.secrets,
+            secrets_stamp=fresh.secrets_stamp,
+        )
 
     try:
         status = Supervisor(count, run_worker, on_reload=reload).run()
@@ -442,9 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     pptpd_argv = _pptpd_argv(argv)
     if args.check:
-        status, messages = check(pptpd_argv, system_options=args.system_options)
-        if status == 0 and args.workers > 1:
-            messages += _check_workers(load(pptpd_argv, system_options=args.system_options), args.workers)
+        status, messages, checked = validate(pptpd_argv, system_options=args.system_options)
+        if checked is not None and args.workers > 1:
+            messages += _check_workers(checked, args.workers)
         for line in messages:
             print(line)
         return status

@@ -63,9 +63,19 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from pypptp import __version__
-from pypptp.conf.chap_secrets import read_secrets_file
+from pypptp.conf.chap_secrets import CHAP_SECRETS, Stamp, file_stamp, read_secrets_file
 from pypptp.conf.pppd_options import SYSTEM_OPTIONS, OptionsError, PppdOptions, read_pppd_options
-from pypptp.conf.pptpd import ConfigError, PptpdConfig, read_pptpd_conf
+from pypptp.conf.pptpd import (
+    DEFAULT_CONNECTIONS,
+    DEFAULT_LISTEN,
+    DEFAULT_PATH,
+    DEFAULT_PIDFILE,
+    DEFAULT_SPEED,
+    DEFAULT_STIMEOUT,
+    ConfigError,
+    PptpdConfig,
+    read_pptpd_conf,
+)
 from pypptp.ctrl.constants import PPTP_PORT
 from pypptp.daemon.pool import AddressPool, PoolError
 from pypptp.ppp.secrets import ChapSecrets, SecretsError
@@ -78,10 +88,14 @@ __all__ = [
     "build_parser",
     "check",
     "load",
+    "validate",
 ]
 
-DEFAULT_CONF = "/etc/pptpd.conf"
-DEFAULT_SECRETS = "/etc/ppp/chap-secrets"
+DEFAULT_CONF = DEFAULT_PATH
+"""pptpd.conf without ``-c`` (:data:`pypptp.conf.pptpd.DEFAULT_PATH`)."""
+DEFAULT_SECRETS = CHAP_SECRETS
+"""chap-secrets without ``--secrets`` or pppd's ``chap-secrets`` option
+(:data:`pypptp.conf.chap_secrets.CHAP_SECRETS`)."""
 ERRORS = (ConfigError, OptionsError, SecretsError, PoolError)
 """What :func:`load` raises for a bad file or flag; all are :class:`ValueError`, and name the file and line."""
 
@@ -110,23 +124,26 @@ class DaemonConfig:
     secrets_path: str
     secrets: ChapSecrets | None
     """The chap-secrets records as read now (None: absent, allowed with ``noauth``).
-    pppd re-reads the file for each authentication; the daemon may re-read :attr:`secrets_path`."""
+    pppd re-reads the file for each authentication; the daemon starts with these and re-reads
+    :attr:`secrets_path` when its stamp is no longer :attr:`secrets_stamp`."""
     pool: AddressPool
-    listen: str = "0.0.0.0"
+    listen: str = DEFAULT_LISTEN
     port: int = PPTP_PORT
-    stimeout: int = 10
-    connections: int = 100
+    stimeout: int = DEFAULT_STIMEOUT
+    connections: int = DEFAULT_CONNECTIONS
     """The effective limit: ``connections`` (or ``-C``), capped by :attr:`AddressPool.capacity`."""
-    pidfile: str = "/var/run/pptpd.pid"
+    pidfile: str = DEFAULT_PIDFILE
     debug: bool = False
     foreground: bool = False
     check_only: bool = False
     """``--check``: validate and exit."""
-    speed: str = "115200"
+    speed: str = DEFAULT_SPEED
     noipparam: bool = False
     warnings: list[str] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
     """Debug-level remarks (options accepted and ignored because they mean nothing on PPTP)."""
+    secrets_stamp: Stamp | None = None
+    """The chap-secrets file's :func:`~pypptp.conf.chap_secrets.file_stamp` when :attr:`secrets` was read."""
 
 
 def _positive(text: str) -> int:
@@ -150,31 +167,30 @@ def build_parser() -> argparse.ArgumentParser:
     add("-f", "--fg", action="store_true", help="run in the foreground and log to stderr")
     add("-i", "--noipparam", action="store_true", default=None, help="do not pass the client's address as ipparam")
     add("-l", "--listen", metavar="IP", help="IPv4 address to listen on (default: all)")
-    add("-o", "--option", metavar="FILE", help="pppd options file (read after /etc/ppp/options)")
-    add("-p", "--pidfile", metavar="FILE", help="PID file (default /var/run/pptpd.pid)")
+    add("-o", "--option", metavar="FILE", help=f"pppd options file (read after {SYSTEM_OPTIONS})")
+    add("-p", "--pidfile", metavar="FILE", help=f"PID file (default {DEFAULT_PIDFILE})")
     add("-s", "--speed", metavar="BAUD", help="pppd line speed (kept; no effect on PPTP)")
-    add("-t", "--stimeout", metavar="N", type=_positive, help="seconds a new connection has to send SCCRQ (10)")
+    add(
+        "-t",
+        "--stimeout",
+        metavar="N",
+        type=_positive,
+        help=f"seconds a new connection has to send SCCRQ ({DEFAULT_STIMEOUT})",
+    )
     add("-v", "--version", action="version", version=f"pypptpd {__version__}")
     add("-w", "--logwtmp", action="store_true", default=None, help="update wtmp (not implemented; warns)")
-    add("-C", "--connections", metavar="N", type=_positive, help="maximum concurrent connections (100)")
+    add(
+        "-C",
+        "--connections",
+        metavar="N",
+        type=_positive,
+        help=f"maximum concurrent connections ({DEFAULT_CONNECTIONS})",
+    )
     add("-D", "--delegate", action="store_true", default=None, help="let pppd allocate addresses (not implemented)")
     add("-V", "--vrf", metavar="NAME", help="VRF for the sockets (not implemented; warns)")
     add("--check", action="store_true", help="read and validate every file, report, and exit (not in pptpd)")
     add("--secrets", metavar="FILE", help=f"chap-secrets file (default {DEFAULT_SECRETS}; not in pptpd)")
     return parser
-
-
-def _keyword_lines(path: str) -> dict[str, int]:
-    """The line of each keyword's first occurrence (the one pptpd uses) in a pptpd.conf."""
-    lines: dict[str, int] = {}
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for number, raw in enumerate(f, start=1):
-                if raw.strip() and not raw.startswith("#") and not raw[0].isspace():
-                    lines.setdefault(raw.split(None, 1)[0], number)
-    except OSError:
-        pass
-    return lines
 
 
 def _attempt(errors: list[str] | None, build: Callable[[], _T], fallback: Callable[[], _T]) -> _T:
@@ -215,7 +231,7 @@ def _build(
             raise
         errors.append(str(exc))
         return None
-    lines = _keyword_lines(conf_path) if conf_path is not None else {}
+    lines = pptpd.lines
     conf_name = conf_path or "pptpd.conf"
 
     def where(keyword: str) -> str:
@@ -239,7 +255,7 @@ def _build(
             if errors is None:
                 raise ConfigError(message) from None
             errors.append(message)
-    listen = args.listen or pptpd.listen or "0.0.0.0"
+    listen = args.listen or pptpd.listen or DEFAULT_LISTEN
     stimeout = args.stimeout if args.stimeout is not None else pptpd.stimeout
     connections = args.connections if args.connections is not None else pptpd.connections
     for keyword, why in _NOT_IMPLEMENTED.items():
@@ -263,6 +279,7 @@ def _build(
 
     # chap-secrets: needed when the peer authenticates
     secrets_path: str = args.secrets or options.chap_secrets or default_secrets
+    secrets_stamp = file_stamp(secrets_path)
 
     def read_secrets() -> ChapSecrets | None:
         if not os.path.exists(secrets_path):
@@ -330,6 +347,7 @@ def _build(
         noipparam=bool(args.noipparam or pptpd.noipparam),
         warnings=warnings,
         notes=list(options.notes),
+        secrets_stamp=secrets_stamp if secrets is not None else None,
     )
 
 
@@ -366,6 +384,21 @@ def check(
     files depend on it); each names its file and line.  Warnings follow, then a summary when valid.
     Bad flags, ``-h`` and ``-v`` raise :class:`SystemExit` as in :func:`load`.
     """
+    status, messages, _ = validate(
+        argv, default_conf=default_conf, system_options=system_options, default_secrets=default_secrets
+    )
+    return status, messages
+
+
+def validate(
+    argv: Sequence[str] | None = None,
+    *,
+    default_conf: str = DEFAULT_CONF,
+    system_options: str = SYSTEM_OPTIONS,
+    default_secrets: str = DEFAULT_SECRETS,
+) -> tuple[int, list[str], DaemonConfig | None]:
+    """:func:`check`, and the configuration it read when it is valid (None when not), for more checks
+    on it without reading the files again (``--check --workers N``)."""
     args = build_parser().parse_args(argv)
     errors: list[str] = []
     config = _build(
@@ -375,11 +408,11 @@ def check(
     if config is not None:
         messages += [f"warning: {warning}" for warning in config.warnings]
     if errors or config is None:
-        return 1, messages
+        return 1, messages, None
     secrets = f"{len(config.secrets.records)} records" if config.secrets is not None else "absent"
     messages.append(
         f"ok: {config.conf_path or 'no pptpd.conf (defaults)'}; listen {config.listen}:{config.port}; "
         f"{config.connections} connections; pool of {config.pool.capacity}; "
         f"options {', '.join(config.options_files) or 'none'}; secrets {config.secrets_path} ({secrets})"
     )
-    return 0, messages
+    return 0, messages, config

@@ -46,12 +46,13 @@ from typing import Any, Protocol
 from pypptp.aio.gre import GreCall, GreTransport
 from pypptp.aio.server import ControlServer, ServerConnection, ServerSettings
 from pypptp.aio.session import PppSession
-from pypptp.conf.chap_secrets import read_secrets_file
+from pypptp.conf.chap_secrets import CHAP_SECRETS, Stamp, file_stamp, read_secrets_file
+from pypptp.conf.pptpd import DEFAULT_SPEED
 from pypptp.ctrl.constants import StopReason
 from pypptp.ctrl.events import Call
 from pypptp.daemon import logs
 from pypptp.daemon.pool import AddressPool, Lease
-from pypptp.daemon.scripts import ScriptInfo, ScriptRunner, call_tty
+from pypptp.daemon.scripts import IP_DOWN, IP_UP, ScriptInfo, ScriptRunner, call_tty
 from pypptp.host.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.host.tun import TunDevice, TunError, UnitClaim, claim_unit, share_units_between_processes, wait_closed
 from pypptp.ppp import logtext
@@ -63,8 +64,6 @@ __all__ = ["Daemon", "DaemonSession"]
 
 log = logging.getLogger("pypptpd")
 
-IP_UP = "/etc/ppp/ip-up"
-IP_DOWN = "/etc/ppp/ip-down"
 MIN_SEND_WINDOW = 64
 """The smallest GRE send window we honour.  pptp-linux announces 3 in its OCRQ but acks lazily
 (user-space mode) or not at all (the kernel driver, which ignores windows); pptpd and accel-ppp echo
@@ -150,7 +149,7 @@ class SessionPolicy(Protocol):
 class DaemonPaths:
     """Files the daemon reads and runs; tests point them elsewhere."""
 
-    secrets: str = "/etc/ppp/chap-secrets"
+    secrets: str = CHAP_SECRETS
     ip_up: str = IP_UP
     ip_down: str = IP_DOWN
 
@@ -166,7 +165,7 @@ class Daemon:
         *,
         paths: DaemonPaths | None = None,
         ipparam: bool = True,
-        speed: str = "115200",
+        speed: str = DEFAULT_SPEED,
         clamp_mss: bool = True,
         logfile: str | None = None,
         shared_units: bool = False,
@@ -186,7 +185,7 @@ class Daemon:
             share_units_between_processes()
         self.secrets = ChapSecrets(())
         self._secrets_file = self.paths.secrets
-        self._secrets_seen: tuple[int, ...] | None = None
+        self._secrets_seen: Stamp | None = None
         self.server = ControlServer(settings, hooks=self)
         self.transport = GreTransport(None if settings.listen in ("", "0.0.0.0") else settings.listen)
         self.sessions: dict[tuple[int, int], DaemonSession] = {}
@@ -199,11 +198,18 @@ class Daemon:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def load_secrets(self) -> None:
-        """Read chap-secrets (at start and on SIGHUP); a bad file keeps the previous secrets."""
+    def load_secrets(self, secrets: ChapSecrets | None = None, stamp: Stamp | None = None) -> None:
+        """Read chap-secrets (at start and on SIGHUP); a bad file keeps the previous secrets.  Given
+        ``secrets``, the file as the configuration read it (``stamp``: its
+        :func:`~pypptp.conf.chap_secrets.file_stamp` then), take them instead of reading the file
+        again, unless it has changed since."""
         self._secrets_file = self.paths.secrets
         self._secrets_seen = None
-        self._refresh_secrets()
+        if secrets is None or stamp is None or file_stamp(self._secrets_file) != stamp:
+            self._refresh_secrets()
+            return
+        self._secrets_seen = stamp
+        self._use_secrets(secrets)
 
     def lookup(self, client: str, server: str) -> ChapSecret | None:
         """The secrets record for an authentication (the links' ``secrets``): chap-secrets is re-read
@@ -214,11 +220,7 @@ class Daemon:
     def _refresh_secrets(self) -> None:
         """Read chap-secrets if it is not the file last read (another inode, size or modification time)."""
         path = self._secrets_file
-        try:
-            info = os.stat(path)
-            seen: tuple[int, ...] | None = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-        except OSError:
-            seen = None
+        seen = file_stamp(path)
         if seen is not None and seen == self._secrets_seen:
             return
         self._secrets_seen = seen
@@ -227,6 +229,10 @@ class Daemon:
         except SecretsError as exc:
             log.error("MGR: %s; keeping the previous secrets", exc)
             return
+        self._use_secrets(secrets)
+
+    def _use_secrets(self, secrets: ChapSecrets) -> None:
+        path = self._secrets_file
         for warning in secrets.warnings:
             log.warning("MGR: %s", warning)
         self.secrets = secrets
@@ -238,10 +244,18 @@ class Daemon:
             f"; kept out of the pool for their users: {', '.join(map(str, reserved))}" if reserved else "",
         )
 
-    async def start(self, *, listener: socket.socket | None = None, gre_sock: socket.socket | None = None) -> None:
-        """Read the secrets, open the GRE socket (or adopt ``gre_sock``) and listen (or accept on ``listener``,
-        a bound socket: a worker's, see :mod:`pypptp.daemon.workers`)."""
-        self.load_secrets()
+    async def start(
+        self,
+        *,
+        listener: socket.socket | None = None,
+        gre_sock: socket.socket | None = None,
+        secrets: ChapSecrets | None = None,
+        secrets_stamp: Stamp | None = None,
+    ) -> None:
+        """Read the secrets (or take ``secrets``, see :meth:`load_secrets`), open the GRE socket (or adopt
+        ``gre_sock``) and listen (or accept on ``listener``, a bound socket: a worker's, see
+        :mod:`pypptp.daemon.workers`)."""
+        self.load_secrets(secrets, secrets_stamp)
         self.transport.open(gre_sock)
         await self.server.start(listener)
 
