@@ -46,8 +46,8 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
 from cryptography.hazmat.primitives.ciphers import Cipher
 
 from benchmarks.bench_sessions import ipv4_udp
-from pypptp.aio.gre import GreCall, GreTransport, set_receive_buffer
-from pypptp.aio.session import PppSession
+from pypptp.aio.gre import GreTransport, set_receive_buffer
+from pypptp.aio.session import session_over_gre
 from pypptp.gre.codec import DATA_HEADER, FLAGS_DATA, PPP_PROTOCOL_TYPE
 from pypptp.host.netns import NetnsPair, netns_available, two_hosts
 from pypptp.host.tun import TunDevice
@@ -110,39 +110,29 @@ class Bench:
                 mppe=policy,
             )
         )
-        holder: list[PppSession] = []
-        self.server_call = GreCall(
+        log = logging.getLogger("bench")
+        self.server_call, self.server = session_over_gre(
             self.server_gre,
             pair.client_ip,
             SERVER_CALL,
             CLIENT_CALL,
-            lambda f: holder[0].receive_frame(f),
+            server_link,
             peer_window=65535,
             our_window=65535,
+            log=log,
+            make_tun=lambda: TunDevice(netns=pair.server_ns),
         )
-        self.client_call = GreCall(
+        self.client_call, self.client = session_over_gre(
             self.client_gre,
             pair.server_ip,
             CLIENT_CALL,
             SERVER_CALL,
-            lambda f: holder[1].receive_frame(f),
+            client_link,
             peer_window=65535,
             our_window=65535,
-        )
-        log = logging.getLogger("bench")
-        self.server = PppSession(
-            server_link,
-            self.server_call.send,
-            send_in_place=self.server_call.send_in_place,
-            room=self.server_call.seq.room,
-            notify_room=self.server_call.notify_room,
             log=log,
-            make_tun=lambda: TunDevice(netns=pair.server_ns),
+            attach_tun=False,
         )
-        self.client = PppSession(client_link, self.client_call.send, log=log, attach_tun=False)
-        holder += [self.server, self.client]
-        self.server_call.deliver = self.server.receive_frame
-        self.client_call.deliver = self.client.receive_frame
         self.sink = pair.socket(pair.server_ns, socket.AF_INET, socket.SOCK_DGRAM)
         self.source = pair.socket(pair.server_ns, socket.AF_INET, socket.SOCK_DGRAM)
 

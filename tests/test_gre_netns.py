@@ -309,7 +309,7 @@ async def test_gre_that_overtakes_the_call_registration_is_delivered_once_the_ca
         sender.sendto(encode_packet(CLIENT_CALL_ID + 1, b"stale", seq=0), (netns_pair.client_ip, 0))
         await _until(lambda: transport.counters.unknown_call == 2)
         call = GreCall(transport, netns_pair.server_ip, CLIENT_CALL_ID, SERVER_CALL_ID, lambda p: None)
-        call.deliver = lambda p: delivered.append(bytes(p))  # wired after registration, as the client does
+        call.deliver = lambda p: delivered.append(bytes(p))  # wired after registration, as session_over_gre does
         await _until(lambda: delivered == [b"early-lcp"])
         sender.sendto(encode_packet(CLIENT_CALL_ID, b"next", seq=1), (netns_pair.client_ip, 0))
         await _until(lambda: delivered == [b"early-lcp", b"next"])

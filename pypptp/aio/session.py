@@ -3,8 +3,9 @@
 Shared by the daemon (one per call) and the library client.  The session
 owns no socket: frames leave through a ``send`` callable (the call's
 :class:`~pypptp.aio.gre.GreCall`) and arrive through :meth:`PppSession.receive_frame`
-(the call's ``deliver``).  It owns the link's timer, the TUN device once the
-network is up, and the byte counters pppd reports at the end.
+(the call's ``deliver``); :func:`session_over_gre` builds a call and its
+session wired to each other that way.  It owns the link's timer, the TUN
+device once the network is up, and the byte counters pppd reports at the end.
 
 Data path, per direction:
 
@@ -42,8 +43,10 @@ import logging
 import os
 from collections.abc import Callable
 from ipaddress import IPv4Address
+from typing import Required, TypedDict, Unpack
 
 from pypptp.aio.buffers import TX_DATA, data_buffers
+from pypptp.aio.gre import MIN_SEND_WINDOW, GreCall, GreTransport
 from pypptp.aio.timer import DeadlineTimer
 from pypptp.host.mss import clamp_mss, mss_for_mtu
 from pypptp.host.tun import TunDevice, TunError
@@ -62,7 +65,7 @@ from pypptp.ppp.link import (
 )
 from pypptp.ppp.mppe import MppeDecryptor, MppeEncryptor
 
-__all__ = ["PppSession", "SessionStats"]
+__all__ = ["PppSession", "SessionOptions", "SessionStats", "session_over_gre"]
 
 _write = os.write  # the hot path's TUN write, bound once
 
@@ -532,3 +535,57 @@ class PppSession:
             with contextlib.suppress(Exception):
                 self.loop.remove_reader(tun.fd)
             tun.close()
+
+
+class SessionOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`PppSession` that :func:`session_over_gre` passes on."""
+
+    log: Required[logging.Logger]
+    on_up: Callable[[PppSession, NetworkUp], None] | None
+    on_auth: Callable[[PppSession, Authenticated | AuthAttemptFailed], None] | None
+    on_down: Callable[[PppSession, str], None] | None
+    attach_tun: bool
+    clamp: bool
+    make_tun: Callable[[], TunDevice]
+    idle: float
+    maxconnect: float
+
+
+def session_over_gre(
+    transport: GreTransport,
+    peer_ip: str,
+    call_id: int,
+    peer_call_id: int,
+    link: PppLink,
+    *,
+    peer_window: int,
+    our_window: int,
+    **options: Unpack[SessionOptions],
+) -> tuple[GreCall, PppSession]:
+    """A call's GRE data path on ``transport`` and the PPP session it carries, wired to each other (the
+    daemon's sessions, the client's, the benchmarks').
+
+    The session sends through the call (``send``, and on the hot path ``send_in_place``, ``room`` and
+    ``notify_room``); the call delivers each payload straight from the GRE demultiplexer to
+    :meth:`PppSession.receive_frame` (hot path: nothing in between).  ``peer_window`` is the receive window
+    the peer announced (at least :data:`~pypptp.aio.gre.MIN_SEND_WINDOW` is used), ``our_window`` the one
+    we announced; ``options`` go to :class:`PppSession`.  Start the session with :meth:`PppSession.start`.
+    """
+    gre = GreCall(
+        transport,
+        peer_ip,
+        call_id,
+        peer_call_id,
+        _not_yet,
+        peer_window=max(MIN_SEND_WINDOW, peer_window),
+        our_window=our_window,
+    )
+    ppp = PppSession(
+        link, gre.send, send_in_place=gre.send_in_place, room=gre.seq.room, notify_room=gre.notify_room, **options
+    )
+    gre.deliver = ppp.receive_frame  # before anything can arrive: the loop drains the transport, not this code
+    return gre, ppp
+
+
+def _not_yet(payload: memoryview | bytes) -> None:
+    """A call's ``deliver`` for the moment between its construction and its session's (never called)."""

@@ -42,7 +42,7 @@ from collections.abc import Callable
 
 from pypptp.aio.client import ControlClient, PptpClientError
 from pypptp.aio.gre import GreCall, GreTransport
-from pypptp.aio.session import PppSession
+from pypptp.aio.session import PppSession, session_over_gre
 from pypptp.ctrl.callids import CallIdAllocator
 from pypptp.ctrl.constants import PPTP_PORT
 from pypptp.ctrl.events import Call, CallCleared, ControlConnectionClosed, Event
@@ -60,8 +60,6 @@ RECEIVE_WINDOW = 256
 """The Packet Recv. Window Size we announce in our OCRQ (RFC 2637 section 2.7): one raw socket with a
 4 MiB buffer takes far more; 64 packets in flight (Windows' figure) held TCP to about 0.8 of what the
 same path carries with 256 (``python -m benchmarks.bench_iperf``)."""
-MIN_SEND_WINDOW = 64
-"""As the daemon: the smallest send window we honour, whatever the server announced."""
 _SHARED_CALL_IDS: weakref.WeakKeyDictionary[GreTransport, CallIdAllocator] = weakref.WeakKeyDictionary()
 """One Call ID allocator per shared transport: sessions on one raw socket must not draw the same Call ID
 (with 200 sessions each drawing at random from 65535, a repeat happened in about one run in four)."""
@@ -142,28 +140,20 @@ class PptpClientSession:
         link = PppLink(config or client_link_config(user, password))
         assert call.peer_call_id is not None
         peer_ip = host if sock is None else sock.getpeername()[0]
-        session.gre = GreCall(
+        session.gre, session.ppp = session_over_gre(
             transport,
             peer_ip,
             call.call_id,
             call.peer_call_id,
-            lambda frame: None,  # replaced by the session's receive_frame below
-            peer_window=max(MIN_SEND_WINDOW, call.peer_window),
-            our_window=RECEIVE_WINDOW,
-        )
-        session.ppp = PppSession(
             link,
-            session.gre.send,
-            send_in_place=session.gre.send_in_place,
-            room=session.gre.seq.room,
-            notify_room=session.gre.notify_room,
+            peer_window=call.peer_window,
+            our_window=RECEIVE_WINDOW,
             log=log,
             on_up=session._on_up,
             on_down=session._on_down,
             attach_tun=attach_tun,
             make_tun=make_tun,
         )
-        session.gre.deliver = session.ppp.receive_frame  # straight from the GRE demultiplexer (hot path)
         control.listeners.append(session._on_control_event)
         if control.closed_reason is not None:  # the server hung up before we got here
             session._on_control_event(ControlConnectionClosed(control.closed_reason, True))

@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from pypptp.aio.gre import GreCall, GreTransport
 from pypptp.aio.server import ControlServer, ServerConnection, ServerSettings
-from pypptp.aio.session import PppSession
+from pypptp.aio.session import PppSession, session_over_gre
 from pypptp.conf.chap_secrets import CHAP_SECRETS, Stamp, file_stamp, read_secrets_file
 from pypptp.conf.pptpd import DEFAULT_SPEED
 from pypptp.ctrl.constants import StopReason
@@ -64,12 +64,6 @@ __all__ = ["Daemon", "DaemonSession"]
 
 log = logging.getLogger("pypptpd")
 
-MIN_SEND_WINDOW = 64
-"""The smallest GRE send window we honour.  pptp-linux announces 3 in its OCRQ but acks lazily
-(user-space mode) or not at all (the kernel driver, which ignores windows); pptpd and accel-ppp echo
-the window and do not let it throttle them.  Measured with the real pptp-linux client in the VM
-harness: honouring 3 gave 4.2 Mbit/s server-to-client against 27 client-to-server.  Windows
-announces 64, so it is unaffected."""
 TERMINATE_GRACE = 3.0  # seconds SIGTERM waits for LCP Terminate-Acks before the control channel goes
 NETLINK_PATIENCE = 10.0
 """Seconds a session's end waits for its proxy ARP entry to be made and withdrawn before ip-down runs
@@ -315,21 +309,14 @@ class Daemon:
             assign_addresses=lambda result: self._assign(holder[0], result),
         )
         slog.link = link
-        gre = GreCall(
+        gre, ppp = session_over_gre(
             self.transport,
             peer_ip,
             call.call_id,
             call.peer_call_id,
-            lambda frame: None,  # replaced by the session's receive_frame below
-            peer_window=max(MIN_SEND_WINDOW, call.peer_window),
-            our_window=call.peer_window,  # we echo the client's window in the OCRP, as pptpd does
-        )
-        ppp = PppSession(
             link,
-            gre.send,
-            send_in_place=gre.send_in_place,
-            room=gre.seq.room,
-            notify_room=gre.notify_room,
+            peer_window=call.peer_window,
+            our_window=call.peer_window,  # we echo the client's window in the OCRP, as pptpd does
             log=slog,  # type: ignore[arg-type]
             on_up=self._session_up,
             on_down=self._session_down,
@@ -339,7 +326,6 @@ class Daemon:
             idle=policy.idle,
             maxconnect=policy.maxconnect,
         )
-        gre.deliver = ppp.receive_frame  # straight from the GRE demultiplexer into the session (hot path)
         runner = ScriptRunner(self.paths.ip_up, self.paths.ip_down, log=slog)
         session = DaemonSession(connection, call, gre, ppp, runner, slog)
         holder.append(session)
