@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+from typing import NamedTuple
+
 import pytest
 
 from pypptp.ctrl.callids import CallIdAllocator
@@ -676,6 +680,122 @@ def test_every_message_in_every_state_has_a_defined_outcome(
     if conn.closed:
         assert isinstance(events[-1], ControlConnectionClosed)
     assert TRANSITIONS[role][state].get(None) is not None
+    transition = TRANSITIONS[role][state].get(message_type) or TRANSITIONS[role][state][None]
+    assert conn.state in (transition.next_state, *transition.otherwise), "the state is not one its entry declares"
+
+
+def test_every_entry_declares_where_it_leads_and_its_handler_does_not_set_the_state() -> None:
+    """h11's rule: the table holds every transition; the engine, not a handler, applies it."""
+    for role, states in TRANSITIONS.items():
+        for state, table in states.items():
+            for message_type, transition in table.items():
+                where = f"{role.value} {state.value} {message_type}"
+                assert isinstance(transition.next_state, ControlState), where
+                assert transition.next_state not in transition.otherwise, where
+                assert "self.state =" not in inspect.getsource(transition.handler), where
+
+
+# -- the table against RFC 2637 section 3.1 ----------------------------------------------------------------
+
+S = ControlState
+SCCRQ, SCCRP = ControlMessageType.START_CONTROL_CONNECTION_REQUEST, ControlMessageType.START_CONTROL_CONNECTION_REPLY
+STOP_RQ, STOP_RP = ControlMessageType.STOP_CONTROL_CONNECTION_REQUEST, ControlMessageType.STOP_CONTROL_CONNECTION_REPLY
+ORIGINATOR, RECEIVER = Role.CLIENT, Role.SERVER  # our client, the PNS, opens the TCP connection
+EARLIER_VERSION = 0x00FF
+"""A version earlier than ours (1.0) that we cannot support: the RFC's "Version Not OK"."""
+
+
+class Arrow(NamedTuple):
+    """One arrow of an RFC 2637 section 3.1 state diagram that a received message draws."""
+
+    section: str
+    role: Role
+    state: ControlState
+    received: ControlMessageType
+    version_ok: bool
+    next_state: ControlState
+    sends: type[ControlMessage] | None
+
+
+RFC_2637_3_1 = [
+    # Transcribed by hand from RFC 2637 (July 1999), section 3.1.1 "Control Connection Originator" and
+    # section 3.1.2 "Control connection Receiver": their state diagrams and the text under them.  The RFC's
+    # idle after "Close TCP" is CLOSED here: a ControlConnection serves one TCP connection (a new one
+    # starts idle).
+    #
+    # 3.1.1, wait_ctl_reply: "If the version is earlier and supported, the originator moves to the
+    # established state.  If the version is earlier and not supported, a Stop-Control-Connection-Request
+    # SHOULD be sent to the peer and the originator moves into the wait_stop_reply state."
+    Arrow("3.1.1", ORIGINATOR, S.WAIT_CTL_REPLY, SCCRP, True, S.ESTABLISHED, None),
+    Arrow("3.1.1", ORIGINATOR, S.WAIT_CTL_REPLY, SCCRP, False, S.WAIT_STOP_REPLY, StopControlConnectionRequest),
+    # 3.1.1, established: "If the originator receives a Stop-Control-Connection-Request it SHOULD send a
+    # Stop-Control-Connection-Reply and close the TCP connection"
+    Arrow("3.1.1", ORIGINATOR, S.ESTABLISHED, STOP_RQ, True, S.CLOSED, StopControlConnectionReply),
+    # 3.1.1, wait_stop_reply: "If a Stop-Control-Connection-Reply is received, the TCP connection SHOULD be
+    # closed and the control connection becomes idle."
+    Arrow("3.1.1", ORIGINATOR, S.WAIT_STOP_REPLY, STOP_RP, True, S.CLOSED, None),
+    # 3.1.2, idle: "If the version is earlier than the receiver's version and the version cannot be
+    # supported, the receiver SHOULD send a Start-Connection-Reply message, close the TCP connection and
+    # remain in the idle state.  If the receiver's version is the same as earlier than the peer's, the
+    # receiver SHOULD send a Start-Control-Connection-Reply with the receiver's version and enter the
+    # established state."
+    Arrow("3.1.2", RECEIVER, S.IDLE, SCCRQ, True, S.ESTABLISHED, StartControlConnectionReply),
+    Arrow("3.1.2", RECEIVER, S.IDLE, SCCRQ, False, S.CLOSED, StartControlConnectionReply),
+    # 3.1.2, established: the same text as 3.1.1's (the diagram's arrow to Idle reads "Receive Start Ctl
+    # Connection Request /Send Stop Reply Close TCP": the text and the reply say Stop-Control-Connection-
+    # Request, which is what is read here)
+    Arrow("3.1.2", RECEIVER, S.ESTABLISHED, STOP_RQ, True, S.CLOSED, StopControlConnectionReply),
+    # 3.1.2, Wait-Stop-Reply: "Receive Stop Control Connection Reply /Close TCP"
+    Arrow("3.1.2", RECEIVER, S.WAIT_STOP_REPLY, STOP_RP, True, S.CLOSED, None),
+]
+
+
+def _arrow_id(arrow: Arrow) -> str:
+    version = "" if arrow.version_ok else "-version-not-ok"
+    return f"{arrow.section}-{arrow.state.value}-{arrow.received.name}{version}"
+
+
+@pytest.mark.parametrize("arrow", RFC_2637_3_1, ids=_arrow_id)
+def test_the_table_reads_as_rfc_2637_section_3_1(arrow: Arrow) -> None:
+    """Each arrow of the RFC's diagrams is an entry of its own (not the state's default) that leads where
+    the RFC says: to the entry's next state, or, for a version we cannot support, to one it declares."""
+    transition = TRANSITIONS[arrow.role][arrow.state].get(arrow.received)
+    assert transition is not None, f"section {arrow.section}: no entry for {arrow.received.name} in {arrow.state}"
+    if arrow.version_ok:
+        assert transition.next_state is arrow.next_state
+    else:
+        assert arrow.next_state in transition.otherwise
+
+
+@pytest.mark.parametrize("arrow", RFC_2637_3_1, ids=_arrow_id)
+def test_the_connection_moves_as_rfc_2637_section_3_1(arrow: Arrow) -> None:
+    """The same arrows, driven: the message arrives in that state; the state after it is the RFC's, and
+    what goes out is what the arrow sends."""
+    conn, call_id = _in_state(arrow.role, arrow.state)
+    message = _sample(arrow.received, call_id)
+    if not arrow.version_ok:
+        assert isinstance(message, StartControlConnectionRequest | StartControlConnectionReply)
+        message = dataclasses.replace(message, protocol_version=EARLIER_VERSION)
+    out, events = conn.receive(message.encode(), 1.0)
+    assert conn.state is arrow.next_state
+    assert [type(m) for m in parse(out)] == ([arrow.sends] if arrow.sends is not None else [])
+    if arrow.next_state is S.CLOSED:
+        assert isinstance(events[-1], ControlConnectionClosed) and conn.next_deadline() is None
+    if arrow.next_state is S.WAIT_STOP_REPLY:  # now only the StopCCRP is waited for (section 3.1.4)
+        assert conn.next_deadline() == 1.0 + conn.config.reply_timeout
+
+
+def test_local_terminate_and_the_originators_open_follow_rfc_2637_section_3_1() -> None:
+    """The two arrows of section 3.1 that no received message draws: the originator's "TCP Open Indication
+    /Send Start Control Connection Request" (idle to wait_ctl_reply: ``start``) and, on either side,
+    "Local Terminate /Send Stop Control Request" (established to wait_stop_reply: ``stop``)."""
+    client = ControlConnection(Role.CLIENT, 0.0)
+    client.start(0.0)
+    assert client.state is S.WAIT_CTL_REPLY and isinstance(only(client.drain()[0]), StartControlConnectionRequest)
+    for conn in (established_client(), established_server()):
+        conn.stop(1.0)
+        assert conn.state is S.WAIT_STOP_REPLY
+        assert isinstance(parse(conn.drain()[0])[-1], StopControlConnectionRequest)
 
 
 # -- a bound on tolerated anomalies (issue 15 section 2) ---------------------------------------------

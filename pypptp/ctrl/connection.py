@@ -16,9 +16,15 @@ the receiver of the TCP connection (``Role.SERVER``); the VPN client is the
 PNS and the originator (``Role.CLIENT``).
 
 What happens to each received message in each state is the table
-``TRANSITIONS`` at the end of this module: read it next to RFC 2637 sections
-3.1.1, 3.1.2 and 3.2.4.  A peer's mistake never raises: it gets a defined
-reply (a refusal carrying Not-Connected, Bad-Call-ID, No-Resource,
+``TRANSITIONS`` at the end of this module, as h11's: role -> state ->
+message type -> (handler, next state).  Read it next to RFC 2637 sections
+3.1.1, 3.1.2 and 3.2.4.  Handlers do the work (replies, events, calls) and
+never assign the state: the dispatcher applies the entry's next state, or
+the one the handler chose among the others its entry declares (for a
+version we cannot speak, or a refusal).  Besides the table, only timers,
+the API (``start``, ``stop``, ``connection_lost``), malformed bytes and the
+anomaly bound move the state.  A peer's mistake never raises: it gets a
+defined reply (a refusal carrying Not-Connected, Bad-Call-ID, No-Resource,
 Do-Not-Accept...), is tolerated and reported as ``ProtocolAnomaly``, or
 closes the connection (``ControlConnectionClosed``).  Tolerance is bounded:
 more than :attr:`ControlConfig.max_anomalies` anomalies within
@@ -31,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable
+from typing import NamedTuple
 
 from pypptp.ctrl.callids import CallIdAllocator
 from pypptp.ctrl.constants import (
@@ -147,7 +154,26 @@ class ControlConfig:
     """Seconds over which :attr:`max_anomalies` counts; the count starts again after it."""
 
 
-Handler = Callable[["ControlConnection", ControlMessage, float], None]
+class Closing(NamedTuple):
+    """What a handler returns to close the connection: the reason reported in
+    :class:`~pypptp.ctrl.events.ControlConnectionClosed`, and whose doing it was."""
+
+    reason: str
+    by_peer: bool = True
+
+
+Handler = Callable[["ControlConnection", ControlMessage, float], "ControlState | Closing | None"]
+"""Handles one received message; returns ``None`` for its entry's next state, or the outcome it chose
+instead: a :class:`ControlState`, or :class:`Closing` (the next state is then CLOSED)."""
+
+
+class Transition(NamedTuple):
+    """One cell of :data:`TRANSITIONS`."""
+
+    handler: Handler
+    next_state: ControlState
+    otherwise: tuple[ControlState, ...] = ()
+    """The other states the handler may choose (a peer's version we cannot speak, a refusal)."""
 
 
 class ControlConnection:
@@ -373,11 +399,30 @@ class ControlConnection:
             description = f"{message.TYPE.name}: non-zero {', '.join(nonzero)}"
             self._emit(ProtocolAnomaly(description, message, f"{message.TYPE.name}: non-zero Reserved fields"))
         table = TRANSITIONS[self.role][self.state]
-        handler = table.get(message.TYPE, table[None])
-        handler(self, message, now)
+        transition = table.get(message.TYPE) or table[None]
+        outcome = transition.handler(self, message, now) or transition.next_state  # the handler's choice, if any
+        state = ControlState.CLOSED if isinstance(outcome, Closing) else outcome
+        assert state is transition.next_state or state in transition.otherwise, f"{transition} chose {state}"
+        self._enter(state, outcome, now)
         anomalies = sum(isinstance(e, ProtocolAnomaly) for e in self._events[first:])
         if anomalies:
             self._count_anomalies(anomalies, now)
+
+    def _enter(self, state: ControlState, outcome: ControlState | Closing, now: float) -> None:
+        """Apply a transition of the table: the next state, with what entering it means."""
+        if state is self.state:
+            return
+        if state is ControlState.ESTABLISHED:
+            self.state = state
+            self._establish_deadline = None
+            self._expect_call(now)
+        elif state is ControlState.WAIT_STOP_REPLY:
+            self._enter_wait_stop_reply(now)
+        elif state is ControlState.CLOSED:
+            assert isinstance(outcome, Closing), "a transition to CLOSED needs the reason its handler returns"
+            self._close(outcome.reason, by_peer=outcome.by_peer)
+        else:
+            self.state = state
 
     def _count_anomalies(self, count: int, now: float) -> None:
         """Stop the connection once more than ``max_anomalies`` came within ``anomaly_window``."""
@@ -419,7 +464,7 @@ class ControlConnection:
         for call in list(self.calls.values()):  # StopCCRQ implicitly clears all calls (section 2.3)
             self._release(call, DisconnectResult.ADMIN_SHUTDOWN, by_peer=False, reason="StopCCRQ sent", now=None)
         self.state = ControlState.WAIT_STOP_REPLY
-        self._no_call_deadline = None
+        self._establish_deadline = self._no_call_deadline = None
         self._echo_sent_at = None
         self._stop_deadline = now + self.config.reply_timeout
 
@@ -431,18 +476,15 @@ class ControlConnection:
 
     # -- handlers: control connection (sections 3.1.1, 3.1.2) -------------------------
 
-    def _on_start_request(self, message: ControlMessage, now: float) -> None:
+    def _on_start_request(self, message: ControlMessage, now: float) -> Closing | None:
         assert isinstance(message, StartControlConnectionRequest)
         if message.protocol_version != PROTOCOL_VERSION:
             self._send(self._start_reply(StartResult.BAD_PROTOCOL_VERSION), now)
-            self._close(f"unsupported protocol version 0x{message.protocol_version:04X}", by_peer=True)
-            return
+            return Closing(f"unsupported protocol version 0x{message.protocol_version:04X}")
         self._send(self._start_reply(StartResult.SUCCESS), now)
-        self.state = ControlState.ESTABLISHED
-        self._establish_deadline = None
-        self._expect_call(now)
         self.peer_start = message
         self._emit(ControlConnectionEstablished(message))
+        return None
 
     def _on_duplicate_start(self, message: ControlMessage, now: float) -> None:
         self._send(self._start_reply(StartResult.ALREADY_EXISTS), now)
@@ -460,27 +502,25 @@ class ControlConnection:
             vendor_string=cfg.vendor_string,
         )
 
-    def _on_start_reply(self, message: ControlMessage, now: float) -> None:
+    def _on_start_reply(self, message: ControlMessage, now: float) -> ControlState | Closing | None:
         assert isinstance(message, StartControlConnectionReply)
-        self._establish_deadline = None
         if message.result_code is not StartResult.SUCCESS:
             self._emit(StartRefused(message.result_code, message.error_code))
-            self._close(f"SCCRP refused: {message.result_code.name}", by_peer=True)
-        elif message.protocol_version != PROTOCOL_VERSION:
+            return Closing(f"SCCRP refused: {message.result_code.name}")
+        if message.protocol_version != PROTOCOL_VERSION:  # section 3.1.1: "SHOULD" stop
             self._send(StopControlConnectionRequest(reason=StopReason.STOP_PROTOCOL), now)
-            self._enter_wait_stop_reply(now)
-        else:
-            self.state = ControlState.ESTABLISHED
-            self.peer_start = message
-            self._emit(ControlConnectionEstablished(message))
+            return ControlState.WAIT_STOP_REPLY
+        self.peer_start = message
+        self._emit(ControlConnectionEstablished(message))
+        return None
 
-    def _on_stop_request(self, message: ControlMessage, now: float) -> None:
+    def _on_stop_request(self, message: ControlMessage, now: float) -> Closing:
         self._send(StopControlConnectionReply(result_code=StopResult.OK), now)
         assert isinstance(message, StopControlConnectionRequest)
-        self._close(f"peer sent StopCCRQ ({message.reason.name})", by_peer=True)
+        return Closing(f"peer sent StopCCRQ ({message.reason.name})")
 
-    def _on_stop_reply(self, message: ControlMessage, now: float) -> None:
-        self._close("StopCCRP received", by_peer=False)
+    def _on_stop_reply(self, message: ControlMessage, now: float) -> Closing:
+        return Closing("StopCCRP received", by_peer=False)
 
     def _on_echo_request(self, message: ControlMessage, now: float) -> None:
         assert isinstance(message, EchoRequest)
@@ -510,14 +550,13 @@ class ControlConnection:
         self._send(reply, now)
         self._emit(ProtocolAnomaly(f"{message.TYPE.name} before the control connection was established", message))
 
-    def _close_unexpected(self, message: ControlMessage, now: float) -> None:
-        self._close(f"{message.TYPE.name} in state {self.state.value}", by_peer=True)
+    def _close_unexpected(self, message: ControlMessage, now: float) -> Closing:
+        return Closing(f"{message.TYPE.name} in state {self.state.value}")
 
     def _stop_on_violation(self, message: ControlMessage, now: float) -> None:
         """A message this role never receives: the peer is broken; stop (section 3.1.4)."""
         self._emit(ProtocolAnomaly(f"{message.TYPE.name} is never sent to a {self.role.value}", message))
         self._send(StopControlConnectionRequest(reason=StopReason.NONE), now)
-        self._enter_wait_stop_reply(now)
 
     def _ignore_stale(self, message: ControlMessage, now: float) -> None:
         self._emit(ProtocolAnomaly(f"unsolicited {message.TYPE.name} ignored", message))
@@ -666,59 +705,66 @@ class ControlConnection:
 
 
 C = ControlConnection
-_EITHER_ESTABLISHED: dict[ControlMessageType | None, Handler] = {
-    T.START_CONTROL_CONNECTION_REQUEST: C._on_duplicate_start,
-    T.STOP_CONTROL_CONNECTION_REQUEST: C._on_stop_request,
-    T.STOP_CONTROL_CONNECTION_REPLY: C._ignore_stale,
-    T.ECHO_REQUEST: C._on_echo_request,
-    T.ECHO_REPLY: C._on_echo_reply,
-    T.INCOMING_CALL_REQUEST: C._on_incoming_call_request,
-    None: C._stop_on_violation,
+S = ControlState
+_EITHER_ESTABLISHED: dict[ControlMessageType | None, Transition] = {
+    T.START_CONTROL_CONNECTION_REQUEST: Transition(C._on_duplicate_start, S.ESTABLISHED),
+    T.STOP_CONTROL_CONNECTION_REQUEST: Transition(C._on_stop_request, S.CLOSED),  # sections 3.1.1, 3.1.2
+    T.STOP_CONTROL_CONNECTION_REPLY: Transition(C._ignore_stale, S.ESTABLISHED),
+    T.ECHO_REQUEST: Transition(C._on_echo_request, S.ESTABLISHED),
+    T.ECHO_REPLY: Transition(C._on_echo_reply, S.ESTABLISHED),
+    T.INCOMING_CALL_REQUEST: Transition(C._on_incoming_call_request, S.ESTABLISHED),
+    None: Transition(C._stop_on_violation, S.WAIT_STOP_REPLY),
 }
-_WAIT_STOP_REPLY: dict[ControlMessageType | None, Handler] = {
-    T.STOP_CONTROL_CONNECTION_REPLY: C._on_stop_reply,
-    T.STOP_CONTROL_CONNECTION_REQUEST: C._on_stop_request,
-    T.ECHO_REQUEST: C._on_echo_request,
-    None: C._ignore_while_stopping,
+_WAIT_STOP_REPLY: dict[ControlMessageType | None, Transition] = {
+    T.STOP_CONTROL_CONNECTION_REPLY: Transition(C._on_stop_reply, S.CLOSED),  # sections 3.1.1, 3.1.2
+    T.STOP_CONTROL_CONNECTION_REQUEST: Transition(C._on_stop_request, S.CLOSED),
+    T.ECHO_REQUEST: Transition(C._on_echo_request, S.WAIT_STOP_REPLY),
+    None: Transition(C._ignore_while_stopping, S.WAIT_STOP_REPLY),
 }
 
-TRANSITIONS: dict[Role, dict[ControlState, dict[ControlMessageType | None, Handler]]] = {
-    # role -> state -> received message type -> handler; ``None`` is the state's default.
-    Role.SERVER: {
-        ControlState.IDLE: {
-            T.START_CONTROL_CONNECTION_REQUEST: C._on_start_request,
-            T.OUTGOING_CALL_REQUEST: C._refuse_not_connected,
-            T.ECHO_REQUEST: C._refuse_not_connected,
-            T.CALL_CLEAR_REQUEST: C._refuse_not_connected,
-            T.STOP_CONTROL_CONNECTION_REQUEST: C._on_stop_request,
-            None: C._close_unexpected,
+TRANSITIONS: dict[Role, dict[ControlState, dict[ControlMessageType | None, Transition]]] = {
+    # role -> state -> received message type -> (handler, next state[, the other states it may choose]);
+    # ``None`` is the state's default.  RFC 2637's idle after "Close TCP" is CLOSED: a connection object
+    # serves one TCP connection.
+    Role.SERVER: {  # the PAC, receiver of the TCP connection: section 3.1.2
+        S.IDLE: {
+            # version OK: SCCRP, established; version not OK: SCCRP with an error, closed
+            T.START_CONTROL_CONNECTION_REQUEST: Transition(C._on_start_request, S.ESTABLISHED, (S.CLOSED,)),
+            T.OUTGOING_CALL_REQUEST: Transition(C._refuse_not_connected, S.IDLE),
+            T.ECHO_REQUEST: Transition(C._refuse_not_connected, S.IDLE),
+            T.CALL_CLEAR_REQUEST: Transition(C._refuse_not_connected, S.IDLE),
+            T.STOP_CONTROL_CONNECTION_REQUEST: Transition(C._on_stop_request, S.CLOSED),
+            None: Transition(C._close_unexpected, S.CLOSED),
         },
-        ControlState.ESTABLISHED: {
+        S.ESTABLISHED: {
             **_EITHER_ESTABLISHED,
-            T.OUTGOING_CALL_REQUEST: C._on_outgoing_call_request,
-            T.CALL_CLEAR_REQUEST: C._on_call_clear_request,
-            T.SET_LINK_INFO: C._on_set_link_info,
+            T.OUTGOING_CALL_REQUEST: Transition(C._on_outgoing_call_request, S.ESTABLISHED),
+            T.CALL_CLEAR_REQUEST: Transition(C._on_call_clear_request, S.ESTABLISHED),
+            T.SET_LINK_INFO: Transition(C._on_set_link_info, S.ESTABLISHED),
         },
-        ControlState.WAIT_STOP_REPLY: _WAIT_STOP_REPLY,
+        S.WAIT_STOP_REPLY: _WAIT_STOP_REPLY,
     },
-    Role.CLIENT: {
-        ControlState.IDLE: {None: C._close_unexpected},  # nothing is expected before start()
-        ControlState.WAIT_CTL_REPLY: {
-            T.START_CONTROL_CONNECTION_REPLY: C._on_start_reply,
-            T.OUTGOING_CALL_REQUEST: C._refuse_not_connected,
-            T.ECHO_REQUEST: C._refuse_not_connected,
-            T.STOP_CONTROL_CONNECTION_REQUEST: C._on_stop_request,
-            None: C._close_unexpected,
+    Role.CLIENT: {  # the PNS, originator of the TCP connection: section 3.1.1
+        S.IDLE: {None: Transition(C._close_unexpected, S.CLOSED)},  # nothing is expected before start()
+        S.WAIT_CTL_REPLY: {
+            # version OK: established; version not OK: StopCCRQ, wait-stop-reply; refused: closed
+            T.START_CONTROL_CONNECTION_REPLY: Transition(
+                C._on_start_reply, S.ESTABLISHED, (S.WAIT_STOP_REPLY, S.CLOSED)
+            ),
+            T.OUTGOING_CALL_REQUEST: Transition(C._refuse_not_connected, S.WAIT_CTL_REPLY),
+            T.ECHO_REQUEST: Transition(C._refuse_not_connected, S.WAIT_CTL_REPLY),
+            T.STOP_CONTROL_CONNECTION_REQUEST: Transition(C._on_stop_request, S.CLOSED),
+            None: Transition(C._close_unexpected, S.CLOSED),
         },
-        ControlState.ESTABLISHED: {
+        S.ESTABLISHED: {
             **_EITHER_ESTABLISHED,
-            T.START_CONTROL_CONNECTION_REPLY: C._ignore_stale,
-            T.OUTGOING_CALL_REQUEST: C._refuse_outgoing_call,
-            T.OUTGOING_CALL_REPLY: C._on_outgoing_call_reply,
-            T.CALL_DISCONNECT_NOTIFY: C._on_call_disconnect_notify,
-            T.WAN_ERROR_NOTIFY: C._on_wan_error_notify,
+            T.START_CONTROL_CONNECTION_REPLY: Transition(C._ignore_stale, S.ESTABLISHED),
+            T.OUTGOING_CALL_REQUEST: Transition(C._refuse_outgoing_call, S.ESTABLISHED),
+            T.OUTGOING_CALL_REPLY: Transition(C._on_outgoing_call_reply, S.ESTABLISHED),
+            T.CALL_DISCONNECT_NOTIFY: Transition(C._on_call_disconnect_notify, S.ESTABLISHED),
+            T.WAN_ERROR_NOTIFY: Transition(C._on_wan_error_notify, S.ESTABLISHED),
         },
-        ControlState.WAIT_STOP_REPLY: _WAIT_STOP_REPLY,
+        S.WAIT_STOP_REPLY: _WAIT_STOP_REPLY,
     },
 }
-del C
+del C, S
