@@ -7,8 +7,6 @@ import pytest
 
 from benchmarks.bench_sessions import format_table, ipv4_udp, run
 
-pytestmark = pytest.mark.netns
-
 
 def test_ipv4_udp_packet_is_well_formed() -> None:
     packet = ipv4_udp("192.168.1.1", "192.168.0.1", bytes(1372))
@@ -21,6 +19,7 @@ def test_ipv4_udp_packet_is_well_formed() -> None:
     assert int.from_bytes(packet[22:24], "big") == 9
 
 
+@pytest.mark.netns
 async def test_small_run_reports_every_figure(require_netns: None) -> None:
     result = await run(sessions_total=10, concurrency=(4,), pps_sessions=(4,), workers=(1,), seconds=0.5, repeats=1)
 

@@ -15,7 +15,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -368,30 +367,6 @@ async def test_idle_and_maxconnect_end_the_session(
     assert reason == "LCP terminated by peer"
     await session.close()
     daemon.wait_log(logged)
-
-
-# -- configuration errors ------------------------------------------------------------------------------
-
-
-def test_malformed_option_line_is_reported_with_file_and_line(tmp_path: Path) -> None:
-    conf = tmp_path / "pptpd.conf"
-    options = tmp_path / "pptpd-options"
-    options.write_text("name pptpd\nms-dns not-an-address\n")
-    conf.write_text(f"option {options}\nlocalip 192.168.0.1\nremoteip 192.168.0.234-238\n")
-    (tmp_path / "chap-secrets").write_text(SECRETS)
-    argv = ["-c", str(conf), "--secrets", str(tmp_path / "chap-secrets"), "--system-options", "/nonexistent"]
-    result = subprocess.run(
-        [sys.executable, "-m", "pypptp.daemon.cli", "--check", *argv], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 1 and f"{options}:2" in result.stdout
-    started = subprocess.run(
-        [sys.executable, "-m", "pypptp.daemon.cli", "-f", *argv],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=10,
-    )
-    assert started.returncode == 2 and f"{options}:2" in started.stderr
 
 
 @pytest.mark.parametrize("how", ["rst", "ccrq-then-close"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import random
 import socket
@@ -15,7 +14,7 @@ import pytest
 
 from pypptp.aio.gre import GreCall, GreTransport, set_receive_buffer
 from pypptp.gre.codec import encode_packet
-from pypptp.host.netns import NetnsPair, link, namespaces, netns_available
+from pypptp.host.netns import NetnsPair, link, namespaces
 
 pytestmark = pytest.mark.netns
 
@@ -204,10 +203,7 @@ class FaultyRelay:
         self.held = still_held
 
 
-async def test_loss_duplication_and_reordering_through_a_relay() -> None:
-    reason = netns_available()
-    if reason is not None:
-        pytest.skip(reason)
+async def test_loss_duplication_and_reordering_through_a_relay(require_netns: None) -> None:
     with _chain("relay") as (server_ns, relay_ns, client_ns):
         pair = NetnsPair(server_ns, client_ns)
         server_transport, client_transport = GreTransport(), GreTransport()
@@ -260,38 +256,6 @@ async def test_loss_duplication_and_reordering_through_a_relay() -> None:
             relay.close()
             server_transport.close()
             client_transport.close()
-
-
-class _FailingSocket:
-    """Stands in for a raw socket whose receives fail the way ICMP errors make them fail."""
-
-    def __init__(self, errors: list[OSError]) -> None:
-        self.errors = errors
-
-    def setblocking(self, flag: bool) -> None:
-        pass
-
-    def setsockopt(self, *args: object) -> None:
-        pass
-
-    def fileno(self) -> int:
-        return -1
-
-    def recv_into(self, buffer: bytearray) -> int:
-        raise self.errors.pop(0) if self.errors else BlockingIOError()
-
-    def close(self) -> None:
-        pass
-
-
-async def test_receive_errors_other_than_eagain_are_counted_not_fatal() -> None:
-    errors: list[OSError] = [OSError(errno.ENOPROTOOPT, "Protocol not available"), ConnectionRefusedError()]
-    transport = GreTransport()
-    transport.open(_FailingSocket(errors), watch=False)  # type: ignore[arg-type]
-    transport.drain()
-    assert transport.counters.receive_errors == 2 and not errors
-    transport.drain()  # and the transport goes on working
-    transport.close()
 
 
 async def test_gre_that_overtakes_the_call_registration_is_delivered_once_the_call_exists(
