@@ -17,8 +17,10 @@ EXACT = [
     (logtext.chap_peer_succeeded("alice"), "CHAP peer authentication succeeded for alice"),
     (logtext.pap_peer_succeeded("alice"), "PAP peer authentication succeeded for alice"),
     (logtext.pap_peer_failed("alice"), "PAP peer authentication failed for alice"),
-    (logtext.compression_enabled(logtext.mppe_method(128, False)), "MPPE 128-bit stateless compression enabled"),
-    (logtext.compression_enabled(logtext.mppe_method(40, True)), "MPPE 40-bit stateful compression enabled"),
+    (logtext.compression_enabled(*[logtext.mppe_method(128, False)] * 2), "MPPE 128-bit stateless compression enabled"),
+    (logtext.compression_enabled(*[logtext.mppe_method(40, True)] * 2), "MPPE 40-bit stateful compression enabled"),
+    (logtext.compression_enabled("MPPE 128-bit stateless", None), "MPPE 128-bit stateless receive compression enabled"),
+    (logtext.compression_enabled(None, "MPPE 40-bit stateless"), "MPPE 40-bit stateless transmit compression enabled"),
     (
         logtext.compression_enabled("Deflate (15)", "BSD-Compress (15)"),
         "Deflate (15) / BSD-Compress (15) compression enabled",
@@ -63,7 +65,7 @@ def test_the_docstring_table_shows_what_the_functions_write() -> None:
     assert len(shown) >= 20
     for line in (
         logtext.local_ip("192.168.0.1"),
-        logtext.compression_enabled(logtext.mppe_method(128, False)),
+        logtext.compression_enabled(logtext.mppe_method(128, False), logtext.mppe_method(128, False)),
         logtext.connect_time(72),
         logtext.bytes_transferred(123, 456),
     ):

@@ -830,10 +830,12 @@ class PppLink:
             self._close_lcp(now, "MPPE required but not agreed for our sending direction")
             return
         receive = logtext.mppe_method(ccp.receive_bits, ccp.receive_stateful) if ccp.receive_bits is not None else None
-        send = logtext.mppe_method(ccp.send_bits, ccp.send_stateful)
-        # pppd's form when the directions differ: receive / transmit
-        self.mppe_name = send if receive is None or receive == send else f"{receive} / {send}"
-        self._log("notice", logtext.compression_enabled(receive or send, send))
+        send = logtext.mppe_method(ccp.send_bits, ccp.send_stateful) if ccp.send_bits is not None else None
+        if receive is not None and send is not None and receive != send:
+            self.mppe_name = f"{receive} / {send}"  # pppd's form when the directions differ
+        else:
+            self.mppe_name = send or receive or ""
+        self._log("notice", logtext.compression_enabled(receive, send))
         ipcp = self.ncps.get(Protocol.IPCP)
         if ipcp is not None and self._ipcp_peer_waiting:
             # pppd starts IPCP only once CCP is up, so it answered our first request with a

@@ -172,21 +172,26 @@ def pap_peer_failed(name: str | bytes) -> str:
     return f"PAP peer authentication failed for {quoted(name)}"
 
 
-def mppe_method(bits: int | None, stateful: bool) -> str:
+def mppe_method(bits: int, stateful: bool) -> str:
     """pppd's name for an MPPE variant: ``MPPE 128-bit stateless``.
 
-    pppd names only 128 and 40 bits (it never negotiates 56); 56 follows the same pattern here.  None (no
-    MPPE in that direction: MPPE optional and the peer did not ask for it) gives ``MPPE None-bit``, as
-    pypptp has always written it; pppd would say ``... receive compression enabled`` instead.
+    pppd names only 128 and 40 bits (it never negotiates 56); 56 follows the same pattern here.
     """
     return f"MPPE {bits}-bit {'stateful' if stateful else 'stateless'}"
 
 
-def compression_enabled(method: str, transmit_method: str | None = None) -> str:
-    """``MPPE 128-bit stateless compression enabled``; two methods: ``A / B compression enabled``."""
-    if transmit_method is None or transmit_method == method:
-        return f"{method} compression enabled"
-    return f"{method} / {transmit_method} compression enabled"
+def compression_enabled(receive_method: str | None, transmit_method: str | None) -> str:
+    """pppd's ``ccp_up`` line: ``MPPE 128-bit stateless compression enabled`` when both directions use
+    the same method, ``RECEIVE / TRANSMIT compression enabled`` when they differ, and ``... receive
+    compression enabled`` or ``... transmit compression enabled`` when only one direction compresses
+    (MPPE optional, and the peer asked for it one way only)."""
+    if receive_method is not None and transmit_method is not None:
+        if receive_method == transmit_method:
+            return f"{receive_method} compression enabled"
+        return f"{receive_method} / {transmit_method} compression enabled"
+    if receive_method is not None:
+        return f"{receive_method} receive compression enabled"
+    return f"{transmit_method} transmit compression enabled"
 
 
 def local_ip(address: Address) -> str:
