@@ -91,6 +91,14 @@ _TUN_PROTOCOLS = {
 """By (IPCP Opened, IPV6CP Opened): the inner protocols the receive hot path writes to the TUN."""
 
 
+def _is_syn(packet: bytes | bytearray | memoryview, start: int, end: int) -> bool:
+    """Whether the IPv4 packet ``packet[start:end]``, known to carry TCP, is a SYN (or SYN-ACK): the only
+    segments whose MSS is clamped, on either path.  Its callers test for TCP first (one byte, inline), so
+    that other packets pay no call."""
+    flags = start + (packet[start] & 0x0F) * 4 + 13  # the TCP flags byte, after the IHL's IP header
+    return end > flags and packet[flags] & 0x02 != 0
+
+
 @dataclasses.dataclass(slots=True)
 class SessionStats:
     bytes_sent: int = 0  # IP bytes into the tunnel (pppd counts what the interface sent)
@@ -222,10 +230,9 @@ class PppSession:
                         stats = self.stats
                         stats.packets_received += 1
                         stats.bytes_received += end - start
-                        if protocol == 0x21 and self.clamp and end - start > 33 and rx[start + 9] == 6:
-                            syn_at = start + (rx[start] & 0x0F) * 4 + 13  # the TCP flags: only SYNs are clamped
-                            if end > syn_at and rx[syn_at] & 0x02:
-                                clamp_mss(out[start:end], self._mss)
+                        tcp = protocol == 0x21 and self.clamp and end - start > 33 and rx[start + 9] == 6
+                        if tcp and _is_syn(rx, start, end):
+                            clamp_mss(out[start:end], self._mss)
                         _write(fd, out[start:end])
                     elif protocol:  # decrypted, but no open NCP carries it: the link discards it
                         start, end = 1 if rx[0] & 1 else 2, len(frame) - offset - 2
@@ -415,21 +422,15 @@ class PppSession:
             return
         if self.tun is None:
             return
-        if protocol == Protocol.IPV4 and self.clamp and len(payload) > 33 and payload[9] == 6:
-            payload = self._clamped(payload)
+        tcp = protocol == Protocol.IPV4 and self.clamp and len(payload) > 33 and payload[9] == 6
+        if tcp and _is_syn(payload, 0, len(payload)):
+            copy = bytearray(payload)  # (other segments are not copied)
+            clamp_mss(copy, self._mss)
+            payload = bytes(copy)
         try:
             os.write(self.tun.fd, payload)
         except OSError:
             self.stats.tun_write_errors += 1
-
-    def _clamped(self, packet: bytes) -> bytes:
-        """``packet`` (IPv4, TCP) with its MSS clamped if it is a SYN; other segments are not copied."""
-        syn_at = (packet[0] & 0x0F) * 4 + 13  # the TCP flags byte
-        if len(packet) > syn_at and packet[syn_at] & 0x02:
-            copy = bytearray(packet)
-            clamp_mss(copy, self._mss)
-            return bytes(copy)
-        return packet
 
     def _from_tun(self) -> None:
         """Drain the TUN device (bounded), send each packet into the tunnel."""
@@ -466,10 +467,8 @@ class PppSession:
                     continue
                 version = plain[2] >> 4
                 if version == 4:
-                    if clamp and plain[11] == 6:
-                        syn_at = 2 + (plain[2] & 0x0F) * 4 + 13  # the TCP flags: only SYNs are clamped
-                        if 2 + n > syn_at and plain[syn_at] & 0x02:
-                            clamp_mss(target[:n], self._mss)
+                    if clamp and plain[11] == 6 and _is_syn(plain, 2, 2 + n):  # TCP, SYN
+                        clamp_mss(target[:n], self._mss)
                     if encrypt is not None and n <= mtu:  # hot path: window, encrypt, frame, send
                         if budget > 0:
                             budget -= 1
