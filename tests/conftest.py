@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from pypptp.client.demo import wait_until_listening
 from pypptp.client.tunnel import PptpClientSession
@@ -23,11 +24,26 @@ from pypptp.host.netns import NetnsPair, netns_available, two_hosts
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_DEPENDENCIES = ("cryptography", "pyroute2", "python-pytun")
 
+settings.register_profile(
+    "ci",
+    derandomize=True,  # the same examples on every run: a CI failure replays, a pass means the same thing each time
+    database=None,  # nothing written into the checkout
+    deadline=None,  # a busy CI machine is no reason to fail
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+"""Hypothesis in CI (``CI`` set): derandomized, so every run tries the same examples.  Elsewhere the
+default profile draws new ones each run (and keeps failures in .hypothesis/); HYPOTHESIS_PROFILE picks
+a profile by name."""
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default")
+settings.load_profile(HYPOTHESIS_PROFILE)
 
-def pytest_report_header() -> str:
-    """Which releases of the runtime dependencies this run tests (CI runs twice: see the README)."""
+
+def pytest_report_header() -> list[str]:
+    """Which releases of the runtime dependencies this run tests (CI runs twice: see the README), and
+    which Hypothesis profile."""
     versions = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in RUNTIME_DEPENDENCIES)
-    return f"runtime dependencies: {versions}"
+    return [f"runtime dependencies: {versions}", f"hypothesis profile: {HYPOTHESIS_PROFILE}"]
 
 
 @pytest.fixture

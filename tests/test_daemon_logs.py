@@ -10,7 +10,7 @@ import re
 import socket
 import sys
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -79,42 +79,58 @@ def test_a_failing_logfile_goes_quiet(
 # -- a slow log never stalls the event loop (issue 15 section 2) -----------------------------------------
 
 
-class SlowHandler(logging.Handler):
-    """A syslog that takes ``delay`` seconds per line."""
+class StalledHandler(logging.Handler):
+    """A syslog that stalls: each line waits until the test opens the gate."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.delay = delay
+        self.gate = threading.Event()
+        self.busy = threading.Event()
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        time.sleep(self.delay)
+        self.busy.set()
+        self.gate.wait()
         self.lines.append(record.getMessage())
 
 
-def test_a_slow_handler_costs_the_logging_thread_nothing_and_drops_are_counted() -> None:
-    slow = SlowHandler(0.001)
-    background = logs.BackgroundLog([slow], limit=100)
+def in_a_thread(work: Callable[[], None], bound: float = 30.0) -> bool:
+    """Run ``work`` in a thread of its own; whether it returned (within ``bound`` seconds, a guard against
+    a test that would hang, not a time limit on the work)."""
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(bound)
+    return not thread.is_alive()
+
+
+def test_a_stalled_handler_costs_the_logging_thread_nothing_and_drops_are_counted() -> None:
+    stalled = StalledHandler()
+    background = logs.BackgroundLog([stalled], limit=100)
     background.start()
     handler = logs.BackgroundHandler(background)
     logger = logging.getLogger("test.background")
     logger.propagate, logger.level = False, logging.INFO
     logger.addHandler(handler)
     try:
-        started = time.monotonic()
-        for n in range(2_000):
-            logger.info("line %d", n)
-        elapsed = time.monotonic() - started
-        assert elapsed < 0.5, elapsed  # synchronously: at least 2 s
+        logger.info("line 0")
+        assert stalled.busy.wait(30.0)  # the writer holds line 0 and waits at the gate
+
+        def the_rest() -> None:
+            for n in range(1, 2_000):
+                logger.info("line %d", n)
+
+        assert in_a_thread(the_rest), "logging waited for the stalled handler"
+        # nothing was written meanwhile: 100 lines queued, the other 1,899 dropped and counted
+        assert stalled.lines == [] and background.dropped == 1_899
+        stalled.gate.set()
         background.stop()
     finally:
+        stalled.gate.set()
         logger.removeHandler(handler)
-    written = [line for line in slow.lines if line.startswith("line ")]
-    notices = [line for line in slow.lines if "dropped" in line]
-    assert written[0] == "line 0" and len(written) >= 100
-    dropped = sum(int(re.findall(r"(\d+) log line", line)[0]) for line in notices)
-    assert notices and len(written) + dropped == 2_000
-    assert background.dropped == dropped
+    written = [line for line in stalled.lines if line.startswith("line ")]
+    notices = [line for line in stalled.lines if "dropped" in line]
+    assert written == [f"line {n}" for n in range(101)]
+    assert sum(int(re.findall(r"(\d+) log line", line)[0]) for line in notices) == 1_899
 
 
 def test_a_stalled_syslog_does_not_stall_the_caller(tmp_path: Path) -> None:
@@ -131,10 +147,12 @@ def test_a_stalled_syslog_does_not_stall_the_caller(tmp_path: Path) -> None:
     logger.propagate, logger.level = False, logging.INFO
     logger.addHandler(front)
     try:
-        started = time.monotonic()
-        for n in range(500):
-            logger.warning("CTRL: line %d", n)
-        assert time.monotonic() - started < 0.5
+
+        def lines() -> None:
+            for n in range(500):
+                logger.warning("CTRL: line %d", n)
+
+        assert in_a_thread(lines), "logging waited for the stalled syslog"
         syslogd.settimeout(2.0)
         received: list[bytes] = []
         with contextlib.suppress(TimeoutError):
@@ -151,8 +169,9 @@ def test_a_stalled_syslog_does_not_stall_the_caller(tmp_path: Path) -> None:
 
 def test_the_logfile_is_written_by_the_log_thread_too(tmp_path: Path, logger: logging.Logger) -> None:
     path = tmp_path / "ppp.log"
-    slow = SlowHandler(0.0)
-    background = logs.BackgroundLog([slow])
+    other = StalledHandler()
+    other.gate.set()  # open: it never stalls
+    background = logs.BackgroundLog([other])
     background.start()
     logger.addHandler(logs.LogfileHandler(str(path)))
     try:

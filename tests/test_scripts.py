@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import pwd
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -55,14 +55,12 @@ def environ_of(path: Path) -> dict[str, str]:
     return dict(entry.decode().split("=", 1) for entry in entries if entry)
 
 
-def wait_gone(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.02)
+def gone(pid: int) -> bool:
+    """Whether no process ``pid`` exists (reaped) now."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
     return False
 
 
@@ -218,21 +216,31 @@ async def test_signal_death(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
 
 
 async def test_time_out_kills_the_script(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = write_script(tmp_path / "ip-up", f"echo $$ > {tmp_path}/pid\nexec sleep 30\n")
-    started = time.monotonic()
-    assert await run_script(path, INFO, down=False, timeout=0.5, log=LOG) is None
-    assert time.monotonic() - started < 3
-    assert wait_gone(int((tmp_path / "pid").read_text()))
-    assert any("still running after 0.5 s: killing it" in r.getMessage() for r in caplog.records)
+    """Stopped by SIGTERM at the time-out: had the time-out not worked, the script would have finished
+    its 30 s and written its marker, with status 0."""
+    path = write_script(tmp_path / "ip-up", f"echo $$ > {tmp_path}/pid\nsleep 30\necho finished > {tmp_path}/end\n")
+    try:
+        assert await run_script(path, INFO, down=False, timeout=0.5, log=LOG) is None
+        assert gone(int((tmp_path / "pid").read_text()))  # reaped before run_script returned
+        assert not (tmp_path / "end").exists()
+        assert any("still running after 0.5 s: killing it" in r.getMessage() for r in caplog.records)
+    finally:  # its sleep, left behind in the script's session
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int((tmp_path / "pid").read_text()), signal.SIGKILL)
 
 
 async def test_a_script_that_ignores_sigterm_gets_sigkill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM is ignored (and so by its sleep): only SIGKILL, KILL_GRACE later, stops it before its marker."""
     monkeypatch.setattr(scripts, "KILL_GRACE", 0.3)
-    path = write_script(tmp_path / "ip-up", f"trap '' TERM\necho $$ > {tmp_path}/pid\nexec sleep 30\n")
-    started = time.monotonic()
-    assert await run_script(path, INFO, down=False, timeout=0.3, log=LOG) is None
-    assert time.monotonic() - started < 3
-    assert wait_gone(int((tmp_path / "pid").read_text()))
+    body = f"trap '' TERM\necho $$ > {tmp_path}/pid\nsleep 30\necho finished > {tmp_path}/end\n"
+    path = write_script(tmp_path / "ip-up", body)
+    try:
+        assert await run_script(path, INFO, down=False, timeout=0.3, log=LOG) is None
+        assert gone(int((tmp_path / "pid").read_text()))
+        assert not (tmp_path / "end").exists()
+    finally:  # its sleep, left behind in the script's session
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int((tmp_path / "pid").read_text()), signal.SIGKILL)
 
 
 async def test_a_background_child_holding_stderr_does_not_block(
@@ -240,11 +248,10 @@ async def test_a_background_child_holding_stderr_does_not_block(
 ) -> None:
     caplog.set_level(logging.INFO, LOG.name)
     pid_file = tmp_path / "daemon.pid"
-    path = write_script(tmp_path / "ip-up", f"sleep 10 &\necho $! > {pid_file}\necho started >&2\nexit 0\n")
-    started = time.monotonic()
+    path = write_script(tmp_path / "ip-up", f"sleep 30 &\necho $! > {pid_file}\necho started >&2\nexit 0\n")
     try:
         assert await run_script(path, INFO, down=False, log=LOG) == 0
-        assert time.monotonic() - started < 2
+        assert not gone(int(pid_file.read_text()))  # returned while the child still holds the pipe
         assert [r.getMessage() for r in caplog.records] == [f"{path}: started"]
     finally:
         with contextlib.suppress(Exception):
@@ -275,9 +282,15 @@ async def test_cancelling_stops_the_script(tmp_path: Path) -> None:
 # -- ScriptRunner: pppd's ordering -----------------------------------------------------------------
 
 
-def marker_scripts(tmp_path: Path, up_seconds: float = 0.0) -> tuple[Path, str, str]:
+def marker_scripts(tmp_path: Path, *, gated: bool = False) -> tuple[Path, str, str]:
+    """ip-up and ip-down that write their steps to ``order``; a ``gated`` ip-up waits between its two
+    steps until the test calls :func:`release` (no sleeps: the test decides when it ends)."""
     log = tmp_path / "order"
-    up = write_script(tmp_path / "ip-up", f"echo up-start >> {log}\nsleep {up_seconds}\necho up-end >> {log}\n")
+    wait = ""
+    if gated:
+        os.mkfifo(tmp_path / "gate")
+        wait = f"read line < {tmp_path / 'gate'}\n"
+    up = write_script(tmp_path / "ip-up", f"echo up-start >> {log}\n{wait}echo up-end >> {log}\n")
     down = write_script(tmp_path / "ip-down", f'echo "down $CONNECT_TIME" >> {log}\n')
     return log, up, down
 
@@ -286,13 +299,42 @@ def order(log: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+async def started(log: Path) -> None:
+    """Until the gated ip-up has written its first step (bounded)."""
+    for _ in range(1000):
+        if order(log):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("ip-up never started")
+
+
+async def release(tmp_path: Path) -> None:
+    """Let the gated ip-up finish (its ``read`` returns), once it has opened the gate (bounded)."""
+    for _ in range(1000):
+        try:
+            gate = os.open(tmp_path / "gate", os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:  # ENXIO: nobody has it open for reading yet
+            if exc.errno != errno.ENXIO:
+                raise
+            await asyncio.sleep(0.01)
+            continue
+        os.write(gate, b"go\n")
+        os.close(gate)
+        return
+    raise AssertionError("ip-up never opened its gate")
+
+
 async def test_ip_down_waits_for_a_running_ip_up(tmp_path: Path) -> None:
-    log, up, down = marker_scripts(tmp_path, up_seconds=0.4)
+    log, up, down = marker_scripts(tmp_path, gated=True)
     runner = ScriptRunner(up, down, log=LOG)
     runner.up(INFO)
-    await asyncio.sleep(0.1)
+    await started(log)
     assert runner.busy
     runner.down(DOWN_INFO)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert order(log) == ["up-start"] and runner.busy  # ip-down has not started beside it
+    await release(tmp_path)
     await runner.wait()
     assert order(log) == ["up-start", "up-end", "down 75"]
     assert list(runner.history) == [("up", 0), ("down", 0)]
@@ -334,23 +376,29 @@ async def test_up_again_after_down(tmp_path: Path) -> None:
 
 async def test_down_and_up_again_while_ip_up_runs_changes_nothing(tmp_path: Path) -> None:
     """As pppd: when the script ends, the wanted state is up again, and ip-up already ran."""
-    log, up, down = marker_scripts(tmp_path, up_seconds=0.3)
+    log, up, down = marker_scripts(tmp_path, gated=True)
     runner = ScriptRunner(up, down, log=LOG)
     runner.up(INFO)
-    await asyncio.sleep(0.05)
+    await started(log)
     runner.down(DOWN_INFO)
     runner.up(INFO)
+    await release(tmp_path)
     await runner.wait()
     assert order(log) == ["up-start", "up-end"]
 
 
 async def test_cancelled_wait_leaves_the_script_running(tmp_path: Path) -> None:
-    log, up, down = marker_scripts(tmp_path, up_seconds=0.3)
+    log, up, down = marker_scripts(tmp_path, gated=True)
     runner = ScriptRunner(up, down, log=LOG)
     runner.up(INFO)
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(runner.wait(), 0.05)
+    await started(log)
+    waiting = asyncio.ensure_future(runner.wait())
+    await asyncio.sleep(0)
+    waiting.cancel()  # the gated script cannot have ended: the wait is cancelled, not the script
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
     assert runner.busy
+    await release(tmp_path)
     await runner.wait()
     assert order(log) == ["up-start", "up-end"]
 

@@ -156,6 +156,7 @@ class Supervisor:
         restarts: int = RESTARTS_ALLOWED,
         window: float = RESTART_WINDOW,
         stop_timeout: float = STOP_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.count = count
         self.run_worker = run_worker
@@ -163,6 +164,8 @@ class Supervisor:
         self.restarts = restarts
         self.window = window
         self.stop_timeout = stop_timeout
+        self.clock = clock
+        """Seconds, for the restart window and the stop time-out (tests give their own)."""
         self.workers: dict[int, int] = {}
         """pid -> worker index, for the workers alive."""
         self.status = 0
@@ -180,7 +183,7 @@ class Supervisor:
             while self.workers:
                 self._wait_signal(1.0)
                 self._reap()
-                if self._stopping and not self._killed and time.monotonic() >= self._kill_at:
+                if self._stopping and not self._killed and self.clock() >= self._kill_at:
                     self._kill_stragglers()
         finally:
             for _ in range(len(SIGNALS)):  # consume what came after the last worker, or it would act now
@@ -240,7 +243,7 @@ class Supervisor:
             self._stop(signal.SIGTERM)
             return
         log.error("MGR: worker %d (pid %d) %s; its sessions are lost", index, pid, _describe(code))
-        now = time.monotonic()
+        now = self.clock()
         while self._restart_times and self._restart_times[0] <= now - self.window:
             self._restart_times.popleft()
         if len(self._restart_times) >= self.restarts:
@@ -274,7 +277,7 @@ class Supervisor:
         if not self._stopping:
             log.info("MGR: %s: stopping %d worker(s)", signum.name, len(self.workers))
             self._stopping = True
-            self._kill_at = time.monotonic() + self.stop_timeout
+            self._kill_at = self.clock() + self.stop_timeout
         self._signal_all(signum)
 
     def _signal_all(self, signum: signal.Signals) -> None:
