@@ -32,6 +32,14 @@ from pypptp.client.tunnel import PptpClientSession, client_link_config
 from pypptp.host.netns import NetnsPair, netns_available, two_hosts
 from pypptp.host.tun import TunDevice
 
+__all__ = [
+    "TUNNEL_SERVER",
+    "main",
+    "ping",
+    "tcp_transfer",
+    "wait_until_listening",
+]
+
 TUNNEL_SERVER = "192.168.0.1"
 TRANSFER_BYTES = 32 * 1024 * 1024
 USER, PASSWORD = "demo", "demo-password"

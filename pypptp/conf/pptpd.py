@@ -19,10 +19,25 @@ import dataclasses
 import ipaddress
 from pathlib import Path
 
+__all__ = [
+    "DEFAULT_CONNECTIONS",
+    "DEFAULT_LISTEN",
+    "DEFAULT_PATH",
+    "DEFAULT_PIDFILE",
+    "DEFAULT_SPEED",
+    "DEFAULT_STIMEOUT",
+    "KEYWORDS",
+    "ConfigError",
+    "PptpdConfig",
+    "parse_pptpd_conf",
+    "read_pptpd_conf",
+]
+
 FLAG_KEYWORDS = frozenset({"debug", "noipparam", "logwtmp", "delegate"})
 VALUE_KEYWORDS = frozenset(
     {"ppp", "option", "stimeout", "vrf", "bcrelay", "connections", "localip", "remoteip", "listen", "pidfile", "speed"}
 )
+
 KEYWORDS = FLAG_KEYWORDS | VALUE_KEYWORDS  # the 15 keywords of pptpd.conf(5)
 
 # pptpd's defaults, the one place they are spelled (the daemon's configuration and its --help use them)

@@ -6,3 +6,19 @@ command line), :mod:`~pypptp.daemon.workers` (``--workers``), :mod:`~pypptp.daem
 (ip-up/ip-down), :mod:`~pypptp.daemon.pool` (``localip``/``remoteip``), :mod:`~pypptp.daemon.throttle`
 (the authentication failure budget) and :mod:`~pypptp.daemon.logs` (log handlers).
 """
+
+from pypptp.daemon.config import DaemonConfig, check, load
+from pypptp.daemon.manager import Daemon, DaemonPaths, DaemonSession
+from pypptp.daemon.pool import AddressPool, Lease, PoolError
+
+__all__ = [
+    "AddressPool",
+    "Daemon",
+    "DaemonConfig",
+    "DaemonPaths",
+    "DaemonSession",
+    "Lease",
+    "PoolError",
+    "check",
+    "load",
+]

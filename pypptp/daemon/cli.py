@@ -48,6 +48,14 @@ from pypptp.daemon.workers import (
 from pypptp.host.bpf import open_gre_socket
 from pypptp.ppp.link import LinkConfig
 
+__all__ = [
+    "ignore_usr2",
+    "main",
+    "raise_fd_limit",
+    "settings_from",
+    "toggle_debug",
+]
+
 log = logging.getLogger("pypptpd")
 
 

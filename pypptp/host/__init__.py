@@ -4,3 +4,23 @@
 entries), :mod:`~pypptp.host.bpf` (the GRE socket's per-worker filter), :mod:`~pypptp.host.netns`
 (throw-away network namespaces for tests and the demo) and :mod:`~pypptp.host.mss` (TCP MSS clamping).
 """
+
+from pypptp.host.mss import clamp_mss, mss_for_mtu
+from pypptp.host.netns import NetnsPair, netns_available, run_in_netns, two_hosts
+from pypptp.host.proxyarp import add_proxy_arp, remove_proxy_arp
+from pypptp.host.tun import TunDevice, TunError, UnitClaim, claim_unit
+
+__all__ = [
+    "NetnsPair",
+    "TunDevice",
+    "TunError",
+    "UnitClaim",
+    "add_proxy_arp",
+    "claim_unit",
+    "clamp_mss",
+    "mss_for_mtu",
+    "netns_available",
+    "remove_proxy_arp",
+    "run_in_netns",
+    "two_hosts",
+]

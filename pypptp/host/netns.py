@@ -27,6 +27,17 @@ from collections.abc import Callable, Iterator
 from socket import socket as Socket
 from typing import TypeVar
 
+__all__ = [
+    "CLIENT_IP",
+    "SERVER_IP",
+    "NetnsPair",
+    "link",
+    "namespaces",
+    "netns_available",
+    "run_in_netns",
+    "two_hosts",
+]
+
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
 
