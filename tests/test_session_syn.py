@@ -11,7 +11,7 @@ import pytest
 from scapy.layers.inet import IPOption_NOP
 
 from pypptp.aio.session import _is_syn
-from tests.test_mss import LINUX_SYN_OPTIONS, WINDOWS_SYN_OPTIONS, syn4
+from tests.test_mss import LINUX_SYN_OPTIONS, syn4
 
 
 @pytest.mark.parametrize(
@@ -26,7 +26,7 @@ def test_only_segments_with_syn_are_clamped(flags: str, syn: bool, offset: int) 
 
 
 def test_the_flags_are_found_after_ip_options() -> None:
-    packet = syn4(WINDOWS_SYN_OPTIONS, "A", options=[IPOption_NOP()] * 4)  # IHL 6
+    packet = syn4(LINUX_SYN_OPTIONS, "A", options=[IPOption_NOP()] * 4)  # IHL 6
     assert packet[0] == 0x46
     assert not _is_syn(packet, 0, len(packet))
     packet[24 + 13] |= 0x02  # the real flags byte, past the options
