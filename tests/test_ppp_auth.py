@@ -55,7 +55,7 @@ SECRETS = parse_secrets(
 )
 RFC2759_AUTH_CHALLENGE = bytes.fromhex("5B5D7C7D7B3F2F3E3C2C602132262628")
 RFC2759_PEER_CHALLENGE = bytes.fromhex("21402324255E262A28295F2B3A337C7E")
-MOXIE_PASSWORD = "bPCFyF2uL1p5Lg5yrKmqmY"  # shared/captures/README.md
+MOXIE_PASSWORD = "bPCFyF2uL1p5Lg5yrKmqmY"  # tests/fixtures/README.md
 
 
 # -- helpers ---------------------------------------------------------------------------------

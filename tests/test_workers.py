@@ -317,6 +317,11 @@ async def _log_match(daemon: Pypptpd, pattern: str, count: int = 1, timeout: flo
     raise AssertionError(f"{pattern!r} not logged {count} time(s) within {timeout} s:\n{daemon.log()}")
 
 
+TWO_WORKERS = ["--workers", "2", "--log-budget", "0"]
+"""Two workers, every connection's line logged: _connect_to finds which worker took a connection by its
+line, and opens more than the 5 a minute from one address that the log budget logs at info level."""
+
+
 async def _workers(daemon: Pypptpd) -> dict[int, int]:
     """Worker pid -> index, once both listen."""
     await _log_match(daemon, r"listening on", 2)
@@ -392,7 +397,7 @@ def _gone(pid: int) -> bool:
 async def test_two_workers_share_six_sessions_then_sigterm_releases_everything(
     start_pypptpd: Callable[..., Pypptpd],
 ) -> None:
-    daemon = start_pypptpd(CONF, ["--workers", "2"])
+    daemon = start_pypptpd(CONF, TWO_WORKERS)
     out = daemon.workdir / "script"
     for path in (daemon.ip_up, daemon.ip_down):
         path.write_text(RECORDER.format(out=out))
@@ -434,7 +439,7 @@ async def test_two_workers_share_six_sessions_then_sigterm_releases_everything(
 
 @pytest.mark.netns
 async def test_a_killed_worker_is_restarted_and_the_other_carries_on(start_pypptpd: Callable[..., Pypptpd]) -> None:
-    daemon = start_pypptpd(CONF, ["--workers", "2"])
+    daemon = start_pypptpd(CONF, TWO_WORKERS)
     workers = await _workers(daemon)
     victim, survivor = sorted(workers, key=workers.__getitem__)
     transport = _gre_transport(daemon.pair)
@@ -469,7 +474,7 @@ async def test_a_killed_worker_is_restarted_and_the_other_carries_on(start_pyppt
 @pytest.mark.netns
 async def test_workers_end_when_the_supervisor_is_killed(start_pypptpd: Callable[..., Pypptpd]) -> None:
     """No orphan keeps serving where the pid file no longer leads (PR_SET_PDEATHSIG)."""
-    daemon = start_pypptpd(CONF, ["--workers", "2"])
+    daemon = start_pypptpd(CONF, TWO_WORKERS)
     workers = await _workers(daemon)
     daemon.process.kill()
     for _ in range(100):
