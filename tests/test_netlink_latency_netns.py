@@ -119,4 +119,6 @@ async def test_another_sessions_network_up_and_down_do_not_stall_a_ping(
     )
     assert entries.strip() == ""  # every entry withdrawn
     assert statistics.median(busy_ms) < 2.0
-    assert busy_ms[-1] < 50.0  # before: about 100 ms each time the daemon looked for the LAN
+    # before: about 100 ms each time the daemon looked for the LAN (once per round); one late reply in all
+    # may be the machine's (a shared CI host), not the daemon's
+    assert sum(1 for t in busy_ms if t >= 50.0) <= 1, busy_ms[-5:]
