@@ -224,3 +224,46 @@ def test_the_scan_allows_what_the_rule_allows() -> None:
 def test_the_allowed_standard_modules_are_standard() -> None:
     assert PURE_STDLIB.issubset(sys.stdlib_module_names)
     assert not {"os", "sys", "time", "logging", "asyncio", "socket", "threading", "io", "pathlib"} & PURE_STDLIB
+
+
+# -- the stack above the cores ------------------------------------------------------------------------
+
+BELOW: dict[str, frozenset[str]] = {
+    "aio": frozenset({"ctrl", "gre", "ppp", "aio", "host"}),
+    "host": frozenset({"host"}),
+    "conf": frozenset({"ctrl", "gre", "ppp", "conf"}),
+    "daemon": frozenset({"ctrl", "gre", "ppp", "aio", "host", "conf", "daemon"}),
+    "client": frozenset({"ctrl", "gre", "ppp", "aio", "host", "client"}),
+}
+"""Folders are the stack: what each layer above the cores may import of pypptp (the fuzzer, a tool on top,
+may import anything).  An import upwards (aio/ importing the daemon, say) is what made ``import
+pypptp.aio.server`` circular once."""
+
+
+def _pypptp_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, the part of pypptp it names: ``aio``, ``daemon``...) for each import of a pypptp module."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module is not None and node.level == 0:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "pypptp" and len(parts) > 1:
+                found.append((node.lineno, parts[1]))
+    return found
+
+
+@pytest.mark.parametrize("layer", sorted(BELOW))
+def test_each_layer_imports_only_what_lies_below_it(layer: str) -> None:
+    allowed = BELOW[layer]
+    offences = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}: imports pypptp.{part}"
+        for path in sorted((PACKAGE / layer).rglob("*.py"))
+        for line, part in _pypptp_imports(path)
+        if part not in allowed
+    ]
+    assert not offences, "\n".join(offences)

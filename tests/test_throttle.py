@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pypptp.daemon.throttle import FailureThrottle
+from pypptp.aio.throttle import FailureThrottle
 
 
 def test_five_failures_in_a_minute_block_the_address_for_five_minutes() -> None:

@@ -32,7 +32,7 @@ fail2ban can match), and an address that fails
 :attr:`ServerSettings.auth_fail_limit` times within
 :attr:`ServerSettings.auth_fail_window` seconds has its new connections
 dropped at accept for :attr:`ServerSettings.auth_fail_block` seconds
-(:class:`~pypptp.daemon.throttle.FailureThrottle`); other addresses never notice.
+(:class:`~pypptp.aio.throttle.FailureThrottle`); other addresses never notice.
 
 Protocol anomalies (tolerated mistakes of a peer, most of which get no
 reply) are logged once per reason and connection at WARNING, and their
@@ -58,6 +58,7 @@ import socket
 from typing import Protocol
 
 from pypptp.aio.control import ControlProtocol
+from pypptp.aio.throttle import FailureThrottle
 from pypptp.ctrl.callids import CallIdAllocator
 from pypptp.ctrl.connection import ControlConfig, ControlConnection, LocalProtocolError, Role
 from pypptp.ctrl.constants import PPTP_PORT, StopReason
@@ -74,7 +75,6 @@ from pypptp.ctrl.events import (
     SetLinkInfoReceived,
 )
 from pypptp.ctrl.messages import ControlMessage
-from pypptp.daemon.throttle import FailureThrottle
 from pypptp.ppp.auth import printable
 
 log = logging.getLogger("pypptpd")
