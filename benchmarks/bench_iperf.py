@@ -45,7 +45,6 @@ import math
 import os
 import re
 import select
-import signal
 import statistics
 import subprocess
 import sys
@@ -55,7 +54,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pypptp.client.demo import wait_until_listening
+from pypptp.client.demo import stop_process, wait_until_listening
 from pypptp.host.netns import NetnsPair, netns_available, run_in_netns, two_hosts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,16 +83,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
 
 
-def _stop(process: subprocess.Popen[Any], timeout: float = 10.0) -> int:
-    """SIGTERM, wait; SIGKILL if it hangs.  Returns the exit status (negative: killed by a signal)."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-    return process.returncode
+_stop = stop_process  # SIGTERM, then SIGKILL if it hangs; the exit status
 
 
 class _Lines:

@@ -69,7 +69,7 @@ from typing import Any
 
 from pypptp.aio.client import PptpClientError
 from pypptp.aio.gre import GreCall, GreTransport
-from pypptp.client.demo import wait_until_listening
+from pypptp.client.demo import stop_process, wait_until_listening
 from pypptp.client.tunnel import PptpClientSession, client_link_config
 from pypptp.gre.codec import NO_NUMBER, GreError, decode_header, encode_packet
 from pypptp.host.netns import NetnsPair, netns_available, two_hosts
@@ -303,13 +303,7 @@ class Daemon:
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL; leftovers of its process tree are killed by pid."""
         tree = self.refresh_tree() if self.process.poll() is None else []
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, 15)
         for pid in tree[1:]:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)

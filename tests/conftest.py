@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import importlib.metadata
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from pypptp.client.demo import wait_until_listening
+from pypptp.client.demo import stop_process, wait_until_listening
 from pypptp.client.tunnel import PptpClientSession
 from pypptp.host.netns import NetnsPair, netns_available, two_hosts
 
@@ -140,15 +139,9 @@ class Pypptpd:
         raise AssertionError(f"{text!r} not logged within {timeout} s:\n{self.log()}")
 
     def terminate(self, timeout: float = 10.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        status = stop_process(self.process, timeout)
         self._log.close()
-        return self.process.returncode
+        return status
 
     def client_socket(self, timeout: float = 5.0) -> socket.socket:
         """A TCP connection from the client namespace to the daemon (non-blocking)."""

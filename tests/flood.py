@@ -19,21 +19,15 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import resource
 import socket
 
 from pypptp.ctrl.messages import OutgoingCallRequest, StartControlConnectionRequest
+from pypptp.daemon.cli import raise_fd_limit
 from pypptp.host.netns import run_in_netns
 
 KINDS = ("idle", "sccrq", "trickle", "call")
 SCCRQ = StartControlConnectionRequest(host_name="flood", vendor_string="flood").encode()
 OCRQ = OutgoingCallRequest(call_id=1, call_serial_number=1).encode()
-
-
-def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @dataclasses.dataclass

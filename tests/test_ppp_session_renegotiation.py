@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import socket
 from collections.abc import Callable
 from ipaddress import IPv4Address
 from typing import Any, cast
@@ -21,35 +20,11 @@ from pypptp.aio.session import PppSession
 from pypptp.host.tun import TunDevice
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.link import PppLink
+from tests.fake_network import FakeTun
 from tests.test_ppp_link import PING, SECRETS, client_config, counter32, rng_bytes, server_config
 
 log = logging.getLogger("test.session")
 PONG = PING[:20] + b"\x00" + PING[21:]  # an echo reply the other way
-
-
-class FakeTun:
-    """What the session uses of :class:`~pypptp.host.tun.TunDevice`, on one end of a packet socket pair."""
-
-    def __init__(self) -> None:
-        self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.ours.setblocking(False)
-        self.theirs.setblocking(False)
-        self.fd = self.ours.fileno()
-        self.name = "ppp9"
-        self.configured: list[tuple[IPv4Address, IPv4Address, int]] = []
-        self.mtus: list[int] = []
-        self.closed = False
-
-    def configure(self, local: IPv4Address, peer: IPv4Address, mtu: int, *, ipv6: bool = False) -> None:
-        self.configured.append((local, peer, mtu))
-
-    def set_mtu(self, mtu: int) -> None:
-        self.mtus.append(mtu)
-
-    def close(self, *, wait: bool = False) -> None:
-        self.closed = True
-        self.ours.close()
-        self.theirs.close()
 
 
 async def until(condition: Callable[[], object], timeout: float = 3.0) -> None:

@@ -18,8 +18,9 @@ from pypptp.gre.codec import decode_header
 from pypptp.host.tun import TunDevice
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.link import PppLink
+from tests.fake_network import FakeTun
 from tests.test_ppp_link import PING, SECRETS, client_config, counter32, rng_bytes, server_config
-from tests.test_ppp_session_renegotiation import PONG, FakeTun, until
+from tests.test_ppp_session_renegotiation import PONG, until
 
 log = logging.getLogger("test.session_over_gre")
 SERVER_IP, CLIENT_IP = "198.18.0.1", "198.18.0.2"

@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from pypptp.aio.client import PptpClientError
 from pypptp.client.tunnel import PptpClientSession, client_link_config
@@ -36,6 +38,7 @@ __all__ = [
     "TUNNEL_SERVER",
     "main",
     "ping",
+    "stop_process",
     "tcp_transfer",
     "wait_until_listening",
 ]
@@ -55,6 +58,19 @@ def wait_until_listening(process: subprocess.Popen[bytes], log: Path, timeout: f
             return
         time.sleep(0.05)
     raise RuntimeError(f"pypptpd did not start:\n{log.read_text()}")
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> int:
+    """SIGTERM, wait ``timeout`` seconds, SIGKILL if it hangs; the exit status (negative: a signal).
+    Shared by the demo, the tests, the fuzzer and the benchmarks, which all run pypptpd as a process."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    return process.returncode
 
 
 async def ping(pair: NetnsPair, target: str = TUNNEL_SERVER, count: int = 3) -> str:

@@ -39,7 +39,6 @@ import ipaddress
 import logging
 import os
 import re
-import signal
 import socket
 import struct
 import subprocess
@@ -51,7 +50,7 @@ from pathlib import Path
 
 import pypptp
 from pypptp.aio.client import PptpClientError
-from pypptp.client.demo import wait_until_listening
+from pypptp.client.demo import stop_process, wait_until_listening
 from pypptp.client.tunnel import PptpClientSession, client_link_config
 from pypptp.ctrl.constants import OutgoingCallResult
 from pypptp.ctrl.framer import ControlStreamFramer
@@ -222,17 +221,9 @@ class FuzzDaemon:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``; the exit status."""
-        process = self.process
-        if process is None:
+        if self.process is None:
             return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return process.returncode
+        return stop_process(self.process, timeout)
 
 
 async def open_session(
