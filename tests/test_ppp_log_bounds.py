@@ -151,19 +151,7 @@ def test_a_name_with_a_control_character_is_refused_as_a_failed_attempt(name: by
     client = PppLink(
         client_config(user=name.decode("utf-8", "surrogateescape")), random_bytes=rng_bytes(2), random32=counter32(2)
     )
-    server_link.open(0.0)
-    client.open(0.0)
-    events: list[LinkEvent] = []
-    for _ in range(100):
-        to_client, server_events = server_link.drain()
-        to_server, _ = client.drain()
-        events += server_events
-        if not to_client and not to_server:
-            break
-        for frame in to_client:
-            client.receive_frame(frame, 0.0)
-        for frame in to_server:
-            server_link.receive_frame(frame, 0.0)
+    events = negotiate(server_link, client)
     assert not any(e.result.success for e in of(events, Authenticated))
     assert of(events, AuthAttemptFailed) and server_link.network_up is None
     lines = [e.message for e in of(events, LinkLog)]
@@ -187,11 +175,19 @@ def test_the_server_refuses_a_control_character_before_looking_the_name_up() -> 
     config = server_config(AUTH_MSCHAP_V2, auth=AuthConfig(our_name="pptpd", strip_domain=True))
     server_link = PppLink(config, secrets=SECRETS, random_bytes=rng_bytes(1))
     client = PppLink(client_config(user="EVIL\x00\\alice"), random_bytes=rng_bytes(2), random32=counter32(2))
-    server_link.open(0.0)
+    events = negotiate(server_link, client)
+    assert not any(e.result.success for e in of(events, Authenticated))
+    assert server_link.network_up is None and of(events, AuthAttemptFailed)
+    assert of(events, LinkDown) or server_link.phase in (Phase.TERMINATE, Phase.AUTHENTICATE)
+
+
+def negotiate(server: PppLink, client: PppLink, rounds: int = 100) -> list[LinkEvent]:
+    """Open both links and carry their frames both ways until both are quiet (bounded); the server's events."""
+    server.open(0.0)
     client.open(0.0)
     events: list[LinkEvent] = []
-    for _ in range(100):
-        to_client, server_events = server_link.drain()
+    for _ in range(rounds):
+        to_client, server_events = server.drain()
         to_server, _ = client.drain()
         events += server_events
         if not to_client and not to_server:
@@ -199,7 +195,5 @@ def test_the_server_refuses_a_control_character_before_looking_the_name_up() -> 
         for frame in to_client:
             client.receive_frame(frame, 0.0)
         for frame in to_server:
-            server_link.receive_frame(frame, 0.0)
-    assert not any(e.result.success for e in of(events, Authenticated))
-    assert server_link.network_up is None and of(events, AuthAttemptFailed)
-    assert of(events, LinkDown) or server_link.phase in (Phase.TERMINATE, Phase.AUTHENTICATE)
+            server.receive_frame(frame, 0.0)
+    return events
