@@ -67,11 +67,18 @@ pppd ``mppe-stateful``) where it differs from RFC 3078 section 8.2
 * key change before a flag packet (count low byte 0xFF, RFC 3078 section
   7.2), *with* A set: Linux's receiver drops a flag packet without A;
 * after a CCP Reset-Request, the next packet performs a full key change and
-  carries A, as Linux does.  RFC 3078 section 8.2 says only to re-initialise
+  carries A, as Linux's does (RFC 3078 section 8.2 says only to re-initialise
   RC4 with the current key; a Linux receiver performs a key change on every
-  A packet, so the RFC's way would desynchronise it.  Several Reset-Requests
-  before the next packet cause one key change (Linux: the peer cannot know
-  how many arrived).
+  A packet, so the RFC's way would desynchronise it), and, ours only, it is
+  sent as the next *flag packet*: its count jumps to the next one whose low
+  byte is 0xFF.  A Linux receiver rekeys once per 256-block crossed when it
+  resynchronises, so a key change made at a flag position is accounted for
+  even when that packet never arrives (lost, or dropped because it revealed a
+  gap); Linux's own sender changes key at the next packet whatever its count,
+  and a lost answer to a Reset-Request leaves its receiver one change behind
+  for good (seen in the QEMU interop tests under loss: the Linux client
+  decrypted garbage until CCP restarted).  Several Reset-Requests before the
+  next packet cause one key change (the peer cannot know how many arrived).
 
 Receiver:
 
@@ -113,11 +120,11 @@ Receiver:
   (at most 22), and only the first 62 bytes are tried with each, from
   keystream kept per key: a forged packet with A costs no RC4 context.
 
-What we send cannot avoid that flaw on a Linux receiver: if our A packet
-after a Reset-Request is lost, Linux's next resynchronisation lands one key
-change behind ours and stays there until CCP restarts.  Stateful MPPE is for
-loss-free links only (RFC 3078 section 9); the link uses stateless unless
-configured otherwise.
+What we send avoids that flaw on a Linux receiver (the flag-position answer
+above); a Linux *sender* still has it, so a Linux peer's packets may stay
+unreadable after its answer is lost, whatever we do (the search above finds
+up to six changes).  Stateful MPPE is for loss-free links (RFC 3078 section
+9); the link uses stateless unless configured otherwise.
 
 Hot path: :meth:`MppeEncryptor.encrypt` and :meth:`MppeDecryptor.decrypt`
 are plain and flat: precomputed headers and protocol fields, a SHA-1 object
@@ -390,9 +397,12 @@ class MppeEncryptor:
         if not FIRST_PROTOCOL <= protocol <= LAST_PROTOCOL:
             raise ValueError(f"MPPE encrypts protocols 0x0021-0x00FA only, not {protocol:#06x}")
         count = (self.count + 1) & 0xFFF
-        self.count = count
         if self._fast and count & 0xFF != 0xFF:  # stateful, no key change: D only, the stream runs on
+            self.count = count
             return _HEADERS[count] + self._update(_PROTOCOLS[protocol] + payload)
+        if self._stateful:
+            count |= 0xFF  # a flag packet, or an answer to a Reset-Request sent as the next one (module docstring)
+        self.count = count
         return self._flushed(count, _PROTOCOLS[protocol] + payload)
 
     def _flushed(self, count: int, data: bytes) -> bytes:
@@ -420,19 +430,22 @@ class MppeEncryptor:
         buffer behind the inner protocol field and encrypts it into its send buffer behind the headers.
         """
         count = (self.count + 1) & 0xFFF
-        self.count = count
         if self._fast and count & 0xFF != 0xFF:  # stateful, no key change: D only, the stream runs on
+            self.count = count
             self._update_into(data, out)
             return _HEADERS[count]
+        if self._stateful:
+            count |= 0xFF  # a flag packet, or an answer to a Reset-Request sent as the next one (module docstring)
+        self.count = count
         self._new_context().update_into(data, out)
         return _HEADERS_FLUSHED[count]
 
     def reset_requested(self) -> None:
         """A CCP Reset-Request arrived: the next packet changes key and carries A.
 
-        Stateful: a full key change as Linux does (not the RFC's RC4 re-initialisation; see the module
-        docstring); several requests before the next packet cause one change.  Stateless: nothing to do,
-        every packet already changes key and carries A.
+        Stateful: a full key change as Linux does (not the RFC's RC4 re-initialisation), at the next flag
+        position of the coherency count (see the module docstring); several requests before the next
+        packet cause one change.  Stateless: nothing to do, every packet already changes key and carries A.
         """
         self._fast = False
 
@@ -796,7 +809,10 @@ class MppeDecryptor:
         """(key changes after the current key, key) a packet with A may use, likeliest first (see the
         module docstring), ``missed`` changes owed first.  Computed as needed, each once."""
         yield missed + 1, self._key_ahead(missed + 1)  # Linux: A means a key change
-        if not flag:  # RFC 3078 section 8.2: RC4 re-initialised with the current key
+        if not flag or self._next < 0:
+            # RFC 3078 section 8.2: RC4 re-initialised with the current key; or, discarding, a sender that
+            # answers a Reset-Request at a flag position (as ours does) after a forged or repeated packet
+            # with A already moved us on by the one change it makes
             yield missed, self._key_ahead(missed) if missed else self._key
         for extra in range(2, 2 + _SEARCH):  # the sender acted on Reset-Requests whose A packets we lost
             yield missed + extra, self._key_ahead(missed + extra)
