@@ -17,6 +17,7 @@ What it does, all of it undone at the end:
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import errno
 import os
@@ -215,7 +216,19 @@ def _run(pair: NetnsPair, workdir: Path) -> int:
     return status if daemon.returncode == 0 else 1
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
+    steps = (__doc__ or "").partition("\n\n")[2]
+    return argparse.ArgumentParser(
+        prog="pypptp-demo",
+        description="A real PPTP tunnel between two throw-away network namespaces, shown working "
+        "(run as root on Linux; takes a few seconds).",
+        epilog=steps.replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    _parser().parse_args(argv)  # --help (and -h) print what the demo does and exit, without running it
     reason = netns_available()
     if reason is not None:
         print(f"pypptp-demo {reason}: it creates network namespaces (run it as root on Linux).", file=sys.stderr)

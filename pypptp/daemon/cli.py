@@ -33,8 +33,9 @@ from collections.abc import Sequence
 from pypptp.aio.server import ServerSettings, listen_backlog
 from pypptp.conf.pppd_options import SYSTEM_OPTIONS
 from pypptp.ctrl.connection import ControlConfig
-from pypptp.daemon import logs
+from pypptp.daemon import logs, systemd
 from pypptp.daemon.config import ERRORS, DaemonConfig, build_parser, load, validate
+from pypptp.daemon.lifecycle import AlreadyRunning, DetachPipe, PidFile
 from pypptp.daemon.manager import Daemon, DaemonPaths
 from pypptp.daemon.scripts import IP_DOWN, IP_UP
 from pypptp.daemon.workers import (
@@ -44,6 +45,7 @@ from pypptp.daemon.workers import (
     effective_workers,
     listening_sockets,
     split,
+    worker_ready,
 )
 from pypptp.host.bpf import open_gre_socket
 from pypptp.ppp.link import LinkConfig
@@ -205,24 +207,42 @@ def settings_from(config: DaemonConfig, args: argparse.Namespace | None = None) 
     )
 
 
-def _daemonize() -> None:
-    """Classic double fork: detach from the terminal and the session."""
-    if os.fork() > 0:
-        os._exit(0)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    os.chdir("/")
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
+SYSLOG = "/dev/log"
+FALLBACK_LOG = "/var/log/pypptpd.log"
+"""Where a detached daemon logs when there is no syslog (no ``/dev/log``); said on stderr before detaching."""
+LOG_FORMAT = "%(asctime)s %(name)s[%(process)d]: %(message)s"
 
 
-def _setup_logging(foreground: bool, debug: bool, *, syslog: str = "/dev/log") -> None:
-    """stderr (``-f``) or syslog.  Syslog, and stderr when it is a pipe or a terminal, are written by a
-    thread of its own (:class:`~pypptp.daemon.logs.BackgroundLog`), and so is pppd's ``logfile`` then: a slow
-    or stalled reader costs log lines (counted, and said in the log), never the event loop's time.
+def _detached_handler(syslog: str = SYSLOG, fallback: str = FALLBACK_LOG) -> logging.Handler:
+    """The handler of a detached daemon, chosen before detaching (stderr still reaches the admin): syslog;
+    with no syslog, ``fallback`` (reopened on SIGHUP, for logrotate), and a line on stderr that says so;
+    if even that cannot be opened, nothing, said on stderr too, never silently."""
+    if os.path.exists(syslog):
+        handler: logging.Handler = logging.handlers.SysLogHandler(
+            syslog, facility=logging.handlers.SysLogHandler.LOG_DAEMON
+        )
+        handler.setFormatter(logging.Formatter("%(name)s[%(process)d]: %(message)s"))
+        return handler
+    try:
+        file = logs.ReopenableFile(fallback)
+        open(
+            fallback, "a", encoding="utf-8"
+        ).close()  # fails now, on the admin's terminal, rather than unseen at the first line
+    except OSError as exc:
+        print(f"pypptpd: no syslog ({syslog} is missing) and {fallback}: {exc.strerror}: no log", file=sys.stderr)
+        return logging.NullHandler()
+    print(f"pypptpd: no syslog ({syslog} is missing): logging to {fallback}", file=sys.stderr)
+    file.setFormatter(logging.Formatter(LOG_FORMAT))
+    return file
+
+
+def _setup_logging(
+    foreground: bool, debug: bool, *, syslog: str = SYSLOG, detached: logging.Handler | None = None
+) -> None:
+    """stderr (``-f``), or ``detached`` (:func:`_detached_handler`: syslog or its fall-back).  Syslog, the
+    fall-back file, and stderr when it is a pipe or a terminal, are written by a thread of its own
+    (:class:`~pypptp.daemon.logs.BackgroundLog`), and so is pppd's ``logfile`` then: a slow or stalled
+    reader costs log lines (counted, and said in the log), never the event loop's time.
     stderr redirected to a regular file is written in place, a page-cache write, in order with what the
     daemon does."""
     level = logging.DEBUG if debug else logging.INFO
@@ -230,13 +250,11 @@ def _setup_logging(foreground: bool, debug: bool, *, syslog: str = "/dev/log") -
     in_place = False
     if foreground:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s[%(process)d]: %(message)s"))
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         in_place = _regular_file(sys.stderr)
-    elif os.path.exists(syslog):
-        handler = logging.handlers.SysLogHandler(syslog, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
-        handler.setFormatter(logging.Formatter("%(name)s[%(process)d]: %(message)s"))
     else:
-        handler, in_place = logging.NullHandler(), True
+        handler = detached if detached is not None else _detached_handler(syslog)
+        in_place = isinstance(handler, logging.NullHandler)
     root = logging.getLogger()
     for old in root.handlers:
         if isinstance(old, logs.BackgroundHandler):
@@ -289,12 +307,36 @@ def raise_fd_limit() -> int:
     return soft
 
 
-def _write_pidfile(path: str) -> None:
-    try:
-        with open(path, "w", encoding="ascii") as f:
-            f.write(f"{os.getpid()}\n")
-    except OSError as exc:
-        log.warning("MGR: cannot write pidfile %s: %s", path, exc.strerror)
+class _Startup:
+    """How this process says it serves, or why it could not start: to systemd (``NOTIFY_SOCKET``), to the
+    process that started it detached (:class:`~pypptp.daemon.lifecycle.DetachPipe`), and in the log."""
+
+    def __init__(self, notify: systemd.Notifier, pipe: DetachPipe | None = None) -> None:
+        self.notify = notify
+        self.pipe = pipe
+
+    def ready(self, status: str) -> None:
+        self.notify.ready(status)
+        if self.pipe is not None:
+            self.pipe.ready()
+
+    def failed(self, reason: str) -> None:
+        log.error("MGR: cannot start: %s", reason)
+        if self.pipe is not None:
+            self.pipe.failed(f"cannot start: {reason}")
+
+
+class _WorkerStartup(_Startup):
+    """In a ``--workers`` worker: ready goes to the supervisor (which tells the others once every worker
+    is); a failure goes to the starter at once."""
+
+    def __init__(self, parent: _Startup) -> None:
+        super().__init__(systemd.Notifier(None), parent.pipe)
+
+    def ready(self, status: str) -> None:
+        worker_ready()
+        if self.pipe is not None:
+            self.pipe.forget()
 
 
 class _Configured:
@@ -329,7 +371,18 @@ class _Worker:
     listener: socket.socket
 
 
-async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str], worker: _Worker | None = None) -> int:
+STATUS_INTERVAL = 10.0
+"""Seconds between two looks at the session count for systemd's ``STATUS=`` line (sent when it changed)."""
+
+
+async def _serve(
+    config: DaemonConfig,
+    args: argparse.Namespace,
+    argv: list[str],
+    worker: _Worker | None = None,
+    startup: _Startup | None = None,
+) -> int:
+    startup = startup or _Startup(systemd.Notifier(None))
     configured = _Configured(config)
     settings, pool = settings_from(config, args), config.pool
     if worker is not None:
@@ -368,14 +421,23 @@ async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str]
                 secrets_stamp=config.secrets_stamp,
             )
     except OSError as exc:
-        log.error("MGR: cannot start: %s", exc)
+        startup.failed(str(exc))
         return 1
+    startup.ready(f"listening on {config.listen}:{config.port}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
     def reload() -> None:
+        startup.notify.reloading()
+        try:
+            _reload()
+        finally:
+            startup.notify.ready(_status(daemon))
+
+    def _reload() -> None:
+        reopened = logs.reopen_files()
         try:
             fresh = load(argv, system_options=args.system_options)
         except ERRORS as exc:
@@ -386,13 +448,20 @@ async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str]
         daemon.load_secrets(fresh.secrets, fresh.secrets_stamp)
         for warning in fresh.warnings:
             log.warning("MGR: %s", warning)
-        log.info("MGR: SIGHUP: secrets and pppd options re-read; they apply to new sessions")
+        log.info(
+            "MGR: SIGHUP: secrets and pppd options re-read; they apply to new sessions; %d log file(s) reopened",
+            reopened,
+        )
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     loop.add_signal_handler(signal.SIGUSR1, toggle_debug)
     loop.add_signal_handler(signal.SIGUSR2, ignore_usr2)
     serving = asyncio.ensure_future(daemon.server.serve_forever())
+    status = asyncio.ensure_future(_report_status(daemon, startup.notify)) if startup.notify.enabled else None
     await stop.wait()
+    startup.notify.stopping()
+    if status is not None:
+        status.cancel()
     log.info(
         "MGR: shutting down: %d session(s), %d connection(s)", len(daemon.sessions), len(daemon.server.connections)
     )
@@ -402,13 +471,28 @@ async def _serve(config: DaemonConfig, args: argparse.Namespace, argv: list[str]
     return 0
 
 
-def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], count: int) -> int:
+def _status(daemon: Daemon) -> str:
+    return f"{len(daemon.sessions)} session(s), {len(daemon.server.connections)} connection(s)"
+
+
+async def _report_status(daemon: Daemon, notify: systemd.Notifier) -> None:
+    """systemd's ``STATUS=`` (``systemctl status``): the session count, when it changed."""
+    last = ""
+    while True:
+        await asyncio.sleep(STATUS_INTERVAL)
+        now = _status(daemon)
+        if now != last:
+            notify.status(now)
+            last = now
+
+
+def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], count: int, startup: _Startup) -> int:
     """``--workers N``: the listening sockets, then N workers forked and kept by a :class:`Supervisor`."""
     try:
         backlog = listen_backlog(settings_from(config, args))
         listeners = listening_sockets(config.listen, config.port, count, backlog=backlog)
     except OSError as exc:
-        log.error("MGR: cannot start: %s", exc)
+        startup.failed(str(exc))
         return 1
     shares = split(config.connections, count)
     current = [config]
@@ -418,14 +502,17 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
             if other != index:
                 sock.close()
         worker = _Worker(index, count, shares[index], listeners[index])
-        status = asyncio.run(_serve(current[0], args, argv, worker))
+        status = asyncio.run(_serve(current[0], args, argv, worker, _WorkerStartup(startup)))
         return EXIT_CANNOT_START if status == 1 else status
 
     def reload() -> None:
         """SIGHUP: what a worker restarted later should start with (the workers log the outcome)."""
+        startup.notify.reloading()
+        logs.reopen_files()
         try:
             fresh = load(argv, system_options=args.system_options)
         except ERRORS:
+            startup.notify.ready()
             return
         current[0] = dataclasses.replace(
             current[0],
@@ -434,9 +521,20 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
             secrets=fresh.secrets,
             secrets_stamp=fresh.secrets_stamp,
         )
+        startup.notify.ready()
 
+    def stopping() -> None:
+        startup.notify.stopping()
+
+    def ready() -> None:
+        log.info("MGR: %d workers serving", count)
+        startup.ready(f"{count} workers listening on {config.listen}:{config.port}")
+
+    supervisor = Supervisor(count, run_worker, on_reload=reload, on_ready=ready, on_stop=stopping)
     try:
-        status = Supervisor(count, run_worker, on_reload=reload).run()
+        status = supervisor.run()
+        if not supervisor.ready and status != 0:
+            startup.failed("a worker could not start")
     finally:
         for sock in listeners:
             sock.close()
@@ -473,9 +571,21 @@ def main(argv: list[str] | None = None) -> int:
     except ERRORS as exc:
         print(f"pypptpd: {exc}", file=sys.stderr)
         return 2
+    pipe, detached = None, None
     if not config.foreground:
-        _daemonize()
-    _setup_logging(config.foreground, config.debug)
+        detached = _detached_handler()
+        pipe = DetachPipe()
+        pipe.detach()
+    _setup_logging(config.foreground, config.debug, detached=detached)
+    startup = _Startup(systemd.notifier(), pipe)
+    pidfile, pidfile_owner = PidFile(config.pidfile), os.getpid()
+    try:
+        pidfile.acquire()
+    except AlreadyRunning as exc:
+        startup.failed(str(exc))
+        return 1
+    except OSError as exc:  # as pptpd: a daemon without its pidfile still serves
+        log.warning("MGR: cannot write pidfile %s: %s", config.pidfile, exc.strerror or exc)
     for warning in config.warnings:
         log.warning("MGR: %s", warning)
     for note in config.notes:
@@ -484,14 +594,13 @@ def main(argv: list[str] | None = None) -> int:
     if lowered:
         log.warning("MGR: %s", lowered)
     log.debug("MGR: open files limit %d", raise_fd_limit())
-    _write_pidfile(config.pidfile)
     try:
         if workers > 1:
-            return _supervise(config, args, pptpd_argv, workers)
-        return asyncio.run(_serve(config, args, pptpd_argv))
+            return _supervise(config, args, pptpd_argv, workers, startup)
+        return asyncio.run(_serve(config, args, pptpd_argv, startup=startup))
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(config.pidfile)
+        if os.getpid() == pidfile_owner:
+            pidfile.release()
 
 
 if __name__ == "__main__":

@@ -27,12 +27,14 @@ Everything queued is written at exit (bounded: :meth:`BackgroundLog.stop`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 
 __all__ = [
@@ -43,7 +45,9 @@ __all__ = [
     "BackgroundHandler",
     "BackgroundLog",
     "LogfileHandler",
+    "ReopenableFile",
     "pppd_logger",
+    "reopen_files",
 ]
 
 LEVELS = {
@@ -72,17 +76,49 @@ def pppd_logger(unit: int) -> logging.Logger:
     return logging.getLogger(f"pppd.ppp{unit}")
 
 
-class LogfileHandler(logging.FileHandler):
+class ReopenableFile(logging.FileHandler):
+    """A log file appended to, opened at its first line, and closed by :meth:`reopen` so that the next
+    line opens its path again: after logrotate renamed ``ppp.log`` to ``ppp.log.1``, SIGHUP makes the
+    daemon write to a new ``ppp.log`` (:func:`reopen_files`) instead of the renamed one for good."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, mode="a", encoding="utf-8", delay=True)
+        _files.add(self)
+
+    def reopen(self) -> None:
+        """Close the file now; the next line opens the path again.  Safe from any thread: the handler's lock
+        is the one the log thread holds while it writes a line, so a line is written whole to one file."""
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            stream, self.stream = self.stream, None
+            if stream is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    stream.close()
+
+
+_files: weakref.WeakSet[ReopenableFile] = weakref.WeakSet()
+
+
+def reopen_files() -> int:
+    """SIGHUP: every :class:`ReopenableFile` of this process (pppd's ``logfile``, the daemon's own log file)
+    closed, to be opened again by its next line; how many there were."""
+    files = list(_files)
+    for handler in files:
+        handler.reopen()
+    return len(files)
+
+
+class LogfileHandler(ReopenableFile):
     """pppd's ``logfile FILE``: each message appended as one bare line (no time, no name).
 
     Debug records are skipped unless ``debug`` (pppd writes them there only with
     its ``debug`` option), and so are records logged with ``extra=SYSLOG_ONLY``.
-    As in pppd, the first write that fails turns the file off for good (pppd
-    sets ``log_to_fd`` to -1); nothing is printed to stderr.
+    As in pppd, the first write that fails turns the file off (pppd sets
+    ``log_to_fd`` to -1); nothing is printed to stderr.  Unlike pppd, SIGHUP
+    (:meth:`reopen`, as after logrotate) opens the file again and tries anew.
     """
 
     def __init__(self, path: str, *, debug: bool = False) -> None:
-        super().__init__(path, mode="a", encoding="utf-8", delay=True)
+        super().__init__(path)
         self.setFormatter(logging.Formatter("%(message)s"))
         self.with_debug = debug
         self.broken = False
@@ -116,6 +152,11 @@ class LogfileHandler(logging.FileHandler):
     def handleError(self, record: logging.LogRecord) -> None:
         self.broken = True
         self.close()
+
+    def reopen(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            super().reopen()
+            self.broken = False
 
 
 # -- the log thread -----------------------------------------------------------------------------------

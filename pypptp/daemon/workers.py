@@ -36,7 +36,10 @@ talk to each other:
 The supervisor (:class:`Supervisor`, in the parent): SIGTERM and SIGINT are
 passed to every worker, which ends its sessions politely (LCP
 Terminate-Request, then CDN and StopCCRQ) and exits; SIGHUP is passed on, and
-every worker re-reads chap-secrets and the pppd options.  A worker that dies
+every worker re-reads chap-secrets and the pppd options and reopens its log
+files.  Each worker tells the supervisor when it serves (:data:`READY_SIGNAL`);
+once all have, the supervisor reports the daemon ready (to systemd, and to
+the process that started a detached daemon).  A worker that dies
 unasked is logged and restarted, at most :data:`RESTARTS_ALLOWED` times in
 :data:`RESTART_WINDOW` seconds, after which everything is shut down.  Its
 sessions are gone with it (their ``pppN`` devices disappear with the process;
@@ -70,6 +73,7 @@ __all__ = [
     "effective_workers",
     "listening_sockets",
     "split",
+    "worker_ready",
 ]
 
 log = logging.getLogger("pypptpd")
@@ -83,7 +87,9 @@ RESTARTS_ALLOWED = 5
 RESTART_WINDOW = 60.0
 STOP_TIMEOUT = 60.0
 """Seconds the workers have to end their sessions after SIGTERM (ip-down included) before SIGKILL."""
-SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD}
+READY_SIGNAL = signal.SIGRTMIN
+"""What a worker sends the supervisor once it serves (:func:`worker_ready`); real-time, so each one is queued."""
+SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD, READY_SIGNAL}
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -124,6 +130,12 @@ def listening_sockets(address: str, port: int, count: int, backlog: int = 128) -
     return sockets
 
 
+def worker_ready() -> None:
+    """In a worker: tell the supervisor that this worker serves (its sockets and devices are open)."""
+    with contextlib.suppress(OSError):
+        os.kill(os.getppid(), READY_SIGNAL)
+
+
 def _die_with_parent(parent: int) -> None:
     """A worker gets SIGTERM (and ends its sessions politely) when the supervisor dies, even by SIGKILL:
     no orphan keeps serving where the pid file no longer leads (prctl ``PR_SET_PDEATHSIG``)."""
@@ -145,7 +157,8 @@ class Supervisor:
     """Forks ``count`` workers running ``run_worker(index)`` (which returns an exit status) and keeps them.
 
     :meth:`run` returns when every worker is gone: 0 after a clean shutdown, 1 otherwise.  It must be
-    called before any event loop or thread exists in this process."""
+    called before any event loop or thread exists in this process.  ``on_ready`` is called once, when
+    every worker has called :func:`worker_ready`; ``on_stop`` when the shutdown begins."""
 
     def __init__(
         self,
@@ -153,6 +166,8 @@ class Supervisor:
         run_worker: Callable[[int], int],
         *,
         on_reload: Callable[[], None] | None = None,
+        on_ready: Callable[[], None] | None = None,
+        on_stop: Callable[[], None] | None = None,
         restarts: int = RESTARTS_ALLOWED,
         window: float = RESTART_WINDOW,
         stop_timeout: float = STOP_TIMEOUT,
@@ -161,6 +176,11 @@ class Supervisor:
         self.count = count
         self.run_worker = run_worker
         self.on_reload = on_reload
+        self.on_ready = on_ready
+        self.on_stop = on_stop
+        self.ready = False
+        """Every worker said it serves (once; a restarted worker's word changes nothing)."""
+        self._ready_indices: set[int] = set()
         self.restarts = restarts
         self.window = window
         self.stop_timeout = stop_timeout
@@ -263,6 +283,15 @@ class Supervisor:
         info = signal.sigtimedwait(SIGNALS, timeout)
         if info is None or info.si_signo == signal.SIGCHLD:
             return
+        if info.si_signo == READY_SIGNAL:
+            index = self.workers.get(info.si_pid)
+            if index is not None and not self.ready and not self._stopping:
+                self._ready_indices.add(index)
+                if len(self._ready_indices) == self.count:
+                    self.ready = True
+                    if self.on_ready is not None:
+                        self.on_ready()
+            return
         if info.si_signo == signal.SIGHUP:
             if self.on_reload is not None:
                 self.on_reload()
@@ -278,6 +307,8 @@ class Supervisor:
             log.info("MGR: %s: stopping %d worker(s)", signum.name, len(self.workers))
             self._stopping = True
             self._kill_at = self.clock() + self.stop_timeout
+            if self.on_stop is not None:
+                self.on_stop()
         self._signal_all(signum)
 
     def _signal_all(self, signum: signal.Signals) -> None:
