@@ -217,23 +217,35 @@ def _detached_handler(syslog: str = SYSLOG, fallback: str = FALLBACK_LOG) -> log
     """The handler of a detached daemon, chosen before detaching (stderr still reaches the admin): syslog;
     with no syslog, ``fallback`` (reopened on SIGHUP, for logrotate), and a line on stderr that says so;
     if even that cannot be opened, nothing, said on stderr too, never silently."""
-    if os.path.exists(syslog):
-        handler: logging.Handler = logging.handlers.SysLogHandler(
-            syslog, facility=logging.handlers.SysLogHandler.LOG_DAEMON
-        )
+    why = _unreachable(syslog)
+    if why is None:
+        handler = logging.handlers.SysLogHandler(syslog, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
         handler.setFormatter(logging.Formatter("%(name)s[%(process)d]: %(message)s"))
         return handler
     try:
         file = logs.ReopenableFile(fallback)
-        open(
-            fallback, "a", encoding="utf-8"
-        ).close()  # fails now, on the admin's terminal, rather than unseen at the first line
+        open(fallback, "a", encoding="utf-8").close()  # fails now, on the admin's terminal, not unseen later
     except OSError as exc:
-        print(f"pypptpd: no syslog ({syslog} is missing) and {fallback}: {exc.strerror}: no log", file=sys.stderr)
+        print(f"pypptpd: no syslog ({why}) and {fallback}: {exc.strerror}: no log", file=sys.stderr)
         return logging.NullHandler()
-    print(f"pypptpd: no syslog ({syslog} is missing): logging to {fallback}", file=sys.stderr)
+    print(f"pypptpd: no syslog ({why}): logging to {fallback}", file=sys.stderr)
     file.setFormatter(logging.Formatter(LOG_FORMAT))
     return file
+
+
+def _unreachable(path: str) -> str | None:
+    """Why the syslog socket ``path`` cannot be written to (missing, or nobody reading a stale one); None
+    if it can.  SysLogHandler itself would say nothing: it retries at each line, silently."""
+    problem: OSError | None = None
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_UNIX, kind) as probe:
+            try:
+                probe.connect(path)
+            except OSError as exc:
+                problem = problem or exc
+                continue
+            return None
+    return f"{path}: {problem.strerror if problem is not None else 'unreachable'}"
 
 
 def _setup_logging(
@@ -492,7 +504,7 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
         backlog = listen_backlog(settings_from(config, args))
         listeners = listening_sockets(config.listen, config.port, count, backlog=backlog)
     except OSError as exc:
-        startup.failed(str(exc))
+        startup.failed(f"cannot listen on {config.listen}:{config.port}: {exc.strerror or exc}")
         return 1
     shares = split(config.connections, count)
     current = [config]
