@@ -2,16 +2,27 @@
 
 ``pypptpd -c /etc/pptpd.conf`` reads pptpd.conf, ``/etc/ppp/options`` then the
 ``option`` file, and ``/etc/ppp/chap-secrets``; detaches unless ``-f``;
-writes its pidfile; serves PPTP calls with one PPP session and ``pppN``
-device each.  ``--check`` validates every file and exits (0 valid, 1 not).
+locks and writes its pidfile; serves PPTP calls with one PPP session and
+``pppN`` device each.  ``--check`` validates every file and exits (0 valid, 1 not).
+
+Starting (:mod:`pypptp.daemon.lifecycle`): the pidfile is locked before
+anything is bound, so a second daemon stops with ``another pypptpd is running
+(pid N, FILE)`` and status 1 and never touches the first's pidfile.  Without
+``-f`` the command returns once the daemon listens (status 0) or prints why it
+could not start (status 1).  Under systemd (``Type=notify``, :mod:`pypptp.daemon.systemd`)
+the daemon says READY=1 once it listens, RELOADING=1 then READY=1 on SIGHUP,
+STOPPING=1, and its session count as STATUS=.  The log goes to stderr with
+``-f``, else to syslog; detached with no syslog to :data:`FALLBACK_LOG`, said
+on stderr before detaching.
 
 Flags of ours, not pptpd's: ``--check``, ``--secrets FILE``, ``--system-options
 FILE`` (instead of /etc/ppp/options), ``--ip-up``/``--ip-down PATH`` (instead of
 /etc/ppp/ip-up and ip-down), ``--no-mss-clamp`` and ``--workers N`` (N
 processes share the calls, see :mod:`pypptp.daemon.workers`).  Signals: SIGTERM and
 SIGINT end every session politely and exit; SIGHUP re-reads chap-secrets and
-the pppd options for new sessions.  With workers, the parent passes each
-signal to every worker.
+the pppd options for new sessions and reopens the log files (pppd's ``logfile``
+and the fall-back, after logrotate).  With workers, the parent holds the
+pidfile and passes each signal to every worker.
 """
 
 from __future__ import annotations

@@ -23,6 +23,10 @@ every session in it.  The queue is bounded (:data:`LOG_QUEUE_LIMIT` records):
 when it is full a line is dropped and counted, and the writer says how many
 in one line when it catches up (``MGR: 1234 log line(s) dropped: ...``).
 Everything queued is written at exit (bounded: :meth:`BackgroundLog.stop`).
+
+Log files (:class:`ReopenableFile`: pppd's ``logfile``, the daemon's own log
+when there is no syslog) are reopened on SIGHUP (:func:`reopen_files`): after
+logrotate renames them, new lines go to new files.
 """
 
 from __future__ import annotations
