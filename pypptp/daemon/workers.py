@@ -130,10 +130,16 @@ def listening_sockets(address: str, port: int, count: int, backlog: int = 128) -
     return sockets
 
 
+_supervisor: int | None = None  # in a worker: the supervisor's pid
+
+
 def worker_ready() -> None:
-    """In a worker: tell the supervisor that this worker serves (its sockets and devices are open)."""
-    with contextlib.suppress(OSError):
-        os.kill(os.getppid(), READY_SIGNAL)
+    """In a worker: tell the supervisor that this worker serves (its sockets and devices are open).  Only
+    the supervisor that forked it, and only while it is still the parent: the signal's default action
+    kills, and an orphan's new parent (a subreaper) would not expect it."""
+    if _supervisor is not None and os.getppid() == _supervisor:
+        with contextlib.suppress(OSError):
+            os.kill(_supervisor, READY_SIGNAL)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -226,6 +232,8 @@ class Supervisor:
         return pid
 
     def _child(self, index: int, parent: int) -> None:
+        global _supervisor
+        _supervisor = parent
         status = EXIT_CRASHED
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
