@@ -63,6 +63,18 @@ def netns_pair(require_netns: None, request: pytest.FixtureRequest) -> Iterator[
         yield pair
 
 
+def private_var_log(argv: list[str], logdir: Path) -> list[str]:
+    """``argv`` run in a mount namespace of its own where ``/var/log`` is ``logdir`` (and ``/dev/log``, if
+    the machine has one, leads nowhere): a detached pypptpd finds no syslog there and writes its
+    fall-back log (``/var/log/pypptpd.log``) into the test's directory, never into the machine's."""
+    dead_end = logdir / "dev-log"
+    dead_end.touch()
+    script = (
+        'mount --bind "$1" /var/log && { [ ! -e /dev/log ] || mount --bind "$2" /dev/log; } && shift 2 && exec "$@"'
+    )
+    return ["unshare", "-m", "sh", "-c", script, "sh", str(logdir), str(dead_end), *argv]
+
+
 DEFAULT_SECRETS = "alice pptpd s3cret *\n"
 DEFAULT_OPTIONS = "name pptpd\nrequire-mschap-v2\nrequire-mppe-128\n"
 

@@ -29,7 +29,7 @@ import pytest
 from pypptp.daemon import cli, install, logs, systemd
 from pypptp.daemon.lifecycle import AlreadyRunning, PidFile
 from pypptp.host.netns import NetnsPair
-from tests.conftest import REPO, Pypptpd
+from tests.conftest import REPO, Pypptpd, private_var_log
 from tests.test_daemon_netns import open_client
 
 DAEMON = [sys.executable, "-m", "pypptp.daemon.cli"]
@@ -278,27 +278,10 @@ def test_demo_help_explains_and_runs_nothing() -> None:
 
 
 def detached_argv(daemon: Pypptpd, pidfile: Path, *extra: str, logdir: Path) -> list[str]:
-    """``pypptpd`` without ``-f``, with ``daemon``'s files, in its namespace, in a mount namespace whose
-    ``/var/log`` is ``logdir`` (and whose /dev/log, if the machine has one, leads nowhere): the no-syslog
-    fall-back writes there."""
+    """``pypptpd`` without ``-f``, with ``daemon``'s files, in its namespace, its ``/var/log`` ``logdir``."""
     argv = [*DAEMON, "-c", str(daemon.conf), "-p", str(pidfile), "--secrets", str(daemon.secrets)]
     argv += ["--system-options", str(daemon.workdir / "options.system"), *extra]
-    dead_end = logdir / "dev-log"
-    dead_end.touch()
-    script = (
-        'mount --bind "$1" /var/log && { [ ! -e /dev/log ] || mount --bind "$2" /dev/log; } && shift 2 && exec "$@"'
-    )
-    return [
-        "unshare",
-        "-m",
-        "sh",
-        "-c",
-        script,
-        "sh",
-        str(logdir),
-        str(dead_end),
-        *daemon.pair.exec_argv(daemon.pair.server_ns, argv),
-    ]
+    return private_var_log(daemon.pair.exec_argv(daemon.pair.server_ns, argv), logdir)
 
 
 def start_detached(argv: list[str]) -> subprocess.CompletedProcess[str]:

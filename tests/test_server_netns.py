@@ -25,7 +25,7 @@ from pypptp.ctrl.messages import (
     decode_message,
 )
 from pypptp.host.netns import NetnsPair
-from tests.conftest import REPO, Pypptpd
+from tests.conftest import REPO, Pypptpd, private_var_log
 
 pytestmark = pytest.mark.netns
 
@@ -210,8 +210,11 @@ async def test_without_f_the_daemon_detaches_writes_its_pidfile_and_serves(
     (tmp_path / "chap-secrets").write_text("alice pptpd s3cret *\n")
     argv = [sys.executable, "-m", "pypptp.daemon.cli", "-c", str(conf), "-p", str(pidfile)]
     argv += ["--secrets", str(tmp_path / "chap-secrets"), "--system-options", str(tmp_path / "no-options")]
+    (tmp_path / "var-log").mkdir()  # no syslog here: the fall-back log goes to the test's directory
     launcher = subprocess.run(
-        netns_pair.exec_argv(netns_pair.server_ns, argv), env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=10
+        private_var_log(netns_pair.exec_argv(netns_pair.server_ns, argv), tmp_path / "var-log"),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=10,
     )
     assert launcher.returncode == 0  # the foreground parent exits at once
     deadline = time.monotonic() + 10
