@@ -341,12 +341,22 @@ class _Startup:
     def ready(self, status: str) -> None:
         self.notify.ready(status)
         if self.pipe is not None:
+            _flush_log()
             self.pipe.ready()
 
     def failed(self, reason: str) -> None:
         log.error("MGR: cannot start: %s", reason)
+        _flush_log()
         if self.pipe is not None:
             self.pipe.failed(f"cannot start: {reason}")
+
+
+def _flush_log() -> None:
+    """What was logged so far, written (the log thread's queue drained, at most a few seconds): the start
+    lines are in the log before the starter returns."""
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
 
 
 class _WorkerStartup(_Startup):
