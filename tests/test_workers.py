@@ -340,7 +340,7 @@ async def _connect_to(daemon: Pypptpd, wanted: dict[int, int], attempts: int = 6
             return kept
         sock = daemon.client_socket()
         port = sock.getsockname()[1]
-        pattern = rf"pypptpd\[(\d+)\]: CTRL: Client {re.escape(daemon.pair.client_ip)}:{port} control connection"
+        pattern = rf"pptpd\[(\d+)\]: CTRL: Client {re.escape(daemon.pair.client_ip)}:{port} control connection"
         pid = int((await _log_match(daemon, pattern))[0][1])
         if need.get(pid, 0) > 0:
             need[pid] -= 1

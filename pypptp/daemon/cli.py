@@ -230,11 +230,11 @@ def _setup_logging(foreground: bool, debug: bool, *, syslog: str = "/dev/log") -
     in_place = False
     if foreground:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s[%(process)d]: %(message)s"))
+        handler.setFormatter(logs.IdentFormatter(timestamps=True, interface=True))
         in_place = _regular_file(sys.stderr)
     elif os.path.exists(syslog):
         handler = logging.handlers.SysLogHandler(syslog, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
-        handler.setFormatter(logging.Formatter("%(name)s[%(process)d]: %(message)s"))
+        handler.setFormatter(logs.IdentFormatter())  # pptpd[PID], pppd[PID]: the originals' identities
     else:
         handler, in_place = logging.NullHandler(), True
     root = logging.getLogger()
