@@ -36,8 +36,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
+import pwd
+import signal
 import socket
 from collections.abc import Coroutine
 from ipaddress import IPv4Address
@@ -60,7 +63,7 @@ from pypptp.ppp.auth import AuthResult, peer_authname
 from pypptp.ppp.link import Assignment, AuthAttemptFailed, Authenticated, LinkConfig, NetworkUp, PppLink
 from pypptp.ppp.secrets import ChapSecret, ChapSecrets, SecretsError
 
-__all__ = ["Daemon", "DaemonSession"]
+__all__ = ["PPPD_VERSION", "Daemon", "DaemonSession"]
 
 log = logging.getLogger("pypptpd")
 
@@ -84,6 +87,9 @@ class SessionLog(logging.LoggerAdapter[logging.Logger]):
         if self.connection.quiet and level < logging.ERROR and not self._authenticated():
             level = logging.DEBUG
         super().log(level, msg, *args, **kwargs)
+
+    def process(self, msg: object, kwargs: Any) -> tuple[object, Any]:
+        return msg, kwargs  # keep the caller's ``extra`` (SYSLOG_ONLY); the adapter adds none of its own
 
     def _authenticated(self) -> bool:
         return self.link is not None and any(result.success for result in self.link.auth_results)
@@ -115,6 +121,8 @@ class DaemonSession:
     """Network-up with ``proxyarp``: the entry being made off the event loop, then ip-up."""
     cleared: bool = False
     """The control channel cleared the call (CCRQ, StopCCRQ, TCP gone): it needs no CDN or StopCCRQ."""
+    hung_up_while_up: bool = False
+    """The call was cleared while the network was up: pppd's ``Modem hangup`` came before its figures."""
 
     @property
     def unit(self) -> int:
@@ -253,11 +261,13 @@ class Daemon:
         self.transport.open(gre_sock)
         await self.server.start(listener)
 
-    async def shutdown(self) -> None:
-        """SIGTERM: LCP Terminate-Request in every session, a short wait, then CDN + StopCCRQ."""
+    async def shutdown(self, signal_number: int = int(signal.SIGTERM)) -> None:
+        """SIGTERM: LCP Terminate-Request in every session (each says ``Terminating on signal 15``, as each
+        pppd did), a short wait, then CDN + StopCCRQ."""
         self.stopping = True
         sessions = list(self.sessions.values())
         for session in sessions:
+            session.log.info("%s", logtext.terminating_on_signal(signal_number))
             session.ppp.terminate("pypptpd is shutting down")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TERMINATE_GRACE
@@ -291,6 +301,7 @@ class Daemon:
         session = self.sessions.get((id(connection), call.call_id))
         if session is not None:
             session.cleared = True
+            session.hung_up_while_up = session.ppp.network is not None
             session.ppp.close(f"call cleared: {reason}")
 
     # -- sessions ------------------------------------------------------------------------------
@@ -299,6 +310,7 @@ class Daemon:
         slog = SessionLog(logging.getLogger("pppd"), connection)  # pppd.pppN once the unit is chosen
         if self.logfile:
             _attach_logfile(slog.logger, self.logfile)
+        slog.info("%s", logtext.started(PPPD_VERSION, *_user()), extra=logs.SYSLOG_ONLY)
         peer_ip = connection.peer_ip
         assert call.peer_call_id is not None
         policy = self.policy
@@ -494,9 +506,36 @@ class Daemon:
             session.log.warning("the proxy ARP entry was not withdrawn within %g s", NETLINK_PATIENCE)
         self._ip_down(session, lines, info)
 
+    def _last_lines(self, session: DaemonSession, reason: str) -> list[str]:
+        """pppd's lines at the end of a session, in pppd's order, then ours.
+
+        pppd prints the link's figures when IPCP goes down (only for a link that carried IP), ``Modem
+        hangup`` when pptpctrl closes its pty (the call was cleared: CCRQ, StopCCRQ, TCP gone),
+        ``Connection terminated.`` when the link is dead and ``Exit.`` (syslog only) as it exits.  A call
+        cleared while IPCP was up (the client just hung up) gives ``Modem hangup`` first, the figures
+        next (the hangup takes LCP and IPCP down); after a Terminate-Request, an echo timeout, ``idle``,
+        ``maxconnect``, SIGTERM or a failed authentication the figures come first, and ``Modem hangup``
+        only if the call was then cleared before LCP finished."""
+        ppp = session.ppp
+        figures: list[str] = []
+        if ppp.network_since is not None:
+            elapsed = asyncio.get_running_loop().time() - ppp.network_since
+            figures += logtext.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received)
+        hangup = [logtext.hangup()] if session.cleared else []
+        lines = hangup + figures if session.hung_up_while_up else figures + hangup
+        lines += [logtext.connection_terminated(), logtext.exit_line()]
+        summary = ppp.link.take_notice_summary()  # what the peer repeated, counted and not logged
+        if summary is not None:
+            lines.append(summary)
+        lines.append(f"session ended: {reason}")
+        return lines
+
     def _ip_down(self, session: DaemonSession, lines: list[str], info: ScriptInfo | None) -> None:
         for line in lines:
-            session.log.info("%s", line)
+            if line == logtext.exit_line():
+                session.log.info("%s", line, extra=logs.SYSLOG_ONLY)  # pppd writes it to syslog only
+            else:
+                session.log.info("%s", line)
         if info is not None:
             session.scripts.down(info)
             task = asyncio.ensure_future(session.scripts.wait())
@@ -529,14 +568,7 @@ class Daemon:
             self._pinned_in_use.discard(session.pinned)
         if session.addresses is not None:
             self.admitted -= 1
-        lines: list[str] = []
-        if ppp.network_since is not None:  # pppd prints the link's figures only for a link that carried IP
-            elapsed = asyncio.get_running_loop().time() - ppp.network_since
-            lines += logtext.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received)
-        summary = ppp.link.take_notice_summary()  # what the peer repeated, counted and not logged
-        if summary is not None:
-            lines.append(summary)
-        lines += [logtext.connection_terminated(), f"session ended: {reason}"]
+        lines = self._last_lines(session, reason)
         info = self._script_info(session, session.up) if session.up is not None else None  # the figures of now
         if session.proxy_arp is not None or session.proxy_arp_on is not None:
             self._off_loop(self._proxy_arp_off_then_ip_down(session, lines, info))
@@ -545,6 +577,20 @@ class Daemon:
         if not session.cleared:  # the PPP side ended: CDN and StopCCRQ, as pptpctrl did when pppd exited
             stop = StopReason.STOP_LOCAL_SHUTDOWN if self.stopping else StopReason.NONE
             session.connection.hang_up(session.call.call_id, stop)
+
+
+PPPD_VERSION = "2.4.9"
+"""The pppd whose behaviour and lines the sessions reproduce (Debian 12's), for its start-up line."""
+
+
+@functools.cache
+def _user() -> tuple[str, int]:
+    """Who runs the daemon, for ``pppd 2.4.9 started by root, uid 0``."""
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name, uid
+    except KeyError:
+        return str(uid), uid
 
 
 def _attach_logfile(logger: logging.Logger, path: str) -> None:
