@@ -365,7 +365,7 @@ class PppSession:
             self.loop.add_reader(self.tun.fd, self._from_tun)
             self._tun_setting = (up.local_address, up.peer_address, up.mtu)
             self.log.info("%s", logtext.using_interface(self.tun.name))  # pppd's line, when pppN exists
-            self.log.info("%s: MTU %d", self.tun.name, up.mtu)
+            self.log.info("MTU %d", up.mtu)  # ours (the interface is in the line before, and in -f's format)
         elif self.tun is not None and previous is not None:  # up again after an LCP renegotiation
             if (up.local_address, up.peer_address) != previous[:2]:
                 self.log.warning(

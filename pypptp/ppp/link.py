@@ -475,7 +475,7 @@ class PppLink:
             self._echo_reply(packet)
         elif packet.code == Code.TERMINATE_REQUEST and self.lcp.state is State.OPENED:
             self.close_reason = self.close_reason or logtext.terminated_by_peer()
-            self._log("notice", logtext.terminated_by_peer())
+            self._log("info", logtext.terminated_by_peer(reason=bytes(packet.data[:64])))  # pppd's, with the text
         self.lcp.receive(packet, now)
         for rejected in self.lcp.rejected_protocols:
             self._protocol_rejected(rejected, now)
