@@ -34,8 +34,8 @@ def pppd_lines(daemon: Pypptpd) -> list[str]:
     return [line for line in found if ENDING.fullmatch(line)]
 
 
-def expect(daemon: Pypptpd, *patterns: str) -> None:
-    daemon.wait_log("session ended: ", timeout=15)
+def expect(daemon: Pypptpd, *patterns: str, timeout: float = 15) -> None:
+    daemon.wait_log("session ended: ", timeout=timeout)
     lines = pppd_lines(daemon)
     assert len(lines) == len(patterns), lines
     for line, pattern in zip(lines, patterns, strict=True):
@@ -77,6 +77,24 @@ async def test_client_clears_the_call_without_terminating(start_pypptpd: Callabl
     daemon.wait_log("remote IP address")
     await session.control.clear_call(session.call)  # CCRQ, no LCP Terminate first
     expect(daemon, "Modem hangup", *FIGURES, r"Connection terminated\.", r"Exit\.", "session ended: call cleared.*")
+    await session.close()
+
+
+async def test_client_drops_the_connection(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """TCP gone while IPCP is up: the same, pppd's ``Modem hangup`` first."""
+    daemon = start(start_pypptpd)
+    session = await open_client(daemon, tun=False)
+    daemon.wait_log("remote IP address")
+    session.control.close()
+    await asyncio.sleep(0.2)  # the socket closes on the loop (expect() waits without it)
+    expect(
+        daemon,
+        "Modem hangup",
+        *FIGURES,
+        r"Connection terminated\.",
+        r"Exit\.",
+        "session ended: call cleared: TCP connection closed by peer",
+    )
     await session.close()
 
 
@@ -136,3 +154,26 @@ async def test_debug_logs_pppd_packet_lines(start_pypptpd: Callable[..., Pypptpd
     assert re.search(r' pppd\[\d+\]: (ppp0: )?rcvd \[CHAP Response id=0x\w+ <[0-9a-f]{98}>, name = "alice"\]', log)
     assert re.search(r" pppd\[\d+\]: ppp0: rcvd \[IPCP ConfReq id=0x\w+ <addr 0\.0\.0\.0>", log)
     assert re.search(r" pppd\[\d+\]: ppp0: rcvd \[LCP TermReq id=0x\w+", log)
+
+
+async def test_echo_failure(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """The client goes silent (its GRE call closed): pppd's keepalive gives up."""
+    daemon = start(start_pypptpd, SEED_OPTIONS + "lcp-echo-interval 1\nlcp-echo-failure 2\n")
+    session = await open_client(daemon, tun=False)
+    try:
+        daemon.wait_log("remote IP address")
+        assert session.gre is not None
+        session.gre.close()
+        await asyncio.sleep(0)
+        expect(
+            daemon,
+            "No response to 2 echo-requests",
+            r"Serial link appears to be disconnected\.",
+            *FIGURES,
+            r"Connection terminated\.",
+            r"Exit\.",
+            "session ended: Peer not responding",
+            timeout=30,
+        )
+    finally:
+        await session.close()
