@@ -11,6 +11,7 @@ import asyncio
 import re
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -177,3 +178,20 @@ async def test_echo_failure(start_pypptpd: Callable[..., Pypptpd]) -> None:
         )
     finally:
         await session.close()
+
+
+async def test_pppd_debug_option_logs_packet_lines(start_pypptpd: Callable[..., Pypptpd], tmp_path: Path) -> None:
+    """pppd's own ``debug`` in the options file, without ``-d``: the sessions' packet lines, in the log and
+    in pppd's ``logfile``, while the daemon's own debug lines stay off."""
+    path = tmp_path / "pppd.log"
+    daemon = start(start_pypptpd, SEED_OPTIONS + f"debug\nlogfile {path}\n")
+    session = await open_client(daemon, tun=False)
+    daemon.wait_log("remote IP address")
+    await session.close()
+    log = daemon.wait_log("session ended")
+    assert re.search(r" pppd\[\d+\]: sent \[LCP ConfReq id=0x1 <auth chap MS-v2> <magic 0x", log)
+    assert "open files limit" not in log  # the daemon's own debug line: -d's, not pppd's debug
+    text = path.read_text()
+    assert re.search(r"^sent \[LCP ConfReq id=0x1 <auth chap MS-v2>", text, re.M)
+    assert re.search(r'^rcvd \[CHAP Response id=0x\w+ <[0-9a-f]{98}>, name = "alice"\]$', text, re.M)
+    assert "Connection terminated." in text.splitlines() and "Exit." not in text.splitlines()  # syslog only

@@ -318,6 +318,10 @@ class _Configured:
     def proxyarp(self) -> bool:
         return self.config.options.proxyarp
 
+    @property
+    def debug(self) -> bool:
+        return self.config.options.debug
+
 
 @dataclasses.dataclass
 class _Worker:

@@ -144,6 +144,11 @@ class SessionPolicy(Protocol):
     def maxconnect(self) -> float: ...
 
     @property
+    def debug(self) -> bool:
+        """pppd's ``debug`` option: the sessions' debug lines (pppd's packet lines) without ``-d``."""
+        ...
+
+    @property
     def proxyarp(self) -> bool: ...
 
 
@@ -307,13 +312,14 @@ class Daemon:
     # -- sessions ------------------------------------------------------------------------------
 
     def _start_session(self, connection: ServerConnection, call: Call) -> None:
+        policy = self.policy
+        _pppd_debug(policy.debug)
         slog = SessionLog(logging.getLogger("pppd"), connection)  # pppd.pppN once the unit is chosen
         if self.logfile:
-            _attach_logfile(slog.logger, self.logfile)
+            _attach_logfile(slog.logger, self.logfile, policy.debug)
         slog.info("%s", logtext.started(PPPD_VERSION, *_user()), extra=logs.SYSLOG_ONLY)
         peer_ip = connection.peer_ip
         assert call.peer_call_id is not None
-        policy = self.policy
         holder: list[DaemonSession] = []
         link = PppLink(
             policy.link_config(),
@@ -357,7 +363,7 @@ class Daemon:
             session.claim = tun.claim
             session.log.logger = logs.pppd_logger(tun.unit)
             if self.logfile:
-                _attach_logfile(session.log.logger, self.logfile)
+                _attach_logfile(session.log.logger, self.logfile, self.policy.debug)
         return tun
 
     def _assign(self, session: DaemonSession, result: AuthResult | None) -> Assignment | str:
@@ -383,7 +389,7 @@ class Daemon:
         self.server.admit(session.connection)
         session.log.logger = logs.pppd_logger(claim.unit)
         if self.logfile:
-            _attach_logfile(session.log.logger, self.logfile)
+            _attach_logfile(session.log.logger, self.logfile, self.policy.debug)
         peer_ip = session.connection.peer_ip
         session.log.info("%s", logtext.connect(f"ppp{claim.unit}", call_tty(peer_ip, session.call.call_id)))
         return Assignment(*assigned, claim.unit)
@@ -593,9 +599,20 @@ def _user() -> tuple[str, int]:
         return str(uid), uid
 
 
-def _attach_logfile(logger: logging.Logger, path: str) -> None:
-    """pppd's ``logfile``: session lines are appended there too, in pppd's bare format."""
-    if any(isinstance(h, logging.FileHandler) and h.baseFilename == os.path.abspath(path) for h in logger.handlers):
-        return
+def _pppd_debug(on: bool) -> None:
+    """pppd's ``debug`` option (re-read on SIGHUP): the ``pppd`` loggers at debug level, whatever the
+    daemon's own level (``-d``, SIGUSR1), as each pppd had its own ``debug``."""
+    pppd = logging.getLogger("pppd")
+    if (pppd.level == logging.DEBUG) != on:
+        pppd.setLevel(logging.DEBUG if on else logging.NOTSET)
+
+
+def _attach_logfile(logger: logging.Logger, path: str, debug: bool = False) -> None:
+    """pppd's ``logfile``: session lines are appended there too, in pppd's bare format (debug lines too
+    with pppd's ``debug``)."""
+    for handler in logger.handlers:
+        if isinstance(handler, logs.LogfileHandler) and handler.baseFilename == os.path.abspath(path):
+            handler.with_debug = debug
+            return
     with contextlib.suppress(OSError):
-        logger.addHandler(logs.LogfileHandler(path))
+        logger.addHandler(logs.LogfileHandler(path, debug=debug))
