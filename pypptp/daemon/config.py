@@ -51,7 +51,7 @@ through.  :attr:`DaemonConfig.noipparam` carries the flag.
 pppd refuse to start, or fail every call or every login, is an error (status 1)
 naming the file and line and what to do.  The daemon refuses to start on the
 same errors (an unknown pppd option; a ``logfile`` pppd could not open), with
-three exceptions where it can do better than fail every login, with a warning
+two exceptions where it can do better than fail every login, with a warning
 instead: a UTF-8 byte order mark is skipped (pppd would take it for part of the
 first word), and a chap-secrets file in which no line can match (wrong server
 column, no address allowed, or no line at all) is read anyway, since it is
