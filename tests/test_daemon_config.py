@@ -676,5 +676,12 @@ def test_the_mppe_patch_syntax_passes_check_and_means_require_mppe_128(tmp_path:
         tmp_path / "patch", options=SEED_OPTIONS.replace("require-mppe-128", "mppe required,no40,no56,stateless")
     )
     result = checked(patch)
-    assert result.returncode == 0 and "error" not in result.stdout, result.stdout
+    assert result.returncode == 0, result.stdout
+    assert [line for line in result.stdout.splitlines() if line.startswith("warning: ")] == [
+        f"warning: {patch.conf}: connections 100 (the default) lowered to 6: localip/remoteip give only 6 address "
+        "pairs (pptpd lowers it too)"
+    ]
     assert patch.load().options.mppe == Setup(tmp_path / "seed").load().options.mppe
+    patch.write("pptpd-options", SEED_OPTIONS.replace("require-mppe-128", "mppe required,no40,no56"))
+    seed = Setup(tmp_path / "seed", options=SEED_OPTIONS + "mppe-stateful\n")
+    assert patch.load().options.mppe == seed.load().options.mppe and seed.load().options.mppe.stateful
