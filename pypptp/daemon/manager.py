@@ -53,6 +53,7 @@ from pypptp.ctrl.events import Call
 from pypptp.daemon import logs
 from pypptp.daemon.pool import AddressPool, Lease
 from pypptp.daemon.scripts import IP_DOWN, IP_UP, ScriptInfo, ScriptRunner, call_tty
+from pypptp.host.diagnose import forwarding_problem, route_problem
 from pypptp.host.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.host.tun import TunDevice, TunError, UnitClaim, claim_unit, share_units_between_processes, wait_closed
 from pypptp.ppp import logtext
@@ -65,6 +66,9 @@ __all__ = ["Daemon", "DaemonSession"]
 log = logging.getLogger("pypptpd")
 
 TERMINATE_GRACE = 3.0  # seconds SIGTERM waits for LCP Terminate-Acks before the control channel goes
+NO_GRE_AFTER = 5.0
+"""Seconds after the Outgoing-Call-Reply within which the peer's first GRE packet is expected; without
+one, the session says what probably blocks it (a client answers our LCP Configure-Request at once)."""
 NETLINK_PATIENCE = 10.0
 """Seconds a session's end waits for its proxy ARP entry to be made and withdrawn before ip-down runs
 anyway (a netlink request takes milliseconds)."""
@@ -115,6 +119,8 @@ class DaemonSession:
     """Network-up with ``proxyarp``: the entry being made off the event loop, then ip-up."""
     cleared: bool = False
     """The control channel cleared the call (CCRQ, StopCCRQ, TCP gone): it needs no CDN or StopCCRQ."""
+    gre_watch: asyncio.TimerHandle | None = None
+    """:data:`NO_GRE_AFTER` after the call: the check that the peer's GRE arrives."""
 
     @property
     def unit(self) -> int:
@@ -331,7 +337,26 @@ class Daemon:
         holder.append(session)
         self.sessions[(id(connection), call.call_id)] = session
         slog.debug("call from %s (Call ID %d)", peer_ip, call.call_id)
+        session.gre_watch = asyncio.get_running_loop().call_later(NO_GRE_AFTER, self._check_gre, session)
         ppp.start()
+
+    def _check_gre(self, session: DaemonSession) -> None:
+        """No GRE from the peer since the call was established: a filter drops IP protocol 47 (here, at
+        the client, or on the way), or a NAT in between does not know PPTP.  Said once, at the deadline:
+        the data path counts what it receives anyway, and nothing is added to it."""
+        session.gre_watch = None
+        counters = session.gre.seq.counters
+        if session.ppp.closed or counters.received or counters.acks_received:
+            return
+        peer = session.connection.peer_ip
+        log.log(
+            logging.DEBUG if session.connection.quiet else logging.WARNING,
+            "GRE: no GRE from %s in %g s after OCRP (our Call ID %d): is IP protocol 47 allowed through the "
+            "firewall, and the client's NAT PPTP-aware?",
+            peer,
+            NO_GRE_AFTER,
+            session.call.call_id,
+        )
 
     def _make_tun(self, session: DaemonSession) -> TunDevice:
         """The session's ``pppN`` (made after authentication, which claimed the unit).  When other processes
@@ -442,6 +467,8 @@ class Daemon:
             return
         previous = session.up
         session.up = up
+        if previous is None:
+            self._check_way_out(session)
         if previous is not None and (previous.local_address, previous.peer_address) == (
             up.local_address,
             up.peer_address,
@@ -454,6 +481,14 @@ class Daemon:
             session.proxy_arp = self._off_loop(self._proxy_arp_then_ip_up(session, up, info))
         else:
             session.scripts.up(info)
+
+    def _check_way_out(self, session: DaemonSession) -> None:
+        """Once per session, as its network comes up: whether its traffic can leave this host (forwarding
+        on, a route out); a few /proc reads, never on the data path."""
+        ifname = f"ppp{session.unit}"
+        for problem in (forwarding_problem(ifname), route_problem(ifname)):
+            if problem is not None:
+                session.log.warning("%s", problem)
 
     def _off_loop(self, work: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(work)
@@ -520,6 +555,8 @@ class Daemon:
         if session is None:
             return
         del self.sessions[(id(session.connection), session.call.call_id)]
+        if session.gre_watch is not None:
+            session.gre_watch.cancel()
         session.gre.close()
         if session.claim is not None:
             session.claim.release()  # a session that never made its device still holds its unit
