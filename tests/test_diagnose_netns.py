@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from pypptp.aio.client import PptpClientError
 from pypptp.client.tunnel import PptpClientSession, client_link_config
 from pypptp.daemon.manager import NO_GRE_AFTER
 from pypptp.host.netns import link, namespaces
@@ -342,3 +343,16 @@ def test_a_session_that_cannot_leave_says_so_once(start_pypptpd: Callable[..., P
     assert "Connection terminated" in later, later
     assert "ip_forward is off" not in later and "no default route" not in later, later
     assert "no GRE from" not in later, later
+
+
+def test_the_client_says_no_gre_came_back(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """GRE blocked on the client's side: the library client's error names the likely cause instead of a
+    bare LCP failure (and the server, which hears the client, has nothing to say)."""
+    daemon = start_pypptpd(["localip 192.168.0.1", "remoteip 192.168.0.234-238"])
+    pair = daemon.pair
+    rules = daemon.workdir / "drop-gre.nft"
+    rules.write_text("table inet t {\n chain input { type filter hook input priority 0; ip protocol gre drop; }\n}\n")
+    ns_run(pair.client_ns, NFT, "-f", str(rules))
+    with pytest.raises(PptpClientError, match=rf"no GRE from {re.escape(pair.server_ip)}: is IP protocol 47"):
+        asyncio.run(_connect(daemon, timeout=6))
+    assert "no GRE from" not in daemon.log()
