@@ -234,6 +234,30 @@ def test_everything_right_exits_0(host: Host) -> None:
     assert items["listen address"][1].startswith("198.18.0.1 on veth0")
 
 
+def test_every_fix_as_printed_makes_the_host_pass(host: Host) -> None:
+    """The README's sample: SSH in and nothing else, forwarding off; every fix applied, exit 0."""
+    host.sysctl("net.ipv4.ip_forward=0")
+    host.ruleset(
+        ALLOW_ALL_INPUT % "ct state established,related accept; tcp dport 22 accept;"
+        + "table inet filter {\n chain forward { type filter hook forward priority 0; policy drop; }\n}\n"
+    )
+    status, items, out = host.diagnose()
+    assert status == 1
+    assert [item for item, (verdict, _, _) in items.items() if verdict in ("FAIL", "WARN")] == [
+        "ip_forward",
+        "TCP 1723 in",
+        "GRE in",
+        "forward pool -> out",
+        "forward replies -> pool",
+        "NAT for the pool",
+    ], out
+    for verdict, _, fixes in items.values():
+        if verdict in ("FAIL", "WARN"):
+            host.apply(fixes)
+    status, items, out = host.diagnose()
+    assert status == 0 and all(verdict in ("OK", "INFO") for verdict, _, _ in items.values()), out
+
+
 def test_listen_address_not_on_this_host(host: Host) -> None:
     host.set_conf(["listen 198.18.0.77", "localip 192.168.0.1", "remoteip 192.168.0.234-238"])
     assert host.status("listen address") == "FAIL"

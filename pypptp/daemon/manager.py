@@ -16,7 +16,10 @@ did, in one asyncio process:
   the users after them); the control server keeps such calls in a budget of
   their own (:mod:`pypptp.aio.server`).  Until then the session logs as
   ``pppd``; pppd's ``Connect: pppN <--> ...`` line comes with the unit;
-* when the session's network comes up: the TUN device, ``/etc/ppp/ip-up``;
+* when the session's network comes up: the TUN device, ``/etc/ppp/ip-up``, and once, a warning if its
+  traffic cannot leave this host (forwarding off, no default route: :mod:`pypptp.host.diagnose`);
+* a call whose peer has sent no GRE :data:`NO_GRE_AFTER` seconds after the Outgoing-Call-Reply says
+  what probably blocks it (IP protocol 47 filtered, a NAT that does not know PPTP), once;
 * when it ends, by whatever path (LCP Terminate either way, CCRQ, StopCCRQ,
   TCP FIN or RST, echo timeouts, authentication failure, SIGTERM): ip-down,
   the TUN device, the GRE call, the Call ID and the pool address are all

@@ -44,7 +44,7 @@ __all__ = [
 MAX_RULES = 20000
 """Rules read from one tool at most: a ruleset bigger than this is cut (and said so)."""
 MAX_OUTPUT = 16 * 1024 * 1024
-"""Bytes of a tool's output read at most."""
+"""Bytes of a tool's output parsed at most (a cut JSON document is an error, said in the report)."""
 MAX_DEPTH = 16
 """Nested jumps followed at most (the kernel allows 16 too)."""
 MAX_STEPS = 100000
@@ -260,7 +260,7 @@ def parse_nft_json(text: str) -> Ruleset:
     try:
         document = json.loads(text)
         items = document["nftables"]
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise ValueError(f"not nft's JSON: {exc}") from None
     ruleset = Ruleset(source="nftables")
     rules = 0
@@ -641,6 +641,7 @@ def read_firewall() -> Firewall:
     problems: list[str] = []
     nft_text, why = _run(["nft", "-j", "list", "ruleset"])
     managed: set[str] = set()
+    legacy_read = False
     if nft_text is not None:
         try:
             nft = parse_nft_json(nft_text)
@@ -657,7 +658,11 @@ def read_firewall() -> Firewall:
         # MASQUERADE targets as opaque xt expressions: iptables-save renders them in full.  Without nft,
         # this is all there is to read.
         save, why = _run(["iptables-save"])
-        if save is not None and (nft_text is None or "nf_tables" in save):
+        if save is not None and nft_text is None and "nf_tables" not in save:  # iptables is legacy here
+            ruleset.chains.update(parse_iptables_save(save, origin="iptables-legacy").chains)
+            tools.append("iptables-save")
+            legacy_read = True
+        elif save is not None and (nft_text is None or "nf_tables" in save):
             for key in [key for key in ruleset.chains if key[0] == "ip" and key[1] in managed]:
                 del ruleset.chains[key]
             ruleset.chains.update(parse_iptables_save(save, tables=managed or None).chains)
@@ -667,7 +672,7 @@ def read_firewall() -> Firewall:
         elif managed:
             for key in [key for key in ruleset.chains if key[0] == "ip" and key[1] in managed]:
                 ruleset.chains[key].origin = "iptables"
-    if _legacy_tables():
+    if _legacy_tables() and not legacy_read:
         legacy, why = _run(["iptables-legacy-save"])
         if legacy is not None:
             ruleset.chains.update(parse_iptables_save(legacy, origin="iptables-legacy").chains)
