@@ -26,7 +26,6 @@ def setup_from(config: DaemonConfig) -> Setup:
     return Setup(
         listen=config.listen,
         pool=tuple(pool.remote[: pool.capacity]),
-        local=tuple(pool.local),
         proxyarp=options.proxyarp,
         mtu=options.mtu if options.mtu is not None else 1400,
         mtu_from_options=options.mtu is not None,

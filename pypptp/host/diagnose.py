@@ -76,7 +76,6 @@ class Setup:
     listen: str = "0.0.0.0"
     pool: tuple[IPv4Address, ...] = ()
     """The remote (clients') addresses."""
-    local: tuple[IPv4Address, ...] = ()
     proxyarp: bool = False
     mtu: int = 1400
     """The tunnel MTU to expect: the ``mtu`` option, else a Windows client's (MRU 1400)."""
@@ -104,18 +103,24 @@ def sysctl(path: str) -> str | None:
         return None
 
 
-def default_routes() -> list[str]:
-    """The interfaces of the main table's default routes (/proc/net/route), in its order."""
+def default_routes(first: bool = False) -> list[str]:
+    """The interfaces of the main table's default routes (/proc/net/route), in its order; with ``first``,
+    at most the first one.  The kernel lists its routes in address order, so defaults (0.0.0.0/0) come
+    first: a router with a full table is not read through."""
+    out: list[str] = []
     try:
         with open("/proc/net/route", encoding="ascii") as f:
-            lines = f.read(1 << 20).splitlines()[1:]
-    except OSError:
-        return []
-    out = []
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 8 and fields[1] == "00000000" and fields[7] == "00000000":
-            out.append(fields[0])
+            next(f, None)  # the header
+            for line in f:
+                fields = line.split()
+                if len(fields) < 8 or fields[1] != "00000000":
+                    break  # past 0.0.0.0/x
+                if fields[7] == "00000000":
+                    out.append(fields[0])
+                    if first:
+                        break
+    except (OSError, ValueError):
+        return out
     return out
 
 
@@ -132,8 +137,9 @@ class _Netlink:
 
 def _read_netlink() -> _Netlink:
     with IPRoute() as ip:
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ip.get_links()}
-        mtus = {link.get_attr("IFLA_IFNAME"): link.get_attr("IFLA_MTU") for link in ip.get_links()}
+        links = ip.get_links()
+        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in links}
+        mtus = {link.get_attr("IFLA_IFNAME"): link.get_attr("IFLA_MTU") for link in links}
         addresses = {
             IPv4Address(a.get_attr("IFA_ADDRESS")): (names.get(a["index"], "?"), a["prefixlen"])
             for a in ip.get_addr(family=socket.AF_INET)
@@ -438,8 +444,8 @@ def forwarding_problem(ifname: str, read: Callable[[str], str | None] = sysctl) 
     return None
 
 
-def route_problem(ifname: str, routes: Callable[[], list[str]] = default_routes) -> str | None:
+def route_problem(ifname: str, routes: Callable[[bool], list[str]] = default_routes) -> str | None:
     """Why traffic from ``ifname`` cannot reach beyond this host's networks, or None."""
-    if not routes():
+    if not routes(True):
         return f"no default route: traffic from {ifname} reaches only the networks this host has routes to"
     return None
