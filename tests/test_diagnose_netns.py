@@ -258,6 +258,30 @@ def test_every_fix_as_printed_makes_the_host_pass(host: Host) -> None:
     assert status == 0 and all(verdict in ("OK", "INFO") for verdict, _, _ in items.values()), out
 
 
+def test_egress_mtu_too_small_then_the_printed_mtu_option(host: Host) -> None:
+    ns_run(host.ns, "ip", "link", "set", "veth0", "mtu", "1400")
+    _, items, out = host.diagnose()
+    status, detail, fixes = items["egress MTU"]
+    assert status == "WARN" and "fragmented" in detail and fixes == ["mtu 1356  (in the pppd options file)"], out
+    host.options.write_text(host.options.read_text() + fixes[0].split("  ")[0] + "\n")
+    _, items, out = host.diagnose()
+    assert items["egress MTU"][0] == "OK" and "1356 (the mtu option) + 44 = 1400" in items["egress MTU"][1], out
+
+
+def test_strict_rp_filter_with_two_default_routes(host: Host) -> None:
+    ns_run(host.ns, "ip", "link", "add", "veth1", "type", "veth", "peer", "name", "veth2")
+    for command in ("ip addr add 198.19.0.1/24 dev veth1", "ip link set veth1 up", "ip link set veth2 up"):
+        ns_run(host.ns, *command.split())
+    ns_run(host.ns, *["ip", "route", "add", "default", "via", "198.19.0.2", "dev", "veth1", "metric", "200"])
+    host.sysctl("net.ipv4.conf.all.rp_filter=0")
+    assert host.status("rp_filter") == "OK"
+    host.sysctl("net.ipv4.conf.all.rp_filter=1")
+    _, items, out = host.diagnose()
+    assert items["rp_filter"][0] == "WARN" and "several default routes" in items["rp_filter"][1], out
+    host.apply(items["rp_filter"][2])
+    assert host.status("rp_filter") == "OK"
+
+
 def test_listen_address_not_on_this_host(host: Host) -> None:
     host.set_conf(["listen 198.18.0.77", "localip 192.168.0.1", "remoteip 192.168.0.234-238"])
     assert host.status("listen address") == "FAIL"
