@@ -69,6 +69,9 @@ def test_negation_and_interface_wildcards() -> None:
     assert ruleset.verdict(Probe(47, iif="ppp3"), INPUT).outcome == "drop"
     # the interface unknown: the rule might or might not apply, and the verdict says so
     assert not ruleset.verdict(Probe(47), INPUT).certain
+    # unless it is the loopback's, which a packet from a client never comes in on
+    ruleset = parse_nft_json(nft(("base", [match(IIF, "lo"), ACCEPT])))
+    assert ruleset.verdict(Probe(47), INPUT).outcome == "drop" and ruleset.verdict(Probe(47), INPUT).certain
 
 
 def test_a_rule_not_understood_makes_the_verdict_uncertain_only_when_it_could_change_it() -> None:
@@ -191,3 +194,34 @@ def test_nft_json_of_any_shape_parses_or_raises_value_error(rules: list[list[Any
 def test_iptables_text_of_any_shape_parses(text: str) -> None:
     ruleset = parse_iptables_save("*filter\n" + text)
     assert ruleset.verdict(TCP_1723, INPUT).outcome in ("accept", "drop")
+
+
+def test_verdict_maps_and_transport_ports() -> None:
+    """``nft -j`` of: ct state vmap { established : accept, related : accept, invalid : drop }; iif "lo"
+    accept; meta l4proto vmap { tcp : jump tcpin, gre : accept }; th dport 1723 accept; and tcpin:
+    tcp dport vmap { 22 : accept, 1700-1800 : drop } (nft 1.0.6's output)."""
+    states: list[Any] = [["invalid", {"drop": None}], ["established", ACCEPT], ["related", ACCEPT]]
+    vmap = [{"vmap": {"key": {"ct": {"key": "state"}}, "data": {"set": states}}}]
+    l4 = [{"vmap": {"key": L4, "data": {"set": [["tcp", {"jump": {"target": "tcpin"}}], ["gre", ACCEPT]]}}}]
+    ports = {"set": [[22, ACCEPT], [{"range": [1700, 1800]}, {"drop": None}]]}
+    text = nft(
+        ("base", vmap),
+        ("base", [match({"meta": {"key": "iif"}}, "lo"), ACCEPT]),
+        ("base", l4),
+        ("base", [match({"payload": {"protocol": "th", "field": "dport"}}, 1723), ACCEPT]),
+        ("tcpin", [{"vmap": {"key": DPORT, "data": ports}}]),
+    )
+    ruleset = parse_nft_json(text)
+    verdict = ruleset.verdict(GRE, INPUT)
+    assert verdict.outcome == "accept" and verdict.certain and verdict.rule is not None
+    assert verdict.rule.text == "meta l4proto gre accept (vmap)"
+    verdict = ruleset.verdict(TCP_1723, INPUT)
+    assert verdict.outcome == "drop" and verdict.certain and verdict.chain is not None
+    assert verdict.chain.name == "tcpin"
+    assert ruleset.verdict(Probe(17, 1723), INPUT).outcome == "accept"  # th dport: UDP too
+    assert ruleset.verdict(Probe(6, 22), INPUT).outcome == "accept"
+    assert ruleset.verdict(Probe(47, ctstate="invalid"), INPUT).outcome == "drop"
+    assert ruleset.verdict(Probe(1, iif="lo"), INPUT).outcome == "accept"
+    # a map of something not understood: one rule, a doubt
+    odd = nft(("base", [{"vmap": {"key": {"meta": {"key": "mark"}}, "data": {"set": [[1, ACCEPT]]}}}]))
+    assert not parse_nft_json(odd).verdict(GRE, INPUT).certain

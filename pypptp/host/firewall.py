@@ -79,8 +79,8 @@ class Match:
         if field == "proto":
             return (probe.proto in self.values) != self.negate
         if field == "dport":
-            if probe.proto != self.proto or probe.dport is None:
-                return False  # "tcp dport" implies TCP, negated or not
+            if probe.dport is None or probe.proto != (self.proto or probe.proto):
+                return False  # "tcp dport" implies TCP, negated or not ("th dport": any protocol with ports)
             return any(low <= probe.dport <= high for low, high in self.values) != self.negate
         if field in ("saddr", "daddr"):
             address = probe.saddr if field == "saddr" else probe.daddr
@@ -91,8 +91,8 @@ class Match:
             return any(address in network for network in self.values) != self.negate
         if field in ("iif", "oif"):
             name = probe.iif if field == "iif" else probe.oif
-            if name is None:
-                return None
+            if name is None:  # an interface not known, but a real one: never the loopback
+                return self.negate if self.values == ("lo",) else None
             return any(_name_matches(pattern, name) for pattern in self.values) != self.negate
         if field == "ctstate":
             return (probe.ctstate in self.values) != self.negate
@@ -275,7 +275,7 @@ def parse_nft_json(text: str) -> Ruleset:
                 break
             key = (str(rule.get("family")), str(rule.get("table")), str(rule.get("chain")))
             owner = ruleset.chains.get(key) or ruleset.add(Chain(*key))
-            owner.rules.append(_nft_rule(rule.get("expr") or []))
+            owner.rules.extend(_nft_rule(rule.get("expr") or []))
     return ruleset
 
 
@@ -293,38 +293,75 @@ def _nft_chain(chain: dict[str, Any]) -> Chain:
     )
 
 
-def _nft_rule(expressions: list[Any]) -> Rule:
+def _nft_rule(expressions: list[Any]) -> list[Rule]:
+    """One rule, or one per entry of its verdict map (``ct state vmap { established : accept, ... }``: the
+    entries are disjoint, so the map is the same as a rule per entry)."""
     matches: list[Match] = []
     action: Action = "none"
     target = ""
     words: list[str] = []
+    vmap: list[Rule] | None = None
     for expression in expressions if isinstance(expressions, list) else ():
         if not isinstance(expression, dict) or len(expression) != 1:
             matches.append(Match("other", text=str(expression)[:80]))
             continue
         [(key, value)] = expression.items()
+        verdict = _nft_verdict(key, value)
         if key == "match" and isinstance(value, dict):
             match = _nft_match(value)
             matches.append(match)
             words.append(match.text)
-        elif key in ("accept", "drop", "return", "masquerade", "snat"):
-            action = key
-            words.append(key)
-        elif key == "reject":
-            action = "drop"
-            words.append("reject")
-        elif key in ("jump", "goto") and isinstance(value, dict):
-            action, target = key, str(value.get("target", ""))
-            words.append(f"{key} {target}")
+        elif verdict is not None:
+            action, target = verdict
+            words.append(_verdict_text(verdict))
         elif key in ("counter", "log", "mangle", "notrack", "meter", "set", "quota"):
             words.append("" if key == "counter" else key)
         elif key in ("limit", "xt") and not (key == "xt" and isinstance(value, dict) and value.get("type") == "target"):
             matches.append(Match("other", text=_xt_name(key, value)))
             words.append(matches[-1].text)
-        else:  # a verdict map, queue, dnat, an xt target...: what it does is not understood here
+        elif key == "vmap" and (vmap := _nft_vmap(value, matches, words)) is not None:
+            break
+        else:  # queue, dnat, an xt target, a map not understood...: what it does is not known here
             action = "unknown"
             words.append(_xt_name(key, value))
-    return Rule(matches, action, target, " ".join(word for word in words if word))
+    if vmap is not None:
+        return vmap
+    return [Rule(matches, action, target, " ".join(word for word in words if word))]
+
+
+def _nft_verdict(key: str, value: object) -> tuple[Action, str] | None:
+    if key in ("accept", "drop", "return", "masquerade", "snat"):
+        return key, ""  # type: ignore[return-value]
+    if key == "reject":
+        return "drop", ""
+    if key in ("jump", "goto") and isinstance(value, dict):
+        return key, str(value.get("target", ""))  # type: ignore[return-value]
+    return None
+
+
+def _verdict_text(verdict: tuple[Action, str]) -> str:
+    return f"{verdict[0]} {verdict[1]}".strip()
+
+
+def _nft_vmap(value: object, matches: list[Match], words: list[str]) -> list[Rule] | None:
+    """A verdict map's entries as rules after ``matches``; None when it is not understood."""
+    if not isinstance(value, dict) or not isinstance(data := value.get("data"), dict):
+        return None
+    entries = data.get("set")
+    if not isinstance(entries, list):
+        return None
+    rules = []
+    for entry in entries:
+        if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[1], dict) or len(entry[1]) != 1:
+            return None
+        [(key, inner)] = entry[1].items()
+        verdict = _nft_verdict(key, inner)
+        match = _nft_match({"op": "==", "left": value.get("key"), "right": entry[0]})
+        if verdict is None or match.field == "other":
+            return None
+        text = " ".join(word for word in [*words, match.text, _verdict_text(verdict)] if word)
+        rules.append(Rule([*matches, match], verdict[0], verdict[1], f"{text} (vmap)"))
+    return rules
 
 
 def _xt_name(key: str, value: object) -> str:
@@ -347,20 +384,20 @@ def _nft_match(match: dict[str, Any]) -> Match:
             networks = _networks(right)
             if networks is not None:
                 return Match(field, networks, negate, text=text)
-        if protocol in ("tcp", "udp", "sctp") and field == "dport":
+        if protocol in ("tcp", "udp", "sctp", "th") and field == "dport":
             ports = _ports(right)
             if ports is not None:
-                return Match("dport", ports, negate, proto=PROTOCOLS[protocol], text=text)
+                return Match("dport", ports, negate, proto=PROTOCOLS.get(protocol, 0), text=text)
     elif isinstance(meta := left.get("meta"), dict):
         key = meta.get("key")
         if key == "l4proto":
             return _proto_match(right, negate, text)
         if key == "nfproto" and right in ("ipv4", "ipv6"):
             return Match("proto", (), negate != (right == "ipv4"), text=text)  # ipv4: always true
-        if key in ("iifname", "oifname"):
+        if key in ("iifname", "oifname", "iif", "oif"):  # (iif and oif show the interface's name too)
             names = _strings(right)
             if names is not None:
-                return Match("iif" if key == "iifname" else "oif", names, negate, text=text)
+                return Match("iif" if key.startswith("i") else "oif", names, negate, text=text)
     elif isinstance(ct := left.get("ct"), dict) and ct.get("key") == "state":
         states = _strings(right)
         if states is not None:
