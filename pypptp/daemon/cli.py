@@ -6,7 +6,8 @@ writes its pidfile; serves PPTP calls with one PPP session and ``pppN``
 device each.  ``--check`` validates every file and exits (0 valid, 1 not).
 
 Flags of ours, not pptpd's: ``--check``, ``--secrets FILE``, ``--system-options
-FILE`` (instead of /etc/ppp/options), ``--ip-up``/``--ip-down PATH`` (instead of
+FILE`` (instead of /etc/ppp/options), ``--diagnose`` (check this host: forwarding, routes, firewall,
+NAT; see :mod:`pypptp.daemon.diagnose`), ``--ip-up``/``--ip-down PATH`` (instead of
 /etc/ppp/ip-up and ip-down), ``--no-mss-clamp`` and ``--workers N`` (N
 processes share the calls, see :mod:`pypptp.daemon.workers`).  Signals: SIGTERM and
 SIGINT end every session politely and exit; SIGHUP re-reads chap-secrets and
@@ -65,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ip-up", metavar="PATH", default=IP_UP, help="script run when a network is up")
     parser.add_argument("--ip-down", metavar="PATH", default=IP_DOWN, help="script run when it is down")
     parser.add_argument("--no-mss-clamp", action="store_true", help="do not clamp the TCP MSS of SYNs to the MTU")
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="check this host for the configuration (forwarding, routes, firewall, NAT), report, and exit",
+    )
     parser.add_argument(
         "--workers",
         metavar="N",
@@ -151,6 +157,7 @@ _OURS = (
     "--ip-up",
     "--ip-down",
     "--no-mss-clamp",
+    "--diagnose",
     "--workers",
     "--max-pending",
     "--max-pending-per-source",
@@ -172,7 +179,7 @@ def _pptpd_argv(argv: Sequence[str]) -> list[str]:
             continue
         name = arg.split("=", 1)[0]
         if name in _OURS:
-            skip = "=" not in arg and name != "--no-mss-clamp"
+            skip = "=" not in arg and name not in ("--no-mss-clamp", "--diagnose")
             continue
         out.append(arg)
     return out
@@ -465,6 +472,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     pptpd_argv = _pptpd_argv(argv)
+    if args.diagnose:
+        from pypptp.daemon import diagnose  # (only this verb reads the firewall)
+
+        return diagnose.main(pptpd_argv, system_options=args.system_options)
     if args.check:
         status, messages, checked = validate(pptpd_argv, system_options=args.system_options)
         if checked is not None and args.workers > 1:

@@ -16,7 +16,10 @@ did, in one asyncio process:
   the users after them); the control server keeps such calls in a budget of
   their own (:mod:`pypptp.aio.server`).  Until then the session logs as
   ``pppd``; pppd's ``Connect: pppN <--> ...`` line comes with the unit;
-* when the session's network comes up: the TUN device, ``/etc/ppp/ip-up``;
+* when the session's network comes up: the TUN device, ``/etc/ppp/ip-up``, and once, a warning if its
+  traffic cannot leave this host (forwarding off, no default route: :mod:`pypptp.host.diagnose`);
+* a call whose peer has sent no GRE :data:`NO_GRE_AFTER` seconds after the Outgoing-Call-Reply says
+  what probably blocks it (IP protocol 47 filtered, a NAT that does not know PPTP), once;
 * when it ends, by whatever path (LCP Terminate either way, CCRQ, StopCCRQ,
   TCP FIN or RST, echo timeouts, authentication failure, SIGTERM): ip-down,
   the TUN device, the GRE call, the Call ID and the pool address are all
@@ -56,6 +59,7 @@ from pypptp.ctrl.events import Call
 from pypptp.daemon import logs
 from pypptp.daemon.pool import AddressPool, Lease
 from pypptp.daemon.scripts import IP_DOWN, IP_UP, ScriptInfo, ScriptRunner, call_tty
+from pypptp.host.diagnose import forwarding_problem, route_problem
 from pypptp.host.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.host.tun import TunDevice, TunError, UnitClaim, claim_unit, share_units_between_processes, wait_closed
 from pypptp.ppp import logtext
@@ -68,6 +72,9 @@ __all__ = ["PPPD_VERSION", "Daemon", "DaemonSession"]
 log = logging.getLogger("pypptpd")
 
 TERMINATE_GRACE = 3.0  # seconds SIGTERM waits for LCP Terminate-Acks before the control channel goes
+NO_GRE_AFTER = 5.0
+"""Seconds after the Outgoing-Call-Reply within which the peer's first GRE packet is expected; without
+one, the session says what probably blocks it (a client answers our LCP Configure-Request at once)."""
 NETLINK_PATIENCE = 10.0
 """Seconds a session's end waits for its proxy ARP entry to be made and withdrawn before ip-down runs
 anyway (a netlink request takes milliseconds)."""
@@ -123,6 +130,8 @@ class DaemonSession:
     """The control channel cleared the call (CCRQ, StopCCRQ, TCP gone): it needs no CDN or StopCCRQ."""
     hung_up_while_up: bool = False
     """The call was cleared while the network was up: pppd's ``Modem hangup`` came before its figures."""
+    gre_watch: asyncio.TimerHandle | None = None
+    """:data:`NO_GRE_AFTER` after the call: the check that the peer's GRE arrives."""
 
     @property
     def unit(self) -> int:
@@ -349,7 +358,26 @@ class Daemon:
         holder.append(session)
         self.sessions[(id(connection), call.call_id)] = session
         slog.debug("call from %s (Call ID %d)", peer_ip, call.call_id)
+        session.gre_watch = asyncio.get_running_loop().call_later(NO_GRE_AFTER, self._check_gre, session)
         ppp.start()
+
+    def _check_gre(self, session: DaemonSession) -> None:
+        """No GRE from the peer since the call was established: a filter drops IP protocol 47 (here, at
+        the client, or on the way), or a NAT in between does not know PPTP.  Said once, at the deadline:
+        the data path counts what it receives anyway, and nothing is added to it."""
+        session.gre_watch = None
+        counters = session.gre.seq.counters
+        if session.ppp.closed or counters.received or counters.acks_received:
+            return
+        peer = session.connection.peer_ip
+        log.log(
+            logging.DEBUG if session.connection.quiet else logging.WARNING,
+            "GRE: no GRE from %s in %g s after OCRP (our Call ID %d): is IP protocol 47 allowed through the "
+            "firewall, and the client's NAT PPTP-aware?",
+            peer,
+            NO_GRE_AFTER,
+            session.call.call_id,
+        )
 
     def _make_tun(self, session: DaemonSession) -> TunDevice:
         """The session's ``pppN`` (made after authentication, which claimed the unit).  When other processes
@@ -460,6 +488,8 @@ class Daemon:
             return
         previous = session.up
         session.up = up
+        if previous is None:
+            self._check_way_out(session)
         if previous is not None and (previous.local_address, previous.peer_address) == (
             up.local_address,
             up.peer_address,
@@ -472,6 +502,14 @@ class Daemon:
             session.proxy_arp = self._off_loop(self._proxy_arp_then_ip_up(session, up, info))
         else:
             session.scripts.up(info)
+
+    def _check_way_out(self, session: DaemonSession) -> None:
+        """Once per session, as its network comes up: whether its traffic can leave this host (forwarding
+        on, a route out); a few /proc reads, never on the data path."""
+        ifname = f"ppp{session.unit}"
+        for problem in (forwarding_problem(ifname), route_problem(ifname)):
+            if problem is not None:
+                session.log.warning("%s", problem)
 
     def _off_loop(self, work: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(work)
@@ -565,6 +603,8 @@ class Daemon:
         if session is None:
             return
         del self.sessions[(id(session.connection), session.call.call_id)]
+        if session.gre_watch is not None:
+            session.gre_watch.cancel()
         session.gre.close()
         if session.claim is not None:
             session.claim.release()  # a session that never made its device still holds its unit
