@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from ipaddress import IPv4Address
@@ -220,7 +221,7 @@ def test_no_option_file_reads_only_the_system_options(tmp_path: Path) -> None:
 
 def test_missing_default_conf_means_pptpd_defaults(tmp_path: Path) -> None:
     secrets = tmp_path / "chap-secrets"
-    secrets.write_text(SECRETS)
+    secrets.write_text("alice * s3cret *\n")  # no options file, so no name pptpd: * matches the host name
     secrets.chmod(0o600)
     config = load(
         ["--secrets", str(secrets)], default_conf=str(tmp_path / "pptpd.conf"), system_options=str(tmp_path / "o")
@@ -373,7 +374,9 @@ def test_check_passes_warnings_with_their_lines(tmp_path: Path) -> None:
     status, messages = setup.check()
     assert status == 0
     assert f"warning: {setup.conf}:6: logwtmp is not implemented by pypptpd and is ignored: " in "\n".join(messages)
-    assert f"warning: {setup.options}:16: unknown pppd option 'lcp-echo-adaptive' ignored" in messages
+    assert (
+        f"warning: {setup.options}:16: 'lcp-echo-adaptive' ignored: pppd option not implemented by pypptp" in messages
+    )
 
 
 # -- each file read once ----------------------------------------------------------------------------
@@ -485,3 +488,200 @@ def test_the_daemon_takes_the_secrets_read_unless_the_file_changed(
     assert reads == [setup.secrets] * 2 and len(daemon.secrets.records) == 2
     daemon.load_secrets()
     assert reads == [setup.secrets] * 3
+
+
+# -- --check as strict as pppd and pptpd (issue 17) ------------------------------------------------------------
+
+
+def pypptpd(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The real program, as an administrator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pypptp.daemon.cli", *argv], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def checked(setup: Setup) -> subprocess.CompletedProcess[str]:
+    return pypptpd("--check", *setup.argv(), "--system-options", setup.system)
+
+
+def test_debian_defaults_pass_check_with_no_error_and_no_warning_of_theirs(setup: Setup) -> None:
+    result = checked(setup)
+    assert result.returncode == 0, result.stdout
+    assert [line for line in result.stdout.splitlines() if not line.startswith("ok: ")] == [
+        f"warning: {setup.conf}: connections 100 (the default) lowered to 6: localip/remoteip give only 6 address "
+        "pairs (pptpd lowers it too)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (SEED_OPTIONS.replace("require-mppe-128", "requre-mppe-128"),
+         "{options}:6: unknown pppd option 'requre-mppe-128': pppd refuses to start on it (every call would fail); "
+         "did you mean 'require-mppe-128'? Correct it or remove it"),
+        (SEED_OPTIONS.replace("ms-dns 8.8.8.8", "ms-dsn 8.8.8.8"),
+         "{options}:7: unknown pppd option 'ms-dsn': pppd refuses to start on it (every call would fail); "
+         "did you mean 'ms-dns'? Correct it or remove it"),
+        (SEED_OPTIONS + "logfile {root}/no-such-dir/pptpd.log\n",
+         "{options}:16: logfile {root}/no-such-dir/pptpd.log is in a directory that does not exist, "
+         "{root}/no-such-dir: pppd cannot open it and refuses to start; create it (mkdir -p {root}/no-such-dir), "
+         "or change or remove the logfile line"),
+        (SEED_OPTIONS + "logfile {root}\n",
+         "{options}:16: logfile {root} is a directory: pppd cannot open it and refuses to start; name a file, "
+         "or change or remove the logfile line"),
+    ],
+)  # fmt: skip
+def test_what_pppd_refuses_to_start_on_fails_check_and_the_daemon_refuses_too(
+    tmp_path: Path, options: str, message: str
+) -> None:
+    setup = Setup(tmp_path, options=options.format(root=tmp_path))
+    expected = message.format(options=setup.options, root=tmp_path)
+    result = checked(setup)
+    assert result.returncode == 1 and f"error: {expected}\n" in result.stdout, result.stdout
+    # pptpd would run and every call's pppd would exit: pypptpd refuses to start instead, and says why
+    started = pypptpd("-f", *setup.argv(), "--system-options", setup.system, "-p", str(tmp_path / "pid"))
+    assert started.returncode == 2 and started.stderr == f"pypptpd: {expected}\n"
+
+
+def test_every_unknown_option_is_one_error_line(tmp_path: Path) -> None:
+    setup = Setup(tmp_path, options=SEED_OPTIONS.replace("require-mppe-128", "requre-mppe-128") + "nologdf\n")
+    status, messages = setup.check()
+    assert status == 1
+    assert [m.split(": ", 3)[1:3] for m in messages if m.startswith("error: ")] == [
+        [f"{setup.options}:6", "unknown pppd option 'requre-mppe-128'"],
+        [f"{setup.options}:16", "unknown pppd option 'nologdf'"],
+    ]
+
+
+def test_a_byte_order_mark_in_the_options_fails_check_and_the_daemon_skips_it(tmp_path: Path) -> None:
+    setup = Setup(tmp_path)
+    Path(setup.options).write_bytes(b"\xef\xbb\xbf" + SEED_OPTIONS.encode())
+    expected = (
+        f"{setup.options}:1: starts with a UTF-8 byte order mark (saved by Notepad?): pppd reads it as part of the "
+        "first word, an option it does not know, and refuses to start{}; "
+        f"remove it, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' {setup.options}"
+    )
+    result = checked(setup)
+    assert result.returncode == 1 and f"error: {expected.format('')}\n" in result.stdout, result.stdout
+    config = setup.load()  # the name line is not lost: the mark is skipped, and the log says so
+    assert config.options.name == "pptpd" and expected.format(" (pypptpd skips it)") in config.warnings
+
+
+def test_a_byte_order_mark_in_chap_secrets_fails_check_and_the_daemon_skips_it(tmp_path: Path) -> None:
+    setup = Setup(tmp_path)
+    Path(setup.secrets).write_bytes(b"\xef\xbb\xbfxiaoming pptpd s3cret *\n")
+    result = checked(setup)
+    assert result.returncode == 1
+    assert f"error: {setup.secrets}:1: starts with a UTF-8 byte order mark (saved by Notepad?): pppd reads it " in (
+        result.stdout
+    )
+    config = setup.load()
+    assert config.secrets is not None and config.secrets.lookup("xiaoming", "pptpd") is not None
+    assert any(w.startswith(f"{setup.secrets}:1: starts with a UTF-8 byte order mark") for w in config.warnings)
+
+
+def test_a_byte_order_mark_in_pptpd_conf_fails_check_and_the_daemon_skips_it(tmp_path: Path) -> None:
+    setup = Setup(tmp_path, conf="option {options}\nlocalip 192.168.0.1\nremoteip 192.168.0.234-238\n")
+    Path(setup.conf).write_bytes(b"\xef\xbb\xbf" + Path(setup.conf).read_bytes())
+    result = checked(setup)
+    assert result.returncode == 1
+    assert f"error: {setup.conf}:1: starts with a UTF-8 byte order mark (saved by Notepad?): pptpd reads it " in (
+        result.stdout
+    )
+    assert setup.load().options_files == [setup.options]  # the option line counts
+
+
+def test_a_misspelt_pptpd_conf_keyword_names_the_right_one(tmp_path: Path) -> None:
+    setup = Setup(tmp_path, conf=SEED_CONF.replace("remoteip", "remotip"))
+    status, messages = setup.check()
+    assert status == 1 and messages == [
+        f"error: {setup.conf}:5: unknown keyword 'remotip' (pptpd would ignore the line); did you mean 'remoteip'? "
+        "Correct it or remove it"
+    ]
+
+
+def test_a_server_column_that_matches_no_name_warns_per_line_and_fails_when_no_line_can_match(
+    tmp_path: Path,
+) -> None:
+    setup = Setup(tmp_path, secrets="alice pptp s3cret *\nbob pptpd pw *\ncarol * pw *\n")
+    result = checked(setup)
+    assert result.returncode == 0, result.stdout
+    assert (
+        f"warning: {setup.secrets}:1: server 'pptp' is neither * nor our name 'pptpd' (the name option, "
+        f"{setup.options}:1): this line can never match; write pptpd or * in the second column\n"
+    ) in result.stdout
+    assert f"{setup.secrets}:2" not in result.stdout and f"{setup.secrets}:3" not in result.stdout
+    setup.write("chap-secrets", "alice pptp s3cret *\nbob vpn pw *\n")
+    result = checked(setup)
+    assert result.returncode == 1
+    assert f"warning: {setup.secrets}:2: server 'vpn' is neither * nor our name 'pptpd'" in result.stdout
+    none_usable = (
+        f"{setup.secrets}: none of its lines can be used (see the warnings), and the peer must authenticate: every "
+        'login would fail (pppd refuses the calls: "no suitable secret(s) found"); add a line: USER pptpd PASSWORD *'
+    )
+    assert f"error: {none_usable}\n" in result.stdout
+    config = setup.load()  # the daemon starts (chap-secrets is re-read when it changes), and says it
+    assert none_usable in config.warnings
+
+
+def test_without_a_name_option_the_server_column_is_the_host_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("socket.gethostname", lambda: "vpn-host")
+    setup = Setup(tmp_path, options=SEED_OPTIONS.replace("name pptpd\n", ""))
+    status, messages = setup.check()
+    assert (
+        status == 1
+        and (
+            f"warning: {setup.secrets}:2: server 'pptpd' is neither * nor our name 'vpn-host' (this host's name: no "
+            "name option): this line can never match; write vpn-host or * in the second column"
+        )
+        in messages
+    )
+
+
+def test_no_secret_at_all_fails_check_unless_noauth(tmp_path: Path) -> None:
+    setup = Setup(tmp_path, secrets="# nobody yet\n")
+    status, messages = setup.check()
+    assert status == 1 and messages[0].startswith(f"error: {setup.secrets}: it has no secrets, and the peer must")
+    setup = Setup(tmp_path, options="noauth\nnomppe\n", secrets="# nobody\n")
+    assert setup.check()[0] == 0
+
+
+def test_a_line_allowing_no_address_warns(tmp_path: Path) -> None:
+    setup = Setup(tmp_path, secrets=SECRETS + "bob pptpd pw\n")
+    status, messages = setup.check()
+    assert (
+        status == 0
+        and (
+            f"warning: {setup.secrets}:3: 'bob' is allowed no IP address (no fourth column, or -): pppd and pypptpd "
+            "refuse the link after the login; write * (any address) in the fourth column"
+        )
+        in messages
+    )
+
+
+def test_a_symlinked_chap_secrets_is_followed(tmp_path: Path) -> None:
+    setup = Setup(tmp_path)
+    link = tmp_path / "linked-secrets"
+    link.symlink_to(setup.secrets)
+    result = pypptpd("--check", "-c", setup.conf, "--secrets", str(link), "--system-options", setup.system)
+    assert result.returncode == 0 and f"secrets {link} (1 records)" in result.stdout, result.stdout
+
+
+def test_the_mppe_patch_syntax_passes_check_and_means_require_mppe_128(tmp_path: Path) -> None:
+    (tmp_path / "patch").mkdir()
+    (tmp_path / "seed").mkdir()
+    patch = Setup(
+        tmp_path / "patch", options=SEED_OPTIONS.replace("require-mppe-128", "mppe required,no40,no56,stateless")
+    )
+    result = checked(patch)
+    assert result.returncode == 0, result.stdout
+    assert [line for line in result.stdout.splitlines() if line.startswith("warning: ")] == [
+        f"warning: {patch.conf}: connections 100 (the default) lowered to 6: localip/remoteip give only 6 address "
+        "pairs (pptpd lowers it too)"
+    ]
+    assert patch.load().options.mppe == Setup(tmp_path / "seed").load().options.mppe
+    patch.write("pptpd-options", SEED_OPTIONS.replace("require-mppe-128", "mppe required,no40,no56"))
+    seed = Setup(tmp_path / "seed", options=SEED_OPTIONS + "mppe-stateful\n")
+    assert patch.load().options.mppe == seed.load().options.mppe and seed.load().options.mppe.stateful

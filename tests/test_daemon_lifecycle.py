@@ -414,7 +414,7 @@ async def sessions_on_every_worker(daemon: Pypptpd, workers: int, since: int = 0
         session = await open_client(daemon, tun=False)
         await session.close()
         await wait_for(lambda: daemon.log()[since:].count("Connection terminated") > 0)
-        served = set(re.findall(r"pppd\.ppp\d+\[(\d+)\]: Connect: ", daemon.log()[since:]))
+        served = set(re.findall(r"\[(\d+)\]: (?:ppp\d+: )?Connect: ppp", daemon.log()[since:]))
         if len(served) >= workers:
             return
     raise AssertionError(f"sessions reached {len(served)} of {workers} workers")

@@ -23,9 +23,31 @@ def test_levels_and_logger() -> None:
     assert logs.LEVELS["notice"] == logging.INFO
     assert logs.LEVELS["warn"] == logging.WARNING
     assert logs.pppd_logger(3) is logging.getLogger("pppd.ppp3")
-    record = logging.LogRecord("pppd.ppp0", logging.INFO, __file__, 1, "Exit.", None, None)
+
+
+def _record(name: str, message: str) -> logging.LogRecord:
+    record = logging.LogRecord(name, logging.INFO, __file__, 1, message, None, None)
     record.process = 4242
-    assert logging.Formatter(logs.SYSLOG_FORMAT).format(record) == "pppd[4242]: Exit."
+    return record
+
+
+def test_syslog_identities_are_the_originals() -> None:
+    """fail2ban and log searches key on ``pptpd[PID]`` and ``pppd[PID]``: a session's lines (``pppd``,
+    ``pppd.pppN``) carry pppd's, the daemon's (``pypptpd``, ``pypptp.*``) pptpd's; syslog's are bare."""
+    syslog = logs.IdentFormatter()
+    assert syslog.format(_record("pppd.ppp0", "Exit.")) == "pppd[4242]: Exit."
+    assert syslog.format(_record("pppd", "rcvd [LCP ConfReq id=0x1]")) == "pppd[4242]: rcvd [LCP ConfReq id=0x1]"
+    assert syslog.format(_record("pypptpd", "MGR: Exit.")) == "pptpd[4242]: MGR: Exit."
+    assert syslog.format(_record("pypptp.aio.server", "CTRL: x")) == "pptpd[4242]: CTRL: x"
+    assert syslog.format(_record("pppdx", "y")) == "pptpd[4242]: y"
+
+
+def test_foreground_format_shows_the_interface() -> None:
+    stderr = logs.IdentFormatter(timestamps=True, interface=True)
+    line = stderr.format(_record("pppd.ppp3", "Connection terminated."))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} pppd\[4242\]: ppp3: Connection terminated\.", line)
+    assert stderr.format(_record("pppd", "Connect")).endswith(" pppd[4242]: Connect")
+    assert stderr.format(_record("pypptpd", "MGR: Exit.")).endswith(" pptpd[4242]: MGR: Exit.")
 
 
 # -- the logfile ----------------------------------------------------------------------------------
@@ -210,7 +232,7 @@ def test_setup_logging_writes_syslog_and_pipes_through_the_log_thread(
         assert [type(h) for h in root.handlers] == [logs.BackgroundHandler]
         logging.getLogger("pypptpd").info("MGR: hello")
         root.handlers[0].flush()
-        assert b"pypptpd[" in syslogd.recv(4096)
+        assert re.match(rb"<\d+>pptpd\[\d+\]: MGR: hello", syslogd.recv(4096))
         with open(write_end, "w", closefd=False) as pipe:
             monkeypatch.setattr(sys, "stderr", pipe)
             cli._setup_logging(foreground=True, debug=False)  # stderr a pipe (systemd's journal)

@@ -372,7 +372,9 @@ async def test_a_flood_of_connections_from_one_address(start_pypptpd: Callable[.
     lines = await wait_lines(daemon, "logged at debug level only")
     flood = lines[before:]
     print(f"300 connections from one address: {len(flood)} log lines")
-    assert len(flood) <= LINE_BAR  # 5 connections in full (7 lines each) and the summary
+    # 5 connections in full and the summary: 10 lines each, pppd's own included as pppd wrote them for each
+    # call (its start-up line, Modem hangup, Connection terminated., Exit.), and one spare each
+    assert len(flood) <= 5 * 11 + 1
     session = await open_client(daemon, tun=False)  # the same address, authenticated: logged as usual
     try:
         assert await tunnel_ping(session, SERVER_IP)

@@ -459,7 +459,9 @@ def test_echo_keepalive_keeps_a_live_peer_and_drops_a_silent_one() -> None:
     wire.advance(200, step=5)
     [down] = of(wire.server_events, LinkDown)
     assert down.reason == "Peer not responding"
-    assert "No response to 3 echo-requests" in [e.message for e in of(wire.server_events, LinkLog)]
+    lines = [e.message for e in of(wire.server_events, LinkLog)]
+    failed = lines.index("No response to 3 echo-requests")
+    assert lines[failed + 1] == "Serial link appears to be disconnected."  # pppd's LcpLinkFailure, in order
 
 
 # -- robustness ----------------------------------------------------------------------------------------

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pypptp.conf.pppd_options import OPTIONS, OptionsError, PppdOptions, parse_pppd_options, read_pppd_options
+from pypptp.conf.pppd_options import (
+    OPTIONS,
+    PPPD_ONLY,
+    OptionsError,
+    PppdOptions,
+    parse_pppd_options,
+    read_pppd_options,
+)
 from pypptp.ppp.auth import AuthConfig
-from pypptp.ppp.ccp import MppePolicy
+from pypptp.ppp.ccp import MPPE_WORDS, MppePolicy
 from pypptp.ppp.fsm import FsmConfig
 from pypptp.ppp.ipcp import IpcpConfig
 from pypptp.ppp.ipv6cp import Ipv6cpConfig
@@ -202,13 +210,72 @@ def test_address_words_are_noted() -> None:
     assert [n.split(": ", 1)[0] for n in options.notes] == ["opts:1", "opts:2"]
 
 
-def test_unknown_options_are_warned_with_file_and_line() -> None:
+def test_pppd_options_pypptp_lacks_are_warned_with_file_and_line() -> None:
     options = parse("proxyarp\n\nlcp-echo-adaptive\nkdebug 1\n", "/etc/ppp/pptpd-options")
     assert options.warnings == [
-        "/etc/ppp/pptpd-options:3: unknown pppd option 'lcp-echo-adaptive' ignored",
-        "/etc/ppp/pptpd-options:4: unknown pppd option 'kdebug' ignored",
-        "/etc/ppp/pptpd-options:4: unknown pppd option '1' ignored",
+        "/etc/ppp/pptpd-options:3: 'lcp-echo-adaptive' ignored: pppd option not implemented by pypptp",
+        "/etc/ppp/pptpd-options:4: 'kdebug 1' ignored: pppd option not implemented by pypptp",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # the issue's two: pppd says "unrecognized option" and refuses to start
+        ("requre-mppe-128\n", "opts:1: unknown pppd option 'requre-mppe-128': pppd refuses to start on it "
+         "(every call would fail); did you mean 'require-mppe-128'? Correct it or remove it"),
+        ("proxyarp\nms-dsn 8.8.8.8\n", "opts:2: unknown pppd option 'ms-dsn': pppd refuses to start on it "
+         "(every call would fail); did you mean 'ms-dns'? Correct it or remove it"),
+        ("xyzzy\n", "opts:1: unknown pppd option 'xyzzy': pppd refuses to start on it (every call would fail); "
+         "remove it"),
+        ("Proxyarp\n", "opts:1: unknown pppd option 'Proxyarp': pppd refuses to start on it (every call would "
+         "fail); did you mean 'proxyarp'? Correct it or remove it"),
+    ],
+)  # fmt: skip
+def test_an_unknown_option_is_an_error_with_the_closest_option(text: str, message: str) -> None:
+    with pytest.raises(OptionsError) as caught:
+        parse(text)
+    assert caught.value.messages == (message,) and str(caught.value) == message
+
+
+def test_every_unknown_option_is_reported_at_once(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.write_text("requre-mppe-128 lock\n")
+    second.write_text("proxyarp\nms-dsn 8.8.8.8 1.1.1.1\nnovj\nnobsdcomp-x\n")
+    with pytest.raises(OptionsError) as caught:
+        read_pppd_options([str(first), str(second)])
+    assert [m.split(": ", 2)[:2] for m in caught.value.messages] == [
+        [f"{first}:1", "unknown pppd option 'requre-mppe-128'"],
+        [f"{second}:2", "unknown pppd option 'ms-dsn'"],  # its two addresses are not two more errors
+        [f"{second}:4", "unknown pppd option 'nobsdcomp-x'"],
+    ]
+
+
+def test_after_a_plugin_an_unknown_option_is_only_warned() -> None:
+    options = parse("plugin radius.so\nradius-config-file /etc/radius.conf\n")
+    assert options.warnings[1] == (
+        "opts:2: unknown pppd option 'radius-config-file' ignored: perhaps an option of the plugin (opts:1), "
+        "which pypptp does not load"
+    )
+
+
+def test_a_speed_and_a_device_are_what_pppd_takes_them_for() -> None:
+    options = parse("115200\n/dev/ttyS0\nproxyarp\n")
+    assert options.notes == ["opts:1: speed '115200' ignored: pptpd gives pppd the speed"]
+    assert options.warnings == ["opts:2: device '/dev/ttyS0' ignored: a PPTP call has no serial device"]
+    with pytest.raises(OptionsError, match="unknown pppd option '0'"):
+        parse("0\n")  # pppd's setspeed refuses a speed of 0 too
+
+
+def test_every_pppd_option_is_known() -> None:
+    """pppd's own option names, as its tables spell them (a sample of each file): none is unknown."""
+    for word in (
+        "ktune", "ipcp-accept-local", "ipcp-accept-remote", "noipdefault", "lcp-echo-adaptive", "usepeerwins",
+        "multilink", "replacedefaultroute", "noresolvconf", "ifname", "remotename", "user", "maxfail", "unit",
+        "ip-up-script", "connect-delay", "defaultroute-metric", "netmask", "pap-timeout", "chap-interval",
+    ):  # fmt: skip
+        assert word in OPTIONS, word
+    assert not set(PPPD_ONLY) & set(MPPE_WORDS)
 
 
 def test_plugin_and_pap_secrets_are_warned() -> None:
@@ -405,12 +472,15 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_file_includes_another_file(tmp_path: Path) -> None:
     inner = tmp_path / "inner"
-    inner.write_text("mtu 1300\nfoo\n")
+    inner.write_text("mtu 1300\nktune\n")
     outer = tmp_path / "outer"
     outer.write_text(f"mtu 1400\nfile {inner}\nproxyarp\n")
     options = read_pppd_options([str(outer)])
     assert options.mtu == 1300 and options.proxyarp and options.files == [str(outer), str(inner)]
-    assert options.warnings == [f"{inner}:2: unknown pppd option 'foo' ignored"]
+    assert options.warnings == [f"{inner}:2: 'ktune' ignored: pppd option not implemented by pypptp"]
+    inner.write_text("mtu 1300\nfoo\n")
+    with pytest.raises(OptionsError, match=rf"^{inner}:2: unknown pppd option 'foo'"):
+        read_pppd_options([str(outer)])
     outer.write_text(f"\nfile {tmp_path}/missing\n")
     with pytest.raises(OptionsError, match=rf"^{outer}:2: file: {tmp_path}/missing: cannot read"):
         read_pppd_options([str(outer)])
@@ -430,10 +500,91 @@ def test_every_option_in_the_table_parses() -> None:
     arguments = {
         "name": "x", "chap-secrets": "/x", "pap-secrets": "/x", "ms-dns": "198.18.0.1", "ms-wins": "198.18.0.1",
         "mtu": "1400", "mru": "1400", "ipparam": "x", "logfile": "/x", "plugin": "x.so", "asyncmap": "0",
-        "holdoff": "1",
+        "holdoff": "1", "mppe": "required",
     }  # fmt: skip
     for word, option in OPTIONS.items():
         if word in ("require-eap", "file"):
             continue
         text = f"{word} {arguments.get(word, '3')}" if option.takes_argument else word
         parse(text + " nomppe")  # no exception
+
+
+# -- the MPPE-MPPC patch's syntax: mppe SUBOPTIONS ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argument", "policy"),
+    [
+        ("required,no40,no56,stateless", MppePolicy(strengths=(128,))),
+        ("required,stateless", MppePolicy(strengths=(128, 56, 40))),
+        ("required", MppePolicy(strengths=(128, 56, 40), stateful=True)),  # the patch's default is stateful
+        ("required,no40,no56", MppePolicy(strengths=(128,), stateful=True)),
+        ("no128,stateless", MppePolicy(required=False, strengths=(56, 40))),  # without required: accepted only
+        ("REQUIRED,No40,no56,Stateless", MppePolicy(strengths=(128,))),
+        ("no40,no56,no128", MppePolicy(enabled=False)),
+    ],
+)
+def test_mppe_suboptions_map_onto_the_same_policy(argument: str, policy: MppePolicy) -> None:
+    options = parse(f"require-mschap-v2\nmppe {argument}\n")
+    assert options.mppe == policy and options.warnings == []
+    assert options.link_config(local_address=LOCAL, peer_address=PEER, unit=0).mppe == policy
+    assert options.notes == [f"opts:2: 'mppe {argument}': the MPPE-MPPC patch's syntax (stock pppd has no mppe option)"]
+
+
+def test_mppe_suboptions_equal_the_require_mppe_128_family() -> None:
+    assert parse("mppe required,no40,no56,stateless").mppe == parse("require-mppe-128").mppe
+    assert parse("mppe required,no40,no56").mppe == parse("require-mppe-128 mppe-stateful").mppe
+
+
+def test_mppe_suboptions_errors_say_what_to_write() -> None:
+    with pytest.raises(OptionsError, match=r"^opts:2: mppe: unknown suboption 'stateles'; the suboptions are "):
+        parse("proxyarp\nmppe required,stateles\n")
+    with pytest.raises(OptionsError, match=r"^opts:1: mppe required,no40,no56,no128: .* drop no128, or write nomppe"):
+        parse("mppe required,no40,no56,no128\n")
+    with pytest.raises(OptionsError, match=r"^opts:1: option 'mppe' needs an argument"):
+        parse("mppe")
+
+
+def test_mppe_suboptions_and_mppe_words_the_later_wins() -> None:
+    options = parse("require-mppe-40\nmppe required,stateless\n")
+    assert options.mppe == MppePolicy(strengths=(128, 56, 40))
+    assert "opts:2: 'mppe required,stateless' overrides 'require-mppe-40' (opts:1)" in options.warnings
+    options = parse("mppe no128\nrequire-mppe-128\n")
+    assert options.mppe == MppePolicy()
+    assert "opts:2: 'require-mppe-128' overrides 'mppe no128' (opts:1)" in options.warnings
+    options = parse("mppe required\nnoccp\n")
+    assert not options.mppe.enabled
+    assert "noccp turns MPPE off: mppe required (opts:1) has no effect" in options.warnings
+
+
+# -- a byte order mark --------------------------------------------------------------------------------
+
+
+def test_a_byte_order_mark_is_an_error_when_strict_and_skipped_with_a_warning_otherwise(tmp_path: Path) -> None:
+    path = tmp_path / "pptpd-options"
+    path.write_bytes(b"\xef\xbb\xbf" + DEBIAN_PPTPD_OPTIONS.encode())
+    expected = (
+        f"{path}:1: starts with a UTF-8 byte order mark (saved by Notepad?): pppd reads it as part of the first "
+        "word, an option it does not know, and refuses to start{}; "
+        f"remove it, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' {path}"
+    )
+    with pytest.raises(OptionsError) as caught:
+        read_pppd_options([str(path)], strict=True)
+    assert caught.value.messages == (expected.format(""),)
+    options = read_pppd_options([str(path)])  # the daemon: the mark skipped, the name line kept
+    assert options.warnings == [expected.format(" (pypptpd skips it)")]
+    assert options.name == "pptpd"
+    path.write_bytes(b"\xef\xbb\xbfname pptpd\n")  # the mark is right against the first word
+    assert read_pppd_options([str(path)]).name == "pptpd"
+
+
+def test_a_symlinked_options_file_is_followed_and_a_fifo_does_not_block(tmp_path: Path) -> None:
+    target = tmp_path / "real"
+    target.write_text("name linked\n")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    assert read_pppd_options([str(link)]).name == "linked"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OptionsError, match=rf"^{fifo}: not a regular file"):
+        read_pppd_options([str(fifo)])

@@ -143,7 +143,7 @@ def test_check_reports_the_split(tmp_path: Path, capsys: pytest.CaptureFixture[s
     conf.write_text("localip 192.168.0.1\nremoteip 192.168.1.10-16\nconnections 5\n")
     secrets.write_text("alice pptpd s3cret *\n")
     secrets.chmod(0o600)
-    options.write_text("")
+    options.write_text("name pptpd\n")  # the server column of alice's line
     argv = ["--check", "-c", str(conf), "--secrets", str(secrets), "--system-options", str(options)]
     assert cli.main([*argv, "--workers", "3"]) == 0
     assert "ok: 3 workers: connections 2+2+1" in capsys.readouterr().out
@@ -340,7 +340,7 @@ async def _connect_to(daemon: Pypptpd, wanted: dict[int, int], attempts: int = 6
             return kept
         sock = daemon.client_socket()
         port = sock.getsockname()[1]
-        pattern = rf"pypptpd\[(\d+)\]: CTRL: Client {re.escape(daemon.pair.client_ip)}:{port} control connection"
+        pattern = rf"pptpd\[(\d+)\]: CTRL: Client {re.escape(daemon.pair.client_ip)}:{port} control connection"
         pid = int((await _log_match(daemon, pattern))[0][1])
         if need.get(pid, 0) > 0:
             need[pid] -= 1

@@ -50,6 +50,7 @@ from pypptp.aio.gre import MIN_SEND_WINDOW, GreCall, GreTransport
 from pypptp.aio.timer import DeadlineTimer
 from pypptp.host.mss import clamp_mss, mss_for_mtu
 from pypptp.host.tun import TunDevice, TunError
+from pypptp.ppp import logtext
 from pypptp.ppp.frame import Protocol
 from pypptp.ppp.link import (
     AuthAttemptFailed,
@@ -132,6 +133,7 @@ class PppSession:
         maxconnect: float = 0.0,
     ) -> None:
         self.link = link
+        link.log_packets = lambda: log.isEnabledFor(logging.DEBUG)  # pppd's debug packet lines (slow path)
         self.send = send
         self.send_in_place = send_in_place or (lambda buffer, view, start, end, now: send(bytes(view[start:end])))
         """The hot path's send of the frame ``buffer[start:end]`` at time ``now``, its GRE header written
@@ -362,7 +364,8 @@ class PppSession:
                 return
             self.loop.add_reader(self.tun.fd, self._from_tun)
             self._tun_setting = (up.local_address, up.peer_address, up.mtu)
-            self.log.info("Using interface %s (MTU %d)", self.tun.name, up.mtu)
+            self.log.info("%s", logtext.using_interface(self.tun.name))  # pppd's line, when pppN exists
+            self.log.info("MTU %d", up.mtu)  # ours (the interface is in the line before, and in -f's format)
         elif self.tun is not None and previous is not None:  # up again after an LCP renegotiation
             if (up.local_address, up.peer_address) != previous[:2]:
                 self.log.warning(

@@ -164,6 +164,12 @@ class PptpClientSession:
         except (TimeoutError, PptpClientError) as exc:
             await session.close()
             reason = session.down_reason or "no network within the time allowed"
+            counters = session.gre.seq.counters
+            if not counters.received and not counters.acks_received:  # nothing came back: say what blocks it
+                reason += (
+                    f" (no GRE from {peer_ip}: is IP protocol 47 allowed through the firewalls, "
+                    "and NAT on the way PPTP-aware?)"
+                )
             raise PptpClientError(f"PPP negotiation failed: {reason}") from exc
         return session
 

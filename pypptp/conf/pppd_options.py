@@ -52,18 +52,40 @@ carry over (see the option table, :data:`OPTIONS`, for the full list):
   is not: pypptp checks PAP against the same chap-secrets file, with a warning.
 * A ``LOCAL:REMOTE`` address word is ignored: pptpd's ``localip`` /
   ``remoteip`` give pppd the addresses on its command line, which overrides it.
+* ``mppe SUBOPTIONS`` (``mppe required,no40,no56,stateless``): the syntax of
+  the MPPE-MPPC patch to pppd (Jan Dubiec's, which pptpd's sample options file
+  mentions and router firmwares ship; stock pppd 2.4 and 2.5 have no ``mppe``
+  option).  As in that patch, it sets the whole MPPE policy: ``required``
+  (without it MPPE is only accepted), ``stateless`` (without it stateful mode is
+  allowed and proposed), ``no40``/``no56``/``no128`` (key lengths refused).  A
+  later ``mppe`` or ``require-mppe-128``-family word overrides an earlier one.
 * Options without meaning on PPTP (``lock``, ``crtscts``, ``asyncmap``,
   ``novj``...) are accepted and ignored with a note (:attr:`PppdOptions.notes`,
-  for the debug log).  Unknown options are ignored with a warning naming file
-  and line (pppd would refuse to start).  ``plugin`` is ignored with a warning.
+  for the debug log).  The other options of pppd 2.4 and 2.5 that pypptp does
+  not implement (:data:`PPPD_ONLY`) are ignored with a warning: pppd accepts them.
+  ``plugin`` is ignored with a warning.
+* A word that is no pppd option at all (``requre-mppe-128``, ``ms-dsn``) is an
+  **error**, as in pppd ("unrecognized option"): pppd refuses to start, so with
+  pptpd every call fails.  The message suggests the closest option.  Words on
+  the same line after it are taken as its arguments (one error, not three).
+  After ``plugin``, an unknown word may be the plugin's option: a warning.
+  A number is pppd's line speed and a ``/dev/`` path its device: both ignored
+  with a note (pptpd gives pppd the speed and the pty).
+* A UTF-8 byte order mark at the start of a file (Notepad writes one): pppd
+  would read it as part of the first word, which becomes an unknown option.
+  Read with ``strict`` (``pypptpd --check``), it is an error; otherwise it is
+  skipped with a warning, since it can only be a mistake.
 
 Errors (:class:`OptionsError`) name the file and line: a missing or invalid
-argument, an unreadable file, ``require-eap``, an impossible MPPE policy.
+argument, an unreadable file, ``require-eap``, an impossible MPPE policy, an
+unknown option.  Unknown options are collected: one :class:`OptionsError`
+names them all (:attr:`OptionsError.messages`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import socket
@@ -71,7 +93,7 @@ import stat
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
-from pypptp.conf.words import WordError, split_words
+from pypptp.conf.words import WordError, drop_bom, split_words
 from pypptp.ppp.auth import AuthConfig
 from pypptp.ppp.ccp import MPPE_WORDS, MppePolicy
 from pypptp.ppp.fsm import FsmConfig
@@ -82,6 +104,7 @@ from pypptp.ppp.link import LinkConfig
 
 __all__ = [
     "OPTIONS",
+    "PPPD_ONLY",
     "SYSTEM_OPTIONS",
     "OptionsError",
     "PppdOptions",
@@ -104,7 +127,14 @@ _ADDRESS_SPEC = re.compile(r"[0-9.]*:[0-9.]*")
 
 
 class OptionsError(ValueError):
-    """A pppd options file is unusable; the text names the file and line."""
+    """A pppd options file is unusable; the text names the file and line.
+
+    One error may carry several problems (every unknown option of the files read):
+    :attr:`messages` lists them, one line of ``str(error)`` each."""
+
+    def __init__(self, *messages: str) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = messages
 
 
 @dataclasses.dataclass
@@ -167,6 +197,14 @@ class PppdOptions:
     warnings: list[str] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
     """Options accepted and ignored because they mean nothing on PPTP: for the debug log."""
+    errors: list[str] = dataclasses.field(default_factory=list)
+    """What pppd would refuse to start on but does not stop the reading (unknown options; a byte order
+    mark when reading ``strict``): raised together, as one :class:`OptionsError`, once the files are read."""
+    lines: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Where each option was last given (``"file:line"``), for messages about what follows from it."""
+    mppe_option: tuple[MppePolicy, str, str] | None = None
+    """``mppe SUBOPTIONS`` (the MPPE-MPPC patch's syntax): its policy, its argument and where; None: not
+    given, or overridden by a later MPPE word."""
     mppe: MppePolicy = dataclasses.field(default_factory=MppePolicy)
     """The MPPE policy of :attr:`mppe_words` and ``noccp`` (set when parsing ends)."""
     auth_methods: tuple[bytes, ...] = (AUTH_MSCHAP_V2,)
@@ -278,15 +316,19 @@ class PppdOptions:
         return tuple(_METHOD_BYTES[m] for m in chosen)
 
     def _mppe_policy(self, derived: list[str]) -> MppePolicy:
-        words = [word for word, _ in self.mppe_words]
-        try:
-            policy = MppePolicy.from_pppd_options(words)
-        except ValueError as exc:
-            named = [where for word, where in self.mppe_words if repr(word) in str(exc)]
-            where = named[-1] if named else self.mppe_words[-1][1] if self.mppe_words else "MPPE"
-            raise OptionsError(f"{where}: {exc}") from None
-        if self.noccp:
+        if self.mppe_option is not None:
+            policy, argument, where = self.mppe_option
+            requiring = [f"mppe {argument} ({where})"] if policy.required else []
+        else:
+            words = [word for word, _ in self.mppe_words]
+            try:
+                policy = MppePolicy.from_pppd_options(words)
+            except ValueError as exc:
+                named = [where for word, where in self.mppe_words if repr(word) in str(exc)]
+                where = named[-1] if named else self.mppe_words[-1][1] if self.mppe_words else "MPPE"
+                raise OptionsError(f"{where}: {exc}") from None
             requiring = [f"{word} ({where})" for word, where in self.mppe_words if word.startswith(("require", "+"))]
+        if self.noccp:
             if requiring:
                 derived.append(f"noccp turns MPPE off: {', '.join(requiring)} has no effect")
             return MppePolicy(enabled=False, required=False)
@@ -310,11 +352,16 @@ class Option:
     handler: Handler
 
 
+def _c_value(value: str) -> int:
+    """The value of a number in C's syntax (one :data:`_C_NUMBER` matches)."""
+    base = 16 if value[:2] in ("0x", "0X") else 8 if value.startswith("0") else 10
+    return int(value, base)
+
+
 def _number(value: str, where: str, option: str, low: int = 0, high: int = 2**31 - 1) -> int:
     if not _C_NUMBER.fullmatch(value):
         raise OptionsError(f"{where}: {option} needs a whole number, got {value!r}")
-    base = 16 if value[:2] in ("0x", "0X") else 8 if value.startswith("0") else 10
-    number = int(value, base)
+    number = _c_value(value)
     if not low <= number <= high:
         raise OptionsError(f"{where}: {option} must be between {low} and {high}, got {value!r}")
     return number
@@ -421,10 +468,81 @@ def _warned(why: str, takes_argument: bool = False) -> Option:
     return Option(takes_argument, handler)
 
 
+_MPPE_SUBOPTIONS = ("required", "stateless", "no40", "no56", "no128")
+
+
+def _mppe_suboptions(options: PppdOptions, option: str, argument: str, where: str) -> None:
+    """``mppe required,no40,no56,stateless``: the MPPE-MPPC patch's syntax, a whole MPPE policy."""
+    given = [part.strip().lower() for part in argument.split(",")]
+    wrong = [part for part in given if part not in _MPPE_SUBOPTIONS]
+    if wrong:
+        raise OptionsError(
+            f"{where}: mppe: unknown suboption {wrong[0]!r}; the suboptions are {', '.join(_MPPE_SUBOPTIONS)}, "
+            "separated by commas (mppe required,no40,no56,stateless)"
+        )
+    lengths = tuple(bits for bits in (128, 56, 40) if f"no{bits}" not in given)
+    required = "required" in given
+    if not lengths and required:
+        raise OptionsError(
+            f"{where}: mppe {argument}: MPPE is required but no40, no56 and no128 refuse every key length; "
+            "drop no128, or write nomppe"
+        )
+    if lengths:
+        policy = MppePolicy(required=required, strengths=lengths, stateful="stateless" not in given)
+    else:
+        policy = MppePolicy(enabled=False, required=False)  # the patch, too, turns MPPE off then
+    shown = f"mppe {argument}"
+    earlier = [f"{word!r} ({other})" for word, other in options.mppe_words]
+    if options.mppe_option is not None:
+        earlier.insert(0, f"'mppe {options.mppe_option[1]}' ({options.mppe_option[2]})")
+    if earlier:
+        options.warnings.append(f"{where}: {shown!r} overrides {', '.join(earlier)}")
+    options.mppe_words = []
+    options.mppe_option = (policy, argument, where)
+    options.notes.append(f"{where}: {shown!r}: the MPPE-MPPC patch's syntax (stock pppd has no mppe option)")
+
+
 def _include(options: PppdOptions, option: str, argument: str, where: str) -> None:
     """``file FILE`` reads another options file at this point; the parser does it, knowing the depth."""
     raise AssertionError("file is handled by _parse")  # pragma: no cover
 
+
+PPPD_ONLY: dict[str, bool] = {
+    **dict.fromkeys(
+        """
+        +ipx --help --version -all -d -defaultroute6 -detach -ecp -h -ip -mn -mru -p -predictor1 -v cdtrcts
+        default-mru defaultroute6 demand dryrun enable-session ipcp-accept-local ipcp-accept-remote
+        ipcp-no-address ipcp-no-addresses ipv6cp-accept-local ipv6cp-accept-remote ipv6cp-noremote
+        ipv6cp-nosend ipv6cp-use-persistent ipv6cp-use-remotenumber ipx ipxcp-accept-local
+        ipxcp-accept-network ipxcp-accept-remote ktune lcp-echo-adaptive login master_detach mp mpshortseq
+        ms-lanman multilink need-peer-eap nocdtrcts nodefaultroute6 nodeflatedraft noecp noendpoint noip
+        noktune nolog nomagic nomp nompshortseq nomultilink nopredictor1 noremoteip noreplacedefaultroute
+        noresolvconf nosendip notty papcrypt predictor1 receive-all replacedefaultroute show-options
+        srp-use-pseudonym sync tls-verify-key-usage up_sdnotify usehostname usepeerwins xonxoff
+        """.split(),  # noqa: SIM905 (pppd's names read better as text)
+        False,
+    ),
+    **dict.fromkeys(
+        """
+        +ua -as active-filter allow-ip allow-number auth-down-script auth-up-script bsdcomp bundle ca call
+        callback capath cert chap-interval chap-timeout child-timeout connect connect-delay crl crl-dir
+        datarate defaultroute-metric defaultroute6-metric deflate disconnect domain eap-interval
+        eap-max-rreq eap-max-sreq eap-restart eap-timeout endpoint escape ifname init ip-down-script
+        ip-pre-up-script ip-up-script ipcp-max-configure ipcp-max-failure ipcp-max-terminate ipcp-restart
+        ipv6 ipv6-down-script ipv6-up-script ipv6cp-max-configure ipv6cp-max-failure ipv6cp-max-terminate
+        ipv6cp-restart ipx-network ipx-node ipx-router-name ipx-routing ipxcp-max-configure
+        ipxcp-max-failure ipxcp-max-terminate ipxcp-restart kdebug key lcp-rtt-file linkname logfd
+        max-tls-version maxfail maxoctets mo mo-direction mo-timeout mrru mschap-challenge
+        mschap2-peer-challenge net-down-script net-init-script net-pre-up-script netmask pap-max-authreq
+        pap-restart pap-timeout pass-filter password pkcs12 privgroup pty record remotename remotenumber set
+        socket srp-interval srp-pn-secret stop-bits tls-verify-method unit unset user vj-max-slots vrf welcome
+        """.split(),  # noqa: SIM905 (pppd's names read better as text)
+        True,
+    ),
+}
+"""The options of pppd 2.4.5 to 2.5 (their option tables: options.c, auth.c, tty.c, lcp.c, ipcp.c...)
+that pypptp does not implement, and whether each takes an argument: accepted with a warning, since pppd
+accepts them.  Plugins' options are not here."""
 
 _SERIAL = "no serial line or modem on PPTP"
 _CLIENT = "a dial-out (client) option, meaningless for a server"
@@ -496,8 +614,15 @@ OPTIONS: dict[str, Option] = {
     **{word: _ignored("the server negotiates at once") for word in ("passive", "silent")},
     **{word: _ignored("pypptp never logs passwords") for word in ("hide-password", "show-password")},
     **{word: _ignored("pypptp is one daemon; no pppd detaches") for word in ("nodetach", "updetach")},
+    # the MPPE-MPPC patch's: mppe SUBOPTIONS, and its compression, MPPC, which pypptp does not have
+    "mppe": Option(True, _mppe_suboptions),
+    "nomppc": _ignored(_NO_COMPRESSION),
+    "mppc": _warned("pypptp has no MPPC compression"),
+    # pppd's other options, accepted as pppd accepts them, with a warning that they do nothing here
+    **{word: _warned("pppd option not implemented by pypptp", takes) for word, takes in PPPD_ONLY.items()},
 }
-"""Every pppd option we know, but the MPPE words (:meth:`MppePolicy.from_pppd_options` has those)."""
+"""Every pppd option we know, but the MPPE words (:meth:`MppePolicy.from_pppd_options` has those): ours,
+the ones ignored with a note or a warning, and :data:`PPPD_ONLY`.  A word in neither is unknown."""
 
 
 def _add_mppe(options: PppdOptions, word: str, where: str) -> None:
@@ -514,6 +639,10 @@ def _add_mppe(options: PppdOptions, word: str, where: str) -> None:
             return other_what == "require" and other_bits == bits
         return other_what == "stateful" and other_bits != bits  # mppe-stateful / nomppe-stateful
 
+    if options.mppe_option is not None:
+        _, argument, other_where = options.mppe_option
+        options.warnings.append(f"{where}: {word!r} overrides 'mppe {argument}' ({other_where})")
+        options.mppe_option = None
     kept: list[tuple[str, str]] = []
     for other, other_where in options.mppe_words:
         if contradicts(other):
@@ -526,10 +655,16 @@ def _add_mppe(options: PppdOptions, word: str, where: str) -> None:
 
 # -- reading --------------------------------------------------------------------------------------
 
+_KNOWN_SET = frozenset({*OPTIONS, *MPPE_WORDS})
+_KNOWN = sorted(_KNOWN_SET)
+_BOM_CONSEQUENCE = "pppd reads it as part of the first word, an option it does not know, and refuses to start"
+
 
 def _read_text(path: str) -> str:
+    """The file's text: a regular file (a symbolic link to one is followed, as pppd follows it), opened
+    without blocking (a FIFO would hang the daemon), at most :data:`MAX_FILE_BYTES`."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise OptionsError(f"{path}: cannot read: {exc.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -542,8 +677,26 @@ def _read_text(path: str) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def _parse(text: str, path: str, options: PppdOptions, depth: int) -> None:
+def _unknown(options: PppdOptions, word: str, where: str) -> None:
+    """A word that is no option: pppd's "unrecognized option", with the closest option we know."""
+    if "plugin" in options.lines:
+        options.warnings.append(
+            f"{where}: unknown pppd option {word!r} ignored: perhaps an option of the plugin "
+            f"({options.lines['plugin']}), which pypptp does not load"
+        )
+        return
+    close = difflib.get_close_matches(word.lower(), _KNOWN, n=1, cutoff=0.75)
+    fix = f"did you mean {close[0]!r}? Correct it or remove it" if close else "remove it"
+    options.errors.append(
+        f"{where}: unknown pppd option {word!r}: pppd refuses to start on it (every call would fail); {fix}"
+    )
+
+
+def _parse(text: str, path: str, options: PppdOptions, depth: int, strict: bool = False) -> None:
     options.files.append(path)
+    text, bom = drop_bom(text, path, _BOM_CONSEQUENCE, strict)
+    if bom is not None:
+        (options.errors if strict else options.warnings).append(bom)
     try:
         records = split_words(text, path)
     except WordError as exc:
@@ -556,13 +709,20 @@ def _parse(text: str, path: str, options: PppdOptions, depth: int) -> None:
         i += 1
         if word in MPPE_WORDS:
             _add_mppe(options, word, where)
+            options.lines[word] = where
             continue
         option = OPTIONS.get(word)
         if option is None:
             if _ADDRESS_SPEC.fullmatch(word):
                 options.notes.append(f"{where}: address {word!r} ignored: the addresses come from localip/remoteip")
+            elif _C_NUMBER.fullmatch(word) and _c_value(word) != 0:
+                options.notes.append(f"{where}: speed {word!r} ignored: pptpd gives pppd the speed")
+            elif word.startswith("/dev/"):
+                options.warnings.append(f"{where}: device {word!r} ignored: a PPTP call has no serial device")
             else:
-                options.warnings.append(f"{where}: unknown pppd option {word!r} ignored")
+                _unknown(options, word, where)
+                while i < len(words) and words[i][1] == line and words[i][0] not in _KNOWN_SET:
+                    i += 1  # its arguments, most likely (ms-dsn 8.8.8.8): one error is enough
             continue
         argument = ""
         if option.takes_argument:
@@ -570,6 +730,7 @@ def _parse(text: str, path: str, options: PppdOptions, depth: int) -> None:
                 raise OptionsError(f"{where}: option {word!r} needs an argument")
             argument = words[i][0]
             i += 1
+        options.lines[word] = where
         if word == "file":
             if depth >= MAX_INCLUDE_DEPTH:
                 raise OptionsError(f"{where}: file {argument!r}: more than {MAX_INCLUDE_DEPTH} nested files")
@@ -577,32 +738,41 @@ def _parse(text: str, path: str, options: PppdOptions, depth: int) -> None:
                 included = _read_text(argument)
             except OptionsError as exc:
                 raise OptionsError(f"{where}: file: {exc}") from None
-            _parse(included, argument, options, depth + 1)
+            _parse(included, argument, options, depth + 1, strict)
             continue
         option.handler(options, word, argument, where)
 
 
-def parse_pppd_options(text: str, path: str = "<string>", into: PppdOptions | None = None) -> PppdOptions:
+def _finish(options: PppdOptions) -> PppdOptions:
+    if options.errors:
+        raise OptionsError(*options.errors)
+    options.resolve()
+    return options
+
+
+def parse_pppd_options(
+    text: str, path: str = "<string>", into: PppdOptions | None = None, *, strict: bool = False
+) -> PppdOptions:
     """Parse the text of one options file, on top of ``into`` when given; errors raise :class:`OptionsError`.
 
     The MPPE policy and the authentication methods are worked out at the end
     (:meth:`PppdOptions.resolve`).  To read several files, prefer
     :func:`read_pppd_options`, which works them out once, after the last file.
+    ``strict`` (``pypptpd --check``): a byte order mark is an error, as it is to pppd, not a warning.
     """
     options = into if into is not None else PppdOptions()
-    _parse(text, path, options, 0)
-    options.resolve()
-    return options
+    _parse(text, path, options, 0, strict)
+    return _finish(options)
 
 
-def read_pppd_options(paths: Sequence[str]) -> PppdOptions:
+def read_pppd_options(paths: Sequence[str], *, strict: bool = False) -> PppdOptions:
     """Read options files in order (``/etc/ppp/options`` first, then pptpd.conf's ``option``).
 
     A later file overrides an earlier one, as in pppd.  Every file must exist
-    (leave out ``/etc/ppp/options`` when it does not).
+    (leave out ``/etc/ppp/options`` when it does not).  ``strict``: as in :func:`parse_pppd_options`.
+    Every unknown option of every file is reported, in one :class:`OptionsError`.
     """
     options = PppdOptions()
     for path in paths:
-        _parse(_read_text(path), path, options, 0)
-    options.resolve()
-    return options
+        _parse(_read_text(path), path, options, 0, strict)
+    return _finish(options)

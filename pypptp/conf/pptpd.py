@@ -10,14 +10,25 @@ Rules, as pptpd applies them:
 * a line that starts with white space is an error here: pptpd silently
   ignores it, which hides typos, so we report it with file and line.
 
-Unknown keywords are reported as errors with file and line too.
+Unknown keywords are reported as errors with file and line too (pptpd ignores
+them silently, so a misspelt ``remoteip`` would leave pptpd's defaults), with the
+closest keyword.  A UTF-8 byte order mark at the start (Notepad writes one) makes
+pptpd ignore the first line; read ``strict`` (``pypptpd --check``) it is an error
+(:attr:`PptpdConfig.errors`), otherwise it is skipped with a warning.  The file is
+read as the pppd options are: a regular file (links followed), without blocking,
+bounded in size.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
+import os
+import stat
 from pathlib import Path
+
+from pypptp.conf.words import drop_bom
 
 __all__ = [
     "DEFAULT_CONNECTIONS",
@@ -47,6 +58,8 @@ DEFAULT_STIMEOUT = 10  # seconds; pptpd's STIMEOUT
 DEFAULT_SPEED = "115200"
 DEFAULT_PIDFILE = "/var/run/pptpd.pid"
 DEFAULT_LISTEN = "0.0.0.0"  # every address
+MAX_FILE_BYTES = 1024 * 1024
+_BOM_CONSEQUENCE = "pptpd reads it as part of the first line's keyword, and ignores that line"
 
 
 class ConfigError(ValueError):
@@ -76,6 +89,8 @@ class PptpdConfig:
     lines: dict[str, int] = dataclasses.field(default_factory=dict)
     """The line of each keyword's first occurrence (the one that counts), for messages about it."""
     warnings: list[str] = dataclasses.field(default_factory=list)
+    errors: list[str] = dataclasses.field(default_factory=list)
+    """Problems that do not stop the reading, found only when read ``strict`` (a byte order mark)."""
 
     @property
     def present(self) -> set[str]:
@@ -95,7 +110,9 @@ def parse_pptpd_conf(text: str, path: str = "<string>") -> PptpdConfig:
         parts = raw.split(None, 1)
         keyword, value = parts[0], parts[1].rstrip() if len(parts) > 1 else ""
         if keyword not in KEYWORDS:
-            raise ConfigError(f"{where}: unknown keyword {keyword!r}")
+            close = difflib.get_close_matches(keyword.lower(), sorted(KEYWORDS), n=1, cutoff=0.7)
+            fix = f"did you mean {close[0]!r}? Correct it or remove it" if close else "remove it"
+            raise ConfigError(f"{where}: unknown keyword {keyword!r} (pptpd would ignore the line); {fix}")
         if keyword in config.lines:
             config.warnings.append(f"{where}: {keyword} repeated; the first occurrence wins")
             continue
@@ -122,10 +139,20 @@ def parse_pptpd_conf(text: str, path: str = "<string>") -> PptpdConfig:
     return config
 
 
-def read_pptpd_conf(path: str | Path) -> PptpdConfig:
-    """Read and parse a pptpd.conf file."""
+def read_pptpd_conf(path: str | Path, *, strict: bool = False) -> PptpdConfig:
+    """Read and parse a pptpd.conf file; ``strict``: a byte order mark goes to :attr:`PptpdConfig.errors`."""
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_pptpd_conf(text, str(path))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"{path}: not a regular file")
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: more than {MAX_FILE_BYTES} bytes")
+    text, bom = drop_bom(data.decode("utf-8", errors="replace"), str(path), _BOM_CONSEQUENCE, strict)
+    config = parse_pptpd_conf(text, str(path))
+    if bom is not None:
+        (config.errors if strict else config.warnings).insert(0, bom)
+    return config

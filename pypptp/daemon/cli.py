@@ -16,7 +16,8 @@ STOPPING=1, and its session count as STATUS=.  The log goes to stderr with
 on stderr before detaching.
 
 Flags of ours, not pptpd's: ``--check``, ``--secrets FILE``, ``--system-options
-FILE`` (instead of /etc/ppp/options), ``--ip-up``/``--ip-down PATH`` (instead of
+FILE`` (instead of /etc/ppp/options), ``--diagnose`` (check this host: forwarding, routes, firewall,
+NAT; see :mod:`pypptp.daemon.diagnose`), ``--ip-up``/``--ip-down PATH`` (instead of
 /etc/ppp/ip-up and ip-down), ``--no-mss-clamp`` and ``--workers N`` (N
 processes share the calls, see :mod:`pypptp.daemon.workers`).  Signals: SIGTERM and
 SIGINT end every session politely and exit; SIGHUP re-reads chap-secrets and
@@ -78,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ip-up", metavar="PATH", default=IP_UP, help="script run when a network is up")
     parser.add_argument("--ip-down", metavar="PATH", default=IP_DOWN, help="script run when it is down")
     parser.add_argument("--no-mss-clamp", action="store_true", help="do not clamp the TCP MSS of SYNs to the MTU")
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="check this host for the configuration (forwarding, routes, firewall, NAT), report, and exit",
+    )
     parser.add_argument(
         "--workers",
         metavar="N",
@@ -164,6 +170,7 @@ _OURS = (
     "--ip-up",
     "--ip-down",
     "--no-mss-clamp",
+    "--diagnose",
     "--workers",
     "--max-pending",
     "--max-pending-per-source",
@@ -185,7 +192,7 @@ def _pptpd_argv(argv: Sequence[str]) -> list[str]:
             continue
         name = arg.split("=", 1)[0]
         if name in _OURS:
-            skip = "=" not in arg and name != "--no-mss-clamp"
+            skip = "=" not in arg and name not in ("--no-mss-clamp", "--diagnose")
             continue
         out.append(arg)
     return out
@@ -221,7 +228,6 @@ def settings_from(config: DaemonConfig, args: argparse.Namespace | None = None) 
 SYSLOG = "/dev/log"
 FALLBACK_LOG = "/var/log/pypptpd.log"
 """Where a detached daemon logs when there is no syslog (no ``/dev/log``); said on stderr before detaching."""
-LOG_FORMAT = "%(asctime)s %(name)s[%(process)d]: %(message)s"
 
 
 def _detached_handler(syslog: str = SYSLOG, fallback: str = FALLBACK_LOG) -> logging.Handler:
@@ -231,7 +237,7 @@ def _detached_handler(syslog: str = SYSLOG, fallback: str = FALLBACK_LOG) -> log
     why = _unreachable(syslog)
     if why is None:
         handler = logging.handlers.SysLogHandler(syslog, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
-        handler.setFormatter(logging.Formatter("%(name)s[%(process)d]: %(message)s"))
+        handler.setFormatter(logs.IdentFormatter())  # pptpd[PID], pppd[PID]: the originals' identities
         return handler
     try:
         file = logs.ReopenableFile(fallback)
@@ -240,7 +246,7 @@ def _detached_handler(syslog: str = SYSLOG, fallback: str = FALLBACK_LOG) -> log
         print(f"pypptpd: no syslog ({why}) and {fallback}: {exc.strerror}: no log", file=sys.stderr)
         return logging.NullHandler()
     print(f"pypptpd: no syslog ({why}): logging to {fallback}", file=sys.stderr)
-    file.setFormatter(logging.Formatter(LOG_FORMAT))
+    file.setFormatter(logs.IdentFormatter(timestamps=True, interface=True))
     return file
 
 
@@ -273,7 +279,7 @@ def _setup_logging(
     in_place = False
     if foreground:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setFormatter(logs.IdentFormatter(timestamps=True, interface=True))
         in_place = _regular_file(sys.stderr)
     else:
         handler = detached if detached is not None else _detached_handler(syslog)
@@ -392,6 +398,10 @@ class _Configured:
     @property
     def proxyarp(self) -> bool:
         return self.config.options.proxyarp
+
+    @property
+    def debug(self) -> bool:
+        return self.config.options.debug
 
 
 @dataclasses.dataclass
@@ -592,6 +602,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     pptpd_argv = _pptpd_argv(argv)
+    if args.diagnose:
+        from pypptp.daemon import diagnose  # (only this verb reads the firewall)
+
+        return diagnose.main(pptpd_argv, system_options=args.system_options)
     if args.check:
         status, messages, checked = validate(pptpd_argv, system_options=args.system_options)
         if checked is not None and args.workers > 1:

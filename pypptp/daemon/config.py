@@ -47,6 +47,18 @@ unless ``noipparam`` (``-i``) is set, so the ip-up scripts see the client's
 address; with ``noipparam``, an ``ipparam`` in the options file shows
 through.  :attr:`DaemonConfig.noipparam` carries the flag.
 
+``--check`` is as strict as the daemons it replaces: what would make pptpd or
+pppd refuse to start, or fail every call or every login, is an error (status 1)
+naming the file and line and what to do.  The daemon refuses to start on the
+same errors (an unknown pppd option; a ``logfile`` pppd could not open), with
+two exceptions where it can do better than fail every login, with a warning
+instead: a UTF-8 byte order mark is skipped (pppd would take it for part of the
+first word), and a chap-secrets file in which no line can match (wrong server
+column, no address allowed, or no line at all) is read anyway, since it is
+re-read when it changes (pppd reads it for each call).  A line whose server
+column is neither ``*`` nor our ``name`` (the host name without one, as pppd)
+can never match: a warning names it.
+
 Not implemented, and said so in a warning when set: ``bcrelay``, ``vrf``,
 ``delegate``, ``logwtmp`` and ``ppp`` (``-e``).  ``speed`` (``-s``) is read
 and kept; it only set the baud rate of the pty between pptpd and pppd,
@@ -200,16 +212,73 @@ def _attempt(errors: list[str] | None, build: Callable[[], _T], fallback: Callab
     try:
         return build()
     except ERRORS as exc:
-        errors.append(str(exc))
+        errors.extend(exc.messages if isinstance(exc, OptionsError) else [str(exc)])
         return fallback()
 
 
 def _readable(path: str, where: str) -> None:
     try:
-        with open(path, "rb"):
-            pass
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))  # a FIFO must not block the daemon
     except OSError as exc:
         raise OptionsError(f"{where}: pppd options file {path}: cannot read: {exc.strerror}") from None
+
+
+def _check_logfile(options: PppdOptions) -> None:
+    """pppd opens ``logfile`` (creating it) while it reads its options, and refuses to start when it
+    cannot: every call would fail.  Checked here without creating anything."""
+    path = options.logfile
+    if path is None:
+        return
+    where = options.lines.get("logfile", "logfile")
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        problem, fix = "is a directory", "name a file"
+    elif os.path.exists(path) and not os.access(path, os.W_OK):
+        problem, fix = "is not writable", "make it writable"
+    elif os.path.exists(path):
+        return
+    elif not os.path.isdir(directory):
+        problem, fix = f"is in a directory that does not exist, {directory}", f"create it (mkdir -p {directory})"
+    elif not os.access(directory, os.W_OK | os.X_OK):
+        problem, fix = f"is in a directory that is not writable, {directory}", "make it writable"
+    else:
+        return
+    raise OptionsError(
+        f"{where}: logfile {path} {problem}: pppd cannot open it and refuses to start; {fix}, "
+        "or change or remove the logfile line"
+    )
+
+
+def _check_secrets(secrets: ChapSecrets, options: PppdOptions, path: str) -> tuple[list[str], str | None]:
+    """What pppd checks before it asks a peer to authenticate (``auth_check_options``: a secret for our
+    name that allows the peer some address, else "no suitable secret(s) found" and no call can work):
+    a warning per line that can never be used, and what to say when no line can."""
+    our = options.our_name
+    source = (
+        f"the name option, {options.lines['name']}" if "name" in options.lines else "this host's name: no name option"
+    )
+    warnings: list[str] = []
+    usable = 0
+    for record in secrets.records:
+        if record.server not in (our, "*"):
+            warnings.append(
+                f"{record.where}: server {record.server!r} is neither * nor our name {our!r} ({source}): "
+                f"this line can never match; write {our} or * in the second column"
+            )
+        elif not any(entry.allow for entry in record.addresses.entries):
+            warnings.append(
+                f"{record.where}: {record.client!r} is allowed no IP address (no fourth column, or -): pppd "
+                "and pypptpd refuse the link after the login; write * (any address) in the fourth column"
+            )
+        else:
+            usable += 1
+    if usable:
+        return warnings, None
+    what = "it has no secrets" if not secrets.records else "none of its lines can be used (see the warnings)"
+    return warnings, (
+        f"{path}: {what}, and the peer must authenticate: every login would fail (pppd refuses the calls: "
+        f'"no suitable secret(s) found"); add a line: USER {our} PASSWORD *'
+    )
 
 
 def _build(
@@ -224,13 +293,16 @@ def _build(
     conf_path: str | None = args.conf or default_conf
     if args.conf is None and conf_path is not None and not os.path.exists(conf_path):
         conf_path = None
+    strict = errors is not None  # --check: what pppd or pptpd would fail on is an error, every one of them
     try:
-        pptpd = read_pptpd_conf(conf_path) if conf_path is not None else PptpdConfig()
+        pptpd = read_pptpd_conf(conf_path, strict=strict) if conf_path is not None else PptpdConfig()
     except ConfigError as exc:
         if errors is None:
             raise
         errors.append(str(exc))
         return None
+    if errors is not None:
+        errors.extend(pptpd.errors)
     lines = pptpd.lines
     conf_name = conf_path or "pptpd.conf"
 
@@ -270,10 +342,14 @@ def _build(
     def read_options() -> PppdOptions:
         if isinstance(option_file, str):
             _readable(option_file, option_where)
-            return read_pppd_options([*files, option_file])
-        return read_pppd_options(files)
+            return read_pppd_options([*files, option_file], strict=strict)
+        return read_pppd_options(files, strict=strict)
 
+    failed = len(errors) if errors is not None else 0
     options = _attempt(errors, read_options, PppdOptions)
+    options_ok = errors is None or len(errors) == failed  # else the checks below would judge defaults
+    if options_ok:
+        _attempt(errors, lambda: _check_logfile(options), lambda: None)
     options_files = list(options.files) or [*files, *([option_file] if isinstance(option_file, str) else [])]
     warnings.extend(options.warnings)
 
@@ -286,11 +362,16 @@ def _build(
             if not options.auth_methods:
                 return None  # noauth: nobody is asked for a secret
             raise SecretsError(f"{secrets_path}: missing, and the peer must authenticate (see --secrets)")
-        return read_secrets_file(secrets_path)
+        return read_secrets_file(secrets_path, strict=strict)
 
     secrets = _attempt(errors, read_secrets, lambda: None)
     if secrets is not None:
         warnings.extend(secrets.warnings)
+        if options_ok and options.auth_methods:
+            unusable, none_usable = _check_secrets(secrets, options, secrets_path)
+            warnings.extend(unusable)
+            if none_usable is not None:
+                (errors if errors is not None else warnings).append(none_usable)
 
     # the pool, which caps the connections
     def make_pool() -> AddressPool:

@@ -1,18 +1,27 @@
-"""How the daemon writes pppd's lines: syslog as ``pppd[PID]``, pppd's ``logfile``, and a log thread.
+"""How the daemon writes its lines: syslog as ``pptpd[PID]`` and ``pppd[PID]``, pppd's ``logfile``, a log thread.
 
 The lines themselves, word for word, with the table of when pppd writes
 each, are :mod:`pypptp.ppp.logtext` (plain functions, no logging); this
 module has the machinery that writes them: :data:`LEVELS` (pppd's log
 functions as logging levels), :func:`pppd_logger` (one logger per ``pppN``),
-:data:`SYSLOG_FORMAT`, :class:`LogfileHandler` and the log thread.
+:class:`IdentFormatter`, :class:`LogfileHandler` and the log thread.
 
 pppd's ``logfile`` option appends every line except debug ones (unless
 ``debug``) and the two syslog-only ones, bare: no time stamp, no program name,
 one line per message.  :class:`LogfileHandler` writes that format; log the two
 syslog-only lines (:func:`~pypptp.ppp.logtext.started` and
 :func:`~pypptp.ppp.logtext.exit_line`) with ``extra=SYSLOG_ONLY`` to keep them
-out of it.  Under syslog pppd's lines carry the ident ``pppd[PID]``
-(:data:`SYSLOG_FORMAT`).
+out of it.
+
+Identities: fail2ban filters, logwatch and admins' searches key on the program
+names the originals log under, ``pptpd[PID]`` (pptpd and pptpctrl) and
+``pppd[PID]`` (one pppd per session).  :class:`IdentFormatter` gives each line
+its original's name by logger: ``pppd`` and ``pppd.pppN`` (a session's lines)
+as ``pppd``, every other logger (``pypptpd``, ``pypptp.*``) as ``pptpd``.  The
+PID is the daemon's (or its worker's): all sessions share it, where each pppd
+had its own; in syslog the lines stay pppd's, bare, and the foreground format
+(stderr) adds the session's interface after the ident (``pppd[PID]: ppp0:
+...``) so that concurrent sessions can be told apart.
 
 Writing a line never blocks the event loop: the daemon logs through a
 :class:`BackgroundHandler`, which hands each record to one writer thread
@@ -42,12 +51,14 @@ import weakref
 from collections.abc import Sequence
 
 __all__ = [
+    "DAEMON_IDENT",
     "LEVELS",
     "LOG_QUEUE_LIMIT",
-    "SYSLOG_FORMAT",
+    "PPPD_IDENT",
     "SYSLOG_ONLY",
     "BackgroundHandler",
     "BackgroundLog",
+    "IdentFormatter",
     "LogfileHandler",
     "ReopenableFile",
     "pppd_logger",
@@ -64,15 +75,42 @@ LEVELS = {
 }
 """pppd's log functions (dbglog, info, notice, warn, error, fatal) -> logging levels."""
 
-SYSLOG_FORMAT = "pppd[%(process)d]: %(message)s"
-"""What pppd's lines look like after syslog's time stamp and host name."""
+DAEMON_IDENT = "pptpd"
+"""The daemon's own lines (pptpd's and pptpctrl's, which both log as ``pptpd``)."""
+PPPD_IDENT = "pppd"
+"""The sessions' lines (the ``pppd`` and ``pppd.pppN`` loggers)."""
 
 SYSLOG_ONLY = {"pppd_syslog_only": True}
 """``extra=`` for :func:`~pypptp.ppp.logtext.started` and :func:`~pypptp.ppp.logtext.exit_line`, which pppd sends
 to syslog only."""
 
 
-# -- loggers and the logfile ----------------------------------------------------------------------
+# -- loggers, identities and the logfile -----------------------------------------------------------
+
+
+class IdentFormatter(logging.Formatter):
+    """``IDENT[PID]: message``, IDENT by logger name: ``pppd`` for ``pppd`` and ``pppd.pppN``, ``pptpd`` for the
+    rest (see the module docstring).  ``timestamps`` puts the time in front (stderr: syslog adds its own);
+    ``interface`` writes a session's ``pppN`` after the ident (``pppd[PID]: ppp0: ...``)."""
+
+    def __init__(self, *, timestamps: bool = False, interface: bool = False) -> None:
+        super().__init__("%(message)s")
+        self.timestamps = timestamps
+        self.interface = interface
+
+    def format(self, record: logging.LogRecord) -> str:
+        name = record.name
+        unit = ""
+        if name == "pppd" or name.startswith("pppd."):
+            ident = PPPD_IDENT
+            if self.interface and name.startswith("pppd."):
+                unit = name[5:] + ": "
+        else:
+            ident = DAEMON_IDENT
+        head = f"{ident}[{record.process}]: {unit}"
+        if self.timestamps:
+            head = f"{self.formatTime(record)} {head}"
+        return head + super().format(record)
 
 
 def pppd_logger(unit: int) -> logging.Logger:

@@ -16,7 +16,10 @@ did, in one asyncio process:
   the users after them); the control server keeps such calls in a budget of
   their own (:mod:`pypptp.aio.server`).  Until then the session logs as
   ``pppd``; pppd's ``Connect: pppN <--> ...`` line comes with the unit;
-* when the session's network comes up: the TUN device, ``/etc/ppp/ip-up``;
+* when the session's network comes up: the TUN device, ``/etc/ppp/ip-up``, and once, a warning if its
+  traffic cannot leave this host (forwarding off, no default route: :mod:`pypptp.host.diagnose`);
+* a call whose peer has sent no GRE :data:`NO_GRE_AFTER` seconds after the Outgoing-Call-Reply says
+  what probably blocks it (IP protocol 47 filtered, a NAT that does not know PPTP), once;
 * when it ends, by whatever path (LCP Terminate either way, CCRQ, StopCCRQ,
   TCP FIN or RST, echo timeouts, authentication failure, SIGTERM): ip-down,
   the TUN device, the GRE call, the Call ID and the pool address are all
@@ -36,8 +39,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
+import pwd
+import signal
 import socket
 from collections.abc import Coroutine
 from ipaddress import IPv4Address
@@ -53,6 +59,7 @@ from pypptp.ctrl.events import Call
 from pypptp.daemon import logs
 from pypptp.daemon.pool import AddressPool, Lease
 from pypptp.daemon.scripts import IP_DOWN, IP_UP, ScriptInfo, ScriptRunner, call_tty
+from pypptp.host.diagnose import forwarding_problem, route_problem
 from pypptp.host.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.host.tun import TunDevice, TunError, UnitClaim, claim_unit, share_units_between_processes, wait_closed
 from pypptp.ppp import logtext
@@ -60,11 +67,14 @@ from pypptp.ppp.auth import AuthResult, peer_authname
 from pypptp.ppp.link import Assignment, AuthAttemptFailed, Authenticated, LinkConfig, NetworkUp, PppLink
 from pypptp.ppp.secrets import ChapSecret, ChapSecrets, SecretsError
 
-__all__ = ["Daemon", "DaemonSession"]
+__all__ = ["PPPD_VERSION", "Daemon", "DaemonSession"]
 
 log = logging.getLogger("pypptpd")
 
 TERMINATE_GRACE = 3.0  # seconds SIGTERM waits for LCP Terminate-Acks before the control channel goes
+NO_GRE_AFTER = 5.0
+"""Seconds after the Outgoing-Call-Reply within which the peer's first GRE packet is expected; without
+one, the session says what probably blocks it (a client answers our LCP Configure-Request at once)."""
 NETLINK_PATIENCE = 10.0
 """Seconds a session's end waits for its proxy ARP entry to be made and withdrawn before ip-down runs
 anyway (a netlink request takes milliseconds)."""
@@ -84,6 +94,9 @@ class SessionLog(logging.LoggerAdapter[logging.Logger]):
         if self.connection.quiet and level < logging.ERROR and not self._authenticated():
             level = logging.DEBUG
         super().log(level, msg, *args, **kwargs)
+
+    def process(self, msg: object, kwargs: Any) -> tuple[object, Any]:
+        return msg, kwargs  # keep the caller's ``extra`` (SYSLOG_ONLY); the adapter adds none of its own
 
     def _authenticated(self) -> bool:
         return self.link is not None and any(result.success for result in self.link.auth_results)
@@ -115,6 +128,10 @@ class DaemonSession:
     """Network-up with ``proxyarp``: the entry being made off the event loop, then ip-up."""
     cleared: bool = False
     """The control channel cleared the call (CCRQ, StopCCRQ, TCP gone): it needs no CDN or StopCCRQ."""
+    hung_up_while_up: bool = False
+    """The call was cleared while the network was up: pppd's ``Modem hangup`` came before its figures."""
+    gre_watch: asyncio.TimerHandle | None = None
+    """:data:`NO_GRE_AFTER` after the call: the check that the peer's GRE arrives."""
 
     @property
     def unit(self) -> int:
@@ -134,6 +151,11 @@ class SessionPolicy(Protocol):
 
     @property
     def maxconnect(self) -> float: ...
+
+    @property
+    def debug(self) -> bool:
+        """pppd's ``debug`` option: the sessions' debug lines (pppd's packet lines) without ``-d``."""
+        ...
 
     @property
     def proxyarp(self) -> bool: ...
@@ -253,11 +275,13 @@ class Daemon:
         self.transport.open(gre_sock)
         await self.server.start(listener)
 
-    async def shutdown(self) -> None:
-        """SIGTERM: LCP Terminate-Request in every session, a short wait, then CDN + StopCCRQ."""
+    async def shutdown(self, signal_number: int = int(signal.SIGTERM)) -> None:
+        """SIGTERM: LCP Terminate-Request in every session (each says ``Terminating on signal 15``, as each
+        pppd did), a short wait, then CDN + StopCCRQ."""
         self.stopping = True
         sessions = list(self.sessions.values())
         for session in sessions:
+            session.log.info("%s", logtext.terminating_on_signal(signal_number))
             session.ppp.terminate("pypptpd is shutting down")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TERMINATE_GRACE
@@ -291,17 +315,20 @@ class Daemon:
         session = self.sessions.get((id(connection), call.call_id))
         if session is not None:
             session.cleared = True
+            session.hung_up_while_up = session.ppp.network is not None
             session.ppp.close(f"call cleared: {reason}")
 
     # -- sessions ------------------------------------------------------------------------------
 
     def _start_session(self, connection: ServerConnection, call: Call) -> None:
+        policy = self.policy
+        _pppd_debug(policy.debug)
         slog = SessionLog(logging.getLogger("pppd"), connection)  # pppd.pppN once the unit is chosen
         if self.logfile:
-            _attach_logfile(slog.logger, self.logfile)
+            _attach_logfile(slog.logger, self.logfile, policy.debug)
+        slog.info("%s", logtext.started(PPPD_VERSION, *_user()), extra=logs.SYSLOG_ONLY)
         peer_ip = connection.peer_ip
         assert call.peer_call_id is not None
-        policy = self.policy
         holder: list[DaemonSession] = []
         link = PppLink(
             policy.link_config(),
@@ -331,7 +358,26 @@ class Daemon:
         holder.append(session)
         self.sessions[(id(connection), call.call_id)] = session
         slog.debug("call from %s (Call ID %d)", peer_ip, call.call_id)
+        session.gre_watch = asyncio.get_running_loop().call_later(NO_GRE_AFTER, self._check_gre, session)
         ppp.start()
+
+    def _check_gre(self, session: DaemonSession) -> None:
+        """No GRE from the peer since the call was established: a filter drops IP protocol 47 (here, at
+        the client, or on the way), or a NAT in between does not know PPTP.  Said once, at the deadline:
+        the data path counts what it receives anyway, and nothing is added to it."""
+        session.gre_watch = None
+        counters = session.gre.seq.counters
+        if session.ppp.closed or counters.received or counters.acks_received:
+            return
+        peer = session.connection.peer_ip
+        log.log(
+            logging.DEBUG if session.connection.quiet else logging.WARNING,
+            "GRE: no GRE from %s in %g s after OCRP (our Call ID %d): is IP protocol 47 allowed through the "
+            "firewall, and the client's NAT PPTP-aware?",
+            peer,
+            NO_GRE_AFTER,
+            session.call.call_id,
+        )
 
     def _make_tun(self, session: DaemonSession) -> TunDevice:
         """The session's ``pppN`` (made after authentication, which claimed the unit).  When other processes
@@ -345,7 +391,7 @@ class Daemon:
             session.claim = tun.claim
             session.log.logger = logs.pppd_logger(tun.unit)
             if self.logfile:
-                _attach_logfile(session.log.logger, self.logfile)
+                _attach_logfile(session.log.logger, self.logfile, self.policy.debug)
         return tun
 
     def _assign(self, session: DaemonSession, result: AuthResult | None) -> Assignment | str:
@@ -371,7 +417,7 @@ class Daemon:
         self.server.admit(session.connection)
         session.log.logger = logs.pppd_logger(claim.unit)
         if self.logfile:
-            _attach_logfile(session.log.logger, self.logfile)
+            _attach_logfile(session.log.logger, self.logfile, self.policy.debug)
         peer_ip = session.connection.peer_ip
         session.log.info("%s", logtext.connect(f"ppp{claim.unit}", call_tty(peer_ip, session.call.call_id)))
         return Assignment(*assigned, claim.unit)
@@ -442,6 +488,8 @@ class Daemon:
             return
         previous = session.up
         session.up = up
+        if previous is None:
+            self._check_way_out(session)
         if previous is not None and (previous.local_address, previous.peer_address) == (
             up.local_address,
             up.peer_address,
@@ -454,6 +502,14 @@ class Daemon:
             session.proxy_arp = self._off_loop(self._proxy_arp_then_ip_up(session, up, info))
         else:
             session.scripts.up(info)
+
+    def _check_way_out(self, session: DaemonSession) -> None:
+        """Once per session, as its network comes up: whether its traffic can leave this host (forwarding
+        on, a route out); a few /proc reads, never on the data path."""
+        ifname = f"ppp{session.unit}"
+        for problem in (forwarding_problem(ifname), route_problem(ifname)):
+            if problem is not None:
+                session.log.warning("%s", problem)
 
     def _off_loop(self, work: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(work)
@@ -494,9 +550,36 @@ class Daemon:
             session.log.warning("the proxy ARP entry was not withdrawn within %g s", NETLINK_PATIENCE)
         self._ip_down(session, lines, info)
 
+    def _last_lines(self, session: DaemonSession, reason: str) -> list[str]:
+        """pppd's lines at the end of a session, in pppd's order, then ours.
+
+        pppd prints the link's figures when IPCP goes down (only for a link that carried IP), ``Modem
+        hangup`` when pptpctrl closes its pty (the call was cleared: CCRQ, StopCCRQ, TCP gone),
+        ``Connection terminated.`` when the link is dead and ``Exit.`` (syslog only) as it exits.  A call
+        cleared while IPCP was up (the client just hung up) gives ``Modem hangup`` first, the figures
+        next (the hangup takes LCP and IPCP down); after a Terminate-Request, an echo timeout, ``idle``,
+        ``maxconnect``, SIGTERM or a failed authentication the figures come first, and ``Modem hangup``
+        only if the call was then cleared before LCP finished."""
+        ppp = session.ppp
+        figures: list[str] = []
+        if ppp.network_since is not None:
+            elapsed = asyncio.get_running_loop().time() - ppp.network_since
+            figures += logtext.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received)
+        hangup = [logtext.hangup()] if session.cleared else []
+        lines = hangup + figures if session.hung_up_while_up else figures + hangup
+        lines += [logtext.connection_terminated(), logtext.exit_line()]
+        summary = ppp.link.take_notice_summary()  # what the peer repeated, counted and not logged
+        if summary is not None:
+            lines.append(summary)
+        lines.append(f"session ended: {reason}")
+        return lines
+
     def _ip_down(self, session: DaemonSession, lines: list[str], info: ScriptInfo | None) -> None:
         for line in lines:
-            session.log.info("%s", line)
+            if line == logtext.exit_line():
+                session.log.info("%s", line, extra=logs.SYSLOG_ONLY)  # pppd writes it to syslog only
+            else:
+                session.log.info("%s", line)
         if info is not None:
             session.scripts.down(info)
             task = asyncio.ensure_future(session.scripts.wait())
@@ -520,6 +603,8 @@ class Daemon:
         if session is None:
             return
         del self.sessions[(id(session.connection), session.call.call_id)]
+        if session.gre_watch is not None:
+            session.gre_watch.cancel()
         session.gre.close()
         if session.claim is not None:
             session.claim.release()  # a session that never made its device still holds its unit
@@ -529,14 +614,7 @@ class Daemon:
             self._pinned_in_use.discard(session.pinned)
         if session.addresses is not None:
             self.admitted -= 1
-        lines: list[str] = []
-        if ppp.network_since is not None:  # pppd prints the link's figures only for a link that carried IP
-            elapsed = asyncio.get_running_loop().time() - ppp.network_since
-            lines += logtext.link_stats(elapsed, ppp.stats.bytes_sent, ppp.stats.bytes_received)
-        summary = ppp.link.take_notice_summary()  # what the peer repeated, counted and not logged
-        if summary is not None:
-            lines.append(summary)
-        lines += [logtext.connection_terminated(), f"session ended: {reason}"]
+        lines = self._last_lines(session, reason)
         info = self._script_info(session, session.up) if session.up is not None else None  # the figures of now
         if session.proxy_arp is not None or session.proxy_arp_on is not None:
             self._off_loop(self._proxy_arp_off_then_ip_down(session, lines, info))
@@ -547,9 +625,34 @@ class Daemon:
             session.connection.hang_up(session.call.call_id, stop)
 
 
-def _attach_logfile(logger: logging.Logger, path: str) -> None:
-    """pppd's ``logfile``: session lines are appended there too, in pppd's bare format."""
-    if any(isinstance(h, logging.FileHandler) and h.baseFilename == os.path.abspath(path) for h in logger.handlers):
-        return
+PPPD_VERSION = "2.4.9"
+"""The pppd whose behaviour and lines the sessions reproduce (Debian 12's), for its start-up line."""
+
+
+@functools.cache
+def _user() -> tuple[str, int]:
+    """Who runs the daemon, for ``pppd 2.4.9 started by root, uid 0``."""
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name, uid
+    except KeyError:
+        return str(uid), uid
+
+
+def _pppd_debug(on: bool) -> None:
+    """pppd's ``debug`` option (re-read on SIGHUP): the ``pppd`` loggers at debug level, whatever the
+    daemon's own level (``-d``, SIGUSR1), as each pppd had its own ``debug``."""
+    pppd = logging.getLogger("pppd")
+    if (pppd.level == logging.DEBUG) != on:
+        pppd.setLevel(logging.DEBUG if on else logging.NOTSET)
+
+
+def _attach_logfile(logger: logging.Logger, path: str, debug: bool = False) -> None:
+    """pppd's ``logfile``: session lines are appended there too, in pppd's bare format (debug lines too
+    with pppd's ``debug``)."""
+    for handler in logger.handlers:
+        if isinstance(handler, logs.LogfileHandler) and handler.baseFilename == os.path.abspath(path):
+            handler.with_debug = debug
+            return
     with contextlib.suppress(OSError):
-        logger.addHandler(logs.LogfileHandler(path))
+        logger.addHandler(logs.LogfileHandler(path, debug=debug))

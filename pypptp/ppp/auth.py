@@ -204,6 +204,11 @@ class Exchange:
     def _note(self, text: str) -> None:
         self._log.append(f"{self.name}: {text}")
 
+    def _pppd_line(self, text: str) -> None:
+        """One of pppd's own lines (:mod:`~pypptp.ppp.logtext`), bare as pppd writes it: fail2ban filters and
+        log searches match it word for word."""
+        self._log.append(text)
+
     def _anomaly(self, text: str) -> None:
         """A discarded packet: a :class:`PeerNotice`, which the link logs once per kind."""
         self._log.append(PeerNotice(f"{self.name}: {text}"))

@@ -462,7 +462,7 @@ class ChapAuthenticator(Exchange):
             self._reply(ControlPacket(ChapCode.SUCCESS, identifier, verdict.success_message))
             self._state = _ServerState.DONE
             message = f"{self.name} authentication succeeded for {shown!r} (secret at {record.where})"
-            self._note(logtext.chap_peer_succeeded(clipped(name)))  # pppd's line
+            self._pppd_line(logtext.chap_peer_succeeded(clipped(name)))  # pppd's line
             self._finish(AuthResult(True, self.name, name, message, secret=record, keys=verdict.keys))
             return
         if problem:
@@ -482,13 +482,13 @@ class ChapAuthenticator(Exchange):
             self._state = _ServerState.AWAITING_RETRY
             self._deadline = now + self._retry_wait
             self._note(f"{attempts} failed for {shown!r}: {reason}; Failure with R=1 and a new challenge")
-            self._note(logtext.peer_failed_chap(clipped(name)))  # pppd's line, which fail2ban and friends match
+            self._pppd_line(logtext.peer_failed_chap(clipped(name)))  # pppd's line, which fail2ban and friends match
             return
         self._reply(ControlPacket(ChapCode.FAILURE, identifier, self.digest.failure_message(self._challenge, False)))
         self._state = _ServerState.DONE
         if self.digest.retry:
             reason += f" ({attempts})"
-        self._note(logtext.peer_failed_chap(clipped(name)))
+        self._pppd_line(logtext.peer_failed_chap(clipped(name)))
         self._finish(AuthResult(False, self.name, name, f"{self.name} authentication failed for {shown!r}: {reason}"))
 
     def _reply(self, packet: ControlPacket) -> None:

@@ -84,6 +84,7 @@ from pypptp.ppp.ipv6cp import Ipv6cpConfig, Ipv6cpOptions
 from pypptp.ppp.lcp import LcpConfig, LcpOptions
 from pypptp.ppp.mppe import MPPE_OVERHEAD, MppeDecryptor, MppeEncryptor, start_keys
 from pypptp.ppp.packet import Code, ControlPacket, PacketError, decode_packet
+from pypptp.ppp.printpkt import format_packet
 
 __all__ = [
     "AddressAssigner",
@@ -102,6 +103,14 @@ __all__ = [
     "PppLink",
 ]
 
+PACKET_LINE_RATE = 20.0
+"""Debug packet lines a link writes a second on average at most (a burst of :data:`PACKET_LINE_BURST`); the
+others are counted and said in one line when lines flow again, or in the link's last summary.  A whole
+negotiation takes about 30; a flooding peer must not flood the log when debug is on (SIGUSR1 can turn it
+on under attack)."""
+PACKET_LINE_BURST = 100
+_QUIET_PROTOCOLS = frozenset({0x0021, 0x0057, 0x00FD, 0x00FB, 0x002D, 0x002F})
+"""Data (IP, IPv6, MPPE/compressed, VJ): the kernel carried them past pppd, which never logged them."""
 RESET_INTERVAL = 1.0
 """Seconds between repeated CCP Reset-Requests while stateful MPPE waits for a flushed packet (pppd's)."""
 _MAX_ROUNDS = 64  # bound on the event cascade after one input (each round drains every automaton)
@@ -305,6 +314,16 @@ class PppLink:
         self._repeats: dict[str, int] = {}
         """Peer-driven notices by kind: how many were counted, not logged, after the first (:meth:`_notice`)."""
         self._owner_sums_up = False
+        self.log_packets: Callable[[], bool] | None = None
+        """Asked once per control packet: true to log it as pppd's ``debug`` does (``sent [LCP ConfReq id=0x1
+        ...]``, ``rcvd [...]``, :mod:`~pypptp.ppp.printpkt`), as debug :class:`LinkLog` lines in the order of
+        the link's other lines.  The owner sets it (the session: its logger at debug level); data frames
+        never ask."""
+        self._now = 0.0  # the time of the current input, for the packet lines' rate
+        self._line_tokens = float(PACKET_LINE_BURST)
+        self._line_stamp = 0.0
+        self._lines_suppressed = 0
+        self._network_was_up = False  # pppd's "unsuccess == 0": its debug 1 hides Echo lines from then on
         self._echo_deadline: float | None = None
         self._echo_pending = 0
         self._frames: list[bytes] = []
@@ -379,6 +398,9 @@ class PppLink:
         except FrameError as exc:
             self._log("debug", f"discarded a PPP frame: {exc}")
             return
+        self._now = now
+        if self.log_packets is not None and protocol not in _QUIET_PROTOCOLS and self.log_packets():
+            self._packet_line("rcvd", protocol, view[offset:])
         entry = self.table.get(protocol)
         if entry is None:
             self._unknown_protocol(protocol, view[offset:], now)
@@ -389,6 +411,7 @@ class PppLink:
         self._settle(now)
 
     def handle_timer(self, now: float) -> None:
+        self._now = now
         self.lcp.handle_timer(now)
         for ncp in list(self.ncps.values()):
             ncp.automaton.handle_timer(now)
@@ -452,7 +475,7 @@ class PppLink:
             self._echo_reply(packet)
         elif packet.code == Code.TERMINATE_REQUEST and self.lcp.state is State.OPENED:
             self.close_reason = self.close_reason or logtext.terminated_by_peer()
-            self._log("notice", logtext.terminated_by_peer())
+            self._log("info", logtext.terminated_by_peer(reason=bytes(packet.data[:64])))  # pppd's, with the text
         self.lcp.receive(packet, now)
         for rejected in self.lcp.rejected_protocols:
             self._protocol_rejected(rejected, now)
@@ -544,7 +567,7 @@ class PppLink:
         """Stateful MPPE lost a packet: ask the sender to flush (RFC 1962 section 3.1, RFC 3078 section
         8.2).  Repeated with the same Identifier every :data:`RESET_INTERVAL` while the decryptor
         still discards, since the flushed packet that answers it can be lost too."""
-        self._frames.append(self._encode(Protocol.CCP, ControlPacket(Code.RESET_REQUEST, self._ccp_reset_id).encode()))
+        self._queue(Protocol.CCP, ControlPacket(Code.RESET_REQUEST, self._ccp_reset_id).encode())
         self._reset_deadline = now + RESET_INTERVAL
 
     def _unknown_protocol(self, protocol: int, information: memoryview, now: float) -> None:
@@ -561,6 +584,7 @@ class PppLink:
 
     def _settle(self, now: float) -> None:
         """Collect every automaton's output and act on layer events until nothing new happens."""
+        self._now = now
         for _ in range(_MAX_ROUNDS):
             progressed = False
             packets, events = self.lcp.drain()
@@ -573,7 +597,7 @@ class PppLink:
                     continue
                 packets, lines = auth.drain()
                 for packet in packets:
-                    self._frames.append(self._encode(auth.protocol, packet.encode()))
+                    self._queue(auth.protocol, packet.encode())
                 for line in lines:
                     if isinstance(line, PeerNotice):
                         self._notice("info", str(line))
@@ -596,7 +620,7 @@ class PppLink:
 
     def _emit(self, protocol: int, packets: list[ControlPacket], automaton: Automaton) -> bool:
         for packet in packets:
-            self._frames.append(self._encode(protocol, packet.encode()))
+            self._queue(protocol, packet.encode())
         for anomaly in automaton.anomalies:
             self._log("debug", anomaly)
         for failure in automaton.failures:  # the automaton closed its layer: a peer that never agreed
@@ -888,6 +912,7 @@ class PppLink:
         wins = options.config.wins if self.config.server else options.peer_wins
         mtu = self.lcp_options.peer_mru - (MPPE_OVERHEAD if self.encryptor is not None else 0)
         self.network_up = NetworkUp(local, peer, tuple(dns), tuple(wins), mtu, self.mppe_name)
+        self._network_was_up = True
         self._log("notice", logtext.local_ip(local))
         self._log("notice", logtext.remote_ip(peer))
         self._events.append(self.network_up)
@@ -912,7 +937,8 @@ class PppLink:
         config = self.config
         if config.echo_failure and self._echo_pending >= config.echo_failure:
             self._echo_deadline = None
-            self._log("notice", logtext.echo_failure(self._echo_pending))
+            self._log("info", logtext.echo_failure(self._echo_pending))
+            self._log("notice", logtext.link_disconnected())  # pppd's LcpLinkFailure, word for word
             self._close_lcp(now, "Peer not responding")
             return
         self._echo_pending += 1
@@ -941,7 +967,32 @@ class PppLink:
 
     def _send_lcp_extra(self, code: int, data: bytes) -> None:
         self._extra_id = (self._extra_id + 1) & 0xFF
-        self._frames.append(self._encode(Protocol.LCP, ControlPacket(code, self._extra_id, data).encode()))
+        self._queue(Protocol.LCP, ControlPacket(code, self._extra_id, data).encode())
+
+    def _queue(self, protocol: int, information: bytes) -> None:
+        """A control packet to send (its ``sent [...]`` line first, when packets are logged)."""
+        if self.log_packets is not None and self.log_packets():
+            self._packet_line("sent", protocol, information)
+        self._frames.append(self._encode(protocol, information))
+
+    def _packet_line(self, direction: str, protocol: int, information: bytes | memoryview) -> None:
+        """pppd's ``sent [...]``/``rcvd [...]`` line, within :data:`PACKET_LINE_RATE`.  As pppd at debug level
+        1, LCP Echo-Requests and -Replies are not shown once a network protocol has been up."""
+        echo = protocol == Protocol.LCP and len(information) >= 4 and information[0] in (9, 10)
+        if echo and self._network_was_up and 4 <= int.from_bytes(information[2:4], "big") <= len(information):
+            return
+        now = self._now
+        tokens = min(float(PACKET_LINE_BURST), self._line_tokens + (now - self._line_stamp) * PACKET_LINE_RATE)
+        self._line_stamp = now
+        if tokens < 1.0:
+            self._line_tokens = tokens
+            self._lines_suppressed += 1
+            return
+        self._line_tokens = tokens - 1.0
+        if self._lines_suppressed:
+            count, self._lines_suppressed = self._lines_suppressed, 0
+            self._log("debug", f"{count} packet line(s) not logged: more than {PACKET_LINE_RATE:g} a second")
+        self._log("debug", f"{direction} {format_packet(protocol, information)}")
 
     def _decode(self, protocol: int, information: memoryview) -> ControlPacket | None:
         try:
@@ -987,6 +1038,9 @@ class PppLink:
         """One line with the counts of the peer-driven notices repeated (and not logged) since the last
         summary, or None; logged by the link when it dies of itself, taken by the owner after
         :meth:`lower_down`."""
+        if self._lines_suppressed:
+            self._repeats["debug packet lines beyond the rate"] = self._lines_suppressed
+            self._lines_suppressed = 0
         repeated = sorted(((count, kind) for kind, count in self._repeats.items() if count), reverse=True)
         self._repeats.clear()
         if not repeated:

@@ -150,7 +150,7 @@ class PapAuthenticator(Exchange):
             self._reply_code = PapCode.AUTHENTICATE_ACK
             self._reply(identifier, self._reply_code)
             message = f"PAP authentication succeeded for {shown!r} (secret at {record.where})"
-            self._note(logtext.pap_peer_succeeded(clipped(name)))
+            self._pppd_line(logtext.pap_peer_succeeded(clipped(name)))
             self._finish(AuthResult(True, _NAME, name, message, secret=record))
             return
         if problem:
@@ -162,7 +162,7 @@ class PapAuthenticator(Exchange):
         self._reply_code = PapCode.AUTHENTICATE_NAK
         self._reply(identifier, self._reply_code)
         self.failed_attempts.append(name)
-        self._note(logtext.pap_peer_failed(clipped(name)))
+        self._pppd_line(logtext.pap_peer_failed(clipped(name)))
         self._finish(AuthResult(False, _NAME, name, f"PAP authentication failed for {shown!r}: {reason}"))
 
     def _reply(self, identifier: int, code: PapCode) -> None:

@@ -19,7 +19,7 @@ The first entry that matches decides.  Host names are refused: resolving them wo
 make the daemon depend on DNS at authentication time.
 
 Errors name the file and the line.  This module reads no file: reading
-chap-secrets safely (regular files only, no symbolic links, bounded in size,
+chap-secrets safely (a regular file, symbolic links followed, bounded in size,
 a warning when other users may read it), and the file of an ``@/path``
 secret, is :mod:`pypptp.conf.chap_secrets`.
 """
