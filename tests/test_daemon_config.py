@@ -543,6 +543,16 @@ def test_what_pppd_refuses_to_start_on_fails_check_and_the_daemon_refuses_too(
     assert started.returncode == 2 and started.stderr == f"pypptpd: {expected}\n"
 
 
+def test_the_daemon_refusing_to_start_says_every_error_on_a_line_of_its_own(tmp_path: Path) -> None:
+    options = SEED_OPTIONS.replace("require-mppe-128", "requre-mppe-128").replace("ms-dns 8.8.8.8", "ms-dsn 8.8.8.8")
+    setup = Setup(tmp_path, options=options)
+    started = pypptpd("-f", *setup.argv(), "--system-options", setup.system, "-p", str(tmp_path / "pid"))
+    lines = started.stderr.splitlines()
+    assert started.returncode == 2 and len(lines) == 2, started.stderr
+    assert all(line.startswith(f"pypptpd: {setup.options}:") for line in lines), lines
+    assert "'requre-mppe-128'" in lines[0] and "'ms-dsn'" in lines[1]
+
+
 def test_every_unknown_option_is_one_error_line(tmp_path: Path) -> None:
     setup = Setup(tmp_path, options=SEED_OPTIONS.replace("require-mppe-128", "requre-mppe-128") + "nologdf\n")
     status, messages = setup.check()

@@ -108,6 +108,15 @@ async def test_sigterm(start_pypptpd: Callable[..., Pypptpd]) -> None:
     await session.close()
 
 
+async def test_sigint_names_its_own_signal(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    daemon = start(start_pypptpd)
+    session = await open_client(daemon, tun=False)
+    daemon.wait_log("remote IP address")
+    daemon.process.send_signal(signal.SIGINT)
+    expect(daemon, "Terminating on signal 2", *FIGURES, r"Connection terminated\.", r"Exit\.", "session ended: .*")
+    await session.close()
+
+
 async def test_authentication_failure(start_pypptpd: Callable[..., Pypptpd]) -> None:
     daemon = start(start_pypptpd)
     with pytest.raises((PptpClientError, TimeoutError, OSError)):

@@ -469,8 +469,14 @@ async def _serve(
     startup.ready(f"listening on {config.listen}:{config.port}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    received = [int(signal.SIGTERM)]
+
+    def on_stop(number: int) -> None:
+        received[0] = number
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_stop, int(sig))
 
     def reload() -> None:
         startup.notify.reloading()
@@ -484,7 +490,9 @@ async def _serve(
         try:
             fresh = load(argv, system_options=args.system_options)
         except ERRORS as exc:
-            log.error("MGR: SIGHUP: %s; keeping the running configuration", exc)
+            for line in str(exc).splitlines():
+                log.error("MGR: SIGHUP: %s", line)
+            log.error("MGR: SIGHUP: keeping the running configuration")
             return
         configured.config = fresh
         daemon.paths.secrets = fresh.secrets_path
@@ -509,7 +517,7 @@ async def _serve(
         "MGR: shutting down: %d session(s), %d connection(s)", len(daemon.sessions), len(daemon.server.connections)
     )
     serving.cancel()
-    await daemon.shutdown()
+    await daemon.shutdown(received[0])
     log.info("MGR: Exit.")
     return 0
 
@@ -616,7 +624,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load(pptpd_argv, system_options=args.system_options)
     except ERRORS as exc:
-        print(f"pypptpd: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"pypptpd: {line}", file=sys.stderr)
         return 2
     pipe, detached = None, None
     if not config.foreground:
