@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -204,3 +205,51 @@ async def test_pppd_debug_option_logs_packet_lines(start_pypptpd: Callable[..., 
     assert re.search(r"^sent \[LCP ConfReq id=0x1 <auth chap MS-v2>", text, re.M)
     assert re.search(r'^rcvd \[CHAP Response id=0x\w+ <[0-9a-f]{98}>, name = "alice"\]$', text, re.M)
     assert "Connection terminated." in text.splitlines() and "Exit." not in text.splitlines()  # syslog only
+
+
+async def test_logfile_has_each_line_of_each_session_once(
+    start_pypptpd: Callable[..., Pypptpd], tmp_path: Path
+) -> None:
+    """pppd's ``logfile`` gets the session's lines once each, before and after the unit is chosen, in the
+    order the log has them (a handler on both ``pppd`` and ``pppd.ppp0`` wrote every line twice), and two
+    sessions one after the other do not double it either."""
+    path = tmp_path / "ppp.log"
+    daemon = start(start_pypptpd, SEED_OPTIONS + f"logfile {path}\n")
+    for count in (1, 2):
+        session = await open_client(daemon, tun=False)
+        wait_count(daemon, "remote IP address", count)
+        await session.close()
+        wait_count(daemon, "session ended", count)
+    lines = path.read_text().splitlines()
+    for line in ("CHAP peer authentication succeeded for alice", "Modem hangup", "Connection terminated."):
+        assert lines.count(line) == 2, lines
+    assert [line for line in lines if line.startswith("remote IP address ")] == ["remote IP address 192.168.0.234"] * 2
+    ours = [line for line in pppd_lines(daemon) if line != "Exit."]
+    assert [line for line in lines if ENDING.fullmatch(line)] == ours
+
+
+def wait_count(daemon: Pypptpd, text: str, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while daemon.log().count(text) < count:
+        assert time.monotonic() < deadline, f"{text!r} not logged {count} times:\n{daemon.log()}"
+        time.sleep(0.05)
+
+
+async def test_logfile_named_anew_on_sighup_serves_the_sessions_after(
+    start_pypptpd: Callable[..., Pypptpd], tmp_path: Path
+) -> None:
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    daemon = start(start_pypptpd, SEED_OPTIONS + f"logfile {first}\n")
+    session = await open_client(daemon, tun=False)
+    wait_count(daemon, "remote IP address", 1)
+    await session.close()
+    wait_count(daemon, "session ended", 1)
+    daemon.options.write_text(SEED_OPTIONS + f"logfile {second}\n")
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_count(daemon, "SIGHUP: secrets and pppd options re-read", 1)
+    session = await open_client(daemon, tun=False)
+    wait_count(daemon, "remote IP address", 2)
+    await session.close()
+    wait_count(daemon, "session ended", 2)
+    assert first.read_text().splitlines().count("Connection terminated.") == 1
+    assert second.read_text().splitlines().count("Connection terminated.") == 1

@@ -496,6 +496,7 @@ async def _serve(
             return
         configured.config = fresh
         daemon.paths.secrets = fresh.secrets_path
+        daemon.logfile = fresh.options.logfile
         daemon.load_secrets(fresh.secrets, fresh.secrets_stamp)
         for warning in fresh.warnings:
             log.warning("MGR: %s", warning)

@@ -324,8 +324,7 @@ class Daemon:
         policy = self.policy
         _pppd_debug(policy.debug)
         slog = SessionLog(logging.getLogger("pppd"), connection)  # pppd.pppN once the unit is chosen
-        if self.logfile:
-            _attach_logfile(slog.logger, self.logfile, policy.debug)
+        _attach_logfile(self.logfile, policy.debug)
         slog.info("%s", logtext.started(PPPD_VERSION, *_user()), extra=logs.SYSLOG_ONLY)
         peer_ip = connection.peer_ip
         assert call.peer_call_id is not None
@@ -390,8 +389,6 @@ class Daemon:
             session.log.warning("ppp%d was taken meanwhile; using ppp%d instead", session.unit, tun.unit)
             session.claim = tun.claim
             session.log.logger = logs.pppd_logger(tun.unit)
-            if self.logfile:
-                _attach_logfile(session.log.logger, self.logfile, self.policy.debug)
         return tun
 
     def _assign(self, session: DaemonSession, result: AuthResult | None) -> Assignment | str:
@@ -416,8 +413,6 @@ class Daemon:
         self.admitted += 1
         self.server.admit(session.connection)
         session.log.logger = logs.pppd_logger(claim.unit)
-        if self.logfile:
-            _attach_logfile(session.log.logger, self.logfile, self.policy.debug)
         peer_ip = session.connection.peer_ip
         session.log.info("%s", logtext.connect(f"ppp{claim.unit}", call_tty(peer_ip, session.call.call_id)))
         return Assignment(*assigned, claim.unit)
@@ -647,12 +642,20 @@ def _pppd_debug(on: bool) -> None:
         pppd.setLevel(logging.DEBUG if on else logging.NOTSET)
 
 
-def _attach_logfile(logger: logging.Logger, path: str, debug: bool = False) -> None:
-    """pppd's ``logfile``: session lines are appended there too, in pppd's bare format (debug lines too
-    with pppd's ``debug``)."""
-    for handler in logger.handlers:
-        if isinstance(handler, logs.LogfileHandler) and handler.baseFilename == os.path.abspath(path):
-            handler.with_debug = debug
-            return
-    with contextlib.suppress(OSError):
-        logger.addHandler(logs.LogfileHandler(path, debug=debug))
+def _attach_logfile(path: str | None, debug: bool = False) -> None:
+    """pppd's ``logfile``, as the options read last give it: one handler on the ``pppd`` logger, which every
+    session's lines reach (``pppd`` before the unit, ``pppd.pppN`` after, propagating), so each line is
+    written once; another path after SIGHUP replaces it (pppd's per-process file becomes the file of the
+    sessions started since), and no ``logfile`` removes it."""
+    pppd = logging.getLogger("pppd")
+    wanted = os.path.abspath(path) if path else None
+    for handler in list(pppd.handlers):
+        if isinstance(handler, logs.LogfileHandler):
+            if handler.baseFilename == wanted:
+                handler.with_debug = debug
+                return
+            pppd.removeHandler(handler)
+            handler.close()
+    if wanted is not None:
+        with contextlib.suppress(OSError):
+            pppd.addHandler(logs.LogfileHandler(wanted, debug=debug))
