@@ -189,6 +189,54 @@ def test_no_syslog_falls_back_to_a_file_and_says_so(tmp_path: Path, capsys: pyte
         handler.close()
 
 
+@pytest.mark.parametrize("syslog_up", [True, False])
+def test_under_systemd_lines_reach_the_journal_with_the_originals_identities(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syslog_up: bool
+) -> None:
+    """The unit runs ``pypptpd -f``: stderr is the journal stream (``JOURNAL_STREAM`` names its device and
+    inode).  Lines then go to the syslog socket as ``pptpd[PID]:`` and ``pppd[PID]:`` with no time stamp of
+    ours (stderr would make every line the unit's ``pypptpd`` and stamp it twice); with no syslog socket,
+    stderr without our time stamp."""
+    stream = (tmp_path / "journal-stream").open("w")
+    st = os.fstat(stream.fileno())
+    monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+    monkeypatch.setattr(sys, "stderr", stream)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    path = str(tmp_path / "dev-log")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as syslogd:
+        if syslog_up:
+            syslogd.bind(path)
+            syslogd.settimeout(5)
+        try:
+            cli._setup_logging(True, False, syslog=path)
+            logging.getLogger("pypptpd").info("MGR: to the journal")
+            logging.getLogger("pppd.ppp0").info("remote IP address 192.168.0.234")
+            for handler in root.handlers:
+                handler.flush()
+            if syslog_up:
+                got = [syslogd.recv(4096).decode() for _ in range(2)]
+                pid = os.getpid()
+                assert got == [
+                    f"<30>pptpd[{pid}]: MGR: to the journal\x00",
+                    f"<30>pppd[{pid}]: remote IP address 192.168.0.234\x00",
+                ]
+                assert (tmp_path / "journal-stream").read_text() == ""
+            else:
+                stream.flush()
+                pid = os.getpid()
+                assert (tmp_path / "journal-stream").read_text().splitlines() == [
+                    f"pptpd[{pid}]: MGR: to the journal",
+                    f"pppd[{pid}]: ppp0: remote IP address 192.168.0.234",
+                ]
+        finally:
+            for handler in root.handlers:
+                handler.close()
+            root.handlers[:], level = saved
+            root.setLevel(level)
+            stream.close()
+
+
 # -- the shipped files and pypptpd-install ---------------------------------------------------------------
 
 

@@ -277,7 +277,9 @@ def _setup_logging(
     level = logging.DEBUG if debug else logging.INFO
     handler: logging.Handler
     in_place = False
-    if foreground:
+    if foreground and _stderr_is_journal():
+        handler = _journal_handler(syslog)
+    elif foreground:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logs.IdentFormatter(timestamps=True, interface=True))
         in_place = _regular_file(sys.stderr)
@@ -297,6 +299,33 @@ def _setup_logging(
     root.setLevel(level)
     logging.getLogger("asyncio").setLevel(logging.WARNING)
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
+
+
+def _stderr_is_journal() -> bool:
+    """stderr is systemd's journal stream (the unit runs ``pypptpd -f``): systemd sets ``JOURNAL_STREAM``
+    to that stream's ``device:inode`` so that a service can tell, and talk to the journal properly."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
+def _journal_handler(syslog: str) -> logging.Handler:
+    """Under systemd: the syslog socket (journald's, behind ``/dev/log``), so that each line carries its own
+    identity (``SYSLOG_IDENTIFIER`` pptpd or pppd, as the originals'; fail2ban and ``journalctl -t pptpd``
+    key on it) and no second time stamp; lines written to stderr would all be the unit's ``pypptpd`` and
+    carry our time stamp too.  With no syslog socket, stderr, bare (the journal adds time and name)."""
+    if _unreachable(syslog) is None:
+        handler: logging.Handler = logging.handlers.SysLogHandler(
+            syslog, facility=logging.handlers.SysLogHandler.LOG_DAEMON
+        )
+        handler.setFormatter(logs.IdentFormatter())
+        return handler
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logs.IdentFormatter(interface=True))
+    return handler
 
 
 def _regular_file(stream: object) -> bool:
