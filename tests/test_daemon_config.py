@@ -245,7 +245,6 @@ def test_a_conf_named_with_c_must_exist(tmp_path: Path) -> None:
         ("bcrelay eth1", "-b eth1", "no broadcast relay is run"),
         ("vrf blue", "-V blue", "sockets stay in the default VRF"),
         ("delegate", "-D", "addresses still come from localip/remoteip"),
-        ("logwtmp", "-w", "no wtmp records are written"),
         ("ppp /usr/sbin/pppd", "-e /usr/sbin/pppd", "pypptpd has its own PPP engine and runs no pppd"),
     ],
 )
@@ -370,10 +369,10 @@ def test_check_stops_at_a_bad_pptpd_conf(tmp_path: Path) -> None:
 
 
 def test_check_passes_warnings_with_their_lines(tmp_path: Path) -> None:
-    setup = Setup(tmp_path, SEED_CONF + "logwtmp\n", SEED_OPTIONS + "lcp-echo-adaptive\n")
+    setup = Setup(tmp_path, SEED_CONF + "delegate\n", SEED_OPTIONS + "lcp-echo-adaptive\n")
     status, messages = setup.check()
     assert status == 0
-    assert f"warning: {setup.conf}:6: logwtmp is not implemented by pypptpd and is ignored: " in "\n".join(messages)
+    assert f"warning: {setup.conf}:6: delegate is not implemented by pypptpd and is ignored: " in "\n".join(messages)
     assert (
         f"warning: {setup.options}:16: 'lcp-echo-adaptive' ignored: pppd option not implemented by pypptp" in messages
     )

@@ -472,6 +472,7 @@ async def _serve(
         clamp_mss=not args.no_mss_clamp,
         logfile=config.options.logfile,
         shared_units=worker is not None,
+        wtmp=config.wtmp if config.logwtmp else None,
     )
     try:
         if worker is None:
@@ -526,6 +527,7 @@ async def _serve(
         configured.config = fresh
         daemon.paths.secrets = fresh.secrets_path
         daemon.logfile = fresh.options.logfile
+        daemon.wtmp = fresh.wtmp if fresh.logwtmp else None  # for new sessions; a session logs out where it logged in
         daemon.load_secrets(fresh.secrets, fresh.secrets_stamp)
         for warning in fresh.warnings:
             log.warning("MGR: %s", warning)

@@ -9,8 +9,9 @@ Command-line flags, pptpd's, with the long forms of its ``getopt_long`` table:
 ``-o/--option FILE``, ``-p/--pidfile FILE``, ``-s/--speed BAUD``,
 ``-t/--stimeout N``, ``-v/--version``, ``-w/--logwtmp``,
 ``-C/--connections N``, ``-D/--delegate``, ``-V/--vrf NAME``.  Ours, not
-pptpd's: ``--check`` (read and validate every file, then exit) and
-``--secrets FILE`` (another chap-secrets file, for tests and trials).
+pptpd's: ``--check`` (read and validate every file, then exit),
+``--secrets FILE`` (another chap-secrets file, for tests and trials) and
+``--wtmp FILE`` (where ``-w`` writes, instead of ``/var/log/wtmp``).
 
 Precedence.  pptpd's usage text says "Command line options will override any
 default settings and any settings specified in the config file", and pptpd.c
@@ -59,8 +60,12 @@ re-read when it changes (pppd reads it for each call).  A line whose server
 column is neither ``*`` nor our ``name`` (the host name without one, as pppd)
 can never match: a warning names it.
 
+``logwtmp`` (``-w``): login and logout records in wtmp for ``last``
+(:mod:`pypptp.host.wtmp`); a warning when the file does not exist, since it is
+not created (glibc's ``updwtmp`` does not create it either).
+
 Not implemented, and said so in a warning when set: ``bcrelay``, ``vrf``,
-``delegate``, ``logwtmp`` and ``ppp`` (``-e``).  ``speed`` (``-s``) is read
+``delegate`` and ``ppp`` (``-e``).  ``speed`` (``-s``) is read
 and kept; it only set the baud rate of the pty between pptpd and pppd,
 which changes nothing on the PPTP link.
 """
@@ -90,6 +95,7 @@ from pypptp.conf.pptpd import (
 )
 from pypptp.ctrl.constants import PPTP_PORT
 from pypptp.daemon.pool import AddressPool, PoolError
+from pypptp.host.wtmp import WTMP
 from pypptp.ppp.secrets import ChapSecrets, SecretsError
 
 __all__ = [
@@ -115,7 +121,6 @@ _NOT_IMPLEMENTED = {
     "bcrelay": "no broadcast relay is run",
     "vrf": "sockets stay in the default VRF",
     "delegate": "addresses still come from localip/remoteip",
-    "logwtmp": "no wtmp records are written",
     "ppp": "pypptpd has its own PPP engine and runs no pppd",
 }
 _SHORT = {"bcrelay": "-b", "vrf": "-V", "delegate": "-D", "logwtmp": "-w", "ppp": "-e", "option": "-o"}
@@ -151,6 +156,9 @@ class DaemonConfig:
     """``--check``: validate and exit."""
     speed: str = DEFAULT_SPEED
     noipparam: bool = False
+    logwtmp: bool = False
+    """``-w``/``logwtmp``: wtmp records of each session (:attr:`wtmp`)."""
+    wtmp: str = WTMP
     warnings: list[str] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
     """Debug-level remarks (options accepted and ignored because they mean nothing on PPTP)."""
@@ -190,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds a new connection has to send SCCRQ ({DEFAULT_STIMEOUT})",
     )
     add("-v", "--version", action="version", version=f"pypptpd {__version__}")
-    add("-w", "--logwtmp", action="store_true", default=None, help="update wtmp (not implemented; warns)")
+    add("-w", "--logwtmp", action="store_true", default=None, help="login and logout records in wtmp, for last")
     add(
         "-C",
         "--connections",
@@ -202,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("-V", "--vrf", metavar="NAME", help="VRF for the sockets (not implemented; warns)")
     add("--check", action="store_true", help="read and validate every file, report, and exit (not in pptpd)")
     add("--secrets", metavar="FILE", help=f"chap-secrets file (default {DEFAULT_SECRETS}; not in pptpd)")
+    add("--wtmp", metavar="FILE", default=WTMP, help=f"the wtmp file -w writes to (default {WTMP}; not in pptpd)")
     return parser
 
 
@@ -335,6 +344,14 @@ def _build(
         if value:
             warnings.append(f"{source}: {keyword} is not implemented by pypptpd and is ignored: {why}")
 
+    logwtmp, logwtmp_where = flag_or_file("logwtmp")
+    if logwtmp and not os.path.isfile(args.wtmp):
+        what = "is not a regular file" if os.path.exists(args.wtmp) else "does not exist"
+        warnings.append(
+            f"{logwtmp_where}: logwtmp: {args.wtmp} {what}: no wtmp records are written until it is one "
+            f"(it is not created, as pppd's logwtmp does not): install -m 664 -g utmp /dev/null {args.wtmp}"
+        )
+
     # the pppd options: /etc/ppp/options, then pptpd.conf's option (or -o)
     option_file, option_where = flag_or_file("option")
     files = [system_options] if os.path.exists(system_options) else []
@@ -426,6 +443,8 @@ def _build(
         check_only=args.check,
         speed=args.speed or pptpd.speed,
         noipparam=bool(args.noipparam or pptpd.noipparam),
+        logwtmp=bool(logwtmp),
+        wtmp=args.wtmp,
         warnings=warnings,
         notes=list(options.notes),
         secrets_stamp=secrets_stamp if secrets is not None else None,

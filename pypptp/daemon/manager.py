@@ -17,14 +17,17 @@ did, in one asyncio process:
   their own (:mod:`pypptp.aio.server`).  Until then the session logs as
   ``pppd``; pppd's ``Connect: pppN <--> ...`` line comes with the unit;
 * when the session's network comes up: the TUN device, ``/etc/ppp/ip-up``, and once, a warning if its
-  traffic cannot leave this host (forwarding off, no default route: :mod:`pypptp.host.diagnose`);
+  traffic cannot leave this host (forwarding off, no default route: :mod:`pypptp.host.diagnose`),
+  and with ``-w`` a login record in wtmp (:mod:`pypptp.host.wtmp`, written off the event loop);
 * a call whose peer has sent no GRE :data:`NO_GRE_AFTER` seconds after the Outgoing-Call-Reply says
   what probably blocks it (IP protocol 47 filtered, a NAT that does not know PPTP), once;
 * when it ends, by whatever path (LCP Terminate either way, CCRQ, StopCCRQ,
   TCP FIN or RST, echo timeouts, authentication failure, SIGTERM): ip-down,
   the TUN device, the GRE call, the Call ID and the pool address are all
   released, and the control connection gets a CDN and a StopCCRQ if it is
-  still there, as pptpctrl did when its pppd exited;
+  still there, as pptpctrl did when its pppd exited; the session's last line is its summary
+  (:mod:`pypptp.daemon.accounting`: user, peer, tunnel address, duration, bytes, reason), and with
+  ``-w`` a logout record goes to wtmp;
 * chap-secrets is looked at at every authentication and re-read when it
   changed, as pppd reads it at every authentication (removing a user takes
   effect at once); SIGHUP re-reads it and the pppd options for new sessions;
@@ -45,6 +48,7 @@ import os
 import pwd
 import signal
 import socket
+import time
 from collections.abc import Coroutine
 from ipaddress import IPv4Address
 from typing import Any, Protocol
@@ -57,11 +61,13 @@ from pypptp.conf.pptpd import DEFAULT_SPEED
 from pypptp.ctrl.constants import StopReason
 from pypptp.ctrl.events import Call
 from pypptp.daemon import logs
+from pypptp.daemon.accounting import summary_line, wtmp_user
 from pypptp.daemon.pool import AddressPool, Lease
 from pypptp.daemon.scripts import IP_DOWN, IP_UP, ScriptInfo, ScriptRunner, call_tty
 from pypptp.host.diagnose import forwarding_problem, route_problem
 from pypptp.host.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.host.tun import TunDevice, TunError, UnitClaim, claim_unit, share_units_between_processes, wait_closed
+from pypptp.host.wtmp import UtmpRecord, WtmpWriter
 from pypptp.ppp import logtext
 from pypptp.ppp.auth import AuthResult, peer_authname
 from pypptp.ppp.link import Assignment, AuthAttemptFailed, Authenticated, LinkConfig, NetworkUp, PppLink
@@ -132,6 +138,8 @@ class DaemonSession:
     """The call was cleared while the network was up: pppd's ``Modem hangup`` came before its figures."""
     gre_watch: asyncio.TimerHandle | None = None
     """:data:`NO_GRE_AFTER` after the call: the check that the peer's GRE arrives."""
+    wtmp: str | None = None
+    """The wtmp file its login record went to (``-w``), which gets its logout record too."""
 
     @property
     def unit(self) -> int:
@@ -185,9 +193,11 @@ class Daemon:
         clamp_mss: bool = True,
         logfile: str | None = None,
         shared_units: bool = False,
+        wtmp: str | None = None,
     ) -> None:
         """``shared_units``: other processes (``--workers``) create ``pppN`` devices in this namespace too:
-        units are claimed across processes, and one taken meanwhile is replaced by the next free one."""
+        units are claimed across processes, and one taken meanwhile is replaced by the next free one.
+        ``wtmp``: the wtmp file for the sessions' login and logout records (``-w``), None for none."""
         self.settings = settings
         self.pool = pool
         self.policy = policy
@@ -197,6 +207,8 @@ class Daemon:
         self.clamp_mss = clamp_mss
         self.logfile = logfile
         self.shared_units = shared_units
+        self.wtmp = wtmp
+        self._wtmp_writer: WtmpWriter | None = None  # made at the first record: nothing when -w is off
         if shared_units:
             share_units_between_processes()
         self.secrets = ChapSecrets(())
@@ -290,6 +302,8 @@ class Daemon:
         for session in list(self.sessions.values()):
             session.ppp.close("pypptpd is shutting down")
         await self.server.shutdown()
+        if self._wtmp_writer is not None:  # the logout records of the sessions just ended
+            await loop.run_in_executor(None, self._wtmp_writer.close)
         await self.wait_scripts()
         await loop.run_in_executor(None, wait_closed)  # every pppN gone before we say we exited
         self.transport.close()
@@ -485,6 +499,7 @@ class Daemon:
         session.up = up
         if previous is None:
             self._check_way_out(session)
+            self._log_wtmp_login(session)
         if previous is not None and (previous.local_address, previous.peer_address) == (
             up.local_address,
             up.peer_address,
@@ -497,6 +512,27 @@ class Daemon:
             session.proxy_arp = self._off_loop(self._proxy_arp_then_ip_up(session, up, info))
         else:
             session.scripts.up(info)
+
+    def _peer_name(self, session: DaemonSession) -> str:
+        """The name the peer last authenticated with, as it sent it ("" if it never did)."""
+        result = next((r for r in reversed(session.ppp.link.auth_results) if r.success), None)
+        return result.peer_name if result is not None else ""
+
+    def _wtmp_records(self) -> WtmpWriter:
+        """The thread that appends to wtmp, started with the first record (none while ``-w`` is off)."""
+        if self._wtmp_writer is None:
+            self._wtmp_writer = WtmpWriter(log)
+        return self._wtmp_writer
+
+    def _log_wtmp_login(self, session: DaemonSession) -> None:
+        """pptpd-logwtmp's ip-up: ``logwtmp(pppN, peer's name, client's address)``, once per session."""
+        if self.wtmp is None:
+            return
+        session.wtmp = self.wtmp
+        peer_ip = session.connection.peer_ip
+        name = wtmp_user(self._peer_name(session), session.ppp.link.config.auth.strip_domain)
+        record = UtmpRecord.login(f"ppp{session.unit}", name, peer_ip, time.time(), IPv4Address(peer_ip))
+        self._wtmp_records().write(self.wtmp, record)
 
     def _check_way_out(self, session: DaemonSession) -> None:
         """Once per session, as its network comes up: whether its traffic can leave this host (forwarding
@@ -567,6 +603,21 @@ class Daemon:
         if summary is not None:
             lines.append(summary)
         lines.append(f"session ended: {reason}")
+        assigned = session.addresses
+        peer_address = session.up.peer_address if session.up is not None else assigned[1] if assigned else None
+        lines.append(
+            summary_line(
+                user=self._peer_name(session),
+                strip_domain=ppp.link.config.auth.strip_domain,
+                peer=session.connection.peer_ip,
+                ip=str(peer_address) if peer_address is not None else None,
+                ifname=f"ppp{session.unit}" if assigned else None,
+                duration=asyncio.get_running_loop().time() - ppp.started_at,
+                sent=ppp.stats.bytes_sent,
+                received=ppp.stats.bytes_received,
+                reason=reason,
+            )
+        )
         return lines
 
     def _ip_down(self, session: DaemonSession, lines: list[str], info: ScriptInfo | None) -> None:
@@ -609,6 +660,8 @@ class Daemon:
             self._pinned_in_use.discard(session.pinned)
         if session.addresses is not None:
             self.admitted -= 1
+        if session.wtmp is not None:  # pptpd-logwtmp's ip-down: logwtmp(pppN, "", "")
+            self._wtmp_records().write(session.wtmp, UtmpRecord.logout(f"ppp{session.unit}", time.time()))
         lines = self._last_lines(session, reason)
         info = self._script_info(session, session.up) if session.up is not None else None  # the figures of now
         if session.proxy_arp is not None or session.proxy_arp_on is not None:
