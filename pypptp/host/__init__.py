@@ -3,6 +3,7 @@
 :mod:`~pypptp.host.tun` (the ``pppN`` TUN devices), :mod:`~pypptp.host.proxyarp` (proxy neighbour
 entries), :mod:`~pypptp.host.bpf` (the GRE socket's per-worker filter), :mod:`~pypptp.host.netns`
 (throw-away network namespaces for tests and the demo), :mod:`~pypptp.host.mss` (TCP MSS clamping),
+:mod:`~pypptp.host.wtmp` (wtmp records for ``last``, glibc's ``updwtmp``),
 :mod:`~pypptp.host.firewall` (nftables/iptables rulesets read and walked) and :mod:`~pypptp.host.diagnose`
 (what on this host stops PPTP: ``pypptpd --diagnose`` and the daemon's run-time hints).
 """
