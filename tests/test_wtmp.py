@@ -342,8 +342,8 @@ def test_a_missing_wtmp_is_a_warning(conf: Path, tmp_path: Path) -> None:
     missing = tmp_path / "nowtmp"
     config = load_with(conf, "-w", "--wtmp", str(missing))
     assert wtmp_warnings(config) == [
-        f"command line: -w/--logwtmp: logwtmp: {missing} does not exist: no wtmp records are written until it is "
-        f"one (it is not created, as pppd's logwtmp does not): install -m 664 -g utmp /dev/null {missing}"
+        f"command line: -w/--logwtmp: logwtmp: {missing} does not exist: no wtmp records are written (pppd's "
+        f"logwtmp does not create the file either): install -m 664 -g utmp /dev/null {missing}"
     ]
     conf.write_text(conf.read_text() + "logwtmp\n")
     config = load_with(conf, "--wtmp", str(tmp_path))

@@ -348,8 +348,8 @@ def _build(
     if logwtmp and not os.path.isfile(args.wtmp):
         what = "is not a regular file" if os.path.exists(args.wtmp) else "does not exist"
         warnings.append(
-            f"{logwtmp_where}: logwtmp: {args.wtmp} {what}: no wtmp records are written until it is one "
-            f"(it is not created, as pppd's logwtmp does not): install -m 664 -g utmp /dev/null {args.wtmp}"
+            f"{logwtmp_where}: logwtmp: {args.wtmp} {what}: no wtmp records are written (pppd's logwtmp "
+            f"does not create the file either): install -m 664 -g utmp /dev/null {args.wtmp}"
         )
 
     # the pppd options: /etc/ppp/options, then pptpd.conf's option (or -o)
