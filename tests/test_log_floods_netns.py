@@ -298,7 +298,7 @@ async def test_bogus_chap_responses_in_the_authenticate_phase(start_pypptpd: Cal
         await asyncio.sleep(0.5)
     finally:
         await held.close()
-    lines = (await wait_lines(daemon, "Connection terminated."))[before:]
+    lines = (await wait_lines(daemon, "session summary: "))[before:]  # the last line of a session
     print(f"\nbogus CHAP: {sent} sent, {len(lines)} log line(s)")
     assert sent > 10_000
     assert len(lines) <= LINE_BAR, "\n".join(lines)
@@ -327,7 +327,7 @@ async def test_echo_replies_carrying_the_servers_magic(start_pypptpd: Callable[.
         assert await tunnel_ping(session, SERVER_IP)  # the session itself carries on
     finally:
         await session.close()
-    lines = (await wait_lines(daemon, "Connection terminated."))[before:]
+    lines = (await wait_lines(daemon, "session summary: "))[before:]  # the last line of a session
     echo = [line for line in lines if "Echo-Reply" in line]
     print(f"\nEcho-Replies with our magic: {sent} sent, {len(lines)} log line(s) for the whole session")
     assert sent == 10_000 and len(echo) == 2, echo  # the first, and the summary with the count
@@ -348,7 +348,7 @@ async def test_a_60_kb_chap_name(start_pypptpd: Callable[..., Pypptpd]) -> None:
         await wait_lines(daemon, "authentication failed for")
     finally:
         await held.close()
-    lines = (await wait_lines(daemon, "Connection terminated."))[before:]
+    lines = (await wait_lines(daemon, "session summary: "))[before:]  # the last line of a session
     written = len(daemon.log()) - size_before
     print(f"\n60 KB name: {len(lines)} log line(s), {written} bytes")
     assert written < 8192 and max(map(len, lines)) < 400

@@ -176,7 +176,7 @@ async def settle(daemon: Pypptpd, timeout: float = 3.0) -> None:
 
 async def open_victim(daemon: Pypptpd, policy: MppePolicy) -> PptpClientSession:
     pair = daemon.pair
-    return await PptpClientSession.connect(
+    session = await PptpClientSession.connect(
         pair.server_ip,
         user="alice",
         password="s3cret",
@@ -185,6 +185,10 @@ async def open_victim(daemon: Pypptpd, policy: MppePolicy) -> PptpClientSession:
         gre_sock=pair.socket(pair.client_ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE),
         timeout=15,
     )
+    # our IPCP may open a moment before the daemon's, and its ppp0 is configured off the event loop
+    # after that: pings sent before it exists are dropped (a loaded CI machine lost four that way)
+    await asyncio.to_thread(daemon.wait_log, "Using interface ppp0", 15)
+    return session
 
 
 async def legit_cpu_per_packet(daemon: Pypptpd, session: PptpClientSession, packets: int) -> float:
