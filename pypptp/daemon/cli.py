@@ -146,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
         help="connections a minute from one address logged as usual; beyond, until one authenticates, their "
         f"lines go to debug level and a summary counts them (default {ServerSettings.log_budget}; 0: no limit)",
     )
+    parser.add_argument(
+        "--trace",
+        metavar="DIR",
+        help="write a structured trace of each session into DIR (one JSON-lines file per session; read it "
+        "with python -m pypptp.trace FILE)",
+    )
     return parser
 
 
@@ -179,6 +185,7 @@ _OURS = (
     "--auth-fail-window",
     "--auth-fail-block",
     "--log-budget",
+    "--trace",
 )
 
 
@@ -472,6 +479,7 @@ async def _serve(
         clamp_mss=not args.no_mss_clamp,
         logfile=config.options.logfile,
         shared_units=worker is not None,
+        trace_dir=args.trace,
     )
     try:
         if worker is None:
