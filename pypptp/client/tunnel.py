@@ -259,8 +259,10 @@ class PptpClientSession:
         if self._gre_trace is not None:
             self._gre_trace.stop()
             self._gre_trace = None
-        if self._trace_file is not None:
-            self._trace_file.close(asyncio.get_running_loop().time(), reason=self.down_reason or "closed")
+        if self._trace_file is not None:  # written off the loop; done (the file complete) when close returns
+            done = self._trace_file.close(asyncio.get_running_loop().time(), reason=self.down_reason or "closed")
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(done)
 
     # -- callbacks ------------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ import sys
 from collections.abc import Sequence
 
 from pypptp.aio.server import ServerSettings, listen_backlog
+from pypptp.aio.trace import DEFAULT_MAX_EVENTS
 from pypptp.conf.pppd_options import SYSTEM_OPTIONS
 from pypptp.ctrl.connection import ControlConfig
 from pypptp.daemon import logs, systemd
@@ -152,6 +153,13 @@ def _parser() -> argparse.ArgumentParser:
         help="write a structured trace of each session into DIR (one JSON-lines file per session; read it "
         "with python -m pypptp.trace FILE)",
     )
+    parser.add_argument(
+        "--trace-max-events",
+        metavar="N",
+        type=_count,
+        default=DEFAULT_MAX_EVENTS,
+        help=f"events a trace file holds at most; then it ends with a truncated event (default {DEFAULT_MAX_EVENTS})",
+    )
     return parser
 
 
@@ -186,6 +194,7 @@ _OURS = (
     "--auth-fail-block",
     "--log-budget",
     "--trace",
+    "--trace-max-events",
 )
 
 
@@ -480,6 +489,7 @@ async def _serve(
         logfile=config.options.logfile,
         shared_units=worker is not None,
         trace_dir=args.trace,
+        trace_max_events=args.trace_max_events,
     )
     try:
         if worker is None:

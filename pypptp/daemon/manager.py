@@ -53,7 +53,7 @@ from typing import Any, Protocol
 from pypptp.aio.gre import GreCall, GreTransport
 from pypptp.aio.server import ControlServer, ServerConnection, ServerSettings
 from pypptp.aio.session import PppSession, session_over_gre
-from pypptp.aio.trace import GreTraceWatch, JsonLinesTracer, control_tracer
+from pypptp.aio.trace import DEFAULT_MAX_EVENTS, GreTraceWatch, JsonLinesTracer, control_tracer
 from pypptp.conf.chap_secrets import CHAP_SECRETS, Stamp, file_stamp, read_secrets_file
 from pypptp.conf.pptpd import DEFAULT_SPEED
 from pypptp.ctrl.constants import StopReason
@@ -191,6 +191,7 @@ class Daemon:
         logfile: str | None = None,
         shared_units: bool = False,
         trace_dir: str | None = None,
+        trace_max_events: int = DEFAULT_MAX_EVENTS,
     ) -> None:
         """``shared_units``: other processes (``--workers``) create ``pppN`` devices in this namespace too:
         units are claimed across processes, and one taken meanwhile is replaced by the next free one."""
@@ -205,6 +206,7 @@ class Daemon:
         self.shared_units = shared_units
         self.trace_dir = trace_dir
         """``--trace DIR``: one JSON-lines trace per session there (:mod:`pypptp.aio.trace`)."""
+        self.trace_max_events = trace_max_events
         if shared_units:
             share_units_between_processes()
         self.secrets = ChapSecrets(())
@@ -384,7 +386,8 @@ class Daemon:
         name = f"{wall:%Y%m%dT%H%M%S.%fZ}-{call.call_id}-{connection.peer_ip}.jsonl"
         header = {"role": "server", "peer": connection.peer_ip, "call_id": call.call_id}
         header |= {"peer_call_id": call.peer_call_id, "pid": os.getpid()}
-        trace = JsonLinesTracer(os.path.join(self.trace_dir, name), start=start, header=header, wall=wall)
+        path = os.path.join(self.trace_dir, name)
+        trace = JsonLinesTracer(path, start=start, header=header, wall=wall, max_events=self.trace_max_events)
         tracer = control_tracer(trace)
         for when, direction, message in early:
             tracer(when, direction, message)
