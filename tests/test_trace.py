@@ -256,8 +256,10 @@ def test_the_file_has_a_header_relative_times_and_an_end(tmp_path: Path) -> None
     assert header["data"]["call_id"] == 5 and "start" in header["data"] and "pypptp" in header["data"]
     assert event == {"time": 0.25, "category": "ppp", "event": "sent", "data": {"name": 'a "quoted"\nname'}}
     assert end["event"] == "end" and end["data"]["reason"] == "done" and end["time"] == 1.0
-    with pytest.raises(FileExistsError):  # never overwritten
-        path.open("x")
+    assert path.stat().st_mode & 0o777 == 0o600  # user names and addresses: root's eyes only
+    again = JsonLinesTracer(str(path), start=0.0)  # never over an existing file
+    again.close().result(timeout=5)
+    assert again.error is not None and _read(path)[0]["data"]["peer"] == "198.18.0.2"
 
 
 @pytest.mark.parametrize("bound", ["events", "bytes"])

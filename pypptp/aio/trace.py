@@ -31,6 +31,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import os
 import threading
 import typing
 from collections.abc import Callable
@@ -47,6 +48,7 @@ __all__ = [
     "GreTraceWatch",
     "JsonLinesTracer",
     "control_tracer",
+    "wait_written",
 ]
 
 log = logging.getLogger("pypptpd")
@@ -70,6 +72,14 @@ def _writer() -> concurrent.futures.ThreadPoolExecutor:
         if _executor is None:
             _executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pypptp-trace")
         return _executor
+
+
+def wait_written(timeout: float = 5.0) -> None:
+    """Until every trace line handed to the writer thread so far is written and closed files are closed (a
+    process that ends with ``os._exit``, a worker, calls it first); blocking: from a thread, or at the end."""
+    if _executor is not None:
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            _executor.submit(lambda: None).result(timeout)
 
 
 class JsonLinesTracer:
@@ -171,8 +181,9 @@ class JsonLinesTracer:
     # (the writer thread)
 
     def _open(self) -> None:
-        try:
-            self._file = open(self.path, "x", encoding="utf-8")  # noqa: SIM115 (closed by _close)
+        try:  # new (never over another file or through a link), for root's eyes only: user names, addresses
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            self._file = os.fdopen(fd, "w", encoding="utf-8")
         except OSError as exc:
             self._failed(exc)
 

@@ -150,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--trace",
         metavar="DIR",
+        type=_directory,
         help="write a structured trace of each session into DIR (one JSON-lines file per session; read it "
         "with python -m pypptp.trace FILE)",
     )
@@ -161,6 +162,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"events a trace file holds at most; then it ends with a truncated event (default {DEFAULT_MAX_EVENTS})",
     )
     return parser
+
+
+def _directory(text: str) -> str:
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
+    return text
 
 
 def _count_or_zero(text: str) -> int:

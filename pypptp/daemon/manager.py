@@ -53,7 +53,7 @@ from typing import Any, Protocol
 from pypptp.aio.gre import GreCall, GreTransport
 from pypptp.aio.server import ControlServer, ServerConnection, ServerSettings
 from pypptp.aio.session import PppSession, session_over_gre
-from pypptp.aio.trace import DEFAULT_MAX_EVENTS, GreTraceWatch, JsonLinesTracer, control_tracer
+from pypptp.aio.trace import DEFAULT_MAX_EVENTS, GreTraceWatch, JsonLinesTracer, control_tracer, wait_written
 from pypptp.conf.chap_secrets import CHAP_SECRETS, Stamp, file_stamp, read_secrets_file
 from pypptp.conf.pptpd import DEFAULT_SPEED
 from pypptp.ctrl.constants import StopReason
@@ -207,6 +207,7 @@ class Daemon:
         self.trace_dir = trace_dir
         """``--trace DIR``: one JSON-lines trace per session there (:mod:`pypptp.aio.trace`)."""
         self.trace_max_events = trace_max_events
+        self._starting_trace: JsonLinesTracer | None = None  # the trace of the session being started
         if shared_units:
             share_units_between_processes()
         self.secrets = ChapSecrets(())
@@ -303,6 +304,8 @@ class Daemon:
         await self.server.shutdown()
         await self.wait_scripts()
         await loop.run_in_executor(None, wait_closed)  # every pppN gone before we say we exited
+        if self.trace_dir is not None:  # the sessions' last trace lines on disk (a worker ends by os._exit)
+            await loop.run_in_executor(None, wait_written)
         self.transport.close()
 
     async def wait_scripts(self, timeout: float = 40.0) -> None:
@@ -320,6 +323,10 @@ class Daemon:
             self._start_session(connection, call)
         except Exception:
             log.exception("MGR: cannot start a session for %s; hanging up", connection.peer)
+            trace, self._starting_trace = self._starting_trace, None
+            if trace is not None:  # the session never started: its trace ends here
+                connection.tracer = None
+                trace.close(reason="the session could not be started")
             connection.hang_up(call.call_id)
 
     def call_cleared(self, connection: ServerConnection, call: Call, reason: str) -> None:
@@ -373,6 +380,7 @@ class Daemon:
         self.sessions[(id(connection), call.call_id)] = session
         slog.debug("call from %s (Call ID %d)", peer_ip, call.call_id)
         session.gre_watch = asyncio.get_running_loop().call_later(NO_GRE_AFTER, self._check_gre, session)
+        self._starting_trace = None  # the session owns it now
         ppp.start()
 
     def _open_trace(self, connection: ServerConnection, call: Call) -> JsonLinesTracer:
@@ -393,6 +401,7 @@ class Daemon:
             tracer(when, direction, message)
         connection.early_control = None
         connection.tracer = tracer
+        self._starting_trace = trace
         return trace
 
     def _check_gre(self, session: DaemonSession) -> None:
