@@ -331,3 +331,11 @@ def test_python_m_pypptp_trace_prints_the_file(tmp_path: Path) -> None:
     assert timed[1] == "  0.500000 sent [LCP ConfReq id=0x1 <mru 1400> <magic 0xdeadbeef>]"
     missing = [sys.executable, "-m", "pypptp.trace", str(tmp_path / "none")]
     assert subprocess.run(missing, capture_output=True).returncode == 1
+
+
+def test_automaton_anomalies_are_traced() -> None:
+    wire, server_trace, _ = traced_pair()
+    wire.server.lcp.up(wire.now)  # Up in Opened: illegal (RFC 1661's table has no such cell)
+    wire.server.handle_timer(wire.now)  # the link collects what the automaton reported
+    anomalies = [e.data for e in server_trace.events if e.category == "fsm" and e.name == "anomaly"]
+    assert anomalies == [{"protocol": "LCP", "text": "LCP: event Up is illegal in state OPENED"}]

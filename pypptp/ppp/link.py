@@ -649,8 +649,12 @@ class PppLink:
         for packet in packets:
             self._queue(protocol, packet.encode())
         for anomaly in automaton.anomalies:
+            if self._tracer is not None:
+                self._tracer.event(self._now, "fsm", "anomaly", {"protocol": automaton.name, "text": clip(anomaly)})
             self._log("debug", anomaly)
         for failure in automaton.failures:  # the automaton closed its layer: a peer that never agreed
+            if self._tracer is not None:
+                self._tracer.event(self._now, "fsm", "failure", {"protocol": automaton.name, "text": clip(failure)})
             self._log("warning", failure)
             if automaton is self.lcp:
                 self.close_reason = self.close_reason or failure
