@@ -55,6 +55,7 @@ import collections
 import dataclasses
 import logging
 import socket
+from collections.abc import Callable
 from typing import Protocol
 
 from pypptp.aio.control import ControlProtocol
@@ -119,6 +120,9 @@ class CallHooks(Protocol):
     def call_cleared(self, connection: ServerConnection, call: Call, reason: str) -> None: ...
 
 
+MAX_EARLY_CONTROL = 16
+"""Control messages of a connection kept for its session's trace before the call exists (SCCRQ, SCCRP, OCRQ,
+OCRP and a few echoes)."""
 SUMMARY_INTERVAL = 60.0
 """Seconds between two summary lines about dropped pending connections."""
 ANOMALY_SUMMARY_INTERVAL = 60.0
@@ -131,6 +135,8 @@ class ControlServer:
     def __init__(self, settings: ServerSettings, hooks: CallHooks | None = None) -> None:
         self.settings = settings
         self.hooks = hooks
+        self.trace_control = False
+        """Set by a daemon that traces sessions: connections keep their first control messages for it."""
         self.call_ids = CallIdAllocator(stride=settings.call_id_stride, offset=settings.call_id_offset)
         self.connections: set[ServerConnection] = set()
         self.pending: dict[str, dict[ServerConnection, None]] = {}
@@ -330,6 +336,11 @@ class ServerConnection(ControlProtocol):
         """Every protocol anomaly of this connection, by reason."""
         self._unreported: collections.Counter[str] = collections.Counter()
         self._anomaly_report: asyncio.TimerHandle | None = None
+        self.tracer: Callable[[float, str, ControlMessage], None] | None = None
+        """The session's trace (:func:`pypptp.aio.trace.control_tracer`) sees every control message, once set."""
+        self.early_control: list[tuple[float, str, ControlMessage]] | None = [] if server.trace_control else None
+        """With :attr:`ControlServer.trace_control`: the messages before the call (SCCRQ, OCRQ...), bounded,
+        for the session's trace to start with."""
         self.quiet = False
         """Past its address's log budget (:attr:`ServerSettings.log_budget`) and not authenticated: its
         lines (and its session's) go to debug level."""
@@ -471,6 +482,11 @@ class ServerConnection(ControlProtocol):
             self._unreported.clear()
 
     def _trace(self, now: float, direction: str, message: ControlMessage) -> None:
-        """Every control message in and out, while debug logging is on (``-d``, or SIGUSR1)."""
+        """Every control message in and out, while debug logging is on (``-d``, or SIGUSR1), and to the
+        session's trace when there is one."""
+        if self.tracer is not None:
+            self.tracer(now, direction, message)
+        elif self.early_control is not None and len(self.early_control) < MAX_EARLY_CONTROL:
+            self.early_control.append((now, direction, message))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("CTRL: %s %s %.3f %r", self.peer, direction, now, message)

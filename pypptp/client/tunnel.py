@@ -43,6 +43,7 @@ from collections.abc import Callable
 from pypptp.aio.client import ControlClient, PptpClientError
 from pypptp.aio.gre import GreCall, GreTransport
 from pypptp.aio.session import PppSession, session_over_gre
+from pypptp.aio.trace import GreTraceWatch, JsonLinesTracer, control_tracer
 from pypptp.ctrl.callids import CallIdAllocator
 from pypptp.ctrl.constants import PPTP_PORT
 from pypptp.ctrl.events import Call, CallCleared, ControlConnectionClosed, Event
@@ -52,6 +53,7 @@ from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.ipcp import IpcpConfig
 from pypptp.ppp.lcp import AUTH_MSCHAP_V2, LcpConfig
 from pypptp.ppp.link import LinkConfig, NetworkUp, PppLink
+from pypptp.ppp.trace import Tracer
 
 __all__ = ["PptpClientSession", "client_link_config"]
 
@@ -98,6 +100,10 @@ class PptpClientSession:
         self._up: asyncio.Future[NetworkUp] = asyncio.get_running_loop().create_future()
         self._down = asyncio.Event()
         self._own_transport = True
+        self.tracer: Tracer | None = None
+        """The session's trace, when :meth:`connect` was given one."""
+        self._trace_file: JsonLinesTracer | None = None
+        self._gre_trace: GreTraceWatch | None = None
 
     @classmethod
     async def connect(
@@ -114,16 +120,35 @@ class PptpClientSession:
         make_tun: Callable[[], TunDevice] = TunDevice,
         timeout: float = 30.0,
         transport: GreTransport | None = None,
+        trace: str | Tracer | None = None,
     ) -> PptpClientSession:
         """TCP, SCCRQ, OCRQ, then LCP, authentication, CCP and IPCP; returns once IP can flow.
         Raises :class:`PptpClientError` with the reason if any step fails.
 
         ``transport``: an open :class:`GreTransport` shared by many sessions (one raw socket for all of
         them, as the server has; the kernel copies each GRE packet to every raw GRE socket).  The
-        session then leaves it open when it closes; otherwise it opens and closes its own."""
+        session then leaves it open when it closes; otherwise it opens and closes its own.
+
+        ``trace``: a file name for a structured trace of the session (JSON lines, written by
+        :class:`~pypptp.aio.trace.JsonLinesTracer`, closed by :meth:`close`; read it with ``python -m
+        pypptp.trace``), or any :class:`~pypptp.ppp.trace.Tracer` (e.g. a
+        :class:`~pypptp.ppp.trace.MemoryTracer`): control messages, PPP control packets, state changes,
+        authentication and MPPE events, GRE anomalies; never data packets nor secrets."""
         shared = transport is not None
         call_ids = _SHARED_CALL_IDS.setdefault(transport, CallIdAllocator()) if transport is not None else None
-        control = await ControlClient.connect(host, port, sock=sock, timeout=timeout, call_ids=call_ids)
+        trace_file = None
+        if isinstance(trace, str):
+            header = {"role": "client", "peer": host if sock is None else sock.getpeername()[0]}
+            trace = trace_file = JsonLinesTracer(trace, start=asyncio.get_running_loop().time(), header=header)
+        tracer = control_tracer(trace) if trace is not None else None
+        try:
+            control = await ControlClient.connect(
+                host, port, sock=sock, timeout=timeout, call_ids=call_ids, tracer=tracer
+            )
+        except BaseException:
+            if trace_file is not None:
+                trace_file.close(reason="connection failed")
+            raise
         transport = transport if transport is not None else GreTransport()
         try:
             await control.start()
@@ -134,10 +159,13 @@ class PptpClientSession:
             control.close()
             if not shared:
                 transport.close()
+            if trace_file is not None:
+                trace_file.close(reason="call refused")
             raise
         session = cls(control, call, transport)
         session._own_transport = not shared
-        link = PppLink(config or client_link_config(user, password))
+        session.tracer, session._trace_file = trace, trace_file
+        link = PppLink(config or client_link_config(user, password), tracer=trace)
         assert call.peer_call_id is not None
         peer_ip = host if sock is None else sock.getpeername()[0]
         session.gre, session.ppp = session_over_gre(
@@ -154,6 +182,8 @@ class PptpClientSession:
             attach_tun=attach_tun,
             make_tun=make_tun,
         )
+        if trace is not None:
+            session._gre_trace = GreTraceWatch(trace, session.gre.seq.counters, asyncio.get_running_loop())
         control.listeners.append(session._on_control_event)
         if control.closed_reason is not None:  # the server hung up before we got here
             session._on_control_event(ControlConnectionClosed(control.closed_reason, True))
@@ -226,6 +256,13 @@ class PptpClientSession:
             self.gre.close()
         if self._own_transport:
             self.transport.close()
+        if self._gre_trace is not None:
+            self._gre_trace.stop()
+            self._gre_trace = None
+        if self._trace_file is not None:  # written off the loop; done (the file complete) when close returns
+            done = self._trace_file.close(asyncio.get_running_loop().time(), reason=self.down_reason or "closed")
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(done)
 
     # -- callbacks ------------------------------------------------------------------------------
 
@@ -248,6 +285,8 @@ class PptpClientSession:
 
     def _on_down(self, ppp: PppSession, reason: str) -> None:
         self.down_reason = reason
+        if self._trace_file is not None:
+            self._trace_file.flush()  # the rest (CCRQ, StopCCRQ) comes with close()
         self._down.set()
         if not self._up.done():
             self._up.set_exception(PptpClientError(reason))

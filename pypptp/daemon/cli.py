@@ -43,6 +43,7 @@ import sys
 from collections.abc import Sequence
 
 from pypptp.aio.server import ServerSettings, listen_backlog
+from pypptp.aio.trace import DEFAULT_MAX_EVENTS
 from pypptp.conf.pppd_options import SYSTEM_OPTIONS
 from pypptp.ctrl.connection import ControlConfig
 from pypptp.daemon import logs, systemd
@@ -146,7 +147,27 @@ def _parser() -> argparse.ArgumentParser:
         help="connections a minute from one address logged as usual; beyond, until one authenticates, their "
         f"lines go to debug level and a summary counts them (default {ServerSettings.log_budget}; 0: no limit)",
     )
+    parser.add_argument(
+        "--trace",
+        metavar="DIR",
+        type=_directory,
+        help="write a structured trace of each session into DIR (one JSON-lines file per session; read it "
+        "with python -m pypptp.trace FILE)",
+    )
+    parser.add_argument(
+        "--trace-max-events",
+        metavar="N",
+        type=_count,
+        default=DEFAULT_MAX_EVENTS,
+        help=f"events a trace file holds at most; then it ends with a truncated event (default {DEFAULT_MAX_EVENTS})",
+    )
     return parser
+
+
+def _directory(text: str) -> str:
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
+    return text
 
 
 def _count_or_zero(text: str) -> int:
@@ -179,6 +200,8 @@ _OURS = (
     "--auth-fail-window",
     "--auth-fail-block",
     "--log-budget",
+    "--trace",
+    "--trace-max-events",
 )
 
 
@@ -473,6 +496,8 @@ async def _serve(
         logfile=config.options.logfile,
         shared_units=worker is not None,
         wtmp=config.wtmp if config.logwtmp else None,
+        trace_dir=args.trace,
+        trace_max_events=args.trace_max_events,
     )
     try:
         if worker is None:

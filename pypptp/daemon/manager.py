@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import functools
 import logging
 import os
@@ -56,6 +57,7 @@ from typing import Any, Protocol
 from pypptp.aio.gre import GreCall, GreTransport
 from pypptp.aio.server import ControlServer, ServerConnection, ServerSettings
 from pypptp.aio.session import PppSession, session_over_gre
+from pypptp.aio.trace import DEFAULT_MAX_EVENTS, GreTraceWatch, JsonLinesTracer, control_tracer, wait_written
 from pypptp.conf.chap_secrets import CHAP_SECRETS, Stamp, file_stamp, read_secrets_file
 from pypptp.conf.pptpd import DEFAULT_SPEED
 from pypptp.ctrl.constants import StopReason
@@ -140,6 +142,9 @@ class DaemonSession:
     """:data:`NO_GRE_AFTER` after the call: the check that the peer's GRE arrives."""
     wtmp: str | None = None
     """The wtmp file its login record went to (``-w``), which gets its logout record too."""
+    trace: JsonLinesTracer | None = None
+    """With ``--trace DIR``: the session's trace file."""
+    gre_trace: GreTraceWatch | None = None
 
     @property
     def unit(self) -> int:
@@ -194,6 +199,8 @@ class Daemon:
         logfile: str | None = None,
         shared_units: bool = False,
         wtmp: str | None = None,
+        trace_dir: str | None = None,
+        trace_max_events: int = DEFAULT_MAX_EVENTS,
     ) -> None:
         """``shared_units``: other processes (``--workers``) create ``pppN`` devices in this namespace too:
         units are claimed across processes, and one taken meanwhile is replaced by the next free one.
@@ -209,12 +216,17 @@ class Daemon:
         self.shared_units = shared_units
         self.wtmp = wtmp
         self._wtmp_writer: WtmpWriter | None = None  # made at the first record: nothing when -w is off
+        self.trace_dir = trace_dir
+        """``--trace DIR``: one JSON-lines trace per session there (:mod:`pypptp.aio.trace`)."""
+        self.trace_max_events = trace_max_events
+        self._starting_trace: JsonLinesTracer | None = None  # the trace of the session being started
         if shared_units:
             share_units_between_processes()
         self.secrets = ChapSecrets(())
         self._secrets_file = self.paths.secrets
         self._secrets_seen: Stamp | None = None
         self.server = ControlServer(settings, hooks=self)
+        self.server.trace_control = trace_dir is not None
         self.transport = GreTransport(None if settings.listen in ("", "0.0.0.0") else settings.listen)
         self.sessions: dict[tuple[int, int], DaemonSession] = {}
         self.admitted = 0
@@ -306,6 +318,8 @@ class Daemon:
             await loop.run_in_executor(None, self._wtmp_writer.close)
         await self.wait_scripts()
         await loop.run_in_executor(None, wait_closed)  # every pppN gone before we say we exited
+        if self.trace_dir is not None:  # the sessions' last trace lines on disk (a worker ends by os._exit)
+            await loop.run_in_executor(None, wait_written)
         self.transport.close()
 
     async def wait_scripts(self, timeout: float = 40.0) -> None:
@@ -323,6 +337,10 @@ class Daemon:
             self._start_session(connection, call)
         except Exception:
             log.exception("MGR: cannot start a session for %s; hanging up", connection.peer)
+            trace, self._starting_trace = self._starting_trace, None
+            if trace is not None:  # the session never started: its trace ends here
+                connection.tracer = None
+                trace.close(reason="the session could not be started")
             connection.hang_up(call.call_id)
 
     def call_cleared(self, connection: ServerConnection, call: Call, reason: str) -> None:
@@ -343,10 +361,12 @@ class Daemon:
         peer_ip = connection.peer_ip
         assert call.peer_call_id is not None
         holder: list[DaemonSession] = []
+        trace = self._open_trace(connection, call) if self.trace_dir is not None else None
         link = PppLink(
             policy.link_config(),
             secrets=self,  # looked up at authentication, re-read if the file changed (lookup)
             assign_addresses=lambda result: self._assign(holder[0], result),
+            tracer=trace,
         )
         slog.link = link
         gre, ppp = session_over_gre(
@@ -367,12 +387,36 @@ class Daemon:
             maxconnect=policy.maxconnect,
         )
         runner = ScriptRunner(self.paths.ip_up, self.paths.ip_down, log=slog)
-        session = DaemonSession(connection, call, gre, ppp, runner, slog)
+        session = DaemonSession(connection, call, gre, ppp, runner, slog, trace=trace)
+        if trace is not None:
+            session.gre_trace = GreTraceWatch(trace, gre.seq.counters, asyncio.get_running_loop())
         holder.append(session)
         self.sessions[(id(connection), call.call_id)] = session
         slog.debug("call from %s (Call ID %d)", peer_ip, call.call_id)
         session.gre_watch = asyncio.get_running_loop().call_later(NO_GRE_AFTER, self._check_gre, session)
+        self._starting_trace = None  # the session owns it now
         ppp.start()
+
+    def _open_trace(self, connection: ServerConnection, call: Call) -> JsonLinesTracer:
+        """The session's trace file, ``<UTC start>-<our Call ID>-<peer address>.jsonl`` in the trace directory
+        (nothing the peer chose is in the name), starting with the control messages before the call."""
+        assert self.trace_dir is not None
+        now = asyncio.get_running_loop().time()
+        early = connection.early_control or []
+        start = min([now] + [when for when, _, _ in early[:1]])  # the connection's first message, if kept
+        wall = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=now - start)
+        name = f"{wall:%Y%m%dT%H%M%S.%fZ}-{call.call_id}-{connection.peer_ip}.jsonl"
+        header = {"role": "server", "peer": connection.peer_ip, "call_id": call.call_id}
+        header |= {"peer_call_id": call.peer_call_id, "pid": os.getpid()}
+        path = os.path.join(self.trace_dir, name)
+        trace = JsonLinesTracer(path, start=start, header=header, wall=wall, max_events=self.trace_max_events)
+        tracer = control_tracer(trace)
+        for when, direction, message in early:
+            tracer(when, direction, message)
+        connection.early_control = None
+        connection.tracer = tracer
+        self._starting_trace = trace
+        return trace
 
     def _check_gre(self, session: DaemonSession) -> None:
         """No GRE from the peer since the call was established: a filter drops IP protocol 47 (here, at
@@ -671,6 +715,13 @@ class Daemon:
         if not session.cleared:  # the PPP side ended: CDN and StopCCRQ, as pptpctrl did when pppd exited
             stop = StopReason.STOP_LOCAL_SHUTDOWN if self.stopping else StopReason.NONE
             session.connection.hang_up(session.call.call_id, stop)
+        if session.trace is not None:  # after the CDN and StopCCRQ, which it records
+            if session.gre_trace is not None:
+                session.gre_trace.stop()
+            session.connection.tracer = None
+            stats = ppp.stats
+            summary = {"reason": reason, "bytes_sent": stats.bytes_sent, "bytes_received": stats.bytes_received}
+            session.trace.close(asyncio.get_running_loop().time(), **summary)
 
 
 PPPD_VERSION = "2.4.9"

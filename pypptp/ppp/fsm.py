@@ -54,6 +54,7 @@ from typing import Protocol
 
 from pypptp.ppp.fsm_table import Action, Event, State, transition
 from pypptp.ppp.packet import Code, ControlPacket, PacketError, encode_options, parse_options
+from pypptp.ppp.trace import Tracer
 
 __all__ = ["Automaton", "FsmConfig", "LayerEvent", "OptionHandler", "Verdict"]
 
@@ -189,6 +190,9 @@ class Automaton:
         # context of the event being processed, used by sca/scn/sta/scj/ser
         self._received: ControlPacket | None = None
         self._reply: tuple[Verdict, Options] | None = None
+        self.tracer: Tracer | None = None
+        """Told of every state change (category ``fsm``: protocol, RFC 1661 event, old and new state), when
+        set (:mod:`pypptp.ppp.trace`); the link sets it on its automatons."""
 
     # -- inputs --------------------------------------------------------------------------
 
@@ -337,7 +341,10 @@ class Automaton:
             self.anomalies.append(f"{self.name}: crossed connection ({event.value} in {self.state.name})")
         for action in cell.actions:
             self._perform(action, cell.actions, now)
-        self.state = cell.next_state
+        old, self.state = self.state, cell.next_state
+        if self.tracer is not None and old is not self.state:
+            data = {"protocol": self.name, "event": event.value, "old": old.name, "new": self.state.name}
+            self.tracer.event(now, "fsm", "state", data)
         if self.state not in _TIMER_STATES:
             self.deadline = None
 

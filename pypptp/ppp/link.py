@@ -85,6 +85,7 @@ from pypptp.ppp.lcp import LcpConfig, LcpOptions
 from pypptp.ppp.mppe import MPPE_OVERHEAD, MppeDecryptor, MppeEncryptor, start_keys
 from pypptp.ppp.packet import Code, ControlPacket, PacketError, decode_packet
 from pypptp.ppp.printpkt import format_packet
+from pypptp.ppp.trace import Tracer, clip, packet_data
 
 __all__ = [
     "AddressAssigner",
@@ -270,12 +271,17 @@ class PppLink:
         assign_addresses: AddressAssigner | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
         random32: Callable[[], int] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         """``assign_addresses`` (server): called when the peer has authenticated, before IPCP starts, with
         the authentication's result; it returns the addresses IPCP is to use and the ppp unit (an
         :class:`Assignment`), or the reason the link must end instead (an address pool that lends
         addresses and units only to authenticated users, and enforces its limits there).  Without it,
-        the addresses of ``config.ipcp`` (or the secrets record's, for ``config.unit``) are used."""
+        the addresses of ``config.ipcp`` (or the secrets record's, for ``config.unit``) are used.
+
+        ``tracer`` (or :attr:`tracer` set later): a structured trace of the link (:mod:`pypptp.ppp.trace`):
+        every control packet in and out, automaton state changes, phases, authentication and MPPE events;
+        never data packets, never secrets."""
         self.config = config = config or LinkConfig()
         self._secrets = secrets
         self._assign_addresses = assign_addresses
@@ -328,6 +334,7 @@ class PppLink:
         self._echo_pending = 0
         self._frames: list[bytes] = []
         self._events: list[LinkEvent] = []
+        self._tracer: Tracer | None = None
         self.table: dict[int, tuple[Phase, Callable[[int, memoryview, float], None]]] = {
             Protocol.LCP: (Phase.ESTABLISH, self._on_lcp),
             Protocol.PAP: (Phase.AUTHENTICATE, self._on_auth),
@@ -341,6 +348,19 @@ class PppLink:
         if config.mppe.enabled:
             self.table[Protocol.CCP] = (Phase.NETWORK, self._on_ncp)
             self.table[Protocol.COMPRESSED] = (Phase.NETWORK, self._on_encrypted)
+        self.tracer = tracer
+
+    @property
+    def tracer(self) -> Tracer | None:
+        """The link's tracer, or None (the default: nothing is traced, nothing is built)."""
+        return self._tracer
+
+    @tracer.setter
+    def tracer(self, tracer: Tracer | None) -> None:
+        self._tracer = tracer
+        self.lcp.tracer = tracer
+        for ncp in self.ncps.values():
+            ncp.automaton.tracer = tracer
 
     # -- inputs --------------------------------------------------------------------------
 
@@ -349,6 +369,7 @@ class PppLink:
         if self.phase is not Phase.DEAD:
             return
         self.close_reason = ""
+        self._now = now
         self._arm_setup_deadline(now)
         self._set_phase(Phase.ESTABLISH)
         self.lcp.open(now)
@@ -359,6 +380,7 @@ class PppLink:
         """Terminate the link administratively (LCP Close), e.g. on SIGTERM or a CCRQ."""
         if self.phase is Phase.DEAD:
             return
+        self._now = now
         self._close_lcp(now, reason)
         self._settle(now)
 
@@ -378,6 +400,7 @@ class PppLink:
         if self.phase is Phase.DEAD:
             return
         self.close_reason = self.close_reason or reason
+        self._now = now
         self._owner_sums_up = True
         try:
             self.lcp.down(now)
@@ -399,6 +422,8 @@ class PppLink:
             self._log("debug", f"discarded a PPP frame: {exc}")
             return
         self._now = now
+        if self._tracer is not None and protocol not in _QUIET_PROTOCOLS:
+            self._tracer.event(now, "ppp", "rcvd", packet_data(protocol, view[offset:]))
         if self.log_packets is not None and protocol not in _QUIET_PROTOCOLS and self.log_packets():
             self._packet_line("rcvd", protocol, view[offset:])
         entry = self.table.get(protocol)
@@ -604,6 +629,8 @@ class PppLink:
                     else:
                         self._log("info", line)
                 for name in auth.failed_attempts:
+                    if self._tracer is not None:
+                        self._tracer.event(now, "auth", "attempt-failed", {"method": auth.name, "peer": clip(name)})
                     self._events.append(AuthAttemptFailed(auth.name, name))
                 auth.failed_attempts.clear()
                 progressed |= bool(packets or lines)
@@ -622,8 +649,12 @@ class PppLink:
         for packet in packets:
             self._queue(protocol, packet.encode())
         for anomaly in automaton.anomalies:
+            if self._tracer is not None:
+                self._tracer.event(self._now, "fsm", "anomaly", {"protocol": automaton.name, "text": clip(anomaly)})
             self._log("debug", anomaly)
         for failure in automaton.failures:  # the automaton closed its layer: a peer that never agreed
+            if self._tracer is not None:
+                self._tracer.event(self._now, "fsm", "failure", {"protocol": automaton.name, "text": clip(failure)})
             self._log("warning", failure)
             if automaton is self.lcp:
                 self.close_reason = self.close_reason or failure
@@ -671,6 +702,9 @@ class PppLink:
         self._set_phase(Phase.AUTHENTICATE)
         for auth in (self.auth_local, self.auth_remote):
             if auth is not None:
+                if self._tracer is not None:
+                    side = "peer" if auth is self.auth_local else "us"
+                    self._tracer.event(now, "auth", "start", {"method": auth.name, "authenticating": side})
                 auth.start(now)
 
     def _lcp_down(self, now: float) -> None:
@@ -718,6 +752,8 @@ class PppLink:
         self._end_lcp_session()
         self._network_down("link dead")
         self._set_phase(Phase.DEAD)
+        if self._tracer is not None:
+            self._tracer.event(now, "link", "down", {"reason": clip(self.close_reason or "LCP finished")})
         self._events.append(LinkDown(self.close_reason or "LCP finished"))
 
     def _check_auth(self, auth: AuthMethod, now: float) -> bool:
@@ -727,6 +763,11 @@ class PppLink:
             return False
         self.auth_results.append(result)
         local = auth is self.auth_local
+        if self._tracer is not None:  # names and the message only: never secrets, challenges, responses
+            data = {"method": result.method, "authenticating": "peer" if local else "us", "success": result.success}
+            data |= {"peer": clip(result.peer_name), "message": clip(result.message)}
+            data["mppe_keys"] = result.keys is not None
+            self._tracer.event(now, "auth", "result", data)
         self._events.append(Authenticated(result, local))
         if not result.success:
             self._log("notice", result.message)
@@ -793,6 +834,7 @@ class PppLink:
                 ccp = Automaton("CCP", self.ccp_options, config.fsm, protocol=Protocol.CCP, keep_open_on_repeat=True)
                 self.ncps[Protocol.CCP] = _Ncp("CCP", ccp, (), network=False)
         for ncp in self.ncps.values():
+            ncp.automaton.tracer = self._tracer
             ncp.automaton.up(now)
             ncp.automaton.open(now)
 
@@ -860,6 +902,11 @@ class PppLink:
         else:
             self.mppe_name = send or receive or ""
         self._log("notice", logtext.compression_enabled(receive, send))
+        if self._tracer is not None:  # the keys' lengths and modes, never their bytes
+            data = {"send_bits": ccp.send_bits, "send_stateful": ccp.send_stateful if ccp.send_bits else None}
+            data |= {"receive_bits": ccp.receive_bits}
+            data["receive_stateful"] = ccp.receive_stateful if ccp.receive_bits else None
+            self._tracer.event(now, "mppe", "keys-derived", data)
         ipcp = self.ncps.get(Protocol.IPCP)
         if ipcp is not None and self._ipcp_peer_waiting:
             # pppd starts IPCP only once CCP is up, so it answered our first request with a
@@ -881,6 +928,10 @@ class PppLink:
         self._close_lcp(now, reason, log=False)
 
     def _mppe_off(self) -> None:
+        if self._tracer is not None and (self.encryptor is not None or self.decryptor is not None):
+            data = {"send_key_changes": getattr(self.encryptor, "key_changes", None)}
+            data["receive_key_changes"] = getattr(self.decryptor, "key_changes", None)
+            self._tracer.event(self._now, "mppe", "off", data)
         self.encryptor = self.decryptor = None
         self.mppe_keys = None
         self._reset_deadline = None
@@ -971,6 +1022,8 @@ class PppLink:
 
     def _queue(self, protocol: int, information: bytes) -> None:
         """A control packet to send (its ``sent [...]`` line first, when packets are logged)."""
+        if self._tracer is not None:
+            self._tracer.event(self._now, "ppp", "sent", packet_data(protocol, information))
         if self.log_packets is not None and self.log_packets():
             self._packet_line("sent", protocol, information)
         self._frames.append(self._encode(protocol, information))
@@ -1008,6 +1061,8 @@ class PppLink:
 
     def _set_phase(self, phase: Phase) -> None:
         if phase is not self.phase:
+            if self._tracer is not None:
+                self._tracer.event(self._now, "phase", "change", {"old": self.phase.name, "new": phase.name})
             self.phase = phase
             self._events.append(PhaseChanged(phase))
 
