@@ -41,15 +41,22 @@ import socket
 import stat
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pypptp.daemon.metrics import MetricsServer
 
 from pypptp.aio.server import ServerSettings, listen_backlog
 from pypptp.conf.pppd_options import SYSTEM_OPTIONS
 from pypptp.ctrl.connection import ControlConfig
 from pypptp.daemon import logs, systemd
 from pypptp.daemon.config import ERRORS, DaemonConfig, build_parser, load, validate
+from pypptp.daemon.control import CONTROL_SOCKET, ControlError, ControlSocket, execute
 from pypptp.daemon.lifecycle import AlreadyRunning, DetachPipe, PidFile
 from pypptp.daemon.manager import Daemon, DaemonPaths
+from pypptp.daemon.pool import AddressPool
 from pypptp.daemon.scripts import IP_DOWN, IP_UP
+from pypptp.daemon.stats import snapshot
 from pypptp.daemon.workers import (
     EXIT_CANNOT_START,
     MAX_WORKERS,
@@ -91,6 +98,19 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="worker processes sharing the calls, to use more than one core (default 1: a single process); "
         "the pool and the connection limit are split between them",
+    )
+    parser.add_argument(
+        "--control-socket",
+        metavar="PATH",
+        default=CONTROL_SOCKET,
+        help=f"the Unix socket pypptpctl talks to, root only (default {CONTROL_SOCKET}; none: no socket)",
+    )
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        type=_metrics_address,
+        default=None,
+        help="serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (default: none)",
     )
     parser.add_argument(
         "--max-pending",
@@ -149,6 +169,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _metrics_address(text: str) -> tuple[str, int]:
+    from pypptp.daemon.metrics import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _count_or_zero(text: str) -> int:
     return 0 if text == "0" else _count(text)
 
@@ -172,6 +201,8 @@ _OURS = (
     "--no-mss-clamp",
     "--diagnose",
     "--workers",
+    "--control-socket",
+    "--metrics",
     "--max-pending",
     "--max-pending-per-source",
     "--pending-timeout",
@@ -447,6 +478,28 @@ STATUS_INTERVAL = 10.0
 """Seconds between two looks at the session count for systemd's ``STATUS=`` line (sent when it changed)."""
 
 
+async def _start(daemon: Daemon, config: DaemonConfig, worker: _Worker | None, pool: AddressPool) -> None:
+    """Listen and open the GRE socket (a worker: on its own listener, for its Call IDs)."""
+    if worker is None:
+        await daemon.start(secrets=config.secrets, secrets_stamp=config.secrets_stamp)
+        return
+    log.info(
+        "MGR: worker %d of %d: Call IDs %d mod %d, %d address(es) of the pool, %d connection(s)",
+        worker.index,
+        worker.count,
+        worker.index,
+        worker.count,
+        pool.size,
+        worker.connections,
+    )
+    await daemon.start(
+        listener=worker.listener,
+        gre_sock=open_gre_socket(worker.count, worker.index),
+        secrets=config.secrets,
+        secrets_stamp=config.secrets_stamp,
+    )
+
+
 async def _serve(
     config: DaemonConfig,
     args: argparse.Namespace,
@@ -473,31 +526,36 @@ async def _serve(
         logfile=config.options.logfile,
         shared_units=worker is not None,
     )
-    try:
-        if worker is None:
-            await daemon.start(secrets=config.secrets, secrets_stamp=config.secrets_stamp)
-        else:
-            log.info(
-                "MGR: worker %d of %d: Call IDs %d mod %d, %d address(es) of the pool, %d connection(s)",
-                worker.index,
-                worker.count,
-                worker.index,
-                worker.count,
-                pool.size,
-                worker.connections,
-            )
-            await daemon.start(
-                listener=worker.listener,
-                gre_sock=open_gre_socket(worker.count, worker.index),
-                secrets=config.secrets,
-                secrets_stamp=config.secrets_stamp,
-            )
-    except OSError as exc:
-        startup.failed(str(exc))
-        return 1
-    startup.ready(f"listening on {config.listen}:{config.port}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    index = worker.index if worker is not None else None
+
+    async def take() -> dict[str, Any]:
+        return snapshot(daemon, loop.time(), index)
+
+    control: ControlSocket | None = None
+    metrics: MetricsServer | None = None
+    try:  # the control socket first: another daemon listening on it is the clearest reason not to start
+        if args.control_socket != "none":
+            path = args.control_socket if worker is None else worker_socket(args.control_socket, worker.index)
+            control = ControlSocket(path, lambda command: execute(daemon, command, reload, index))
+            await control.start()
+        await _start(daemon, config, worker, pool)
+        if args.metrics is not None and worker is None:
+            from pypptp.daemon.metrics import MetricsServer, on_loop
+
+            metrics = MetricsServer(args.metrics, on_loop(loop, take))
+            metrics.start()
+    except (ControlError, OSError) as exc:
+        if control is not None:
+            control.close()
+        startup.failed(str(exc))
+        if metrics is not None:
+            metrics.close()
+        if daemon.server.sockets:
+            await daemon.shutdown()
+        return 1
+    startup.ready(f"listening on {config.listen}:{config.port}")
     received = [int(signal.SIGTERM)]
 
     def on_stop(number: int) -> None:
@@ -507,14 +565,14 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop, int(sig))
 
-    def reload() -> None:
+    def reload() -> str:
         startup.notify.reloading()
         try:
-            _reload()
+            return _reload()
         finally:
             startup.notify.ready(_status(daemon))
 
-    def _reload() -> None:
+    def _reload() -> str:
         reopened = logs.reopen_files()
         try:
             fresh = load(argv, system_options=args.system_options)
@@ -522,17 +580,16 @@ async def _serve(
             for line in str(exc).splitlines():
                 log.error("MGR: SIGHUP: %s", line)
             log.error("MGR: SIGHUP: keeping the running configuration")
-            return
+            return f"failed, keeping the running configuration: {' '.join(str(exc).split())}"
         configured.config = fresh
         daemon.paths.secrets = fresh.secrets_path
         daemon.logfile = fresh.options.logfile
         daemon.load_secrets(fresh.secrets, fresh.secrets_stamp)
         for warning in fresh.warnings:
             log.warning("MGR: %s", warning)
-        log.info(
-            "MGR: SIGHUP: secrets and pppd options re-read; they apply to new sessions; %d log file(s) reopened",
-            reopened,
-        )
+        outcome = f"secrets and pppd options re-read; they apply to new sessions; {reopened} log file(s) reopened"
+        log.info("MGR: SIGHUP: %s", outcome)
+        return outcome + "".join(f"; warning: {warning}" for warning in fresh.warnings)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     loop.add_signal_handler(signal.SIGUSR1, toggle_debug)
@@ -547,9 +604,18 @@ async def _serve(
         "MGR: shutting down: %d session(s), %d connection(s)", len(daemon.sessions), len(daemon.server.connections)
     )
     serving.cancel()
+    if control is not None:
+        control.close()
+    if metrics is not None:
+        metrics.close()
     await daemon.shutdown(received[0])
     log.info("MGR: Exit.")
     return 0
+
+
+def worker_socket(path: str, index: int) -> str:
+    """A worker's own control socket, which the supervisor asks (``--workers``)."""
+    return f"{path}.worker{index}"
 
 
 def _status(daemon: Daemon) -> str:
