@@ -269,3 +269,35 @@ def test_cannot_reach_is_said_clearly(tmp_path: Path) -> None:
     assert done.returncode == 1 and "cannot reach pypptpd at" in done.stderr
     done = subprocess.run([*argv[:-2], "frob"], capture_output=True, text=True, check=False, timeout=30)
     assert done.returncode == 2
+
+
+async def test_with_workers_one_socket_answers_for_all(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    daemon = start_pypptpd(SEED_CONF, ["--workers", "2"], secrets=SECRETS, options=SEED_OPTIONS)
+    sessions = [await open_client(daemon, tun=False) for _ in range(4)]
+    bob = await open_client(daemon, "bob", "bob pw", tun=False)
+    rows = ctl_json(daemon, "show", "sessions")
+    assert len(rows) == 5 and {row["worker"] for row in rows} <= {0, 1}
+    assert len({row["remote"] for row in rows}) == 5  # the pool is shared out, never handed out twice
+    table = ctl(daemon, "show", "sessions").stdout
+    assert "worker" in table.splitlines()[0]
+    stat = ctl_json(daemon, "show", "stat")
+    assert stat["workers"] == 2 and stat["sessions"] == 5 and stat["sessions_started"] == 5
+    [bob_row] = [row for row in rows if row["user"] == "bob"]
+    done = ctl(daemon, "terminate", "username", "bob")  # whichever worker holds it
+    assert done.returncode == 0, done.stderr
+    await ended(bob)
+    daemon.wait_log("session ended: terminated by admin (pypptpctl)")
+    done = ctl(daemon, "terminate", "if", "ppp99")
+    assert done.returncode == 1
+    done = ctl(daemon, "reload")
+    assert done.returncode == 0 and done.stdout.count("reload: secrets and pppd options re-read") == 2
+    done = ctl(daemon, "terminate", "all")
+    assert done.returncode == 0 and done.stdout.count("terminating") == 4
+    for session in sessions:
+        await ended(session)
+    wait_for(lambda: ctl_json(daemon, "show", "sessions") == [])
+    assert ctl_json(daemon, "show", "stat")["sessions_ended"]["admin"] == 5
+    assert bob_row["worker"] in (0, 1)
+    assert daemon.terminate() == 0
+    assert not daemon.control_socket.exists()
+    assert not list(daemon.workdir.glob("pypptpd.sock*"))  # the workers' sockets too

@@ -178,3 +178,25 @@ async def test_a_real_prometheus_sees_the_session_come_and_go(
         await session.close()
         await until("pypptp_sessions", "0")
         await until('pypptp_sessions_ended_total{reason="peer_terminate"}', "1")
+
+
+async def test_with_workers_each_series_has_its_worker(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    daemon = start_pypptpd(
+        SEED_CONF, ["--workers", "2", "--metrics", f"198.18.0.1:{PORT}"], secrets=SECRETS, options=SEED_OPTIONS
+    )
+    sessions = [await open_client(daemon, tun=False) for _ in range(3)]
+    text = scrape(daemon)
+    per_worker = [value(text, "pypptp_sessions", worker=str(i)) for i in (0, 1)]
+    assert sum(per_worker) == 3
+    assert ("pypptp_sessions", (("worker", "0"),)) in samples(text)
+    assert ("pypptp_sessions", (("worker", "1"),)) in samples(text)
+    for session in sessions:
+        await session.close()
+    text = scrape(daemon)
+    deadline = time.monotonic() + 5
+    while sum(value(text, "pypptp_sessions", worker=str(i)) for i in (0, 1)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        text = scrape(daemon)
+    assert sum(value(text, "pypptp_sessions_ended_total", worker=str(i), reason="peer_terminate") for i in (0, 1)) == 3
+    checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

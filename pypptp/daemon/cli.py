@@ -52,6 +52,7 @@ from pypptp.ctrl.connection import ControlConfig
 from pypptp.daemon import logs, systemd
 from pypptp.daemon.config import ERRORS, DaemonConfig, build_parser, load, validate
 from pypptp.daemon.control import CONTROL_SOCKET, ControlError, ControlSocket, execute
+from pypptp.daemon.fanout import Front, worker_socket
 from pypptp.daemon.lifecycle import AlreadyRunning, DetachPipe, PidFile
 from pypptp.daemon.manager import Daemon, DaemonPaths
 from pypptp.daemon.pool import AddressPool
@@ -613,11 +614,6 @@ async def _serve(
     return 0
 
 
-def worker_socket(path: str, index: int) -> str:
-    """A worker's own control socket, which the supervisor asks (``--workers``)."""
-    return f"{path}.worker{index}"
-
-
 def _status(daemon: Daemon) -> str:
     return f"{len(daemon.sessions)} session(s), {len(daemon.server.connections)} connection(s)"
 
@@ -643,6 +639,18 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
         return 1
     shares = split(config.connections, count)
     current = [config]
+    control_path = None if args.control_socket == "none" else args.control_socket
+    front = Front(control_path, args.metrics, count)
+    try:
+        if args.metrics is not None and control_path is None:
+            raise ControlError("--metrics with --workers needs the control socket (not --control-socket none)")
+        if control_path is not None or args.metrics is not None:
+            front.start(close_in_child=listeners)
+    except (ControlError, OSError) as exc:
+        startup.failed(str(exc))
+        for sock in listeners:
+            sock.close()
+        return 1
 
     def run_worker(index: int) -> int:
         for other, sock in enumerate(listeners):
@@ -672,6 +680,7 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
 
     def stopping() -> None:
         startup.notify.stopping()
+        front.stop()
 
     def ready() -> None:
         log.info("MGR: %d workers serving", count)
@@ -685,6 +694,10 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
     finally:
         for sock in listeners:
             sock.close()
+        front.stop()
+        if front.pid is not None:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(front.pid, 0)
     log.info("MGR: Exit.")
     return status
 

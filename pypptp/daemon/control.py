@@ -202,7 +202,8 @@ def request(path: str, command: list[str], timeout: float = 10.0) -> dict[str, A
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(path)
-        sock.sendall(json.dumps({"command": command}).encode() + b"\n")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # refused at once: its answer is there
+            sock.sendall(json.dumps({"command": command}).encode() + b"\n")
         chunks: list[bytes] = []
         size = 0
         while size <= MAX_RESPONSE:
