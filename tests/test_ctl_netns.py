@@ -167,7 +167,7 @@ async def test_show_sessions_terminate_reload_and_stat(start_pypptpd: Callable[.
     done = ctl(daemon, "reload")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("reload: secrets and pppd options re-read")
-    daemon.wait_log("MGR: SIGHUP: secrets and pppd options re-read")
+    daemon.wait_log("MGR: pypptpctl reload: secrets and pppd options re-read")
     daemon.options.write_text("bogus-option-xyz\n")
     done = ctl(daemon, "reload")
     assert done.returncode == 0 and "keeping the running configuration" in done.stdout
@@ -272,7 +272,9 @@ def test_cannot_reach_is_said_clearly(tmp_path: Path) -> None:
 
 
 async def test_with_workers_one_socket_answers_for_all(start_pypptpd: Callable[..., Pypptpd]) -> None:
-    daemon = start_pypptpd(SEED_CONF, ["--workers", "2"], secrets=SECRETS, options=SEED_OPTIONS)
+    conf = ["localip 192.168.0.1", "remoteip 192.168.1.10-40", "connections 30"]  # room in both halves
+    secrets = 'alice pptpd s3cret *\nbob pptpd "bob pw" *\n'
+    daemon = start_pypptpd(conf, ["--workers", "2"], secrets=secrets, options=SEED_OPTIONS)
     sessions = [await open_client(daemon, tun=False) for _ in range(4)]
     bob = await open_client(daemon, "bob", "bob pw", tun=False)
     rows = ctl_json(daemon, "show", "sessions")

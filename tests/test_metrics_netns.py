@@ -182,7 +182,10 @@ async def test_a_real_prometheus_sees_the_session_come_and_go(
 
 async def test_with_workers_each_series_has_its_worker(start_pypptpd: Callable[..., Pypptpd]) -> None:
     daemon = start_pypptpd(
-        SEED_CONF, ["--workers", "2", "--metrics", f"198.18.0.1:{PORT}"], secrets=SECRETS, options=SEED_OPTIONS
+        ["localip 192.168.0.1", "remoteip 192.168.1.10-40", "connections 30"],  # room in both halves
+        ["--workers", "2", "--metrics", f"198.18.0.1:{PORT}"],
+        secrets=SECRETS,
+        options=SEED_OPTIONS,
     )
     sessions = [await open_client(daemon, tun=False) for _ in range(3)]
     text = scrape(daemon)

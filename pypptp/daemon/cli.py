@@ -539,7 +539,7 @@ async def _serve(
     try:  # the control socket first: another daemon listening on it is the clearest reason not to start
         if args.control_socket != "none":
             path = args.control_socket if worker is None else worker_socket(args.control_socket, worker.index)
-            control = ControlSocket(path, lambda command: execute(daemon, command, reload, index))
+            control = ControlSocket(path, lambda command: execute(daemon, command, ctl_reload, index))
             await control.start()
         await _start(daemon, config, worker, pool)
         if args.metrics is not None and worker is None:
@@ -566,21 +566,22 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop, int(sig))
 
-    def reload() -> str:
+    def reload(origin: str = "SIGHUP") -> str:
+        """SIGHUP's work (``pypptpctl reload`` too, ``origin`` in the log): its outcome, in one line."""
         startup.notify.reloading()
         try:
-            return _reload()
+            return _reload(origin)
         finally:
             startup.notify.ready(_status(daemon))
 
-    def _reload() -> str:
+    def _reload(origin: str) -> str:
         reopened = logs.reopen_files()
         try:
             fresh = load(argv, system_options=args.system_options)
         except ERRORS as exc:
             for line in str(exc).splitlines():
-                log.error("MGR: SIGHUP: %s", line)
-            log.error("MGR: SIGHUP: keeping the running configuration")
+                log.error("MGR: %s: %s", origin, line)
+            log.error("MGR: %s: keeping the running configuration", origin)
             return f"failed, keeping the running configuration: {' '.join(str(exc).split())}"
         configured.config = fresh
         daemon.paths.secrets = fresh.secrets_path
@@ -589,8 +590,11 @@ async def _serve(
         for warning in fresh.warnings:
             log.warning("MGR: %s", warning)
         outcome = f"secrets and pppd options re-read; they apply to new sessions; {reopened} log file(s) reopened"
-        log.info("MGR: SIGHUP: %s", outcome)
+        log.info("MGR: %s: %s", origin, outcome)
         return outcome + "".join(f"; warning: {warning}" for warning in fresh.warnings)
+
+    def ctl_reload() -> str:
+        return reload("pypptpctl reload")
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     loop.add_signal_handler(signal.SIGUSR1, toggle_debug)

@@ -81,7 +81,7 @@ def format_stat(stat: dict[str, Any]) -> str:
         f"  negotiating: {stat['calls'] - stat['sessions']}",
         f"  peak: {stat['sessions_peak']}",
         f"  started: {stat['sessions_started']}",
-        "  ended:" + "".join(f" {k} {v}," for k, v in sorted(stat["sessions_ended"].items()) if v).rstrip(","),
+        "  ended: " + (", ".join(f"{k} {v}" for k, v in sorted(stat["sessions_ended"].items()) if v) or "none"),
         "authentication failures:",
         *(f"  {key}: {value}" for key, value in sorted(stat["auth_failures"].items())),
         "connections:",

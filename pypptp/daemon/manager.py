@@ -302,8 +302,7 @@ class Daemon:
     def terminate(self, sessions: list[DaemonSession], reason: str = ADMIN_REASON) -> None:
         """``pypptpctl terminate``: each session ends as any other does (LCP Terminate-Request; when LCP
         finishes, ip-down, the call's CDN and StopCCRQ, everything released), ``reason`` in its log."""
-        for session in sessions:
-            session.log.info("%s", reason)
+        for session in sessions:  # the link logs "closing the link: <reason>", the end "session ended: <reason>"
             session.ppp.terminate(reason)
 
     async def wait_scripts(self, timeout: float = 40.0) -> None:
