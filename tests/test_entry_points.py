@@ -12,7 +12,14 @@ import pytest
 
 from tests.conftest import REPO
 
-MODULES = ["pypptp.client.tunnel", "pypptp.aio.client", "pypptp.client.demo", "pypptp.daemon.cli", "pypptp.fuzz"]
+MODULES = [
+    "pypptp.client.tunnel",
+    "pypptp.aio.client",
+    "pypptp.client.demo",
+    "pypptp.daemon.cli",
+    "pypptp.daemon.ctl",
+    "pypptp.fuzz",
+]
 
 
 @pytest.mark.parametrize("module", MODULES)
