@@ -693,15 +693,15 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
     supervisor = Supervisor(count, run_worker, on_reload=reload, on_ready=ready, on_stop=stopping)
     try:
         status = supervisor.run()
-        if not supervisor.ready and status != 0:
-            startup.failed("a worker could not start")
     finally:
         for sock in listeners:
             sock.close()
-        front.stop()
+        front.stop()  # before the starter hears of a failure: nothing of ours outlives its answer
         if front.pid is not None:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(front.pid, 0)
+    if not supervisor.ready and status != 0:
+        startup.failed("a worker could not start")
     log.info("MGR: Exit.")
     return status
 
