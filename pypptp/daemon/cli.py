@@ -556,7 +556,6 @@ async def _serve(
         if daemon.server.sockets:
             await daemon.shutdown()
         return 1
-    startup.ready(f"listening on {config.listen}:{config.port}")
     received = [int(signal.SIGTERM)]
 
     def on_stop(number: int) -> None:
@@ -599,6 +598,8 @@ async def _serve(
     loop.add_signal_handler(signal.SIGHUP, reload)
     loop.add_signal_handler(signal.SIGUSR1, toggle_debug)
     loop.add_signal_handler(signal.SIGUSR2, ignore_usr2)
+    startup.ready(f"listening on {config.listen}:{config.port}")  # once the handlers are there: a SIGHUP
+    # sent as soon as the supervisor says "serving" must not meet SIGHUP's default action (which kills)
     serving = asyncio.ensure_future(daemon.server.serve_forever())
     status = asyncio.ensure_future(_report_status(daemon, startup.notify)) if startup.notify.enabled else None
     await stop.wait()

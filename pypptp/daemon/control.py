@@ -40,6 +40,7 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
 from pypptp.daemon.stats import snapshot
+from pypptp.ppp.auth import peer_authname
 
 if TYPE_CHECKING:
     from pypptp.daemon.manager import Daemon, DaemonSession
@@ -271,8 +272,9 @@ def _select(daemon: Daemon, what: list[str]) -> list[DaemonSession] | str:
 
 
 def _user(session: DaemonSession) -> str:
+    """The user name as ``show sessions`` shows it (its domain stripped with ``chapms-strip-domain``)."""
     result = next((r for r in reversed(session.ppp.link.auth_results) if r.success), None)
-    return result.peer_name if result is not None else ""
+    return peer_authname(result.peer_name, session.ppp.link.config.auth.strip_domain) if result is not None else ""
 
 
 def merge(answers: list[dict[str, Any]]) -> dict[str, Any]:
