@@ -21,7 +21,7 @@ from pypptp.client.tunnel import PptpClientSession
 from pypptp.host.netns import NetnsPair, netns_available, two_hosts
 
 REPO = Path(__file__).resolve().parents[1]
-RUNTIME_DEPENDENCIES = ("cryptography", "pyroute2", "python-pytun")
+RUNTIME_DEPENDENCIES = ("cryptography", "prometheus-client", "pyroute2", "python-pytun")
 
 settings.register_profile(
     "ci",
@@ -113,6 +113,9 @@ class Pypptpd:
         self.pidfile = workdir / "pptpd.pid"
         files = ["--secrets", str(self.secrets), "--system-options", str(workdir / "options.system")]
         files += ["--ip-up", str(self.ip_up), "--ip-down", str(self.ip_down)]
+        self.control_socket = workdir / "pypptpd.sock"
+        if not any(arg.startswith("--control-socket") for arg in args):  # never the machine's /run/pypptpd.sock
+            files += ["--control-socket", str(self.control_socket)]
         argv = [
             sys.executable,
             "-m",

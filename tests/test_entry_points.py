@@ -17,6 +17,7 @@ MODULES = [
     "pypptp.aio.client",
     "pypptp.client.demo",
     "pypptp.daemon.cli",
+    "pypptp.daemon.ctl",
     "pypptp.fuzz",
     "pypptp.trace",
 ]

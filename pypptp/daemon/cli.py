@@ -41,6 +41,10 @@ import socket
 import stat
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pypptp.daemon.metrics import MetricsServer
 
 from pypptp.aio.server import ServerSettings, listen_backlog
 from pypptp.aio.trace import DEFAULT_MAX_EVENTS
@@ -48,9 +52,13 @@ from pypptp.conf.pppd_options import SYSTEM_OPTIONS
 from pypptp.ctrl.connection import ControlConfig
 from pypptp.daemon import logs, systemd
 from pypptp.daemon.config import ERRORS, DaemonConfig, build_parser, load, validate
+from pypptp.daemon.control import CONTROL_SOCKET, ControlError, ControlSocket, execute
+from pypptp.daemon.fanout import Front, worker_socket
 from pypptp.daemon.lifecycle import AlreadyRunning, DetachPipe, PidFile
 from pypptp.daemon.manager import Daemon, DaemonPaths
+from pypptp.daemon.pool import AddressPool
 from pypptp.daemon.scripts import IP_DOWN, IP_UP
+from pypptp.daemon.stats import snapshot
 from pypptp.daemon.workers import (
     EXIT_CANNOT_START,
     MAX_WORKERS,
@@ -92,6 +100,19 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="worker processes sharing the calls, to use more than one core (default 1: a single process); "
         "the pool and the connection limit are split between them",
+    )
+    parser.add_argument(
+        "--control-socket",
+        metavar="PATH",
+        default=CONTROL_SOCKET,
+        help=f"the Unix socket pypptpctl talks to, root only (default {CONTROL_SOCKET}; none: no socket)",
+    )
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        type=_metrics_address,
+        default=None,
+        help="serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (default: none)",
     )
     parser.add_argument(
         "--max-pending",
@@ -170,6 +191,15 @@ def _directory(text: str) -> str:
     return text
 
 
+def _metrics_address(text: str) -> tuple[str, int]:
+    from pypptp.daemon.metrics import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _count_or_zero(text: str) -> int:
     return 0 if text == "0" else _count(text)
 
@@ -193,6 +223,8 @@ _OURS = (
     "--no-mss-clamp",
     "--diagnose",
     "--workers",
+    "--control-socket",
+    "--metrics",
     "--max-pending",
     "--max-pending-per-source",
     "--pending-timeout",
@@ -470,6 +502,28 @@ STATUS_INTERVAL = 10.0
 """Seconds between two looks at the session count for systemd's ``STATUS=`` line (sent when it changed)."""
 
 
+async def _start(daemon: Daemon, config: DaemonConfig, worker: _Worker | None, pool: AddressPool) -> None:
+    """Listen and open the GRE socket (a worker: on its own listener, for its Call IDs)."""
+    if worker is None:
+        await daemon.start(secrets=config.secrets, secrets_stamp=config.secrets_stamp)
+        return
+    log.info(
+        "MGR: worker %d of %d: Call IDs %d mod %d, %d address(es) of the pool, %d connection(s)",
+        worker.index,
+        worker.count,
+        worker.index,
+        worker.count,
+        pool.size,
+        worker.connections,
+    )
+    await daemon.start(
+        listener=worker.listener,
+        gre_sock=open_gre_socket(worker.count, worker.index),
+        secrets=config.secrets,
+        secrets_stamp=config.secrets_stamp,
+    )
+
+
 async def _serve(
     config: DaemonConfig,
     args: argparse.Namespace,
@@ -499,31 +553,35 @@ async def _serve(
         trace_dir=args.trace,
         trace_max_events=args.trace_max_events,
     )
-    try:
-        if worker is None:
-            await daemon.start(secrets=config.secrets, secrets_stamp=config.secrets_stamp)
-        else:
-            log.info(
-                "MGR: worker %d of %d: Call IDs %d mod %d, %d address(es) of the pool, %d connection(s)",
-                worker.index,
-                worker.count,
-                worker.index,
-                worker.count,
-                pool.size,
-                worker.connections,
-            )
-            await daemon.start(
-                listener=worker.listener,
-                gre_sock=open_gre_socket(worker.count, worker.index),
-                secrets=config.secrets,
-                secrets_stamp=config.secrets_stamp,
-            )
-    except OSError as exc:
-        startup.failed(str(exc))
-        return 1
-    startup.ready(f"listening on {config.listen}:{config.port}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    index = worker.index if worker is not None else None
+
+    async def take() -> dict[str, Any]:
+        return snapshot(daemon, loop.time(), index)
+
+    control: ControlSocket | None = None
+    metrics: MetricsServer | None = None
+    try:  # the control socket first: another daemon listening on it is the clearest reason not to start
+        if args.control_socket != "none":
+            path = args.control_socket if worker is None else worker_socket(args.control_socket, worker.index)
+            control = ControlSocket(path, lambda command: execute(daemon, command, ctl_reload, index))
+            await control.start()
+        await _start(daemon, config, worker, pool)
+        if args.metrics is not None and worker is None:
+            from pypptp.daemon.metrics import MetricsServer, on_loop
+
+            metrics = MetricsServer(args.metrics, on_loop(loop, take))
+            metrics.start()
+    except (ControlError, OSError) as exc:
+        if control is not None:
+            control.close()
+        startup.failed(str(exc))
+        if metrics is not None:
+            metrics.close()
+        if daemon.server.sockets:
+            await daemon.shutdown()
+        return 1
     received = [int(signal.SIGTERM)]
 
     def on_stop(number: int) -> None:
@@ -533,22 +591,23 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop, int(sig))
 
-    def reload() -> None:
+    def reload(origin: str = "SIGHUP") -> str:
+        """SIGHUP's work (``pypptpctl reload`` too, ``origin`` in the log): its outcome, in one line."""
         startup.notify.reloading()
         try:
-            _reload()
+            return _reload(origin)
         finally:
             startup.notify.ready(_status(daemon))
 
-    def _reload() -> None:
+    def _reload(origin: str) -> str:
         reopened = logs.reopen_files()
         try:
             fresh = load(argv, system_options=args.system_options)
         except ERRORS as exc:
             for line in str(exc).splitlines():
-                log.error("MGR: SIGHUP: %s", line)
-            log.error("MGR: SIGHUP: keeping the running configuration")
-            return
+                log.error("MGR: %s: %s", origin, line)
+            log.error("MGR: %s: keeping the running configuration", origin)
+            return f"failed, keeping the running configuration: {' '.join(str(exc).split())}"
         configured.config = fresh
         daemon.paths.secrets = fresh.secrets_path
         daemon.logfile = fresh.options.logfile
@@ -556,14 +615,18 @@ async def _serve(
         daemon.load_secrets(fresh.secrets, fresh.secrets_stamp)
         for warning in fresh.warnings:
             log.warning("MGR: %s", warning)
-        log.info(
-            "MGR: SIGHUP: secrets and pppd options re-read; they apply to new sessions; %d log file(s) reopened",
-            reopened,
-        )
+        outcome = f"secrets and pppd options re-read; they apply to new sessions; {reopened} log file(s) reopened"
+        log.info("MGR: %s: %s", origin, outcome)
+        return outcome + "".join(f"; warning: {warning}" for warning in fresh.warnings)
+
+    def ctl_reload() -> str:
+        return reload("pypptpctl reload")
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     loop.add_signal_handler(signal.SIGUSR1, toggle_debug)
     loop.add_signal_handler(signal.SIGUSR2, ignore_usr2)
+    startup.ready(f"listening on {config.listen}:{config.port}")  # once the handlers are there: a SIGHUP
+    # sent as soon as the supervisor says "serving" must not meet SIGHUP's default action (which kills)
     serving = asyncio.ensure_future(daemon.server.serve_forever())
     status = asyncio.ensure_future(_report_status(daemon, startup.notify)) if startup.notify.enabled else None
     await stop.wait()
@@ -574,6 +637,10 @@ async def _serve(
         "MGR: shutting down: %d session(s), %d connection(s)", len(daemon.sessions), len(daemon.server.connections)
     )
     serving.cancel()
+    if control is not None:
+        control.close()
+    if metrics is not None:
+        metrics.close()
     await daemon.shutdown(received[0])
     log.info("MGR: Exit.")
     return 0
@@ -604,6 +671,18 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
         return 1
     shares = split(config.connections, count)
     current = [config]
+    control_path = None if args.control_socket == "none" else args.control_socket
+    front = Front(control_path, args.metrics, count)
+    try:
+        if args.metrics is not None and control_path is None:
+            raise ControlError("--metrics with --workers needs the control socket (not --control-socket none)")
+        if control_path is not None or args.metrics is not None:
+            front.start(close_in_child=listeners)
+    except (ControlError, OSError) as exc:
+        startup.failed(str(exc))
+        for sock in listeners:
+            sock.close()
+        return 1
 
     def run_worker(index: int) -> int:
         for other, sock in enumerate(listeners):
@@ -633,6 +712,7 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
 
     def stopping() -> None:
         startup.notify.stopping()
+        front.stop()
 
     def ready() -> None:
         log.info("MGR: %d workers serving", count)
@@ -641,11 +721,15 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
     supervisor = Supervisor(count, run_worker, on_reload=reload, on_ready=ready, on_stop=stopping)
     try:
         status = supervisor.run()
-        if not supervisor.ready and status != 0:
-            startup.failed("a worker could not start")
     finally:
         for sock in listeners:
             sock.close()
+        front.stop()  # before the starter hears of a failure: nothing of ours outlives its answer
+        if front.pid is not None:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(front.pid, 0)
+    if not supervisor.ready and status != 0:
+        startup.failed("a worker could not start")
     log.info("MGR: Exit.")
     return status
 

@@ -45,6 +45,7 @@ import copy
 import logging
 import os
 import queue
+import signal
 import threading
 import time
 import weakref
@@ -279,6 +280,10 @@ class BackgroundLog:
             _active = None
 
     def _run(self) -> None:
+        # Signals go to the main thread, never this one: the --workers supervisor blocks the signals it
+        # waits for (sigtimedwait) in its main thread only, and a worker's READY_SIGNAL taken by this
+        # thread would act by default, which kills the supervisor (seen with a detached --workers start).
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         while True:
             item = self._queue.get()
             try:

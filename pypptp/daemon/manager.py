@@ -66,6 +66,7 @@ from pypptp.daemon import logs
 from pypptp.daemon.accounting import summary_line, wtmp_user
 from pypptp.daemon.pool import AddressPool, Lease
 from pypptp.daemon.scripts import IP_DOWN, IP_UP, ScriptInfo, ScriptRunner, call_tty
+from pypptp.daemon.stats import DaemonStats
 from pypptp.host.diagnose import forwarding_problem, route_problem
 from pypptp.host.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.host.tun import TunDevice, TunError, UnitClaim, claim_unit, share_units_between_processes, wait_closed
@@ -75,10 +76,12 @@ from pypptp.ppp.auth import AuthResult, peer_authname
 from pypptp.ppp.link import Assignment, AuthAttemptFailed, Authenticated, LinkConfig, NetworkUp, PppLink
 from pypptp.ppp.secrets import ChapSecret, ChapSecrets, SecretsError
 
-__all__ = ["PPPD_VERSION", "Daemon", "DaemonSession"]
+__all__ = ["ADMIN_REASON", "PPPD_VERSION", "Daemon", "DaemonSession"]
 
 log = logging.getLogger("pypptpd")
 
+ADMIN_REASON = "terminated by admin (pypptpctl)"
+"""The end reason of a session ``pypptpctl terminate`` ends, in its log line and its metrics label."""
 TERMINATE_GRACE = 3.0  # seconds SIGTERM waits for LCP Terminate-Acks before the control channel goes
 NO_GRE_AFTER = 5.0
 """Seconds after the Outgoing-Call-Reply within which the peer's first GRE packet is expected; without
@@ -235,6 +238,8 @@ class Daemon:
         self.stopping = False
         self._runners: set[ScriptRunner] = set()  # sessions' script runners until their scripts end
         self._netlink: set[asyncio.Task[None]] = set()  # proxy ARP work (then ip-up or ip-down) under way
+        self.stats = DaemonStats()
+        """Counters for ``pypptpctl show stat`` and ``/metrics`` (:mod:`pypptp.daemon.stats`)."""
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -321,6 +326,12 @@ class Daemon:
         if self.trace_dir is not None:  # the sessions' last trace lines on disk (a worker ends by os._exit)
             await loop.run_in_executor(None, wait_written)
         self.transport.close()
+
+    def terminate(self, sessions: list[DaemonSession], reason: str = ADMIN_REASON) -> None:
+        """``pypptpctl terminate``: each session ends as any other does (LCP Terminate-Request; when LCP
+        finishes, ip-down, the call's CDN and StopCCRQ, everything released), ``reason`` in its log."""
+        for session in sessions:  # the link logs "closing the link: <reason>", the end "session ended: <reason>"
+            session.ppp.terminate(reason)
 
     async def wait_scripts(self, timeout: float = 40.0) -> None:
         """Until every ip-up/ip-down has finished (each is bounded by its own timeout)."""
@@ -469,6 +480,7 @@ class Daemon:
         session.claim = claim
         session.addresses = assigned
         self.admitted += 1
+        self.stats.session_started(self.admitted)
         self.server.admit(session.connection)
         session.log.logger = logs.pppd_logger(claim.unit)
         peer_ip = session.connection.peer_ip
@@ -509,6 +521,8 @@ class Daemon:
         if isinstance(event, AuthAttemptFailed):
             session = self._find(ppp)
             if session is not None:
+                known = any(record.client == event.peer_name for record in self.secrets.records)
+                self.stats.auth_failed("bad_secret" if known else "unknown_user", event.method)
                 self.server.auth_failed(session.connection, event.peer_name, event.method)
 
     def _find(self, ppp: PppSession) -> DaemonSession | None:
@@ -706,6 +720,7 @@ class Daemon:
             self.admitted -= 1
         if session.wtmp is not None:  # pptpd-logwtmp's ip-down: logwtmp(pppN, "", "")
             self._wtmp_records().write(session.wtmp, UtmpRecord.logout(f"ppp{session.unit}", time.time()))
+        self.stats.session_ended(session, reason)
         lines = self._last_lines(session, reason)
         info = self._script_info(session, session.up) if session.up is not None else None  # the figures of now
         if session.proxy_arp is not None or session.proxy_arp_on is not None:

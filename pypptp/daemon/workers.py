@@ -69,7 +69,9 @@ from collections.abc import Callable
 __all__ = [
     "EXIT_CANNOT_START",
     "MAX_WORKERS",
+    "RELOADED_SIGNAL",
     "Supervisor",
+    "die_with_parent",
     "effective_workers",
     "listening_sockets",
     "split",
@@ -89,7 +91,19 @@ STOP_TIMEOUT = 60.0
 """Seconds the workers have to end their sessions after SIGTERM (ip-down included) before SIGKILL."""
 READY_SIGNAL = signal.SIGRTMIN
 """What a worker sends the supervisor once it serves (:func:`worker_ready`); real-time, so each one is queued."""
-SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD, READY_SIGNAL}
+RELOADED_SIGNAL = signal.SIGRTMIN + 1
+"""``pypptpctl reload`` reloaded every worker (:mod:`pypptp.daemon.fanout`): the supervisor re-reads the
+configuration a restarted worker starts with, as on SIGHUP, without passing anything on."""
+SIGNALS = {
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGCHLD,
+    READY_SIGNAL,
+    RELOADED_SIGNAL,
+}
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -149,6 +163,11 @@ def _die_with_parent(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     if os.getppid() != parent:  # it died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def die_with_parent(parent: int) -> None:
+    """This process gets SIGTERM when ``parent`` (the supervisor) dies (another child of it than a worker)."""
+    _die_with_parent(parent)
 
 
 def _describe(code: int) -> str:
@@ -299,6 +318,10 @@ class Supervisor:
                     self.ready = True
                     if self.on_ready is not None:
                         self.on_ready()
+            return
+        if info.si_signo == RELOADED_SIGNAL:
+            if self.on_reload is not None:
+                self.on_reload()
             return
         if info.si_signo == signal.SIGHUP:
             if self.on_reload is not None:
