@@ -242,6 +242,7 @@ class Daemon:
         )
         self.log_path = workdir / "pypptpd.log"
         argv = [sys.executable, "-m", "pypptp.daemon.cli", "-f", "-c", str(conf), "-p", str(workdir / "pptpd.pid")]
+        argv += ["--control-socket", str(workdir / "pypptpd.sock")]
         argv += ["--secrets", str(secrets), "--system-options", str(workdir / "options.system")]
         argv += ["--ip-up", str(workdir / "ip-up"), "--ip-down", str(workdir / "ip-down")]
         if workers > 1:

@@ -147,6 +147,7 @@ async def test_a_stalled_log_reader_never_stalls_the_daemon(netns_pair: NetnsPai
         "".join(f"{line}\n" for line in [f"listen {netns_pair.server_ip}", *SEED_CONF, f"option {options}"])
     )
     argv = [sys.executable, "-m", "pypptp.daemon.cli", "-f", "-d", "-c", str(conf), "-p", str(tmp_path / "pid")]
+    argv += ["--control-socket", str(tmp_path / "sock")]
     argv += ["--secrets", str(secrets), "--system-options", str(tmp_path / "options.system")]
     argv += ["--ip-up", str(tmp_path / "ip-up"), "--ip-down", str(tmp_path / "ip-down")]
     read_end, write_end = os.pipe()

@@ -209,6 +209,7 @@ async def test_without_f_the_daemon_detaches_writes_its_pidfile_and_serves(
     pidfile = tmp_path / "pptpd.pid"
     (tmp_path / "chap-secrets").write_text("alice pptpd s3cret *\n")
     argv = [sys.executable, "-m", "pypptp.daemon.cli", "-c", str(conf), "-p", str(pidfile)]
+    argv += ["--control-socket", str(pidfile) + ".sock"]
     argv += ["--secrets", str(tmp_path / "chap-secrets"), "--system-options", str(tmp_path / "no-options")]
     (tmp_path / "var-log").mkdir()  # no syslog here: the fall-back log goes to the test's directory
     launcher = subprocess.run(

@@ -193,6 +193,7 @@ def _run(pair: NetnsPair, workdir: Path) -> int:
     files = ["--secrets", str(secrets), "--system-options", str(workdir / "options.system")]
     files += ["--ip-up", str(workdir / "ip-up"), "--ip-down", str(workdir / "ip-down")]
     argv = [sys.executable, "-m", "pypptp.daemon.cli", "-f", "-c", str(conf), "-p", str(workdir / "pptpd.pid"), *files]
+    argv += ["--control-socket", str(workdir / "pypptpd.sock")]  # not the host's /run/pypptpd.sock
     print(f"$ ip netns exec {pair.server_ns} pypptpd -f -c {conf}")
     with log.open("wb") as log_file:
         daemon = subprocess.Popen(pair.exec_argv(pair.server_ns, argv), stdout=log_file, stderr=subprocess.STDOUT)

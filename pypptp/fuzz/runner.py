@@ -166,7 +166,7 @@ class FuzzDaemon:
             (workdir / name).chmod(0o600)
         self.log_path = workdir / "pypptpd.log"
         self.pidfile = workdir / "pptpd.pid"
-        paths = {"-c": "pptpd.conf", "-p": "pptpd.pid", "--secrets": "chap-secrets"}
+        paths = {"-c": "pptpd.conf", "-p": "pptpd.pid", "--secrets": "chap-secrets", "--control-socket": "pypptpd.sock"}
         paths |= {"--system-options": "options.system", "--ip-up": "ip-up", "--ip-down": "ip-down"}
         # every connection's lines at their usual level (the leak check reads them): no per-address budget
         self.argv = [sys.executable, "-m", "pypptp.daemon.cli", "-f", "--log-budget", "0"]

@@ -213,7 +213,7 @@ class Pypptpd:
         argv = [sys.executable, "-m", "pypptp.daemon.cli", "-f", "-d", "-c", str(self.conf)]
         argv += ["--secrets", str(self.secrets), "--system-options", str(self.system_options)]
         argv += ["--ip-up", str(workdir / "ip-up"), "--ip-down", str(workdir / "ip-down")]
-        argv += ["-p", str(workdir / "pptpd.pid")]
+        argv += ["-p", str(workdir / "pptpd.pid"), "--control-socket", str(workdir / "pypptpd.sock")]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
