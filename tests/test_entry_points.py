@@ -5,8 +5,10 @@ package's ``__init__``), which a user reads as something being wrong."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +47,18 @@ def test_the_package_still_gives_the_client_names() -> None:
     assert client.PptpClientSession is PptpClientSession and client.client_link_config is client_link_config
     with pytest.raises(AttributeError):
         _ = client.no_such_name
+
+
+def test_the_trace_reader_stops_quietly_when_its_reader_goes(tmp_path: Path) -> None:
+    """``python -m pypptp.trace FILE | head``: no BrokenPipeError traceback when head has had enough."""
+    trace = tmp_path / "t.jsonl"
+    event = {"time": 0.0, "category": "phase", "event": "phase", "data": {"phase": "ESTABLISH"}}
+    trace.write_text("".join(json.dumps(event) + "\n" for _ in range(200_000)))
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "pypptp.trace", str(trace)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    assert reader.stdout.readline()
+    reader.stdout.close()
+    status = reader.wait(60)
+    assert reader.stderr.read() == b"" and status == 141

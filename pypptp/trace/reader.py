@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
@@ -97,7 +98,12 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     except OSError as exc:
         print(f"python -m pypptp.trace: {exc}", file=sys.stderr)
         return 1
-    with source:
-        for line in format_trace(read_trace(source), times=not args.no_times, only=set(args.only or ())):
-            out.write(line + "\n")
+    try:
+        with source:
+            for line in format_trace(read_trace(source), times=not args.no_times, only=set(args.only or ())):
+                out.write(line + "\n")
+            out.flush()
+    except BrokenPipeError:  # `| head` has what it wanted: stop quietly, as cat does (SIGPIPE's status)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 0
