@@ -116,14 +116,7 @@ class DaemonStats:
         self.calls_ended += 1
         if session.addresses is not None:
             self.ended[end_label(session.ppp.link.close_reason or reason)] += 1
-        stats, counters = session.ppp.stats, session.gre.seq.counters
-        retired = self.retired
-        retired["rx_bytes"] += stats.bytes_received
-        retired["tx_bytes"] += stats.bytes_sent
-        retired["rx_packets"] += stats.packets_received
-        retired["tx_packets"] += stats.packets_sent
-        for kind, field in _PER_CALL.items():
-            retired[kind] += getattr(counters, field)
+        _add_session(self.retired, session)
 
     def auth_failed(self, reason: str, method: str) -> None:
         key = f"{reason}/{method[:16]}"
@@ -171,13 +164,7 @@ def snapshot(daemon: Daemon, now: float, worker: int | None = None) -> dict[str,
     rows = [session_row(session, now, worker) for session in daemon.sessions.values()]
     totals = dict(stats.retired)
     for session in daemon.sessions.values():
-        ppp_stats, counters = session.ppp.stats, session.gre.seq.counters
-        totals["rx_bytes"] += ppp_stats.bytes_received
-        totals["tx_bytes"] += ppp_stats.bytes_sent
-        totals["rx_packets"] += ppp_stats.packets_received
-        totals["tx_packets"] += ppp_stats.packets_sent
-        for kind, field in _PER_CALL.items():
-            totals[kind] += getattr(counters, field)
+        _add_session(totals, session)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     gre = {kind: totals[kind] for kind in _PER_CALL}
     gre["unknown_call"] = transport.counters.unknown_call
@@ -206,3 +193,15 @@ def snapshot(daemon: Daemon, now: float, worker: int | None = None) -> dict[str,
             "workers": 1,
         },
     }
+
+
+def _add_session(totals: dict[str, int], session: DaemonSession) -> None:
+    """A session's traffic and GRE anomaly counters added to ``totals`` (the ended sessions' running
+    totals, or a snapshot's sum over the live ones)."""
+    stats, counters = session.ppp.stats, session.gre.seq.counters
+    totals["rx_bytes"] += stats.bytes_received
+    totals["tx_bytes"] += stats.bytes_sent
+    totals["rx_packets"] += stats.packets_received
+    totals["tx_packets"] += stats.packets_sent
+    for kind, field in _PER_CALL.items():
+        totals[kind] += getattr(counters, field)
