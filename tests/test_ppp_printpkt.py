@@ -89,10 +89,10 @@ def test_ipcp() -> None:
         format_packet(Protocol.IPCP, packet(1, 1, request))
         == "[IPCP ConfReq id=0x1 <addr 0.0.0.0> <ms-dns1 0.0.0.0> <ms-dns2 0.0.0.0>]"
     )
-    nak = options((3, bytes((192, 168, 0, 234))), (129, bytes((8, 8, 8, 8))), (130, bytes((10, 0, 0, 1))))
+    nak = options((3, bytes((192, 168, 0, 234))), (129, bytes((8, 8, 8, 8))), (130, bytes((192, 0, 2, 1))))
     assert (
         format_packet(Protocol.IPCP, packet(3, 1, nak))
-        == "[IPCP ConfNak id=0x1 <addr 192.168.0.234> <ms-dns1 8.8.8.8> <ms-wins 10.0.0.1>]"
+        == "[IPCP ConfNak id=0x1 <addr 192.168.0.234> <ms-dns1 8.8.8.8> <ms-wins 192.0.2.1>]"
     )
     assert format_packet(Protocol.IPCP, packet(4, 2, options((2, b"\x00\x2d\x0f\x01")))) == (
         "[IPCP ConfRej id=0x2 <compress VJ 0f 01>]"

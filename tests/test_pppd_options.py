@@ -241,7 +241,7 @@ def test_an_unknown_option_is_an_error_with_the_closest_option(text: str, messag
 def test_every_unknown_option_is_reported_at_once(tmp_path: Path) -> None:
     first, second = tmp_path / "a", tmp_path / "b"
     first.write_text("requre-mppe-128 lock\n")
-    second.write_text("proxyarp\nms-dsn 8.8.8.8 1.1.1.1\nnovj\nnobsdcomp-x\n")
+    second.write_text("proxyarp\nms-dsn 8.8.8.8 192.0.2.53\nnovj\nnobsdcomp-x\n")
     with pytest.raises(OptionsError) as caught:
         read_pppd_options([str(first), str(second)])
     assert [m.split(": ", 2)[:2] for m in caught.value.messages] == [
