@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import importlib.metadata
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -54,6 +55,17 @@ def require_netns() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"network namespace tests cannot run in CI: {reason}")
         pytest.skip(f"network namespaces: {reason}")
+
+
+def require_tools(*names: str) -> None:
+    """Skip on a developer machine without one of the programs ``names``; in CI (CI set) fail instead: the
+    README's test command installs every one, so a missing one there is a broken command, not a skip."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if missing:
+        message = f"{', '.join(missing)} not installed (the README's test command installs them)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import fcntl
 import logging
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,7 +28,7 @@ import pytest
 from pypptp.daemon import cli, install, logs, systemd
 from pypptp.daemon.lifecycle import AlreadyRunning, PidFile
 from pypptp.host.netns import NetnsPair
-from tests.conftest import REPO, Pypptpd, private_var_log
+from tests.conftest import REPO, Pypptpd, private_var_log, require_tools
 from tests.test_daemon_netns import open_client
 
 DAEMON = [sys.executable, "-m", "pypptp.daemon.cli"]
@@ -275,8 +274,8 @@ def test_the_unit_says_what_the_issue_asks() -> None:
         assert breaking not in settings
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_systemd_analyze_verify_finds_nothing_in_the_installed_unit(tmp_path: Path) -> None:
+    require_tools("systemd-analyze")
     root = tmp_path / "root"
     assert run_install("--root", str(root)).returncode == 0
     unit = root / "etc/systemd/system/pypptpd.service"
@@ -429,8 +428,7 @@ async def test_logrotate_then_sighup_sends_new_lines_to_the_new_file(
     """A real session's lines in ppp.log; the shipped logrotate snippet (paths moved into the test's
     directory) rotates it and signals the daemon through its pidfile; the next session's lines go to
     the new ppp.log, none to ppp.log.1."""
-    if shutil.which("logrotate") is None:
-        pytest.skip("logrotate is not installed")
+    require_tools("logrotate")
     logfile = tmp_path / "ppp.log"
     options = f"name pptpd\nrequire-mschap-v2\nrequire-mppe-128\nlogfile {logfile}\n"
     args = ["--workers", str(workers)] if workers > 1 else []

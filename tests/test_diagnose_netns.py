@@ -28,7 +28,7 @@ from pypptp.aio.client import PptpClientError
 from pypptp.client.tunnel import PptpClientSession, client_link_config
 from pypptp.daemon.manager import NO_GRE_AFTER
 from pypptp.host.netns import link, namespaces
-from tests.conftest import REPO, Pypptpd
+from tests.conftest import REPO, Pypptpd, require_tools
 
 pytestmark = pytest.mark.netns
 
@@ -110,11 +110,7 @@ class Host:
 @pytest.fixture
 def require_nft(require_netns: None) -> None:
     """As require_netns: skipped without nft on a developer machine, a failure in CI (CI set)."""
-    if shutil.which(NFT) is None or shutil.which("iptables") is None:
-        message = "nft and iptables are needed (the README's test command installs nftables and iptables)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_tools(NFT, "iptables")
 
 
 @pytest.fixture

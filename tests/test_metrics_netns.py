@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -23,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pypptp.aio.client import PptpClientError
 from pypptp.host.netns import NetnsPair
-from tests.conftest import Pypptpd, tunnel_ping
+from tests.conftest import Pypptpd, require_tools, tunnel_ping
 from tests.test_daemon_netns import SECRETS, SEED_CONF, SEED_OPTIONS, SERVER_IP, open_client
 
 pytestmark = pytest.mark.netns
@@ -74,6 +72,7 @@ def wait_value(daemon: Pypptpd, name: str, expected: float, timeout: float = 5.0
 
 
 async def test_scraped_values_move_with_sessions(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    require_tools("promtool")
     daemon = start_pypptpd(SEED_CONF, ["--metrics", f"198.18.0.1:{PORT}"], secrets=SECRETS, options=SEED_OPTIONS)
     text = scrape(daemon)
     assert value(text, "pypptp_sessions") == 0
@@ -157,13 +156,10 @@ def wait_query(query: Callable[[str], list[dict[str, object]]], expression: str,
     raise AssertionError(f"{expression}: {last!r}, not {expected}")
 
 
-@pytest.mark.skipif(
-    shutil.which("prometheus") is None and not os.environ.get("CI"),  # in CI (the README's command), it is
-    reason="prometheus is not installed (apt-get install prometheus)",
-)
 async def test_a_real_prometheus_sees_the_session_come_and_go(
     start_pypptpd: Callable[..., Pypptpd], tmp_path: Path
 ) -> None:
+    require_tools("prometheus")
     daemon = start_pypptpd(SEED_CONF, ["--metrics", f"198.18.0.1:{PORT}"], secrets=SECRETS, options=SEED_OPTIONS)
     loop = asyncio.get_running_loop()
     with prometheus(daemon.pair, tmp_path, f"198.18.0.1:{PORT}") as query:
@@ -181,6 +177,7 @@ async def test_a_real_prometheus_sees_the_session_come_and_go(
 
 
 async def test_with_workers_each_series_has_its_worker(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    require_tools("promtool")
     daemon = start_pypptpd(
         ["localip 192.168.0.1", "remoteip 192.168.1.10-40", "connections 30"],  # room in both halves
         ["--workers", "2", "--metrics", f"198.18.0.1:{PORT}"],
