@@ -333,18 +333,24 @@ def test_a_full_gre_window_pauses_the_tun_reader_and_an_ack_resumes_it() -> None
     run_tunnel(test)
 
 
+async def three_pings_into_a_window_of_one_never_acked(loop: ClockLoop, tunnel: Tunnel) -> None:
+    """The peer's window narrowed to one packet and nothing of the client's reaching the server (no ack
+    ever comes back); then three pings from the server's TUN."""
+    await advance(loop, 1.0)
+    tunnel.narrow_window(1)
+    tunnel.network.filter = lambda source, destination, gre: source != CLIENT
+    for n in range(3):
+        tunnel.tun.theirs.send(numbered(PING, n))
+    await turns()
+
+
 def test_a_peer_that_never_acks_gets_packets_at_the_ack_timeouts_pace() -> None:
     """No ack ever comes back: the paused reader looks again every ROOM_POLL, and the window opens when
     the RFC 2637 section 4.4 ack time-out writes the outstanding packet off."""
 
     async def test(loop: ClockLoop, tunnel: Tunnel) -> None:
         server, call = tunnel.server, tunnel.server_call
-        await advance(loop, 1.0)
-        tunnel.narrow_window(1)
-        tunnel.network.filter = lambda source, destination, gre: source != CLIENT
-        for n in range(3):
-            tunnel.tun.theirs.send(numbered(PING, n))
-        await turns()
+        await three_pings_into_a_window_of_one_never_acked(loop, tunnel)
         assert server.stats.packets_sent == 1
         await advance(loop, aio_session.ROOM_POLL)  # looked again: still no room
         assert server.stats.packets_sent == 1 and server.stats.tun_pauses == 2
@@ -362,12 +368,7 @@ def test_without_a_room_waiter_a_full_window_drops_what_it_cannot_send() -> None
     async def test(loop: ClockLoop, tunnel: Tunnel) -> None:
         server = tunnel.server
         server.notify_room = None  # a session wired without back-pressure (the library's default)
-        await advance(loop, 1.0)
-        tunnel.narrow_window(1)
-        tunnel.network.filter = lambda source, destination, gre: source != CLIENT
-        for n in range(3):
-            tunnel.tun.theirs.send(numbered(PING, n))
-        await turns()
+        await three_pings_into_a_window_of_one_never_acked(loop, tunnel)
         assert server.stats.packets_sent == 1 and server.stats.send_refused == 2 and server.stats.tun_pauses == 0
 
     run_tunnel(test)
