@@ -69,6 +69,13 @@ def require_tools(*names: str) -> None:
 
 
 @pytest.fixture
+def require_freeradius(require_netns: None) -> None:
+    """The RADIUS tests' server (Debian's ``freeradius``) and client tools (``radclient``, ``radtest`` from
+    ``freeradius-utils``): see :func:`require_tools`."""
+    require_tools("freeradius", "radclient", "radtest")
+
+
+@pytest.fixture
 def netns_pair(require_netns: None, request: pytest.FixtureRequest) -> Iterator[NetnsPair]:
     """A server and a client namespace joined by veth, deleted afterwards."""
     with two_hosts(request.node.name[:8].strip("_[]").replace("_", "")) as pair:
