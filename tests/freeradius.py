@@ -611,6 +611,8 @@ server default {{
 
     def leased(self) -> dict[str, str]:
         """Address -> username of the addresses leased now (expiry in the future, by SQLite's clock)."""
+        if not self.sqlippool:
+            return {}
         with contextlib.closing(sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)) as db:
             rows = db.execute(
                 "SELECT framedipaddress, username FROM radippool WHERE expiry_time > datetime('now') ORDER BY id"

@@ -8,17 +8,18 @@ quarter of a second, but the namespaces and pool are worth sharing) in namespace
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from pypptp.host.netns import link, namespaces, netns_available
+from pypptp.host.netns import NetnsPair, link, namespaces, netns_available
 from pypptp.ppp import crypto, mppe
 from tests.conftest import require_tools
 from tests.freeradius import FreeRadius, RadiusClient, RadiusUser, parse_detail
@@ -233,6 +234,25 @@ def test_accounting_start_and_stop_land_in_the_detail_file_and_stop_frees_the_le
     assert row["username"] == "carol"  # released, not forgotten: expired now, free for the next allocation
 
 
+def test_chap_md5_is_accepted_and_a_wrong_one_rejected(radius: FreeRadius, topology: Topology) -> None:
+    """CHAP-Password as a NAS builds it (RFC 2865 5.3: ident, MD5(ident + password + challenge)), with the
+    challenge in CHAP-Challenge."""
+    challenge = secrets.token_bytes(16)
+
+    def chap(password: bytes) -> Reply:
+        ident = secrets.randbelow(256)
+        value = bytes([ident]) + hashlib.md5(bytes([ident]) + password + challenge).digest()
+        attributes: dict[str, str | int] = {"User-Name": '"bob"', "NAS-IP-Address": NAS1, "NAS-Port": 9}
+        attributes |= {"CHAP-Challenge": "0x" + challenge.hex(), "CHAP-Password": "0x" + value.hex()}
+        return radclient(topology, NAS1, "auth", attributes)
+
+    code, reply = chap(b"hunter2")
+    assert code == "Access-Accept", radius.log()
+    assert reply["Framed-IP-Address"] in pool_addresses()
+    code, _ = chap(b"hunter3")
+    assert code == "Access-Reject"
+
+
 def test_mschap_v1_via_radtest_returns_the_mppe_keys_of_the_password(radius: FreeRadius, topology: Topology) -> None:
     """``radtest -t mschap`` speaks MS-CHAPv1 (MS-CHAP-Challenge + MS-CHAP-Response): the reply carries
     MS-CHAP-MPPE-Keys (LM key, then MD4 of the NT hash, RFC 2548 2.4.1), 128-bit MPPE required.  (The
@@ -361,3 +381,23 @@ def test_a_server_that_cannot_start_fails_fast_with_its_log(topology: Topology, 
     assert time.monotonic() - began < 5
     assert "198.18.9.9" in str(failure.value)
     assert not broken.running
+
+
+def test_the_conftest_factory_runs_one_beside_pypptpd_without_a_pool(
+    start_freeradius: Callable[..., FreeRadius], netns_pair: NetnsPair
+) -> None:
+    """The shape the daemon's RADIUS tests use: FreeRADIUS in pypptpd's own namespace, the NAS being that
+    namespace's address; with sqlippool off, an address comes only from the user's own reply."""
+    users = [RadiusUser("dave", "d4ve", {"Framed-IP-Address": "192.168.7.7", "Framed-MTU": 1400})]
+    clients = [RadiusClient(netns_pair.server_ip, "same-box")]
+    radius = start_freeradius(netns_pair.server_ns, netns_pair.server_ip, users=users, clients=clients, sqlippool=False)
+    assert radius.startup_seconds is not None and radius.startup_seconds < 5
+    request = "User-Name = dave, User-Password = d4ve, NAS-Port = 0, Message-Authenticator = 0x00\n"
+    argv = ["radclient", "-x", "-t", "2", "-r", "1", f"{netns_pair.server_ip}:1812", "auth", "same-box"]
+    result = subprocess.run(
+        netns_pair.exec_argv(netns_pair.server_ns, argv), input=request, capture_output=True, text=True, timeout=30
+    )
+    code, reply = parse_radclient(result.stdout)
+    assert code == "Access-Accept", result.stdout + result.stderr + radius.log()
+    assert reply["Framed-IP-Address"] == "192.168.7.7" and reply["Framed-MTU"] == "1400"
+    assert radius.leases() == []
