@@ -1,8 +1,8 @@
 """A real FreeRADIUS (Debian's ``freeradius`` 3.2) for the RADIUS tests, in a network namespace the test gives.
 
-:class:`FreeRadius` writes a complete, minimal configuration of its own into a directory (nothing from
-``/etc/freeradius`` is read except the dictionaries in ``/usr/share/freeradius`` and the modules in
-``/usr/lib/freeradius``), creates the SQLite address pool, starts ``freeradius -f -d DIR`` inside the
+:class:`FreeRadius` writes a complete, minimal configuration of its own into a directory (radiusd reads
+nothing from ``/etc/freeradius``: only the dictionaries in ``/usr/share/freeradius`` and the modules in
+``/usr/lib/freeradius``; the harness itself takes the pool's SQLite schema from Debian's copy), creates the SQLite address pool, starts ``freeradius -f -d DIR`` inside the
 namespace and waits until it answers a Status-Server.  It answers Access-Requests for its ``users`` (PAP,
 CHAP, MS-CHAP v1 and v2 with MPPE keys), hands out Framed-IP-Address from one ``sqlippool`` pool shared by
 every NAS, releases the address on accounting Stop and writes every accounting record to one detail file
@@ -527,7 +527,7 @@ server default {{
             problem = self._probe(timeout=0.2)
             if problem is None:
                 return
-            time.sleep(0.05)
+            time.sleep(0.02)
         raise RuntimeError(
             f"freeradius did not answer a Status-Server within {self.ready_timeout} s ({problem}):\n{self.log()}"
         )
@@ -543,7 +543,8 @@ server default {{
         with sock:
             sock.settimeout(timeout)
             try:
-                sock.sendto(packet, (PROBE_ADDRESS, self.auth_port))
+                sock.connect((PROBE_ADDRESS, self.auth_port))  # connected: "refused" comes back at once
+                sock.send(packet)
                 reply = sock.recv(4096)
             except OSError as exc:  # refused while the port is not yet bound, or timed out
                 return str(exc) or type(exc).__name__
