@@ -269,6 +269,7 @@ class PppdOptions:
                 strip_domain=self.strip_domain,
                 restart_timeout=float(self.chap_restart),
                 max_challenges=self.chap_max_challenge,
+                external=self.radius,  # pppd radius plugin: the RADIUS server judges the credentials
             ),
             ipcp=IpcpConfig(
                 server=True,
