@@ -2,8 +2,9 @@
 
 :class:`FreeRadius` writes a complete, minimal configuration of its own into a directory (radiusd reads
 nothing from ``/etc/freeradius``: only the dictionaries in ``/usr/share/freeradius`` and the modules in
-``/usr/lib/freeradius``; the harness itself takes the pool's SQLite schema from Debian's copy), creates the SQLite address pool, starts ``freeradius -f -d DIR`` inside the
-namespace and waits until it answers a Status-Server.  It answers Access-Requests for its ``users`` (PAP,
+``/usr/lib/freeradius``; the harness itself takes the pool's SQLite schema from Debian's copy), creates
+the SQLite address pool, starts ``freeradius -f -d DIR`` inside the namespace and waits until it answers
+a Status-Server.  It answers Access-Requests for its ``users`` (PAP,
 CHAP, MS-CHAP v1 and v2 with MPPE keys), hands out Framed-IP-Address from one ``sqlippool`` pool shared by
 every NAS, releases the address on accounting Stop and writes every accounting record to one detail file
 (:meth:`FreeRadius.accounting_records`).
