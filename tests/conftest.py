@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, settings
 from pypptp.client.demo import stop_process, wait_until_listening
 from pypptp.client.tunnel import PptpClientSession
 from pypptp.host.netns import NetnsPair, netns_available, two_hosts
+from tests.freeradius import FreeRadius
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_DEPENDENCIES = ("cryptography", "prometheus-client", "pyroute2", "python-pytun")
@@ -66,6 +68,33 @@ def require_tools(*names: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture
+def require_freeradius(require_netns: None) -> None:
+    """The RADIUS tests' server (Debian's ``freeradius``) and client tools (``radclient``, ``radtest`` from
+    ``freeradius-utils``): see :func:`require_tools`."""
+    require_tools("freeradius", "radclient", "radtest")
+
+
+@pytest.fixture
+def start_freeradius(require_freeradius: None, tmp_path: Path) -> Iterator[Callable[..., FreeRadius]]:
+    """Factory: ``start_freeradius(netns, address, users=..., clients=..., **options)`` -> a running
+    :class:`tests.freeradius.FreeRadius` (its files in ``tmp_path/freeradiusN``), stopped afterwards; the
+    tail of each server's log is printed at teardown, which pytest shows when the test failed."""
+    started: list[FreeRadius] = []
+
+    def start(netns: str, address: str, **options: Any) -> FreeRadius:
+        workdir = tmp_path / f"freeradius{len(started)}"
+        workdir.mkdir()
+        server = FreeRadius(netns, address, workdir, **options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+        print(f"--- FreeRADIUS in {server.netns} ({server.workdir}), log tail:\n{server.log()[-4000:]}")
 
 
 @pytest.fixture

@@ -281,11 +281,15 @@ def test_systemd_analyze_verify_finds_nothing_in_the_installed_unit(tmp_path: Pa
     unit = root / "etc/systemd/system/pypptpd.service"
 
     def verify(path: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, check=False)
+        # Only this unit: its dependencies (multi-user.target) pull in every unit enabled on the machine,
+        # whose warnings are not ours (Debian's freeradius.service, which the README's test command
+        # installs, warns about MemoryLimit=).
+        argv = ["systemd-analyze", "verify", "--recursive-errors=no", str(path)]
+        return subprocess.run(argv, capture_output=True, text=True, check=False)
 
     result = verify(unit)
     assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
-    broken = tmp_path / "pypptpd.service"  # the same check notices a mistake (it warns, status 0)
+    broken = tmp_path / "pypptpd.service"  # the same check notices a mistake
     broken.write_text(unit.read_text().replace("KillMode=mixed", "KillMode=politely"))
     complaint = verify(broken)
     assert "politely" in complaint.stderr + complaint.stdout
