@@ -163,11 +163,12 @@ class RadiusVerdict:
     """The answer in the shape of the PPP core's ``ExternalVerdict``."""
 
     ok: bool
-    message: bytes
-    """The CHAP Success/Failure (PAP Ack/Nak) message text."""
-    reason: str
+    message: bytes = b""
+    """The CHAP Success/Failure (PAP Ack/Nak) message text; empty: the method's own."""
+    reason: str = ""
     keys: MsChapKeys | None = None
     grant: RadiusReply | None = None
+    """The whole answer (addresses, timeouts, Class...), for the daemon."""
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -757,32 +758,23 @@ def _ms_chap_keys(**fields: typing.Any) -> MsChapKeys | None:
 
 
 def to_verdict(reply: RadiusReply, request: AuthRequestLike) -> RadiusVerdict:
-    """``reply`` in the shape of the core's ``ExternalVerdict``: the message the peer is sent (MS-CHAP2-Success's
-    ``S=...``, MS-CHAP-Error's ``E=...``, else Reply-Message or pppd's words) and MS-CHAP's MPPE keys."""
+    """``reply`` in the shape of the core's ``ExternalVerdict``.  The message is what the server wants the
+    peer told: MS-CHAP2-Success's ``S=...`` (required for an MS-CHAPv2 success: without it the client cannot
+    check the server), MS-CHAP-Error's ``E=...`` (whose ``C=`` a retry answers), or Reply-Message for PAP and
+    CHAP-MD5; empty otherwise, which the core reads as "the method's own".  Keys: MS-CHAP's MPPE material."""
     method = request.method
+    ms_chap = method in ("MS-CHAP", "MS-CHAP-V2")
     if not reply.accepted:
-        if reply.ms_chap_error is not None and method in ("MS-CHAP", "MS-CHAP-V2"):
-            message = reply.ms_chap_error
-        elif method == "MS-CHAP-V2":
-            message = f"E=691 R=0 C={request.challenge.hex().upper()} V=3 M=Authentication failed"
-        elif method == "MS-CHAP":
-            message = f"E=691 R=0 C={request.challenge.hex().upper()} V=2"
-        else:
-            message = reply.reply_message or "Access denied"
+        message = (reply.ms_chap_error if ms_chap else reply.reply_message) or ""
         reason = reply.reason
-        if reply.reply_message and method in ("MS-CHAP", "MS-CHAP-V2"):
+        if reply.reply_message and ms_chap:
             reason += f" ({reply.reply_message})"
-        return RadiusVerdict(False, message.encode("utf-8", "replace"), reason, None, reply if reply.answered else None)
+        return RadiusVerdict(False, message.encode("utf-8", "replace"), reason, None, reply)
     keys = None
     if method == "MS-CHAP-V2":
         if reply.ms_chap2_success is None:
-            return RadiusVerdict(
-                False,
-                f"E=691 R=0 C={request.challenge.hex().upper()} V=3 M=Authentication failed".encode(),
-                f"{reply.reason} without MS-CHAP2-Success: the client could not check the server",
-                None,
-                reply,
-            )
+            reason = f"{reply.reason} without MS-CHAP2-Success: the client could not check the server"
+            return RadiusVerdict(False, b"", reason, None, reply)
         message = reply.ms_chap2_success
         if reply.mppe_send_key is not None and reply.mppe_recv_key is not None:
             keys = _ms_chap_keys(
@@ -795,7 +787,7 @@ def to_verdict(reply: RadiusReply, request: AuthRequestLike) -> RadiusVerdict:
                 recv_key=reply.mppe_recv_key,
             )
     elif method == "MS-CHAP":
-        message = reply.reply_message or "Access granted"
+        message = reply.reply_message or ""
         if reply.ms_chap_mppe_keys is not None:
             lm_key, nt_key = reply.ms_chap_mppe_keys[:8], reply.ms_chap_mppe_keys[8:24]
             keys = _ms_chap_keys(
@@ -807,5 +799,5 @@ def to_verdict(reply: RadiusReply, request: AuthRequestLike) -> RadiusVerdict:
                 lm_password_hash=lm_key if any(lm_key) else None,
             )
     else:
-        message = reply.reply_message or "Access granted"
+        message = reply.reply_message or ""
     return RadiusVerdict(True, message.encode("utf-8", "replace"), reply.reason, keys, reply)
