@@ -185,6 +185,30 @@ async def test_nas_identifier_and_extra_attributes() -> None:
     assert request[25] == [b"0x41"]  # octets go in as they are (pyrad would have read 0x41 as hex)
 
 
+async def test_the_callers_nas_attributes_replace_ours() -> None:
+    server = await serve(acct_ok)
+    client = RadiusClient(config(acct=(server,), nas_identifier="configured"))
+    try:
+        assert await client.account([*RECORD, ("NAS-IP-Address", "192.0.2.10")])
+    finally:
+        await client.close()
+    request = server.requests()[0]
+    assert request["NAS-IP-Address"] == ["192.0.2.10"] and "NAS-Identifier" not in request
+
+
+async def test_closing_ends_waiting_requests_cleanly() -> None:
+    server = await serve(lambda request, raw: None)
+    client = RadiusClient(config(server, server, timeout=5, retries=3))
+    task = asyncio.create_task(client.authenticate(PAP))
+    while not server.received:
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    await client.close()
+    reply = await task
+    assert not reply.answered and reply.reason == "the RADIUS client is closed"
+    assert time.monotonic() - started < 1 and len(server.received) == 1
+
+
 async def test_requests_that_cannot_be_sent() -> None:
     client = RadiusClient(config())
     assert (await client.authenticate(PAP)).reason == "no authserver configured"

@@ -394,6 +394,7 @@ class RadiusClient:
         if not self._auth:
             return RadiusReply(False, False, "no authserver configured")
         extra = list(attributes)
+        given = {name for name, _ in extra}
         common: list[tuple[str, object]] = [
             ("User-Name", bytes(request.name)),
             ("Service-Type", "Framed-User"),
@@ -418,7 +419,7 @@ class RadiusClient:
             packet.add_message_authenticator()
             for name, value in common:
                 self._add(packet, name, value)
-            self._add_nas(packet, channel)
+            self._add_nas(packet, channel, given)
             self._add_method(packet, request)
             for name, value in extra:
                 self._add(packet, name, value)
@@ -545,6 +546,7 @@ class RadiusClient:
         what = f"{fields.get('Acct-Status-Type', '?')} record of session {fields.get('Acct-Session-Id', '?')}"
         delay = int(typing.cast(int, fields.get("Acct-Delay-Time", 0)))
         record = [(name, value) for name, value in record if name != "Acct-Delay-Time"]
+        given = {name for name, _ in record}
         first = self._clock()
 
         def build(server: RadiusServer, channel: _Channel, identifier: int, attempt: int) -> tuple[bytes, rp.Packet]:
@@ -552,7 +554,7 @@ class RadiusClient:
             packet.add_message_authenticator()
             for name, value in record:
                 self._add(packet, name, value)
-            self._add_nas(packet, channel)
+            self._add_nas(packet, channel, given)
             self._add(packet, "Acct-Delay-Time", delay + int(self._clock() - first))
             return packet.RequestPacket(), packet
 
@@ -590,6 +592,8 @@ class RadiusClient:
             order += sorted((state for state in servers if state.dead_until > now), key=lambda s: s.dead_until)
             tried = []
             for state in order:
+                if self._closed:
+                    return "the RADIUS client is closed"
                 try:
                     result = await self._ask(code, state, build)
                 except _EncodeError as exc:
@@ -666,6 +670,8 @@ class RadiusClient:
 
     async def _identifier(self, state: _ServerState) -> tuple[_Channel, int]:
         """A free Identifier on a socket to ``state``'s server, opening a socket when all are busy."""
+        if self._closed:
+            raise OSError("the RADIUS client is closed")
         for channel in state.channels:
             if channel.free and not channel.closed:
                 return channel, channel.free.popleft()
@@ -697,8 +703,11 @@ class RadiusClient:
         else:
             packet.AddAttribute(name, value)
 
-    def _add_nas(self, packet: rp.Packet, channel: _Channel) -> None:
-        """NAS-Identifier and/or NAS-IP-Address: the configured ones, else the socket's source address."""
+    def _add_nas(self, packet: rp.Packet, channel: _Channel, given: set[str]) -> None:
+        """NAS-Identifier and/or NAS-IP-Address: the configured ones, else the socket's source address;
+        nothing when the caller's attributes (``given``: their names) identify the NAS already."""
+        if given & {"NAS-Identifier", "NAS-IP-Address", "NAS-IPv6-Address"}:
+            return
         if self.config.nas_identifier:
             self._add(packet, "NAS-Identifier", self.config.nas_identifier)
         address: str | ipaddress.IPv4Address | ipaddress.IPv6Address | None = self.config.nas_ip
