@@ -10,8 +10,12 @@ the backends' configuration files through it) and below :mod:`pypptp.daemon`
 ``pypptp/aaa/data/dictionary`` (the attributes of RFC 2865/2866/2869/3162/5176
 and Microsoft's RFC 2548, written from the RFCs), so that a RADIUS exchange
 needs no file from the host's FreeRADIUS or radiusclient installation.
+:mod:`~pypptp.aaa.radius` is the RADIUS client: Access-Request for PAP, CHAP-MD5, MS-CHAP and MS-CHAPv2,
+accounting, retries and failover over the servers of a
+:class:`~pypptp.conf.radiusclient.RadiusConfig`, on the event loop's own UDP sockets.
 """
 
 from pypptp.aaa.dictionary import DICTIONARY_PATH, load_dictionary
+from pypptp.aaa.radius import RadiusClient, RadiusReply, RadiusVerdict, to_verdict
 
-__all__ = ["DICTIONARY_PATH", "load_dictionary"]
+__all__ = ["DICTIONARY_PATH", "RadiusClient", "RadiusReply", "RadiusVerdict", "load_dictionary", "to_verdict"]
