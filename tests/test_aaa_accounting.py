@@ -175,6 +175,12 @@ def test_terminate_cause(reason: str, cause: TerminateCause) -> None:
     assert terminate_cause(reason) is cause
 
 
+def test_dae_disconnect_reason_is_admin_reset() -> None:
+    from pypptp.aaa.dae import DISCONNECT_REASON
+
+    assert terminate_cause(DISCONNECT_REASON) is TerminateCause.ADMIN_RESET
+
+
 def _text(arg: ast.expr) -> str | None:
     """A literal string, or an f-string with ``X`` for each value it formats."""
     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
