@@ -175,9 +175,13 @@ async def test_identification(dae: tuple[DaeServer, Handler], attributes: dict[s
         (CoARequest, {"User_Name": "nobody", "Session_Timeout": 60}, "Session-Context-Not-Found"),
     ],
 )
-async def test_naks(dae: tuple[DaeServer, Handler], code: int, attributes: dict[str, Any], cause: str) -> None:
+async def test_naks(
+    dae: tuple[DaeServer, Handler], code: int, attributes: dict[str, Any], cause: str, caplog: pytest.LogCaptureFixture
+) -> None:
     server, handler = dae
-    answer = await ask(server, request(code, **attributes))
+    with caplog.at_level(logging.INFO, logger="pypptpd.dae"):
+        answer = await ask(server, request(code, **attributes))
+    assert f"-NAK {cause} (" in caplog.records[-1].getMessage()
     assert answer is not None
     assert answer.code == (DisconnectNAK if code == DisconnectRequest else CoANAK)
     assert answer["Error-Cause"] == [cause]
@@ -343,6 +347,8 @@ def test_identification_text() -> None:
     identification = SessionIdentification(user_name="alice", framed_ip=IPv4Address("192.168.0.10"), nas_port=0)
     assert str(identification) == "User-Name='alice' Framed-IP-Address=192.168.0.10 NAS-Port=0"
     assert ErrorCause.SESSION_CONTEXT_NOT_FOUND == 503
+    for cause in ErrorCause:  # as the shipped dictionary names them (radclient's names too)
+        assert load_dictionary().attributes["Error-Cause"].values.GetForward(cause.label) == struct.pack("!I", cause)
 
 
 # -- the real radclient (freeradius-utils) -----------------------------------------------------

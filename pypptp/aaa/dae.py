@@ -96,6 +96,23 @@ class ErrorCause(enum.IntEnum):
     SESSION_CONTEXT_NOT_FOUND = 503
     RESOURCES_UNAVAILABLE = 506
 
+    @property
+    def label(self) -> str:
+        """The value's name as FreeRADIUS's dictionary (and radclient's output) gives it."""
+        return _CAUSE_LABELS[self]
+
+
+_CAUSE_LABELS = {
+    ErrorCause.UNSUPPORTED_ATTRIBUTE: "Unsupported-Attribute",
+    ErrorCause.MISSING_ATTRIBUTE: "Missing-Attribute",
+    ErrorCause.NAS_IDENTIFICATION_MISMATCH: "NAS-Identification-Mismatch",
+    ErrorCause.INVALID_REQUEST: "Invalid-Request",
+    ErrorCause.UNSUPPORTED_SERVICE: "Unsupported-Service",
+    ErrorCause.INVALID_ATTRIBUTE_VALUE: "Invalid-Attribute-Value",
+    ErrorCause.SESSION_CONTEXT_NOT_FOUND: "Session-Context-Not-Found",
+    ErrorCause.RESOURCES_UNAVAILABLE: "Resources-Unavailable",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class DaeClient:
@@ -351,7 +368,7 @@ class DaeServer(asyncio.DatagramProtocol):
             sessions = self._find(parsed.identification)
             self._act(parsed, sessions)
         except _Nak as nak:
-            log.info("DAE: %s: %s: %s (%d)", what, nak, _NAMES[code + 2], nak.cause)
+            log.info("DAE: %s: %s: %s %s (%d)", what, nak, _NAMES[code + 2], nak.cause.label, nak.cause)
             return self._reply(request, raw, code + 2, nak.cause)
         if parsed.session_timeout is None:
             log.info("DAE: %s: %d session(s) ending: %s", what, len(sessions), _NAMES[code + 1])
