@@ -186,7 +186,7 @@ def test_mschap_v2_success_and_mppe_keys_are_what_rfc_3079_derives(radius: FreeR
     fields = {field.name for field in dataclasses.fields(MsChapKeys)}
     if "send_key" in fields:  # the core's MsChapKeys carries the AAA server's keys
         assert verdict.keys is not None
-        assert (verdict.keys.send_key, verdict.keys.recv_key) == (reply.mppe_send_key, reply.mppe_recv_key)  # type: ignore[attr-defined]
+        assert (verdict.keys.send_key, verdict.keys.recv_key) == (reply.mppe_send_key, reply.mppe_recv_key)
 
 
 def test_mschap_v2_wrong_password_is_rejected_with_ms_chap_error(radius: FreeRadius, topology: Topology) -> None:

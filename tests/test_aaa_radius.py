@@ -272,7 +272,7 @@ async def test_accept_is_read_keys_decrypted_and_turned_into_a_verdict() -> None
     fields = {f.name for f in dataclasses.fields(MsChapKeys)}
     if "send_key" in fields:
         assert verdict.keys is not None
-        assert (verdict.keys.send_key, verdict.keys.recv_key) == (send_key, recv_key)  # type: ignore[attr-defined]
+        assert (verdict.keys.send_key, verdict.keys.recv_key) == (send_key, recv_key)
         assert verdict.keys.nt_response == bytes(range(24)) and verdict.keys.challenge == V2.challenge
 
 

@@ -50,8 +50,9 @@ END_REASONS = (
 )
 """The ``reason`` label of ``pypptp_sessions_ended_total``: every end reason maps to one of these."""
 
-AUTH_FAILURE_REASONS = ("unknown_user", "bad_secret")
-"""Why an authentication attempt failed: no chap-secrets record for that name, or a wrong secret."""
+AUTH_FAILURE_REASONS = ("unknown_user", "bad_secret", "rejected")
+"""Why an authentication attempt failed: no chap-secrets record for that name, a wrong secret, or the RADIUS
+server rejected it (Access-Reject, or no server answered)."""
 
 GRE_ANOMALIES = ("lost", "reordered", "duplicate", "stale", "far", "unknown_call", "malformed")
 """GRE anomalies: per call (lost, reordered, duplicate, stale, far) and of the transport (unknown_call:
