@@ -241,6 +241,18 @@ def _readable(path: str, where: str) -> None:
         raise OptionsError(f"{where}: pppd options file {path}: cannot read: {exc.strerror}") from None
 
 
+def _check_dae(options: PppdOptions, radius: RadiusConfig) -> None:
+    """``radius-dae-listen`` and ``radius-dae-clients``, as the daemon will read them at start."""
+    from pypptp.daemon.radius import dae_clients, parse_dae_listen
+
+    assert options.radius_dae_listen is not None
+    try:
+        parse_dae_listen(options.radius_dae_listen, options.lines.get("radius-dae-listen", "radius-dae-listen"))
+        dae_clients(radius, options.radius_dae_clients)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _check_logfile(options: PppdOptions) -> None:
     """pppd opens ``logfile`` (creating it) while it reads its options, and refuses to start when it
     cannot: every call would fail.  Checked here without creating anything."""
@@ -386,6 +398,12 @@ def _build(
         radius = _attempt(errors, lambda: read_radiusclient_conf(radius_path), lambda: None)
         if radius is not None:
             warnings.extend(radius.warnings)
+            if options.radius_dae_listen is not None:
+                _attempt(errors, lambda: _check_dae(options, radius), lambda: None)
+        if radius is not None and not radius.auth_servers:
+            (errors if errors is not None else warnings).append(
+                f"{radius.path}: no authserver: pppd's radius plugin could authenticate nobody"
+            )
 
     # chap-secrets: needed when the peer authenticates (against it: not with RADIUS)
     secrets_path: str = args.secrets or options.chap_secrets or default_secrets
@@ -528,9 +546,17 @@ def validate(
     if errors or config is None:
         return 1, messages, None
     secrets = f"{len(config.secrets.records)} records" if config.secrets is not None else "absent"
+    judge = f"secrets {config.secrets_path} ({secrets})"
+    if config.radius is not None:
+        radius = config.radius
+        servers = ", ".join(f"{s.host}:{s.port}" for s in radius.auth_servers)
+        accounting = ", ".join(f"{s.host}:{s.port}" for s in radius.acct_servers) or "none"
+        judge = f"RADIUS {radius.path} (authserver {servers}; acctserver {accounting})"
+        if config.options.radius_dae_listen is not None:
+            judge += f"; DAE on {config.options.radius_dae_listen}"
     messages.append(
         f"ok: {config.conf_path or 'no pptpd.conf (defaults)'}; listen {config.listen}:{config.port}; "
         f"{config.connections} connections; pool of {config.pool.capacity}; "
-        f"options {', '.join(config.options_files) or 'none'}; secrets {config.secrets_path} ({secrets})"
+        f"options {', '.join(config.options_files) or 'none'}; {judge}"
     )
     return 0, messages, config

@@ -50,7 +50,7 @@ from pypptp.ppp.auth import AuthRequest, ExternalVerdict, clipped, wire_text
 if TYPE_CHECKING:
     from pypptp.daemon.manager import Daemon, DaemonSession
 
-__all__ = ["MIN_INTERIM", "Grant", "RadiusAaa", "RadiusSession", "dae_clients", "nas_address"]
+__all__ = ["MIN_INTERIM", "Grant", "RadiusAaa", "RadiusSession", "dae_clients", "nas_address", "parse_dae_listen"]
 
 log = logging.getLogger("pypptpd.radius")
 
@@ -124,6 +124,19 @@ def nas_address(config: RadiusConfig, listen: str) -> IPv4Address | None:
         return None
 
 
+def parse_dae_listen(value: str, where: str) -> tuple[str, int]:
+    """``radius-dae-listen [ADDRESS:]PORT`` as (address, port); ValueError naming ``where`` otherwise."""
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        ip_address(host)
+    except ValueError:
+        raise ValueError(f"{where}: radius-dae-listen {value}: {host!r} is not an IP address") from None
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{where}: radius-dae-listen {value}: the port must be 1 to 65535 (RFC 5176: 3799)")
+    return host, int(port)
+
+
 def dae_clients(config: RadiusConfig, extra_file: str | None) -> list[DaeClient]:
     """Who may send Disconnect and CoA requests: the RADIUS servers with their secrets, and the hosts of
     ``radius-dae-clients`` (a servers file: ``host secret`` lines).  Raises ValueError (file and line)."""
@@ -187,9 +200,9 @@ class RadiusAaa:
         servers = ", ".join(f"{s.host}:{s.port}" for s in self.config.auth_servers)
         log.info("RADIUS: authentication by %s; NAS %s", servers or "no server", self._nas_text())
         if self._dae_listen is not None:
-            host, _, port = self._dae_listen.rpartition(":")
+            host, port = parse_dae_listen(self._dae_listen, "radius-dae-listen")
             clients = dae_clients(self.config, self._dae_clients_file)
-            self.dae = DaeServer(clients, _DaeSessions(self), self.nas, host=host or "0.0.0.0", port=int(port))
+            self.dae = DaeServer(clients, _DaeSessions(self), self.nas, host=host, port=port)
             await self.dae.start()
 
     async def close(self, timeout: float = 5.0) -> None:
