@@ -21,7 +21,7 @@ import pytest
 
 from pypptp.host.netns import NetnsPair
 from pypptp.ppp.ccp import MppePolicy
-from pypptp.ppp.lcp import AUTH_MSCHAP_V1, AUTH_PAP
+from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_PAP
 from tests.conftest import Pypptpd, require_tools, tunnel_ping
 from tests.freeradius import FreeRadius, RadiusClient, RadiusUser
 from tests.test_daemon_netns import open_client
@@ -262,17 +262,29 @@ def test_mschap_v1_keyed_by_freeradius(radius_daemon: tuple[FreeRadius, Pypptpd]
     assert asyncio.run(scenario()), daemon.log()
 
 
-@pytest.mark.parametrize("radius_daemon", ["require-pap\nnomppe\n"], indirect=True, ids=["pap"])
-def test_pap_through_freeradius(radius_daemon: tuple[FreeRadius, Pypptpd]) -> None:
+@pytest.mark.parametrize(
+    ("radius_daemon", "method"),
+    [("require-pap\nnomppe\n", AUTH_PAP), ("require-chap\nnomppe\n", AUTH_CHAP_MD5)],
+    indirect=["radius_daemon"],
+    ids=["pap", "chap-md5"],
+)
+def test_pap_and_chap_md5_through_freeradius(radius_daemon: tuple[FreeRadius, Pypptpd], method: bytes) -> None:
     _, daemon = radius_daemon
+    no_mppe = MppePolicy(enabled=False, required=False)
 
     async def scenario() -> bool:
-        session = await open_client(
-            daemon, "bob", "b0b-pass", tun=False, auth=AUTH_PAP, mppe=MppePolicy(enabled=False, required=False)
-        )
+        session = await open_client(daemon, "bob", "b0b-pass", tun=False, auth=method, mppe=no_mppe)
         try:
             return await tunnel_ping(session, "192.168.0.1")
         finally:
             await session.close()
 
     assert asyncio.run(scenario()), daemon.log()
+    assert "Access-Accept from" in daemon.log()
+
+    async def wrong() -> None:
+        with pytest.raises(Exception):  # noqa: B017 - the client's own failure type is not the point
+            await open_client(daemon, "bob", "nope", tun=False, auth=method, mppe=no_mppe)
+
+    asyncio.run(wrong())
+    assert "Access-Reject from" in daemon.wait_log("Access-Reject from")

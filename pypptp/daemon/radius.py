@@ -360,7 +360,7 @@ class _DaeSessions:
     def disconnect(self, session: Any) -> None:
         from pypptp.aaa.dae import DISCONNECT_REASON
 
-        session.log.info("%s from the RADIUS server", DISCONNECT_REASON)
+        session.log.info("%s: ending the session", DISCONNECT_REASON)
         session.ppp.terminate(DISCONNECT_REASON)
 
     def set_session_timeout(self, session: Any, seconds: int) -> None:
