@@ -24,11 +24,13 @@ encoder computes it; 3.2.1 would otherwise sign only replies to EAP)."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import hashlib
 import hmac
 import ipaddress
 import secrets
+import signal
 import socket
 import sqlite3
 import struct
@@ -62,6 +64,7 @@ PROBE_ADDRESS = "127.0.0.1"
 ACCESS_ACCEPT, ACCESS_REJECT, STATUS_SERVER = 2, 3, 12
 MESSAGE_AUTHENTICATOR = 80
 POOL_NETWORK = ipaddress.ip_network("192.168.0.0/16")
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,6 +190,13 @@ SQLIPPOOL_QUERIES = r"""
 	on_clear = "UPDATE ${ippool_table} SET expiry_time = datetime('now') WHERE nasipaddress = '%{NAS-IP-Address}'"
 	off_clear = "UPDATE ${ippool_table} SET expiry_time = datetime('now') WHERE nasipaddress = '%{NAS-IP-Address}'"
 """
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies (PR_SET_PDEATHSIG survives the exec of
+    ``ip netns exec`` and its exec of radiusd), so a killed test run leaves no radiusd holding its
+    namespace alive."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
 class FreeRadius:
@@ -509,6 +519,7 @@ server default {{
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
         try:
             self._wait_ready(begun)

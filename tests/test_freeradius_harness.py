@@ -196,7 +196,7 @@ def test_a_wrong_secret_gets_no_answer(radius: FreeRadius, topology: Topology) -
     assert code is None
 
 
-def test_accounting_start_and_stop_land_in_the_detail_file_and_stop_frees_the_lease(
+def test_accounting_start_interim_and_stop_land_in_the_detail_file_and_stop_frees_the_lease(
     radius: FreeRadius, topology: Topology
 ) -> None:
     code, reply = login(topology, NAS2, "carol", "c4rol", 5, "203.0.113.5")
@@ -217,13 +217,22 @@ def test_accounting_start_and_stop_land_in_the_detail_file_and_stop_frees_the_le
     before = len(radius.accounting_records())
     code, _ = radclient(topology, NAS2, "acct", {**common, "Acct-Status-Type": "Start"})
     assert code == "Accounting-Response", radius.log()
+    interim: dict[str, str | int] = {"Acct-Status-Type": "Interim-Update", "Acct-Input-Octets": 100}
+    code, _ = radclient(topology, NAS2, "acct", {**common, **interim})
+    assert code == "Accounting-Response", radius.log()
+    assert address in radius.leased()
     stop: dict[str, str | int] = {"Acct-Status-Type": "Stop", "Acct-Input-Octets": 1234, "Acct-Output-Octets": 5678}
     stop |= {"Acct-Input-Gigawords": 1, "Acct-Session-Time": 42, "Acct-Terminate-Cause": "User-Request"}
     code, _ = radclient(topology, NAS2, "acct", {**common, **stop})
     assert code == "Accounting-Response", radius.log()
-    start_record, stop_record = radius.wait_accounting(before + 2)[before:]
-    assert start_record["Acct-Status-Type"] == "Start" and stop_record["Acct-Status-Type"] == "Stop"
-    for record in (start_record, stop_record):
+    start_record, interim_record, stop_record = radius.wait_accounting(before + 3)[before:]
+    assert [r["Acct-Status-Type"] for r in (start_record, interim_record, stop_record)] == [
+        "Start",
+        "Interim-Update",
+        "Stop",
+    ]
+    assert interim_record["Acct-Input-Octets"] == "100"
+    for record in (start_record, interim_record, stop_record):
         assert record["Acct-Session-Id"] == session and record["User-Name"] == "carol"
         assert record["Framed-IP-Address"] == address and record["NAS-IP-Address"] == NAS2
         assert record["NAS-Port-Type"] == "Virtual" and record["Class"] == "0x676f6c64"
@@ -401,3 +410,36 @@ def test_the_conftest_factory_runs_one_beside_pypptpd_without_a_pool(
     assert code == "Access-Accept", result.stdout + result.stderr + radius.log()
     assert reply["Framed-IP-Address"] == "192.168.7.7" and reply["Framed-MTU"] == "1400"
     assert radius.leases() == []
+
+
+def test_concurrent_logins_from_two_nas_never_share_an_address(topology: Topology, tmp_path: Path) -> None:
+    """What two pypptpd servers do at once: 2 x 8 Access-Requests in flight together (radclient -p 8 from
+    each NAS, the same eight NAS-Port values on both), one SQLite pool: 16 distinct addresses, and the
+    pool, exactly 16, full.  (A pool keyed on the port alone fails here.)  A server of its own on other
+    ports, beside the shared one."""
+    pool = ("192.168.200.1", "192.168.200.16")
+    clients = [RadiusClient("198.18.0.0/23", "both-nas")]
+    users = [RadiusUser(f"u{n}", f"p{n}") for n in range(8)]
+    with FreeRadius(
+        topology.radius, SERVER, tmp_path, users=users, clients=clients, pool=pool, auth_port=11812, acct_port=11813
+    ) as radius:
+        requests = "\n".join(
+            f"User-Name = u{n}, User-Password = p{n}, NAS-Port = {n}, Message-Authenticator = 0x00" for n in range(8)
+        )
+        procs = []
+        for nas, ns in ((NAS1, topology.nas1), (NAS2, topology.nas2)):
+            batch = tmp_path / f"requests-{nas}"
+            batch.write_text("\n\n".join(f"{line}, NAS-IP-Address = {nas}" for line in requests.splitlines()) + "\n")
+            argv = ["radclient", "-x", "-p", "8", "-t", "5", "-r", "1", "-f", str(batch), f"{SERVER}:11812"]
+            argv += ["auth", "both-nas"]
+            command = ["ip", "netns", "exec", ns, *argv]
+            procs.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        outputs = [proc.communicate(timeout=30)[0] for proc in procs]
+        addresses = [
+            line.split(" = ")[1] for out in outputs for line in out.splitlines() if "Framed-IP-Address" in line
+        ]
+        replies = [out.count("Received Access-Accept") for out in outputs]
+        assert replies == [8, 8], "".join(outputs) + radius.log()
+        received = [a for a in addresses if a.startswith("192.168.200.")]
+        assert len(received) == 16 and len(set(received)) == 16, received
+        assert len(radius.leased()) == 16
