@@ -369,11 +369,16 @@ security {{
 	status_server = yes
 }}
 
+# One worker thread: with SQLite behind sqlippool, two threads allocating at once (a read, then an
+# UPDATE, on two connections) can meet SQLite's lock-upgrade deadlock, which busy_timeout does not wait
+# out, or find no free connection (rlm_sql does not wait for one): the request fails in post-auth and
+# the user is rejected ("Rejected in post-auth").  A production server would use PostgreSQL or MySQL;
+# one thread serialises the requests, as a test server may.
 thread pool {{
-	start_servers = 2
-	max_servers = 8
-	min_spare_servers = 1
-	max_spare_servers = 4
+	start_servers = 1
+	max_servers = 1
+	min_spare_servers = 0
+	max_spare_servers = 1
 	max_requests_per_server = 0
 	auto_limit_acct = no
 }}
