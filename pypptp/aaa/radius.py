@@ -64,7 +64,7 @@ from pyrad import packet as rp
 
 from pypptp.aaa.dictionary import load_dictionary
 from pypptp.conf.radiusclient import RadiusConfig, RadiusServer
-from pypptp.ppp.auth import MsChapKeys
+from pypptp.ppp.auth import MsChapKeys, printable, wire_text
 
 __all__ = [
     "MAX_OUTSTANDING",
@@ -389,7 +389,7 @@ class RadiusClient:
         method = request.method
         problem = _request_problem(request)
         if problem is not None:
-            logger.warning("RADIUS: %s request for %r not sent: %s", method, request.name, problem)
+            logger.warning("RADIUS: %s request for %s not sent: %s", method, _user(request), problem)
             return RadiusReply(False, False, f"not sent: {problem}")
         if not self._auth:
             return RadiusReply(False, False, "no authserver configured")
@@ -425,7 +425,7 @@ class RadiusClient:
                 self._add(packet, name, value)
             return packet.RequestPacket(), packet
 
-        result = await self._exchange(rp.AccessRequest, self._auth, build, f"user {request.name!r}")
+        result = await self._exchange(rp.AccessRequest, self._auth, build, f"user {_user(request)}")
         if isinstance(result, str):
             return RadiusReply(False, False, result)
         raw, packet, server = result
@@ -721,6 +721,11 @@ class RadiusClient:
         else:
             v4 = parsed.ipv4_mapped if isinstance(parsed, ipaddress.IPv6Address) else parsed
             self._add(packet, "NAS-IP-Address", str(v4))
+
+
+def _user(request: AuthRequestLike) -> str:
+    """The peer's name for a log line: quoted, escaped, clipped (it is the peer's text)."""
+    return f'"{printable(wire_text(bytes(request.name)))}"'
 
 
 class _EncodeError(Exception):
