@@ -4,6 +4,8 @@ by pyrad through the shipped dictionary, and the Acct-Terminate-Cause of every w
 from __future__ import annotations
 
 import ast
+import struct
+from enum import IntEnum
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from pypptp.aaa.accounting import (
     END_CAUSES,
     AccountingSession,
     AcctAuthentic,
+    AcctStatusType,
     Counters,
     Nas,
     SessionIds,
@@ -114,6 +117,21 @@ def test_a_nas_by_identifier_only_and_a_session_without_address_or_class() -> No
     assert encoded(record)["Acct-Authentic"] == ["Local"]
     with pytest.raises(ValueError, match="NAS-IP-Address or a NAS-Identifier"):
         Nas()
+
+
+def test_without_a_nas_the_client_names_it() -> None:
+    names = [name for name, _ in start_record(None, session(), now=T0)]
+    assert "NAS-IP-Address" not in names and "NAS-Identifier" not in names and "NAS-Port" in names
+
+
+@pytest.mark.parametrize(
+    ("enum", "attribute"),
+    [(TerminateCause, "Acct-Terminate-Cause"), (AcctStatusType, "Acct-Status-Type"), (AcctAuthentic, "Acct-Authentic")],
+)
+def test_labels_are_the_dictionary_value_names(enum: type[IntEnum], attribute: str) -> None:
+    values = load_dictionary().attributes[attribute].values
+    for member in enum:
+        assert values.GetForward(member.label) == struct.pack("!I", member), member  # type: ignore[attr-defined]
 
 
 def test_session_time_never_negative_after_a_clock_step() -> None:

@@ -4,8 +4,9 @@ This module only builds records; the RADIUS client sends them (pyrad encodes eac
 pair through the shipped dictionary, :func:`pypptp.aaa.load_dictionary`).  A record is a plain list of
 ``(attribute name, value)`` pairs rather than a mapping because RADIUS repeats attributes (``Class``
 comes back once per value the Access-Accept carried, in its order, RFC 2865 section 5.25).  Values are
-what pyrad's encoder takes: ``str`` for strings and addresses, ``int`` (the enums below are ints) for
-integers and dates, ``bytes`` for octets.
+what pyrad's encoder takes: ``str`` for strings, addresses and the named values of enumerated
+attributes (``Start``, ``Virtual``, ``Lost-Carrier``: the shipped dictionary's VALUE names, which read
+well in a log line), ``int`` for counters and dates, ``bytes`` for octets.
 
 What a record says, and why:
 
@@ -63,6 +64,11 @@ class AcctStatusType(enum.IntEnum):
     STOP = 2
     INTERIM_UPDATE = 3
 
+    @property
+    def label(self) -> str:
+        """The dictionary's VALUE name (``Interim-Update``)."""
+        return _label(self.name)
+
 
 class AcctAuthentic(enum.IntEnum):
     """RFC 2866 section 5.6: who authenticated the user (RADIUS, or the NAS itself: chap-secrets)."""
@@ -70,6 +76,11 @@ class AcctAuthentic(enum.IntEnum):
     RADIUS = 1
     LOCAL = 2
     REMOTE = 3
+
+    @property
+    def label(self) -> str:
+        """The dictionary's VALUE name (``RADIUS``, ``Local``)."""
+        return "RADIUS" if self is AcctAuthentic.RADIUS else _label(self.name)
 
 
 class TerminateCause(enum.IntEnum):
@@ -93,6 +104,16 @@ class TerminateCause(enum.IntEnum):
     CALLBACK = 16
     USER_ERROR = 17
     HOST_REQUEST = 18
+
+    @property
+    def label(self) -> str:
+        """The dictionary's VALUE name (``Lost-Carrier``, ``NAS-Error``)."""
+        return _label(self.name)
+
+
+def _label(name: str) -> str:
+    """``NAS_ERROR`` -> ``NAS-Error``, ``INTERIM_UPDATE`` -> ``Interim-Update``."""
+    return "-".join(word if word == "NAS" else word.capitalize() for word in name.split("_"))
 
 
 _C = TerminateCause
@@ -236,23 +257,24 @@ class AccountingSession:
     authentic: AcctAuthentic = AcctAuthentic.RADIUS
 
 
-def _common(nas: Nas, session: AccountingSession, status: AcctStatusType, now: float) -> Attributes:
-    out: Attributes = [("Acct-Status-Type", status), ("Acct-Session-Id", session.session_id)]
+def _common(nas: Nas | None, session: AccountingSession, status: AcctStatusType, now: float) -> Attributes:
+    out: Attributes = [("Acct-Status-Type", status.label), ("Acct-Session-Id", session.session_id)]
     out.append(("User-Name", session.user_name))
-    out += nas.attributes()
+    if nas is not None:  # None: the client adds its configured NAS-Identifier/NAS-IP-Address
+        out += nas.attributes()
     out += [
         ("NAS-Port", session.unit),
         ("NAS-Port-Id", f"ppp{session.unit}"),
-        ("NAS-Port-Type", 5),  # Virtual
-        ("Service-Type", 2),  # Framed-User
-        ("Framed-Protocol", 1),  # PPP
+        ("NAS-Port-Type", "Virtual"),
+        ("Service-Type", "Framed-User"),
+        ("Framed-Protocol", "PPP"),
         ("Calling-Station-Id", session.calling_station),
         ("Called-Station-Id", session.called_station),
     ]
     if session.framed_ip is not None:
         out.append(("Framed-IP-Address", str(session.framed_ip)))
     out += [("Class", value) for value in session.classes]
-    out += [("Acct-Authentic", session.authentic), ("Event-Timestamp", int(now) & _U32)]
+    out += [("Acct-Authentic", session.authentic.label), ("Event-Timestamp", int(now) & _U32)]
     return out
 
 
@@ -268,19 +290,21 @@ def _usage(session: AccountingSession, counters: Counters, now: float) -> Attrib
     ]
 
 
-def start_record(nas: Nas, session: AccountingSession, now: float | None = None) -> Attributes:
+def start_record(nas: Nas | None, session: AccountingSession, now: float | None = None) -> Attributes:
     """Accounting-Request Start: who, where, which address; no counters (RFC 2866 section 5.1)."""
     return _common(nas, session, AcctStatusType.START, time.time() if now is None else now)
 
 
-def interim_record(nas: Nas, session: AccountingSession, counters: Counters, now: float | None = None) -> Attributes:
+def interim_record(
+    nas: Nas | None, session: AccountingSession, counters: Counters, now: float | None = None
+) -> Attributes:
     """Interim-Update (RFC 2869 section 2.1): the Start's attributes and the counters so far."""
     when = time.time() if now is None else now
     return _common(nas, session, AcctStatusType.INTERIM_UPDATE, when) + _usage(session, counters, when)
 
 
 def stop_record(
-    nas: Nas,
+    nas: Nas | None,
     session: AccountingSession,
     counters: Counters,
     cause: TerminateCause | str,
@@ -292,5 +316,5 @@ def stop_record(
     if isinstance(cause, str):
         cause = terminate_cause(cause)
     record = _common(nas, session, AcctStatusType.STOP, when) + _usage(session, counters, when)
-    record.append(("Acct-Terminate-Cause", cause))
+    record.append(("Acct-Terminate-Cause", cause.label))
     return record
