@@ -155,6 +155,7 @@ def session_row(session: DaemonSession, now: float, worker: int | None = None) -
         "call_id": session.call.call_id,
         "peer_call_id": session.call.peer_call_id,
         "worker": worker,
+        "acct_session_id": session.radius.session_id if session.radius is not None else "",  # RADIUS only
     }
 
 
