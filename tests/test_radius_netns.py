@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -288,3 +289,38 @@ def test_pap_and_chap_md5_through_freeradius(radius_daemon: tuple[FreeRadius, Py
 
     asyncio.run(wrong())
     assert "Access-Reject from" in daemon.wait_log("Access-Reject from")
+
+
+def test_sighup_rereads_radiusclient_files_and_keeps_the_backend(
+    radius_daemon: tuple[FreeRadius, Pypptpd], tmp_path: Path
+) -> None:
+    _, daemon = radius_daemon
+    servers = tmp_path / "radius" / "servers"
+    good = servers.read_text()
+
+    async def connect() -> bool:
+        try:
+            session = await open_client(daemon, "bob", "b0b-pass", tun=False)
+        except Exception:
+            return False
+        await session.close()
+        return True
+
+    servers.write_text(good.replace(SECRET, "not-the-shared-secret"))
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_log("RADIUS: configuration re-read")
+    assert not asyncio.run(connect())  # FreeRADIUS drops what the wrong secret signs: no answer
+    daemon.wait_log("no answer from RADIUS for 'bob'", timeout=10)
+    servers.write_text(good)
+    daemon.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while daemon.log().count("RADIUS: configuration re-read") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert asyncio.run(connect())
+    options = daemon.options.read_text()
+    chap_only = "".join(line for line in options.splitlines(True) if "radius" not in line)
+    daemon.options.write_text(chap_only)  # an admin's slip: RADIUS stays until a restart
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_log("'plugin radius.so' changed: RADIUS stays in use until pypptpd restarts")
+    assert asyncio.run(connect())
+    assert daemon.log().count("Access-Accept from") == 2

@@ -468,9 +468,14 @@ class _Configured:
 
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
+        self.radius = config.radius is not None
+        """RADIUS or chap-secrets, as the daemon started: a SIGHUP changes RADIUS's servers, not the backend."""
 
     def link_config(self) -> LinkConfig:
-        return self.config.options.link_config()
+        link = self.config.options.link_config()
+        if link.auth.external != self.radius:
+            link = dataclasses.replace(link, auth=dataclasses.replace(link.auth, external=self.radius))
+        return link
 
     @property
     def idle(self) -> float:
@@ -632,7 +637,13 @@ async def _serve(
         daemon.paths.secrets = fresh.secrets_path
         daemon.logfile = fresh.options.logfile
         daemon.wtmp = fresh.wtmp if fresh.logwtmp else None  # for new sessions; a session logs out where it logged in
-        daemon.load_secrets(fresh.secrets, fresh.secrets_stamp)
+        if (fresh.radius is not None) != configured.radius:
+            kept = "RADIUS" if configured.radius else "chap-secrets"
+            log.error("MGR: %s: 'plugin radius.so' changed: %s stays in use until pypptpd restarts", origin, kept)
+        if daemon.aaa is not None and fresh.radius is not None:
+            daemon.aaa.reconfigure(fresh.radius)  # new sessions ask the servers as the file now says
+        if daemon.aaa is None:
+            daemon.load_secrets(fresh.secrets, fresh.secrets_stamp)
         for warning in fresh.warnings:
             log.warning("MGR: %s", warning)
         outcome = f"secrets and pppd options re-read; they apply to new sessions; {reopened} log file(s) reopened"

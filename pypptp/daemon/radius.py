@@ -181,6 +181,7 @@ class RadiusAaa:
     ) -> None:
         self.config = config
         self.client = RadiusClient(config)
+        self._listen = listen
         ip = nas_address(config, listen)
         self.nas = (
             Nas(ip, config.nas_identifier) if ip is not None or config.nas_identifier else Nas(IPv4Address("127.0.0.1"))
@@ -204,6 +205,24 @@ class RadiusAaa:
             clients = dae_clients(self.config, self._dae_clients_file)
             self.dae = DaeServer(clients, _DaeSessions(self), self.nas, host=host, port=port)
             await self.dae.start()
+
+    def reconfigure(self, config: RadiusConfig) -> None:
+        """SIGHUP: radiusclient's files re-read; new requests go to the servers they name now (as each new
+        pppd read them).  Requests under way finish with the old client, which is closed after them; the
+        DAE listener keeps its address and clients until a restart."""
+        old, self.client, self.config = self.client, RadiusClient(config), config
+        ip = nas_address(config, self._listen)
+        if ip is not None or config.nas_identifier:
+            self.nas = Nas(ip, config.nas_identifier)
+
+        async def retire() -> None:
+            await asyncio.sleep(config.timeout * (config.retries + 1) * max(1, len(config.auth_servers)) + 1)
+            await old.close()
+
+        task = asyncio.ensure_future(retire())
+        self._accounting.add(task)
+        task.add_done_callback(self._accounting.discard)
+        log.info("RADIUS: configuration re-read from %s", config.path)
 
     async def close(self, timeout: float = 5.0) -> None:
         """After the sessions' Stops were queued: wait for them (bounded), then close the sockets."""
