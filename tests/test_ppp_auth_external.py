@@ -32,7 +32,7 @@ from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_P
 from pypptp.ppp.link import Authenticated, DataReceived, LinkConfig, NetworkUp, Phase, PppLink, VerifyRequested
 from pypptp.ppp.mppe import get_asymmetric_start_key, get_master_key
 from tests.test_ppp_auth import chap, client, final, pap_request, sent
-from tests.test_ppp_link import PING, Wire, client_config, counter32, of, rng_bytes, server_config
+from tests.test_ppp_link import PING, Wire, client_config, counter32, flows_both_ways, of, rng_bytes, server_config
 
 PASSWORD = "s3cret pass"
 ALL = [AUTH_MSCHAP_V2, AUTH_MSCHAP_V1, AUTH_CHAP_MD5, AUTH_PAP]
@@ -237,16 +237,7 @@ def test_mppe_keyed_from_the_servers_keys_carries_data_both_ways(method: bytes) 
     assert done.result.success
     [up] = of(wire.server_events, NetworkUp)
     assert up.mppe == "MPPE 128-bit stateless"
-    for i in range(3):
-        payload = PING[:-1] + bytes([i])
-        frame = wire.client.send_data(Protocol.IPV4, payload)
-        assert frame is not None
-        wire.server.receive_frame(frame, wire.now)
-        back = wire.server.send_data(Protocol.IPV4, payload)
-        assert back is not None
-        wire.client.receive_frame(back, wire.now)
-        assert of(wire.server.drain()[1], DataReceived) == [DataReceived(Protocol.IPV4, payload)]
-        assert of(wire.client.drain()[1], DataReceived) == [DataReceived(Protocol.IPV4, payload)]
+    flows_both_ways(wire, 3)
 
 
 def test_swapped_keys_would_not_decrypt() -> None:

@@ -200,6 +200,20 @@ def test_each_auth_method_brings_the_network_up(method: bytes) -> None:
 PING = bytes.fromhex("4500001c000000004001f8a5c0a800eac0a80001") + b"\x08\x00\xf7\xff\x00\x00\x00\x00"
 
 
+def flows_both_ways(wire: Wire, packets: int = 300) -> None:
+    """``packets`` pings each way (past a stateful flag packet), each delivered intact."""
+    for i in range(packets):
+        payload = PING[:-1] + bytes([i & 0xFF])
+        frame = wire.client.send_data(Protocol.IPV4, payload)
+        assert frame is not None
+        wire.server.receive_frame(frame, wire.now)
+        back = wire.server.send_data(Protocol.IPV4, payload)
+        assert back is not None
+        wire.client.receive_frame(back, wire.now)
+        assert of(wire.server.drain()[1], DataReceived) == [DataReceived(Protocol.IPV4, payload)]
+        assert of(wire.client.drain()[1], DataReceived) == [DataReceived(Protocol.IPV4, payload)]
+
+
 @pytest.mark.parametrize("method", [AUTH_MSCHAP_V2, AUTH_PAP], ids=["mppe", "clear"])
 def test_ip_packets_flow_both_ways_once_ipcp_is_open(method: bytes) -> None:
     wire = connect(server_config(method), client_config())

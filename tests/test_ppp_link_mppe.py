@@ -24,6 +24,7 @@ from tests.test_ppp_link import (
     connect,
     control,
     counter32,
+    flows_both_ways,
     of,
     rng_bytes,
     server_config,
@@ -46,16 +47,7 @@ def test_every_strength_and_mode_carries_data_both_ways(bits: int, stateful: boo
     mode = "stateful" if stateful else "stateless"
     [up_s] = of(wire.server_events, NetworkUp)
     assert up_s.mppe == f"MPPE {bits}-bit {mode}"
-    for i in range(300):  # past a stateful flag packet (count 0xFF)
-        payload = PING[:-1] + bytes([i & 0xFF])
-        frame = wire.client.send_data(Protocol.IPV4, payload)
-        assert frame is not None
-        wire.server.receive_frame(frame, wire.now)
-        back = wire.server.send_data(Protocol.IPV4, payload)
-        assert back is not None
-        wire.client.receive_frame(back, wire.now)
-        assert of(wire.server.drain()[1], DataReceived) == [DataReceived(Protocol.IPV4, payload)]
-        assert of(wire.client.drain()[1], DataReceived) == [DataReceived(Protocol.IPV4, payload)]
+    flows_both_ways(wire)  # past a stateful flag packet (count 0xFF)
 
 
 def test_ipcp_waits_for_ccp_and_the_mtu_loses_four_bytes() -> None:

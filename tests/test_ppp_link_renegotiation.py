@@ -18,23 +18,9 @@ from pypptp.ppp.frame import Protocol, parse_frame
 from pypptp.ppp.lcp import AUTH_MSCHAP_V1, AUTH_MSCHAP_V2
 from pypptp.ppp.link import Authenticated, DataReceived, NetworkDown, NetworkUp, Phase, PppLink
 from pypptp.ppp.mppe import MppeDecryptor, start_keys
-from tests.test_ppp_link import PING, Wire, client_config, connect, of, server_config
+from tests.test_ppp_link import PING, Wire, client_config, connect, flows_both_ways, of, server_config
 
 MODES = {"stateless": MppePolicy(), "stateful": MppePolicy(stateful=True)}
-
-
-def flows_both_ways(wire: Wire, packets: int = 300) -> None:
-    """``packets`` pings each way (past a stateful flag packet), each delivered intact."""
-    for i in range(packets):
-        payload = PING[:-1] + bytes([i & 0xFF])
-        frame = wire.client.send_data(Protocol.IPV4, payload)
-        assert frame is not None
-        wire.server.receive_frame(frame, wire.now)
-        back = wire.server.send_data(Protocol.IPV4, payload)
-        assert back is not None
-        wire.client.receive_frame(back, wire.now)
-        assert of(wire.server.drain()[1], DataReceived) == [DataReceived(Protocol.IPV4, payload)]
-        assert of(wire.client.drain()[1], DataReceived) == [DataReceived(Protocol.IPV4, payload)]
 
 
 def server_keys(wire: Wire) -> list[MsChapKeys]:
