@@ -36,7 +36,7 @@ import sqlite3
 import struct
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -49,6 +49,7 @@ __all__ = [
     "RadiusClient",
     "RadiusUser",
     "parse_detail",
+    "running",
 ]
 
 FREERADIUS = "freeradius"
@@ -636,3 +637,13 @@ server default {{
                 "SELECT framedipaddress, username FROM radippool WHERE expiry_time > datetime('now') ORDER BY id"
             ).fetchall()
         return {address: user for address, user in rows}
+
+
+def running(server: FreeRadius) -> Iterator[FreeRadius]:
+    """A module's shared server for one test, running before and after it (a test that stops it, to see an
+    outage, has it back): ``yield from running(server)`` in a function-scoped fixture."""
+    if not server.running:
+        server.start()
+    yield server
+    if not server.running:
+        server.start()

@@ -27,7 +27,7 @@ from pypptp.host.netns import link, namespaces, netns_available, run_in_netns
 from pypptp.ppp import crypto, mppe
 from pypptp.ppp.auth import MsChapKeys
 from tests.conftest import require_tools
-from tests.freeradius import FreeRadius, RadiusUser
+from tests.freeradius import FreeRadius, RadiusUser, running
 from tests.freeradius import RadiusClient as AllowedNas
 from tests.test_aaa_radius import Req
 
@@ -84,11 +84,7 @@ def server(topology: Topology, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture
 def radius(server: FreeRadius) -> Iterator[FreeRadius]:
     """The shared server, running (a test that stops it has it back)."""
-    if not server.running:
-        server.start()
-    yield server
-    if not server.running:
-        server.start()
+    yield from running(server)
 
 
 def config() -> RadiusConfig:

@@ -22,7 +22,7 @@ import pytest
 from pypptp.host.netns import NetnsPair, link, namespaces, netns_available
 from pypptp.ppp import crypto, mppe
 from tests.conftest import require_tools
-from tests.freeradius import FreeRadius, RadiusClient, RadiusUser, parse_detail
+from tests.freeradius import FreeRadius, RadiusClient, RadiusUser, parse_detail, running
 
 SERVER = "198.18.0.1"
 NAS1, NAS2 = "198.18.0.2", "198.18.1.2"
@@ -69,11 +69,7 @@ def server(topology: Topology, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture
 def radius(server: FreeRadius) -> Iterator[FreeRadius]:
     """The shared server, running (a test that stops it has it back), and its log shown on failure."""
-    if not server.running:
-        server.start()
-    yield server
-    if not server.running:
-        server.start()
+    yield from running(server)
 
 
 Reply = tuple[str | None, dict[str, str]]
