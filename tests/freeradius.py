@@ -65,6 +65,8 @@ ACCESS_ACCEPT, ACCESS_REJECT, STATUS_SERVER = 2, 3, 12
 MESSAGE_AUTHENTICATOR = 80
 POOL_NETWORK = ipaddress.ip_network("192.168.0.0/16")
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+THREADS = 8
+"""radiusd's worker threads, and as many SQL connections."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,11 +306,14 @@ class FreeRadius:
 			busy_timeout = 2000
 		}}
 		read_clients = no
+		# As many connections as worker threads: rlm_sql never waits for a free connection ("No
+		# connections available and at max connection limit" is an Access-Reject), and two NAS
+		# logging users in at once reach it with 4.  SQLite serializes the writers (busy_timeout).
 		pool {{
 			start = 1
 			min = 1
-			max = 4
-			spare = 1
+			max = {THREADS}
+			spare = {THREADS - 1}
 			uses = 0
 			lifetime = 0
 			idle_timeout = 0
@@ -371,7 +376,7 @@ security {{
 
 thread pool {{
 	start_servers = 2
-	max_servers = 8
+	max_servers = {THREADS}
 	min_spare_servers = 1
 	max_spare_servers = 4
 	max_requests_per_server = 0
