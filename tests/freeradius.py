@@ -207,11 +207,16 @@ class FreeRadius:
 
     ``pool`` is the first and last address (inclusive, inside 192.168.0.0/16) of sqlippool pool
     ``pool_name``; ``sqlippool=False`` leaves addresses to the NAS (no Framed-IP-Address unless a user's
-    reply names one).  ``debug=True`` runs ``-X`` (everything a request does, in :meth:`log`).
+    reply names one).  The pool's stickiness key is ``pool_key`` (Debian's ``%{NAS-Port}``: with the
+    NAS-IP-Address, a NAS port keeps its address).  ``debug=True`` runs ``-X`` (everything a request does,
+    in :meth:`log`; only there does 3.2.1 say why it dropped an unsigned Access-Request).
+
+    Besides ``address``, it listens on the namespace's 127.0.0.1 at ``auth_port`` for the readiness probe
+    alone (a client list of its own): tests' NAS must not send from there.
 
     Runs as root: the generated ``security`` section names no user/group (Debian's config switches to
-    freerad, which could not read a test's 0700 tmp_path), and every file is root's, mode 0600/0644,
-    which FreeRADIUS's refusal of world-writable configuration accepts."""
+    freerad, which could not read a test's 0700 tmp_path), and every file is root's, mode 0600 (0700 for
+    directories), which FreeRADIUS's refusal of world-writable configuration accepts."""
 
     def __init__(
         self,
