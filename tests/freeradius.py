@@ -65,8 +65,8 @@ ACCESS_ACCEPT, ACCESS_REJECT, STATUS_SERVER = 2, 3, 12
 MESSAGE_AUTHENTICATOR = 80
 POOL_NETWORK = ipaddress.ip_network("192.168.0.0/16")
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-THREADS = 8
-"""radiusd's worker threads, and as many SQL connections."""
+THREADS = 1
+"""radiusd's worker threads (one: see the thread pool section), and as many SQL connections."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,8 +312,8 @@ class FreeRadius:
 		}}
 		read_clients = no
 		# As many connections as worker threads: rlm_sql never waits for a free connection ("No
-		# connections available and at max connection limit" is an Access-Reject), and two NAS
-		# logging users in at once reach it with 4.  SQLite serializes the writers (busy_timeout).
+		# connections available and at max connection limit" is an Access-Reject: two NAS logging
+		# users in at once reached it with 4 connections for 8 threads).
 		pool {{
 			start = 1
 			min = 1
@@ -379,11 +379,16 @@ security {{
 	status_server = yes
 }}
 
+# One worker thread: with SQLite behind sqlippool, two threads allocating at once (a read, then an
+# UPDATE, on two connections) can meet SQLite's lock-upgrade deadlock, which busy_timeout does not wait
+# out, or find no free connection (rlm_sql does not wait for one): the request fails in post-auth and
+# the user is rejected ("Rejected in post-auth").  A production server would use PostgreSQL or MySQL;
+# one thread serialises the requests, as a test server may.
 thread pool {{
-	start_servers = 2
+	start_servers = 1
 	max_servers = {THREADS}
-	min_spare_servers = 1
-	max_spare_servers = 4
+	min_spare_servers = 0
+	max_spare_servers = 1
 	max_requests_per_server = 0
 	auto_limit_acct = no
 }}

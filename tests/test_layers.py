@@ -232,7 +232,8 @@ BELOW: dict[str, frozenset[str]] = {
     "aio": frozenset({"ctrl", "gre", "ppp", "aio", "host"}),
     "host": frozenset({"host"}),
     "conf": frozenset({"ctrl", "gre", "ppp", "conf"}),
-    "daemon": frozenset({"ctrl", "gre", "ppp", "aio", "host", "conf", "daemon"}),
+    "aaa": frozenset({"ctrl", "gre", "ppp", "aio", "host", "conf", "aaa"}),
+    "daemon": frozenset({"ctrl", "gre", "ppp", "aio", "host", "conf", "aaa", "daemon"}),
     "client": frozenset({"ctrl", "gre", "ppp", "aio", "host", "client"}),
 }
 """Folders are the stack: what each layer above the cores may import of pypptp (the fuzzer, a tool on top,

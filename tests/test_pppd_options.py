@@ -252,11 +252,30 @@ def test_every_unknown_option_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_after_a_plugin_an_unknown_option_is_only_warned() -> None:
-    options = parse("plugin radius.so\nradius-config-file /etc/radius.conf\n")
+    options = parse("plugin /usr/lib/pppd/2.4.9/winbind.so\nntlm_auth-helper /usr/bin/ntlm_auth\n")
     assert options.warnings[1] == (
-        "opts:2: unknown pppd option 'radius-config-file' ignored: perhaps an option of the plugin (opts:1), "
+        "opts:2: unknown pppd option 'ntlm_auth-helper' ignored: perhaps an option of the plugin (opts:1), "
         "which pypptp does not load"
     )
+
+
+def test_the_radius_plugin_and_its_options() -> None:
+    options = parse(
+        "plugin /usr/lib/pppd/2.4.9/radius.so\nradius-config-file /etc/radcli/radiusclient.conf\n"
+        "radius-dae-listen 198.18.0.1:3799\nradius-dae-clients /etc/ppp/dae-clients\nmap-to-ifname\n"
+        "avpair Service-Type=Framed-User\n"
+    )
+    assert options.radius and options.radius_config_file == "/etc/radcli/radiusclient.conf"
+    assert (options.radius_dae_listen, options.radius_dae_clients) == ("198.18.0.1:3799", "/etc/ppp/dae-clients")
+    assert options.warnings == [
+        "opts:5: 'map-to-ifname' ignored: not implemented by pypptp's RADIUS",
+        "opts:6: 'avpair Service-Type=Framed-User' ignored: not implemented by pypptp's RADIUS",
+    ]
+    assert not parse("plugin radius.so\n").radius_config_file  # the plugin's default file then
+    with pytest.raises(OptionsError, match="opts:1: 'radius-config-file' is an option of pppd's radius plugin"):
+        parse("radius-config-file /etc/x\nplugin radius.so\n")  # pppd knows it only once the plugin is loaded
+    with pytest.raises(OptionsError, match="unknown pppd option 'radius-config'"):
+        parse("plugin radius.so\nradius-config /etc/x\n")  # a typo is no plugin option: an error
 
 
 def test_a_speed_and_a_device_are_what_pppd_takes_them_for() -> None:
@@ -279,9 +298,9 @@ def test_every_pppd_option_is_known() -> None:
 
 
 def test_plugin_and_pap_secrets_are_warned() -> None:
-    options = parse("plugin radius.so\npap-secrets /etc/ppp/pap\n")
+    options = parse("plugin rp-pppoe.so\npap-secrets /etc/ppp/pap\n")
     assert options.warnings == [
-        "opts:1: 'plugin radius.so' ignored: pypptp has no pppd plugins",
+        "opts:1: 'plugin rp-pppoe.so' ignored: pypptp has no pppd plugins but radius.so",
         "opts:2: 'pap-secrets /etc/ppp/pap' ignored: pypptp checks PAP against the chap-secrets file",
     ]
 
@@ -506,7 +525,7 @@ def test_every_option_in_the_table_parses() -> None:
         if word in ("require-eap", "file"):
             continue
         text = f"{word} {arguments.get(word, '3')}" if option.takes_argument else word
-        parse(text + " nomppe")  # no exception
+        parse("plugin radius.so " + text + " nomppe")  # no exception
 
 
 # -- the MPPE-MPPC patch's syntax: mppe SUBOPTIONS ------------------------------------------------------

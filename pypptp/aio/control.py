@@ -30,6 +30,8 @@ class ControlProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn: ControlConnection | None = None
         self.peer = "?"
+        self.local_ip = ""
+        """Our address the peer connected to (RADIUS Called-Station-Id)."""
         self._timer = DeadlineTimer(self.loop, self._on_timer)
 
     # -- for subclasses ------------------------------------------------------------
@@ -57,6 +59,8 @@ class ControlProtocol(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        local = transport.get_extra_info("sockname")
+        self.local_ip = str(local[0]) if local else ""
 
     def data_received(self, data: bytes) -> None:
         if self.conn is None:

@@ -41,7 +41,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Address
 from typing import Required, TypedDict, Unpack
 
@@ -51,6 +51,7 @@ from pypptp.aio.timer import DeadlineTimer
 from pypptp.host.mss import clamp_mss, mss_for_mtu
 from pypptp.host.tun import TunDevice, TunError
 from pypptp.ppp import logtext
+from pypptp.ppp.auth import AuthRequest, ExternalVerdict
 from pypptp.ppp.frame import Protocol
 from pypptp.ppp.link import (
     AuthAttemptFailed,
@@ -63,10 +64,15 @@ from pypptp.ppp.link import (
     Phase,
     PhaseChanged,
     PppLink,
+    VerifyRequested,
 )
 from pypptp.ppp.mppe import MppeDecryptor, MppeEncryptor
 
-__all__ = ["PppSession", "SessionOptions", "SessionStats", "session_over_gre"]
+__all__ = ["PppSession", "SessionOptions", "SessionStats", "Verifier", "session_over_gre"]
+
+Verifier = Callable[["PppSession", AuthRequest], Awaitable[ExternalVerdict]]
+"""Judges a peer's credentials outside the core (``AuthConfig.external``; the daemon's AAA backend, e.g.
+RADIUS).  It must end in bounded time; an exception counts as a rejection."""
 
 _write = os.write  # the hot path's TUN write, bound once
 
@@ -131,6 +137,7 @@ class PppSession:
         make_tun: Callable[[], TunDevice] = TunDevice,
         idle: float = 0.0,
         maxconnect: float = 0.0,
+        verify: Verifier | None = None,
     ) -> None:
         self.link = link
         link.log_packets = lambda: log.isEnabledFor(logging.DEBUG)  # pppd's debug packet lines (slow path)
@@ -161,6 +168,12 @@ class PppSession:
         """pppd ``idle``: end the link after this many seconds without IP packets either way; 0: never."""
         self.maxconnect = maxconnect
         """pppd ``maxconnect``: end the link this many seconds after the network came up; 0: never."""
+        self.verify = verify
+        """Given a :class:`~pypptp.ppp.link.VerifyRequested`, runs off the link (a task per request, at most
+        one at a time: the authenticator waits) and hands the verdict back; cancelled when the session ends."""
+        self._verifying: asyncio.Task[None] | None = None
+        self.mtu_limit = 0
+        """The largest MTU the interface may get (RADIUS Framed-MTU), 0: whatever the peer's MRU allows."""
         self._idle_mark = -1
         self.loop = asyncio.get_running_loop()
         self.tun: TunDevice | None = None
@@ -276,6 +289,9 @@ class PppSession:
         self._fast_decryptor = self._fast_encryptor = None
         self._timer.cancel()
         self._limits.cancel()
+        if self._verifying is not None:
+            self._verifying.cancel()
+            self._verifying = None
         if self.link.phase is not Phase.DEAD:  # not Dead: tell the link its lower layer is gone
             self.link.lower_down(self.loop.time(), reason)
             self.link.drain()
@@ -296,7 +312,47 @@ class PppSession:
             self.link.close(self.loop.time(), reason)
             self._flush()
 
+    def set_limits(self, *, idle: float | None = None, maxconnect: float | None = None) -> None:
+        """Change ``idle`` or ``maxconnect`` of a live session (RADIUS Idle-Timeout and Session-Timeout, at
+        authentication or by a CoA-Request): ``maxconnect`` still counts from the network's start."""
+        if idle is not None:
+            self.idle = max(0.0, idle)
+        if maxconnect is not None:
+            self.maxconnect = max(0.0, maxconnect)
+        if self.network_since is not None and not self.closed:
+            self._arm_limits(self.loop.time())
+
     # -- internals ---------------------------------------------------------------------------
+
+    def _start_verifying(self, request: AuthRequest) -> None:
+        if self.verify is None:  # a link configured for an external judge without one: a bug of the caller
+            self.log.error("no authentication backend to judge %r; refusing", request)
+            self.link.auth_verdict(
+                request, ExternalVerdict(False, reason="no authentication backend"), self.loop.time()
+            )
+            return
+        if self._verifying is not None:
+            self._verifying.cancel()
+        self._verifying = asyncio.ensure_future(self._verify(request))
+
+    async def _verify(self, request: AuthRequest) -> None:
+        assert self.verify is not None
+        try:
+            verdict = await self.verify(self, request)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.log.exception("internal error while judging %r; refusing", request)
+            verdict = ExternalVerdict(False, reason="internal error of the authentication backend")
+        self._verifying = None
+        if self.closed:
+            return
+        try:
+            self.link.auth_verdict(request, verdict, self.loop.time())
+            self._flush()
+        except Exception:
+            self.log.exception("internal error after authentication; closing the session")
+            self.close("internal error")
 
     def _flush(self) -> None:
         frames, events = self.link.drain()
@@ -315,6 +371,8 @@ class PppSession:
             elif isinstance(event, Authenticated | AuthAttemptFailed):
                 if self.on_auth is not None:  # (the link logs the outcome)
                     self.on_auth(self, event)
+            elif isinstance(event, VerifyRequested):
+                self._start_verifying(event.request)
             elif isinstance(event, PhaseChanged):
                 self.log.debug("phase %s", event.phase.name)
             elif isinstance(event, LinkDown):
@@ -347,6 +405,8 @@ class PppSession:
             self.close("internal error")
 
     def _network_up(self, up: NetworkUp) -> None:
+        if 0 < self.mtu_limit < up.mtu:  # RADIUS Framed-MTU: the interface (and the MSS clamp) stay below it
+            up = dataclasses.replace(up, mtu=self.mtu_limit)
         previous, self.network = self._tun_setting, up
         if self.network_since is None:
             self.network_since = self.loop.time()
@@ -551,6 +611,7 @@ class SessionOptions(TypedDict, total=False):
     make_tun: Callable[[], TunDevice]
     idle: float
     maxconnect: float
+    verify: Verifier | None
 
 
 def session_over_gre(

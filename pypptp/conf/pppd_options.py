@@ -63,6 +63,13 @@ carry over (see the option table, :data:`OPTIONS`, for the full list):
   ``novj``...) are accepted and ignored with a note (:attr:`PppdOptions.notes`,
   for the debug log).  The other options of pppd 2.4 and 2.5 that pypptp does
   not implement (:data:`PPPD_ONLY`) are ignored with a warning: pppd accepts them.
+  ``plugin radius.so`` (pppd's RADIUS plugin, any path to it) makes RADIUS the
+  authentication and accounting backend (:mod:`pypptp.aaa`), configured by
+  ``radius-config-file FILE`` (radiusclient's file; default
+  :data:`RADIUS_CONFIG_FILE`), as the plugin is; ``avpair``, ``map-to-ifname``
+  and ``map-to-ttyname`` are accepted with a warning.  pypptp adds
+  ``radius-dae-listen [ADDRESS:]PORT`` (RFC 5176 Disconnect and CoA requests,
+  from the RADIUS servers and ``radius-dae-clients FILE``'s hosts).  Any other
   ``plugin`` is ignored with a warning.
 * A word that is no pppd option at all (``requre-mppe-128``, ``ms-dsn``) is an
   **error**, as in pppd ("unrecognized option"): pppd refuses to start, so with
@@ -105,6 +112,7 @@ from pypptp.ppp.link import LinkConfig
 __all__ = [
     "OPTIONS",
     "PPPD_ONLY",
+    "RADIUS_CONFIG_FILE",
     "SYSTEM_OPTIONS",
     "OptionsError",
     "PppdOptions",
@@ -192,6 +200,14 @@ class PppdOptions:
     """``usepeerdns``: a client's option, recorded; it changes nothing on a server."""
     chap_secrets: str | None = None
     """``chap-secrets FILE`` (pppd 2.5); None: ``/etc/ppp/chap-secrets``."""
+    radius: bool = False
+    """``plugin radius.so``: RADIUS authenticates the peers and gets the accounting records."""
+    radius_config_file: str = ""
+    """``radius-config-file FILE``; empty: :data:`RADIUS_CONFIG_FILE`."""
+    radius_dae_listen: str | None = None
+    """``radius-dae-listen [ADDRESS:]PORT`` (ours): where RFC 5176 Disconnect and CoA requests are taken."""
+    radius_dae_clients: str | None = None
+    """``radius-dae-clients FILE`` (ours): more hosts allowed to send them, ``host secret`` lines."""
     files: list[str] = dataclasses.field(default_factory=list)
     """The files read, in order (``file`` inclusions too)."""
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -253,6 +269,7 @@ class PppdOptions:
                 strip_domain=self.strip_domain,
                 restart_timeout=float(self.chap_restart),
                 max_challenges=self.chap_max_challenge,
+                external=self.radius,  # pppd radius plugin: the RADIUS server judges the credentials
             ),
             ipcp=IpcpConfig(
                 server=True,
@@ -502,6 +519,40 @@ def _mppe_suboptions(options: PppdOptions, option: str, argument: str, where: st
     options.notes.append(f"{where}: {shown!r}: the MPPE-MPPC patch's syntax (stock pppd has no mppe option)")
 
 
+RADIUS_CONFIG_FILE = "/etc/radiusclient/radiusclient.conf"
+"""Where pppd's radius plugin reads radiusclient's configuration without ``radius-config-file``."""
+_RADIUS_PLUGIN = "radius.so"
+
+
+def _plugin(options: PppdOptions, option: str, argument: str, where: str) -> None:
+    """``plugin radius.so`` (or a path to it) turns RADIUS on; any other plugin is not loaded."""
+    name = os.path.basename(argument)
+    if name == _RADIUS_PLUGIN:
+        options.radius = True
+    elif name in ("radattr.so", "radrealms.so"):
+        options.warnings.append(f"{where}: 'plugin {argument}' ignored: pypptp has no {name} (RADIUS works without it)")
+    else:
+        options.warnings.append(f"{where}: 'plugin {argument}' ignored: pypptp has no pppd plugins but radius.so")
+
+
+def _radius_option(attribute: str | None, takes_argument: bool = True) -> Option:
+    """An option of pppd's radius plugin: known once ``plugin radius.so`` came before it, as in pppd."""
+
+    def handler(options: PppdOptions, option: str, argument: str, where: str) -> None:
+        if not options.radius:
+            options.errors.append(
+                f"{where}: {option!r} is an option of pppd's radius plugin: pppd refuses it before "
+                f"'plugin {_RADIUS_PLUGIN}'; put that line first"
+            )
+        elif attribute is None:
+            shown = f"{option} {argument}" if takes_argument else option
+            options.warnings.append(f"{where}: {shown!r} ignored: not implemented by pypptp's RADIUS")
+        else:
+            setattr(options, attribute, argument)
+
+    return Option(takes_argument, handler)
+
+
 def _include(options: PppdOptions, option: str, argument: str, where: str) -> None:
     """``file FILE`` reads another options file at this point; the parser does it, knowing the depth."""
     raise AssertionError("file is handled by _parse")  # pragma: no cover
@@ -600,7 +651,12 @@ OPTIONS: dict[str, Option] = {
     "dump": _flag("dump"),
     "logfile": _text("logfile"),
     "file": Option(True, _include),
-    "plugin": _warned("pypptp has no pppd plugins", True),
+    "plugin": Option(True, _plugin),
+    "radius-config-file": _radius_option("radius_config_file"),
+    "radius-dae-listen": _radius_option("radius_dae_listen"),
+    "radius-dae-clients": _radius_option("radius_dae_clients"),
+    "avpair": _radius_option(None),
+    **{word: _radius_option(None, False) for word in ("map-to-ifname", "map-to-ttyname")},
     # accepted and ignored: they mean nothing on a PPTP server
     **{word: _ignored(_SERIAL) for word in ("lock", "nolock", "crtscts", "nocrtscts", "-crtscts", "local", "modem")},
     **{word: _ignored(_SERIAL) for word in ("default-asyncmap", "-am")},
@@ -679,7 +735,7 @@ def _read_text(path: str) -> str:
 
 def _unknown(options: PppdOptions, word: str, where: str) -> None:
     """A word that is no option: pppd's "unrecognized option", with the closest option we know."""
-    if "plugin" in options.lines:
+    if "plugin" in options.lines and not options.radius:
         options.warnings.append(
             f"{where}: unknown pppd option {word!r} ignored: perhaps an option of the plugin "
             f"({options.lines['plugin']}), which pypptp does not load"

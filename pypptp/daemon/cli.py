@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pypptp.daemon.metrics import MetricsServer
+    from pypptp.daemon.radius import RadiusAaa
 
 from pypptp.aio.server import ServerSettings, listen_backlog
 from pypptp.aio.trace import DEFAULT_MAX_EVENTS
@@ -524,6 +525,24 @@ async def _start(daemon: Daemon, config: DaemonConfig, worker: _Worker | None, p
     )
 
 
+def _radius(config: DaemonConfig, worker: _Worker | None) -> RadiusAaa | None:
+    """``plugin radius.so``: the RADIUS backend (pppd's radius plugin, and RFC 5176 with ``radius-dae-listen``)."""
+    if config.radius is None:
+        return None
+    from pypptp.daemon.radius import RadiusAaa
+
+    options = config.options
+    dae = options.radius_dae_listen
+    if dae is not None and worker is not None:
+        if worker.index == 0:
+            log.warning(
+                "MGR: %s: radius-dae-listen is off with --workers: a worker sees only its own sessions",
+                options.lines.get("radius-dae-listen", "radius-dae-listen"),
+            )
+        dae = None
+    return RadiusAaa(config.radius, listen=config.listen, dae_listen=dae, dae_clients_file=options.radius_dae_clients)
+
+
 async def _serve(
     config: DaemonConfig,
     args: argparse.Namespace,
@@ -552,6 +571,7 @@ async def _serve(
         wtmp=config.wtmp if config.logwtmp else None,
         trace_dir=args.trace,
         trace_max_events=args.trace_max_events,
+        aaa=_radius(config, worker),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -81,7 +81,13 @@ from typing import TypeVar
 
 from pypptp import __version__
 from pypptp.conf.chap_secrets import CHAP_SECRETS, Stamp, file_stamp, read_secrets_file
-from pypptp.conf.pppd_options import SYSTEM_OPTIONS, OptionsError, PppdOptions, read_pppd_options
+from pypptp.conf.pppd_options import (
+    RADIUS_CONFIG_FILE,
+    SYSTEM_OPTIONS,
+    OptionsError,
+    PppdOptions,
+    read_pppd_options,
+)
 from pypptp.conf.pptpd import (
     DEFAULT_CONNECTIONS,
     DEFAULT_LISTEN,
@@ -93,6 +99,7 @@ from pypptp.conf.pptpd import (
     PptpdConfig,
     read_pptpd_conf,
 )
+from pypptp.conf.radiusclient import RadiusConfig, RadiusConfigError, read_radiusclient_conf
 from pypptp.ctrl.constants import PPTP_PORT
 from pypptp.daemon.pool import AddressPool, PoolError
 from pypptp.host.wtmp import WTMP
@@ -114,7 +121,7 @@ DEFAULT_CONF = DEFAULT_PATH
 DEFAULT_SECRETS = CHAP_SECRETS
 """chap-secrets without ``--secrets`` or pppd's ``chap-secrets`` option
 (:data:`pypptp.conf.chap_secrets.CHAP_SECRETS`)."""
-ERRORS = (ConfigError, OptionsError, SecretsError, PoolError)
+ERRORS = (ConfigError, OptionsError, SecretsError, PoolError, RadiusConfigError)
 """What :func:`load` raises for a bad file or flag; all are :class:`ValueError`, and name the file and line."""
 
 _NOT_IMPLEMENTED = {
@@ -164,6 +171,8 @@ class DaemonConfig:
     """Debug-level remarks (options accepted and ignored because they mean nothing on PPTP)."""
     secrets_stamp: Stamp | None = None
     """The chap-secrets file's :func:`~pypptp.conf.chap_secrets.file_stamp` when :attr:`secrets` was read."""
+    radius: RadiusConfig | None = None
+    """``plugin radius.so``: radiusclient's configuration (``radius-config-file``); None: chap-secrets."""
 
 
 def _positive(text: str) -> int:
@@ -221,7 +230,7 @@ def _attempt(errors: list[str] | None, build: Callable[[], _T], fallback: Callab
     try:
         return build()
     except ERRORS as exc:
-        errors.extend(exc.messages if isinstance(exc, OptionsError) else [str(exc)])
+        errors.extend(exc.messages if isinstance(exc, OptionsError | RadiusConfigError) else [str(exc)])
         return fallback()
 
 
@@ -230,6 +239,18 @@ def _readable(path: str, where: str) -> None:
         os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))  # a FIFO must not block the daemon
     except OSError as exc:
         raise OptionsError(f"{where}: pppd options file {path}: cannot read: {exc.strerror}") from None
+
+
+def _check_dae(options: PppdOptions, radius: RadiusConfig) -> None:
+    """``radius-dae-listen`` and ``radius-dae-clients``, as the daemon will read them at start."""
+    from pypptp.daemon.radius import dae_clients, parse_dae_listen
+
+    assert options.radius_dae_listen is not None
+    try:
+        parse_dae_listen(options.radius_dae_listen, options.lines.get("radius-dae-listen", "radius-dae-listen"))
+        dae_clients(radius, options.radius_dae_clients)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_logfile(options: PppdOptions) -> None:
@@ -370,21 +391,35 @@ def _build(
     options_files = list(options.files) or [*files, *([option_file] if isinstance(option_file, str) else [])]
     warnings.extend(options.warnings)
 
-    # chap-secrets: needed when the peer authenticates
+    # RADIUS (pppd's radius plugin): radiusclient's files instead of chap-secrets
+    radius: RadiusConfig | None = None
+    if options_ok and options.radius:
+        radius_path = options.radius_config_file or RADIUS_CONFIG_FILE
+        radius = _attempt(errors, lambda: read_radiusclient_conf(radius_path), lambda: None)
+        if radius is not None:
+            warnings.extend(radius.warnings)
+            if options.radius_dae_listen is not None:
+                _attempt(errors, lambda: _check_dae(options, radius), lambda: None)
+        if radius is not None and not radius.auth_servers:
+            (errors if errors is not None else warnings).append(
+                f"{radius.path}: no authserver: pppd's radius plugin could authenticate nobody"
+            )
+
+    # chap-secrets: needed when the peer authenticates (against it: not with RADIUS)
     secrets_path: str = args.secrets or options.chap_secrets or default_secrets
     secrets_stamp = file_stamp(secrets_path)
 
     def read_secrets() -> ChapSecrets | None:
         if not os.path.exists(secrets_path):
-            if not options.auth_methods:
-                return None  # noauth: nobody is asked for a secret
+            if not options.auth_methods or options.radius:
+                return None  # noauth, or RADIUS: nobody is asked for a secret from the file
             raise SecretsError(f"{secrets_path}: missing, and the peer must authenticate (see --secrets)")
         return read_secrets_file(secrets_path, strict=strict)
 
     secrets = _attempt(errors, read_secrets, lambda: None)
     if secrets is not None:
         warnings.extend(secrets.warnings)
-        if options_ok and options.auth_methods:
+        if options_ok and options.auth_methods and not options.radius:
             unusable, none_usable = _check_secrets(secrets, options, secrets_path)
             warnings.extend(unusable)
             if none_usable is not None:
@@ -448,6 +483,7 @@ def _build(
         warnings=warnings,
         notes=list(options.notes),
         secrets_stamp=secrets_stamp if secrets is not None else None,
+        radius=radius,
     )
 
 
@@ -510,9 +546,17 @@ def validate(
     if errors or config is None:
         return 1, messages, None
     secrets = f"{len(config.secrets.records)} records" if config.secrets is not None else "absent"
+    judge = f"secrets {config.secrets_path} ({secrets})"
+    if config.radius is not None:
+        radius = config.radius
+        servers = ", ".join(f"{s.host}:{s.port}" for s in radius.auth_servers)
+        accounting = ", ".join(f"{s.host}:{s.port}" for s in radius.acct_servers) or "none"
+        judge = f"RADIUS {radius.path} (authserver {servers}; acctserver {accounting})"
+        if config.options.radius_dae_listen is not None:
+            judge += f"; DAE on {config.options.radius_dae_listen}"
     messages.append(
         f"ok: {config.conf_path or 'no pptpd.conf (defaults)'}; listen {config.listen}:{config.port}; "
         f"{config.connections} connections; pool of {config.pool.capacity}; "
-        f"options {', '.join(config.options_files) or 'none'}; secrets {config.secrets_path} ({secrets})"
+        f"options {', '.join(config.options_files) or 'none'}; {judge}"
     )
     return 0, messages, config

@@ -52,7 +52,7 @@ import socket
 import time
 from collections.abc import Coroutine
 from ipaddress import IPv4Address
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pypptp.aio.gre import GreCall, GreTransport
 from pypptp.aio.server import ControlServer, ServerConnection, ServerSettings
@@ -72,9 +72,12 @@ from pypptp.host.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.host.tun import TunDevice, TunError, UnitClaim, claim_unit, share_units_between_processes, wait_closed
 from pypptp.host.wtmp import UtmpRecord, WtmpWriter
 from pypptp.ppp import logtext
-from pypptp.ppp.auth import AuthResult, peer_authname
+from pypptp.ppp.auth import AuthRequest, AuthResult, ExternalVerdict, peer_authname
 from pypptp.ppp.link import Assignment, AuthAttemptFailed, Authenticated, LinkConfig, NetworkUp, PppLink
 from pypptp.ppp.secrets import ChapSecret, ChapSecrets, SecretsError
+
+if TYPE_CHECKING:
+    from pypptp.daemon.radius import RadiusAaa, RadiusSession
 
 __all__ = ["ADMIN_REASON", "PPPD_VERSION", "Daemon", "DaemonSession"]
 
@@ -148,6 +151,13 @@ class DaemonSession:
     trace: JsonLinesTracer | None = None
     """With ``--trace DIR``: the session's trace file."""
     gre_trace: GreTraceWatch | None = None
+    radius: RadiusSession | None = None
+    """With RADIUS: the session's Acct-Session-Id, what its Access-Accept granted, its accounting."""
+
+    @property
+    def local_ip(self) -> str:
+        """Our address the client connected to."""
+        return self.connection.local_ip
 
     @property
     def unit(self) -> int:
@@ -204,6 +214,7 @@ class Daemon:
         wtmp: str | None = None,
         trace_dir: str | None = None,
         trace_max_events: int = DEFAULT_MAX_EVENTS,
+        aaa: RadiusAaa | None = None,
     ) -> None:
         """``shared_units``: other processes (``--workers``) create ``pppN`` devices in this namespace too:
         units are claimed across processes, and one taken meanwhile is replaced by the next free one.
@@ -240,6 +251,9 @@ class Daemon:
         self._netlink: set[asyncio.Task[None]] = set()  # proxy ARP work (then ip-up or ip-down) under way
         self.stats = DaemonStats()
         """Counters for ``pypptpctl show stat`` and ``/metrics`` (:mod:`pypptp.daemon.stats`)."""
+        self.aaa = aaa
+        """``plugin radius.so``: RADIUS judges the peers and gets the accounting (:mod:`pypptp.daemon.radius`);
+        None: chap-secrets."""
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -300,8 +314,11 @@ class Daemon:
         """Read the secrets (or take ``secrets``, see :meth:`load_secrets`), open the GRE socket (or adopt
         ``gre_sock``) and listen (or accept on ``listener``, a bound socket: a worker's, see
         :mod:`pypptp.daemon.workers`)."""
-        self.load_secrets(secrets, secrets_stamp)
+        if self.aaa is None:
+            self.load_secrets(secrets, secrets_stamp)
         self.transport.open(gre_sock)
+        if self.aaa is not None:
+            await self.aaa.start(self)
         await self.server.start(listener)
 
     async def shutdown(self, signal_number: int = int(signal.SIGTERM)) -> None:
@@ -321,6 +338,8 @@ class Daemon:
         await self.server.shutdown()
         if self._wtmp_writer is not None:  # the logout records of the sessions just ended
             await loop.run_in_executor(None, self._wtmp_writer.close)
+        if self.aaa is not None:  # the sessions' Stop records, then the sockets
+            await self.aaa.close()
         await self.wait_scripts()
         await loop.run_in_executor(None, wait_closed)  # every pppN gone before we say we exited
         if self.trace_dir is not None:  # the sessions' last trace lines on disk (a worker ends by os._exit)
@@ -396,9 +415,12 @@ class Daemon:
             make_tun=lambda: self._make_tun(holder[0]),
             idle=policy.idle,
             maxconnect=policy.maxconnect,
+            verify=self._verify if self.aaa is not None else None,
         )
         runner = ScriptRunner(self.paths.ip_up, self.paths.ip_down, log=slog)
         session = DaemonSession(connection, call, gre, ppp, runner, slog, trace=trace)
+        if self.aaa is not None:
+            session.radius = self.aaa.new_session()
         if trace is not None:
             session.gre_trace = GreTraceWatch(trace, gre.seq.counters, asyncio.get_running_loop())
         holder.append(session)
@@ -479,6 +501,8 @@ class Daemon:
             return assigned
         session.claim = claim
         session.addresses = assigned
+        if session.radius is not None and session.radius.grant is not None:
+            self._apply_grant(session)
         self.admitted += 1
         self.stats.session_started(self.admitted)
         self.server.admit(session.connection)
@@ -494,6 +518,8 @@ class Daemon:
         pool = self.pool
         secret = result.secret if result is not None else None
         static = secret.addresses.assigned_address(unit) if secret is not None else None
+        if session.radius is not None and session.radius.grant is not None:
+            static = session.radius.grant.framed_ip  # RADIUS Framed-IP-Address, else the pool
         if static is not None:
             if static in self._pinned_in_use:
                 return f"address {static} is in use by another session"
@@ -516,11 +542,35 @@ class Daemon:
         session.lease = lease
         return addresses
 
+    async def _verify(self, ppp: PppSession, request: AuthRequest) -> ExternalVerdict:
+        """A session's peer credentials, for the AAA backend (RADIUS)."""
+        session = self._find(ppp)
+        if session is None or self.aaa is None:
+            return ExternalVerdict(False, reason="the session is gone")
+        return await self.aaa.authenticate(session, request)
+
+    def _apply_grant(self, session: DaemonSession) -> None:
+        """What the Access-Accept granted, on the session about to come up."""
+        assert session.radius is not None and session.radius.grant is not None
+        grant, ppp = session.radius.grant, session.ppp
+        if grant.session_timeout:
+            ppp.set_limits(maxconnect=float(grant.session_timeout))  # pppd's radius plugin: maxconnect
+        if grant.idle_timeout:
+            ppp.set_limits(idle=float(grant.idle_timeout))
+        if grant.framed_mtu:
+            ppp.mtu_limit = grant.framed_mtu
+        if grant.framed_pool and grant.framed_ip is None:
+            session.log.info("Framed-Pool %r: pypptpd has one pool, remoteip's", grant.framed_pool[:64])
+
     def _auth_event(self, ppp: PppSession, event: Authenticated | AuthAttemptFailed) -> None:
         """Each failed attempt of a peer counts toward its address's budget (:mod:`pypptp.aio.server`)."""
         if isinstance(event, AuthAttemptFailed):
             session = self._find(ppp)
             if session is not None:
+                if self.aaa is not None:
+                    self.stats.auth_failed("rejected", event.method)
+                    self.server.auth_failed(session.connection, event.peer_name, event.method)
+                    return
                 known = any(record.client == event.peer_name for record in self.secrets.records)
                 self.stats.auth_failed("bad_secret" if known else "unknown_user", event.method)
                 self.server.auth_failed(session.connection, event.peer_name, event.method)
@@ -558,6 +608,8 @@ class Daemon:
         if previous is None:
             self._check_way_out(session)
             self._log_wtmp_login(session)
+            if self.aaa is not None:
+                self.aaa.started(session)
         if previous is not None and (previous.local_address, previous.peer_address) == (
             up.local_address,
             up.peer_address,
@@ -721,6 +773,8 @@ class Daemon:
         if session.wtmp is not None:  # pptpd-logwtmp's ip-down: logwtmp(pppN, "", "")
             self._wtmp_records().write(session.wtmp, UtmpRecord.logout(f"ppp{session.unit}", time.time()))
         self.stats.session_ended(session, reason)
+        if self.aaa is not None:
+            self.aaa.stopped(session, reason)
         lines = self._last_lines(session, reason)
         info = self._script_info(session, session.up) if session.up is not None else None  # the figures of now
         if session.proxy_arp is not None or session.proxy_arp_on is not None:

@@ -50,8 +50,9 @@ END_REASONS = (
 )
 """The ``reason`` label of ``pypptp_sessions_ended_total``: every end reason maps to one of these."""
 
-AUTH_FAILURE_REASONS = ("unknown_user", "bad_secret")
-"""Why an authentication attempt failed: no chap-secrets record for that name, or a wrong secret."""
+AUTH_FAILURE_REASONS = ("unknown_user", "bad_secret", "rejected")
+"""Why an authentication attempt failed: no chap-secrets record for that name, a wrong secret, or the RADIUS
+server rejected it (Access-Reject, or no server answered)."""
 
 GRE_ANOMALIES = ("lost", "reordered", "duplicate", "stale", "far", "unknown_call", "malformed")
 """GRE anomalies: per call (lost, reordered, duplicate, stale, far) and of the transport (unknown_call:
@@ -154,6 +155,7 @@ def session_row(session: DaemonSession, now: float, worker: int | None = None) -
         "call_id": session.call.call_id,
         "peer_call_id": session.call.peer_call_id,
         "worker": worker,
+        "acct_session_id": session.radius.session_id if session.radius is not None else "",  # RADIUS only
     }
 
 

@@ -55,7 +55,9 @@ __all__ = [
     "AUTH_PROTOCOL_PAP",
     "AuthConfig",
     "AuthMethod",
+    "AuthRequest",
     "AuthResult",
+    "ExternalVerdict",
     "MsChapKeys",
     "PeerNotice",
     "SecretLookup",
@@ -98,6 +100,10 @@ class AuthConfig:
     """Client side: our password."""
     max_requests: int = 10
     """Client PAP: Authenticate-Requests sent before giving up."""
+    external: bool = False
+    """Server: the peer's credentials are judged above the core (an AAA backend such as RADIUS), not
+    against a :class:`SecretLookup`: the authenticator sets :attr:`AuthMethod.pending` to an
+    :class:`AuthRequest` and waits for :meth:`AuthMethod.complete`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +122,12 @@ class MsChapKeys:
     """The authenticator's challenge: 8 bytes for v1, 16 bytes for v2."""
     lm_password_hash: bytes | None = None
     """v1 only: RFC 3079's 40- and 56-bit keys derive from the LAN Manager hash."""
+    send_key: bytes | None = None
+    """v2 through an AAA server: the authenticator's send start key as the server gave it (RADIUS
+    MS-MPPE-Send-Key, RFC 2548 section 2.4.2), used as is: the NAS never learns the password hash, so
+    the RFC 3079 derivation happens on the server.  With :attr:`recv_key`, it replaces the derivation."""
+    recv_key: bytes | None = None
+    """v2 through an AAA server: the authenticator's receive start key (RADIUS MS-MPPE-Recv-Key)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +145,50 @@ class AuthResult:
     """Server side, on success: the matched record (the link needs its addresses)."""
     keys: MsChapKeys | None = None
     """MS-CHAP success, both sides: what MPPE derives its keys from."""
+    grant: object = None
+    """Server side, judged externally: what the backend attached to its :class:`ExternalVerdict` (for
+    RADIUS, the Access-Accept's attributes: address, timeouts, Class); the core never reads it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthRequest:
+    """What the peer sent, for a judge outside the core (:attr:`AuthConfig.external`): everything a RADIUS
+    Access-Request needs (RFC 2865 PAP and CHAP, RFC 2548 MS-CHAP), nothing the core derived."""
+
+    method: str
+    """"PAP", "CHAP-MD5", "MS-CHAP" or "MS-CHAP-V2"."""
+    name: bytes
+    """The name as the peer sent it (``DOMAIN\\`` included)."""
+    identifier: int
+    """The Identifier of the Response (CHAP) or Authenticate-Request (PAP)."""
+    challenge: bytes
+    """CHAP: the challenge it answers (16 bytes for CHAP-MD5 and MS-CHAPv2, 8 for MS-CHAPv1); PAP: empty."""
+    response: bytes
+    """CHAP: the Response Value as on the wire (16 bytes for MD5, 49 for MS-CHAP v1 and v2); PAP: the
+    password."""
+    attempt: int = 1
+    """1 for the first Response, 2 for the retry after a Failure with R=1, ..."""
+
+    def __repr__(self) -> str:  # never the password or the response in a log or a traceback
+        return f"AuthRequest({self.method}, {clipped(wire_text(self.name))!r}, attempt {self.attempt})"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExternalVerdict:
+    """An external judge's answer to an :class:`AuthRequest`."""
+
+    ok: bool
+    message: bytes = b""
+    """The text of our Success or Failure (CHAP) or Ack or Nak (PAP) packet; empty: the method's own.
+    MS-CHAPv2 success needs the server's ``S=`` authenticator response here (RADIUS MS-CHAP2-Success
+    without its Ident octet); an MS-CHAP failure may carry ``E=... R=... C=... V=... M=...`` (RADIUS
+    MS-CHAP-Error): its ``C=`` is then the challenge a retry must answer."""
+    reason: str = ""
+    """For the log: why it failed, or where the answer came from."""
+    keys: MsChapKeys | None = None
+    """MS-CHAP success: the MPPE keying material (for v2, :attr:`MsChapKeys.send_key` and ``recv_key``)."""
+    grant: object = None
+    """Handed back in :attr:`AuthResult.grant`."""
 
 
 class SecretLookup(typing.Protocol):
@@ -153,6 +209,11 @@ class AuthMethod(typing.Protocol):
     failed_attempts: list[str]
     """The authenticator: the peer name of each attempt that failed (a CHAP retry is an attempt too),
     until the link takes them; the peer side never has any."""
+    pending: AuthRequest | None
+    """An authenticator under :attr:`AuthConfig.external`: the credentials to judge, until the link takes
+    them; the authenticator then waits (no retransmission, repeats discarded) for :meth:`complete`."""
+    awaiting: AuthRequest | None
+    """The request whose verdict the authenticator waits for, or None."""
 
     def start(self, now: float) -> None:
         """Begin: a server sends its first Challenge or starts waiting; a PAP peer sends its request."""
@@ -169,6 +230,9 @@ class AuthMethod(typing.Protocol):
     def drain(self) -> tuple[list[ControlPacket], list[str]]:
         """Packets to send, and log lines (notices and anomalies), since the last call.  A line about a
         packet the peer should not have sent is a :class:`PeerNotice`."""
+
+    def complete(self, verdict: ExternalVerdict, now: float) -> None:
+        """The external verdict on :attr:`awaiting`; ignored when nothing is awaited."""
 
 
 # -- shared by the methods --------------------------------------------------------------------
@@ -189,12 +253,28 @@ class Exchange:
         self.name = name
         self.result: AuthResult | None = None
         self.failed_attempts: list[str] = []
+        self.pending: AuthRequest | None = None
+        self.awaiting: AuthRequest | None = None
         self._deadline: float | None = None
         self._out: list[ControlPacket] = []
         self._log: list[str] = []
 
     def next_deadline(self) -> float | None:
         return self._deadline
+
+    def complete(self, verdict: ExternalVerdict, now: float) -> None:
+        """Only an authenticator under :attr:`AuthConfig.external` waits for one."""
+
+    def _ask(self, request: AuthRequest) -> None:
+        """Hand ``request`` to the external judge and wait: no timer (the judge is bounded above the
+        core, and the link's setup deadline bounds the whole phase)."""
+        self.pending = self.awaiting = request
+        self._deadline = None
+
+    def _take_awaited(self) -> AuthRequest | None:
+        """The request a verdict is for, taken (None if nothing was awaited)."""
+        request, self.awaiting, self.pending = self.awaiting, None, None
+        return request
 
     def drain(self) -> tuple[list[ControlPacket], list[str]]:
         out, log = self._out, self._log

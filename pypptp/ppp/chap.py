@@ -36,8 +36,10 @@ from pypptp.ppp import logtext
 from pypptp.ppp.auth import (
     AUTH_PROTOCOL_CHAP,
     AuthConfig,
+    AuthRequest,
     AuthResult,
     Exchange,
+    ExternalVerdict,
     MsChapKeys,
     RandomBytes,
     SecretLookup,
@@ -70,6 +72,7 @@ __all__ = [
     "MsChapV2Digest",
     "Verdict",
     "digest_for",
+    "offered_retry",
     "parse_value_name",
 ]
 
@@ -83,6 +86,21 @@ MS_CHAP_ERRORS = {  # RFC 2759 section 6, RFC 2433 section 6
     691: "ERROR_AUTHENTICATION_FAILURE",
     709: "ERROR_CHANGING_PASSWORD",
 }
+
+
+_RETRY_ALLOWED = re.compile(rb"\bR=1\b")
+_RETRY_CHALLENGE = re.compile(rb"\bC=([0-9A-Fa-f]+)\b")
+
+
+def offered_retry(message: bytes, size: int) -> bytes | None:
+    """The challenge an MS-CHAP Failure Message offers for a retry (``R=1`` and ``C=`` with ``size``
+    bytes in hex, RFC 2759 section 6), or None: then the failure is final."""
+    if not _RETRY_ALLOWED.search(message):
+        return None
+    found = _RETRY_CHALLENGE.search(message)
+    if found is None or len(found.group(1)) != 2 * size:
+        return None
+    return bytes.fromhex(found.group(1).decode("ascii"))
 
 
 class ChapCode(enum.IntEnum):
@@ -358,6 +376,7 @@ class _ServerState(enum.Enum):
     INITIAL = "initial"  # start() not called yet
     CHALLENGED = "challenged"  # a Challenge is outstanding and retransmitted
     AWAITING_RETRY = "awaiting-retry"  # MS-CHAP Failure with R=1 sent; waiting for Identifier + 1
+    VERIFYING = "verifying"  # a Response is with the external judge (AuthConfig.external)
     DONE = "done"  # result is final
 
 
@@ -443,6 +462,8 @@ class ChapAuthenticator(Exchange):
             self._judge(ident, value, name, now)
         elif self._last_reply is not None and ident == self._last_reply.identifier:
             self._send(self._last_reply)  # sections 4.1-4.2: the same code again, the first may be lost
+        elif self._state is _ServerState.VERIFYING:
+            self._anomaly(f"Response with Identifier {ident} discarded: the authentication server is judging one")
         elif waiting:
             self._anomaly(f"Response with Identifier {ident} discarded: the current Challenge is {self._identifier}")
         else:
@@ -450,45 +471,108 @@ class ChapAuthenticator(Exchange):
 
     def _judge(self, identifier: int, value: bytes, name_bytes: bytes, now: float) -> None:
         name = self._peer_name = wire_text(name_bytes)
-        shown = clipped(name)
         lookup_name = wire_text(strip_domain(name_bytes)) if self.config.strip_domain else name
         problem = name_problem(name)  # refused before any lookup: a failed attempt like a wrong password
-        record = None if problem else self.secrets.lookup(lookup_name, self.config.our_name)
-        password = record.secret if record is not None else _DUMMY_PASSWORD
-        verdict = (
-            Verdict(False) if problem else self.digest.verify(identifier, self._challenge, name_bytes, value, password)
-        )
-        if record is not None and verdict.ok:
-            self._reply(ControlPacket(ChapCode.SUCCESS, identifier, verdict.success_message))
-            self._state = _ServerState.DONE
-            message = f"{self.name} authentication succeeded for {shown!r} (secret at {record.where})"
-            self._pppd_line(logtext.chap_peer_succeeded(clipped(name)))  # pppd's line
-            self._finish(AuthResult(True, self.name, name, message, secret=record, keys=verdict.keys))
-            return
         if problem:
-            reason = f"{problem}: refused"
+            self._fail(identifier, name, f"{problem}: refused", now)
+            return
+        if self.config.external:
+            attempt = self._failures + 1
+            self._state = _ServerState.VERIFYING
+            self._ask(AuthRequest(self.name, bytes(name_bytes), identifier, self._challenge, bytes(value), attempt))
+            return
+        record = self.secrets.lookup(lookup_name, self.config.our_name)
+        password = record.secret if record is not None else _DUMMY_PASSWORD
+        verdict = self.digest.verify(identifier, self._challenge, name_bytes, value, password)
+        if record is not None and verdict.ok:
+            where = f"secret at {record.where}"
+            self._succeed(
+                identifier,
+                name,
+                verdict.success_message,
+                where,
+                AuthResult(True, self.name, name, "", secret=record, keys=verdict.keys),
+            )
         elif record is None:
-            reason = f"no secret for client {clipped(lookup_name)!r} server {self.config.our_name!r}"
+            self._fail(
+                identifier, name, f"no secret for client {clipped(lookup_name)!r} server {self.config.our_name!r}", now
+            )
         else:
-            reason = verdict.reason or f"wrong password (secret at {record.where})"
+            self._fail(identifier, name, verdict.reason or f"wrong password (secret at {record.where})", now)
+
+    def complete(self, verdict: ExternalVerdict, now: float) -> None:
+        """The external judge's answer to the Response we handed over (:attr:`AuthConfig.external`)."""
+        if self._state is not _ServerState.VERIFYING:
+            return
+        request = self._take_awaited()
+        assert request is not None
+        name, identifier = wire_text(request.name), request.identifier
+        if not verdict.ok:
+            self._fail(
+                identifier,
+                name,
+                verdict.reason or "rejected by the authentication server",
+                now,
+                verdict.message or None,
+            )
+            return
+        if self.digest.algorithm == 0x81 and not _AUTHENTICATOR_RESPONSE.match(verdict.message):
+            # RFC 2759 section 5: the client checks S= and hangs up without it; no use succeeding
+            reason = "the authentication server accepted without an S= authenticator response (MS-CHAP2-Success)"
+            self._fail(identifier, name, reason, now, None, final=True)
+            return
+        keys = verdict.keys
+        if self.digest.algorithm == 0x05:
+            keys = None  # CHAP-MD5 keys nothing
+        where = verdict.reason or "the authentication server"
+        message = verdict.message or b"Access granted"
+        self._succeed(
+            identifier, name, message, where, AuthResult(True, self.name, name, "", keys=keys, grant=verdict.grant)
+        )
+
+    def _succeed(self, identifier: int, name: str, message: bytes, where: str, result: AuthResult) -> None:
+        self._reply(ControlPacket(ChapCode.SUCCESS, identifier, message))
+        self._state = _ServerState.DONE
+        text = f"{self.name} authentication succeeded for {clipped(name)!r} ({where})"
+        self._pppd_line(logtext.chap_peer_succeeded(clipped(name)))  # pppd's line
+        self._finish(dataclasses.replace(result, message=text))
+
+    def _fail(
+        self, identifier: int, name: str, reason: str, now: float, message: bytes | None = None, *, final: bool = False
+    ) -> None:
+        """A failed attempt: a Failure with R=1 and a new challenge while attempts remain (MS-CHAP), else
+        the final one.  ``message``: the external judge's Failure text; its ``C=`` (with R=1) is the
+        challenge of the retry, and R=1 becomes R=0 when no retry is left."""
+        shown = clipped(name)
         self._failures += 1
         self.failed_attempts.append(name)
         attempts = f"attempt {self._failures} of {self.config.max_attempts}"
-        if self.digest.retry and self._failures < self.config.max_attempts:
-            new_challenge = random_checked(self._random_bytes, self.digest.challenge_size)
-            self._reply(ControlPacket(ChapCode.FAILURE, identifier, self.digest.failure_message(new_challenge, True)))
-            self._challenge = new_challenge
+        retry: bytes | None = None
+        if self.digest.retry and self._failures < self.config.max_attempts and not final:
+            if message is None:
+                retry = random_checked(self._random_bytes, self.digest.challenge_size)
+                message = self.digest.failure_message(retry, True)
+            else:
+                retry = offered_retry(message, self.digest.challenge_size)
+        if retry is not None:
+            assert message is not None
+            self._reply(ControlPacket(ChapCode.FAILURE, identifier, message))
+            self._challenge = retry
             self._identifier = (identifier + 1) & 0xFF  # RFC 2433 B.1: the retry carries Identifier + 1
             self._state = _ServerState.AWAITING_RETRY
             self._deadline = now + self._retry_wait
             self._note(f"{attempts} failed for {shown!r}: {reason}; Failure with R=1 and a new challenge")
-            self._pppd_line(logtext.peer_failed_chap(clipped(name)))  # pppd's line, which fail2ban and friends match
+            self._pppd_line(logtext.peer_failed_chap(shown))  # pppd's line, which fail2ban and friends match
             return
-        self._reply(ControlPacket(ChapCode.FAILURE, identifier, self.digest.failure_message(self._challenge, False)))
+        if message is None:
+            message = self.digest.failure_message(self._challenge, False)
+        elif self.digest.retry:
+            message = _RETRY_ALLOWED.sub(b"R=0", message)
+        self._reply(ControlPacket(ChapCode.FAILURE, identifier, message))
         self._state = _ServerState.DONE
         if self.digest.retry:
             reason += f" ({attempts})"
-        self._pppd_line(logtext.peer_failed_chap(clipped(name)))
+        self._pppd_line(logtext.peer_failed_chap(shown))
         self._finish(AuthResult(False, self.name, name, f"{self.name} authentication failed for {shown!r}: {reason}"))
 
     def _reply(self, packet: ControlPacket) -> None:

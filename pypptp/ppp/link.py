@@ -67,7 +67,9 @@ from pypptp.ppp import logtext
 from pypptp.ppp.auth import (
     AuthConfig,
     AuthMethod,
+    AuthRequest,
     AuthResult,
+    ExternalVerdict,
     MsChapKeys,
     PeerNotice,
     SecretLookup,
@@ -102,6 +104,7 @@ __all__ = [
     "Phase",
     "PhaseChanged",
     "PppLink",
+    "VerifyRequested",
 ]
 
 PACKET_LINE_RATE = 20.0
@@ -156,6 +159,15 @@ class AuthAttemptFailed:
 
 
 @dataclasses.dataclass(frozen=True)
+class VerifyRequested:
+    """We authenticate the peer under :attr:`~pypptp.ppp.auth.AuthConfig.external`: judge ``request``
+    (e.g. by RADIUS) and hand the answer to :meth:`PppLink.auth_verdict`.  Until then the authenticator
+    waits; the link's ``setup_timeout`` still runs."""
+
+    request: AuthRequest
+
+
+@dataclasses.dataclass(frozen=True)
 class NetworkUp:
     """IPCP is Opened (and MPPE, when required): IPv4 may flow.
 
@@ -199,7 +211,15 @@ class LinkLog:
 
 
 LinkEvent = (
-    PhaseChanged | Authenticated | AuthAttemptFailed | NetworkUp | NetworkDown | DataReceived | LinkDown | LinkLog
+    PhaseChanged
+    | Authenticated
+    | AuthAttemptFailed
+    | VerifyRequested
+    | NetworkUp
+    | NetworkDown
+    | DataReceived
+    | LinkDown
+    | LinkLog
 )
 
 
@@ -383,6 +403,20 @@ class PppLink:
         self._now = now
         self._close_lcp(now, reason)
         self._settle(now)
+
+    def auth_verdict(self, request: AuthRequest, verdict: ExternalVerdict, now: float) -> bool:
+        """The answer to a :class:`VerifyRequested`.  False (and nothing done) when the authenticator no
+        longer waits for ``request``: the link went down or renegotiated meanwhile, and a verdict on old
+        credentials must not authenticate the new LCP session."""
+        auth = self.auth_local
+        if self.phase is Phase.DEAD or auth is None or auth.awaiting is not request:
+            return False
+        self._now = now
+        if self._tracer is not None:
+            self._tracer.event(now, "auth", "verdict", {"method": request.method, "ok": verdict.ok})
+        auth.complete(verdict, now)
+        self._settle(now)
+        return True
 
     def renegotiate(self, now: float, protocol: int = Protocol.LCP) -> None:
         """Restart LCP, or one NCP, from Opened (RFC 1661 section 4.3, note r: Down then Up): a fresh
@@ -633,6 +667,13 @@ class PppLink:
                         self._tracer.event(now, "auth", "attempt-failed", {"method": auth.name, "peer": clip(name)})
                     self._events.append(AuthAttemptFailed(auth.name, name))
                 auth.failed_attempts.clear()
+                if auth.pending is not None:
+                    request, auth.pending = auth.pending, None
+                    if self._tracer is not None:
+                        data = {"method": request.method, "attempt": request.attempt}
+                        self._tracer.event(now, "auth", "verify-requested", data)
+                    self._events.append(VerifyRequested(request))
+                    progressed = True
                 progressed |= bool(packets or lines)
                 progressed |= self._check_auth(auth, now)
             for protocol, ncp in list(self.ncps.items()):

@@ -269,6 +269,12 @@ def start_keys(keys: MsChapKeys, bits: int, *, server: bool) -> tuple[bytes, byt
     kernel would do with pppd's key: the first 8 bytes of Get_Start_Key.
     """
     length = key_length(bits)
+    if keys.version == 2 and keys.send_key is not None and keys.recv_key is not None:
+        # from an AAA server (RFC 2548 MS-MPPE-Send-Key/Recv-Key): the authenticator's 16-byte asymmetric
+        # start keys, of which a shorter key is the prefix (GetAsymmetricStartKey truncates the same SHA-1)
+        if server:
+            return keys.send_key[:length], keys.recv_key[:length]
+        return keys.recv_key[:length], keys.send_key[:length]
     if keys.version == 2:
         master_key = get_master_key(keys.password_hash_hash, keys.nt_response)
         return (

@@ -16,6 +16,7 @@ packet's Length, and nothing may follow the last field.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import hmac
@@ -25,8 +26,10 @@ from pypptp.ppp import logtext
 from pypptp.ppp.auth import (
     AUTH_PROTOCOL_PAP,
     AuthConfig,
+    AuthRequest,
     AuthResult,
     Exchange,
+    ExternalVerdict,
     RandomBytes,
     SecretLookup,
     clipped,
@@ -96,6 +99,7 @@ def _with_length(*fields: bytes) -> bytes:
 class _State(enum.Enum):
     INITIAL = "initial"
     WAITING = "waiting"
+    VERIFYING = "verifying"  # the request is with the external judge (AuthConfig.external)
     DONE = "done"
 
 
@@ -108,6 +112,7 @@ class PapAuthenticator(Exchange):
         self.secrets = secrets
         self._state = _State.INITIAL
         self._reply_code = PapCode.AUTHENTICATE_NAK
+        self._message = b""  # an external judge's text for the reply, else Login ok / Login incorrect
 
     def start(self, now: float) -> None:
         if self._state is _State.INITIAL:
@@ -130,6 +135,8 @@ class PapAuthenticator(Exchange):
             return
         if self._state is _State.INITIAL:
             self._anomaly("Authenticate-Request before the Authenticate phase discarded")
+        elif self._state is _State.VERIFYING:
+            self._anomaly(f"Authenticate-Request (Identifier {packet.identifier}) discarded: the server is judging one")
         elif self._state is _State.DONE:
             # section 2.2.1: a repeated request after the reply gets the same code (the reply may be lost)
             self._reply(packet.identifier, self._reply_code)
@@ -138,35 +145,63 @@ class PapAuthenticator(Exchange):
 
     def _judge(self, identifier: int, peer_id: bytes, password: bytes) -> None:
         name = wire_text(peer_id)
-        shown = clipped(name)
         lookup_name = wire_text(strip_domain(peer_id)) if self.config.strip_domain else name
         problem = name_problem(name)  # refused before any lookup: a Nak, a failed attempt
-        record = None if problem else self.secrets.lookup(lookup_name, self.config.our_name)
+        if problem:
+            self._fail(identifier, name, f"{problem}: refused")
+            return
+        if self.config.external:
+            self._state = _State.VERIFYING
+            self._ask(AuthRequest(_NAME, bytes(peer_id), identifier, b"", bytes(password)))
+            return
+        record = self.secrets.lookup(lookup_name, self.config.our_name)
         expected = wire_bytes(record.secret) if record is not None else _DUMMY_SECRET
         # constant time, and hashing first hides the secret's length too
         same = hmac.compare_digest(hashlib.sha256(password).digest(), hashlib.sha256(expected).digest())
-        self._state = _State.DONE
         if same and record is not None:
-            self._reply_code = PapCode.AUTHENTICATE_ACK
-            self._reply(identifier, self._reply_code)
-            message = f"PAP authentication succeeded for {shown!r} (secret at {record.where})"
-            self._pppd_line(logtext.pap_peer_succeeded(clipped(name)))
-            self._finish(AuthResult(True, _NAME, name, message, secret=record))
-            return
-        if problem:
-            reason = f"{problem}: refused"
+            self._succeed(
+                identifier, name, f"secret at {record.where}", AuthResult(True, _NAME, name, "", secret=record)
+            )
         elif record is None:
-            reason = f"no secret for client {clipped(lookup_name)!r} server {self.config.our_name!r}"
+            self._fail(
+                identifier, name, f"no secret for client {clipped(lookup_name)!r} server {self.config.our_name!r}"
+            )
         else:
-            reason = f"wrong password (secret at {record.where})"
+            self._fail(identifier, name, f"wrong password (secret at {record.where})")
+
+    def complete(self, verdict: ExternalVerdict, now: float) -> None:
+        """The external judge's answer to the request we handed over (:attr:`AuthConfig.external`)."""
+        if self._state is not _State.VERIFYING:
+            return
+        request = self._take_awaited()
+        assert request is not None
+        name = wire_text(request.name)
+        if verdict.message:  # a Reply-Message: what this Ack or Nak (and its repeats) say
+            self._message = verdict.message[:255]
+        if verdict.ok:
+            result = AuthResult(True, _NAME, name, "", grant=verdict.grant)
+            self._succeed(request.identifier, name, verdict.reason or "the authentication server", result)
+        else:
+            self._fail(request.identifier, name, verdict.reason or "rejected by the authentication server")
+
+    def _succeed(self, identifier: int, name: str, where: str, result: AuthResult) -> None:
+        self._state = _State.DONE
+        self._reply_code = PapCode.AUTHENTICATE_ACK
+        self._reply(identifier, self._reply_code)
+        self._pppd_line(logtext.pap_peer_succeeded(clipped(name)))
+        message = f"PAP authentication succeeded for {clipped(name)!r} ({where})"
+        self._finish(dataclasses.replace(result, message=message))
+
+    def _fail(self, identifier: int, name: str, reason: str) -> None:
+        self._state = _State.DONE
         self._reply_code = PapCode.AUTHENTICATE_NAK
         self._reply(identifier, self._reply_code)
         self.failed_attempts.append(name)
         self._pppd_line(logtext.pap_peer_failed(clipped(name)))
-        self._finish(AuthResult(False, _NAME, name, f"PAP authentication failed for {shown!r}: {reason}"))
+        self._finish(AuthResult(False, _NAME, name, f"PAP authentication failed for {clipped(name)!r}: {reason}"))
 
     def _reply(self, identifier: int, code: PapCode) -> None:
-        message = ACK_MESSAGE if code is PapCode.AUTHENTICATE_ACK else NAK_MESSAGE
+        message = self._message or (ACK_MESSAGE if code is PapCode.AUTHENTICATE_ACK else NAK_MESSAGE)
         self._send(ControlPacket(code, identifier, _with_length(message)))
 
 

@@ -1,0 +1,290 @@
+"""pypptpd with ``plugin radius.so`` against a real FreeRADIUS, end to end, in the test's namespaces.
+
+What a pptpd+radius admin moving over relies on: the options file and radiusclient's files as they are;
+MS-CHAPv2 + MPPE-128 keyed from FreeRADIUS's MS-MPPE keys (a ping proves both directions); the address
+from FreeRADIUS's pool; Access-Reject's reason in the log and in the client's Failure; Start, Interim and
+Stop records with the session's own byte counts; a Disconnect-Request from the real ``radclient``; a CoA
+changing Session-Timeout; FreeRADIUS stopped: a clean, bounded failure, and recovery when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pypptp.host.netns import NetnsPair
+from pypptp.ppp.ccp import MppePolicy
+from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_PAP
+from tests.conftest import Pypptpd, require_tools, tunnel_ping
+from tests.freeradius import FreeRadius, RadiusClient, RadiusUser
+from tests.test_daemon_netns import open_client
+
+SECRET = "radius-test-secret"
+POOL = ("192.168.100.10", "192.168.100.29")
+DAE_SECRET = "dae-test-secret"
+
+
+def radius_files(workdir: Path, server: str, *, timeout: int = 2, retries: int = 1, dae: bool = True) -> str:
+    """radiusclient's files as a Debian HOWTO sets them up, and the options lines that point to them."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    servers = workdir / "servers"
+    servers.write_text(f"# host secret\n{server} {SECRET}\n")
+    servers.chmod(0o600)
+    conf = workdir / "radiusclient.conf"
+    conf.write_text(
+        "auth_order radius\n"
+        f"authserver {server}:1812\n"
+        f"acctserver {server}:1813\n"
+        f"servers {servers}\n"
+        "dictionary /etc/radiusclient/dictionary\n"
+        f"radius_timeout {timeout}\n"
+        f"radius_retries {retries}\n"
+        "login_tries 4\nlogin_timeout 60\n"
+    )
+    lines = f"plugin radius.so\nradius-config-file {conf}\n"
+    if dae:
+        clients = workdir / "dae-clients"
+        clients.write_text(f"{server} {DAE_SECRET}\n")
+        clients.chmod(0o600)
+        lines += f"radius-dae-listen {server}:3799\nradius-dae-clients {clients}\n"
+    return lines
+
+
+def options(method: str = "require-mschap-v2\nrequire-mppe-128\n") -> str:
+    return "name pptpd\n" + method
+
+
+@pytest.fixture
+def radius_daemon(
+    netns_pair: NetnsPair, start_freeradius: Callable[..., FreeRadius], start_pypptpd: Callable[..., Pypptpd],
+    tmp_path: Path, request: pytest.FixtureRequest,
+) -> tuple[FreeRadius, Pypptpd]:  # fmt: skip
+    """FreeRADIUS and pypptpd in the server namespace (the NAS is 198.18.0.1); users alice (interim
+    updates every 2 s, a Class) and bob; the pool 192.168.100.10-29 of FreeRADIUS (sqlippool)."""
+    require_tools("freeradius", "radclient")
+    method = getattr(request, "param", "require-mschap-v2\nrequire-mppe-128\n")
+    users = [
+        RadiusUser("alice", "s3cret", {"Acct-Interim-Interval": 2, "Class": "gold-plan"}),
+        RadiusUser("bob", "b0b-pass"),
+    ]
+    radius = start_freeradius(
+        netns_pair.server_ns,
+        netns_pair.server_ip,
+        users=users,
+        clients=[RadiusClient(netns_pair.server_ip, SECRET)],
+        pool=POOL,
+        pool_key="%{Acct-Session-Id}",
+    )
+    lines = radius_files(tmp_path / "radius", netns_pair.server_ip)
+    daemon = start_pypptpd(
+        ["localip 192.168.0.1", "remoteip 192.168.0.234-238"], ["-d"], secrets="", options=options(method) + lines
+    )
+    return radius, daemon
+
+
+def session_line(daemon: Pypptpd, user: str) -> dict[str, str]:
+    """The fields of the daemon's session summary line for ``user``."""
+    log = daemon.wait_log(f'session summary: user="{user}"', timeout=10)
+    line = [x for x in log.splitlines() if f'session summary: user="{user}"' in x][-1]
+    return dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line.split("session summary: ", 1)[1]))
+
+
+def test_mschapv2_mppe128_keyed_by_freeradius_carries_a_ping(radius_daemon: tuple[FreeRadius, Pypptpd]) -> None:
+    radius, daemon = radius_daemon
+
+    async def scenario() -> tuple[str, bool]:
+        session = await open_client(daemon, "alice", "s3cret", tun=False)
+        try:
+            assert session.network is not None
+            assert session.network.mppe == "MPPE 128-bit stateless"
+            return str(session.network.local_address), await tunnel_ping(session, "192.168.0.1")
+        finally:
+            await session.close()
+
+    address, answered = asyncio.run(scenario())
+    assert answered, daemon.log()
+    assert address in radius.pool_addresses  # Framed-IP-Address from FreeRADIUS's sqlippool
+    log = daemon.wait_log("session summary")
+    assert re.search(rf"RADIUS: Access-Accept from {daemon.pair.server_ip}:1812 for 'alice': address {address}", log)
+    records = radius.wait_accounting(2)
+    assert [r["Acct-Status-Type"] for r in records][:1] == ["Start"]
+
+
+def test_a_wrong_password_fails_with_freeradius_reason(radius_daemon: tuple[FreeRadius, Pypptpd]) -> None:
+    radius, daemon = radius_daemon
+
+    async def scenario() -> str:
+        with pytest.raises(Exception) as caught:
+            await open_client(daemon, "alice", "not-the-password", tun=False)
+        return str(caught.value)
+
+    failure = asyncio.run(scenario())
+    assert "691" in failure or "authentication failed" in failure.lower(), failure
+    log = daemon.wait_log("Peer alice failed CHAP authentication")
+    assert re.search(r"MS-CHAP-V2: attempt 1 of 3 failed for 'alice': Access-Reject", log), log
+    assert "E=691" in log, log
+    assert radius.leased() == {}  # an Access-Reject leases nothing
+
+
+def test_start_interim_stop_carry_the_sessions_counts(radius_daemon: tuple[FreeRadius, Pypptpd]) -> None:
+    radius, daemon = radius_daemon
+
+    async def scenario() -> None:
+        session = await open_client(daemon, "alice", "s3cret", tun=False)
+        try:
+            assert await tunnel_ping(session, "192.168.0.1")
+            await asyncio.sleep(4.5)  # two interim updates at 2 s
+            for _ in range(5):
+                assert await tunnel_ping(session, "192.168.0.1")
+        finally:
+            await session.close()
+
+    asyncio.run(scenario())
+    summary = session_line(daemon, "alice")
+    records = radius.wait_accounting(4, timeout=10)
+    kinds = [r["Acct-Status-Type"] for r in records]
+    assert kinds[0] == "Start" and kinds[-1] == "Stop" and kinds.count("Interim-Update") >= 2, kinds
+    ids = {r["Acct-Session-Id"] for r in records}
+    assert len(ids) == 1
+    stop = records[-1]
+    # RFC 2866: input is what the NAS received from the user; the summary's received likewise
+    assert int(stop["Acct-Input-Octets"]) == int(summary["received"]), (stop, summary)
+    assert int(stop["Acct-Output-Octets"]) == int(summary["sent"]), (stop, summary)
+    assert int(stop["Acct-Input-Packets"]) >= 6 and int(stop["Acct-Output-Packets"]) >= 6
+    assert stop["Acct-Terminate-Cause"] == "User-Request", stop
+    assert stop["User-Name"] == "alice" and stop["Class"].endswith(("gold-plan", "676f6c642d706c616e"))
+    assert stop["NAS-Port-Type"] == "Virtual" and stop["NAS-Port"] == summary["if"].removeprefix("ppp")
+    assert stop["Framed-IP-Address"] == summary["ip"] and stop["Calling-Station-Id"] == daemon.pair.client_ip
+    assert stop["NAS-IP-Address"] == daemon.pair.server_ip
+    assert int(stop["Acct-Session-Time"]) >= 4
+
+
+def radclient(pair: NetnsPair, kind: str, attributes: str, port: int = 3799, secret: str = DAE_SECRET) -> str:
+    argv = ["radclient", "-x", "-t", "3", "-r", "1", f"{pair.server_ip}:{port}", kind, secret]
+    result = subprocess.run(
+        pair.exec_argv(pair.server_ns, argv), input=attributes + "\n", capture_output=True, text=True, timeout=30
+    )
+    return result.stdout + result.stderr
+
+
+def test_a_disconnect_request_from_radclient_ends_the_session(radius_daemon: tuple[FreeRadius, Pypptpd]) -> None:
+    radius, daemon = radius_daemon
+
+    async def scenario() -> tuple[str, str, bool]:
+        session = await open_client(daemon, "alice", "s3cret", tun=False)
+        try:
+            assert await tunnel_ping(session, "192.168.0.1")
+            loop = asyncio.get_running_loop()
+            wrong = await loop.run_in_executor(None, radclient, daemon.pair, "disconnect", 'User-Name = "nobody"')
+            right = await loop.run_in_executor(None, radclient, daemon.pair, "disconnect", 'User-Name = "alice"')
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.wait_closed(), 5)
+            return wrong, right, session.down_reason is not None
+        finally:
+            await session.close()
+
+    wrong, right, closed = asyncio.run(scenario())
+    assert "Disconnect-NAK" in wrong and "Session-Context-Not-Found" in wrong, wrong
+    assert "Disconnect-ACK" in right, right
+    assert closed
+    stop = [r for r in radius.wait_accounting(2, timeout=10) if r["Acct-Status-Type"] == "Stop"]
+    assert stop and stop[-1]["Acct-Terminate-Cause"] == "Admin-Reset", stop
+
+
+def test_a_coa_session_timeout_applies_to_the_live_session(radius_daemon: tuple[FreeRadius, Pypptpd]) -> None:
+    radius, daemon = radius_daemon
+
+    async def scenario() -> tuple[str, float]:
+        session = await open_client(daemon, "bob", "b0b-pass", tun=False)
+        try:
+            assert await tunnel_ping(session, "192.168.0.1")
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(
+                None, radclient, daemon.pair, "coa", 'User-Name = "bob", Session-Timeout = 3'
+            )
+            began = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.wait_closed(), 10)
+            return answer, time.monotonic() - began
+        finally:
+            await session.close()
+
+    answer, waited = asyncio.run(scenario())
+    assert "CoA-ACK" in answer, answer
+    assert waited < 8
+    stop = [r for r in radius.wait_accounting(2, timeout=10) if r["Acct-Status-Type"] == "Stop"]
+    assert stop and stop[-1]["Acct-Terminate-Cause"] == "Session-Timeout", stop
+
+
+def test_freeradius_stopped_fails_cleanly_and_recovers(radius_daemon: tuple[FreeRadius, Pypptpd]) -> None:
+    radius, daemon = radius_daemon
+    radius.stop()
+
+    async def down() -> float:
+        began = time.monotonic()
+        with pytest.raises(Exception):  # noqa: B017 - the client's own failure type is not the point
+            await open_client(daemon, "alice", "s3cret", tun=False)
+        return time.monotonic() - began
+
+    waited = asyncio.run(down())
+    assert waited < 15  # radius_timeout 2 s x (1 + 1 retry): bounded, never a hang
+    daemon.wait_log("no answer from RADIUS", timeout=5)
+    radius.start()
+
+    async def back() -> bool:
+        session = await open_client(daemon, "alice", "s3cret", tun=False)
+        try:
+            return await tunnel_ping(session, "192.168.0.1")
+        finally:
+            await session.close()
+
+    assert asyncio.run(back())
+
+
+@pytest.mark.parametrize("radius_daemon", ["require-mschap\nrequire-mppe-128\n"], indirect=True, ids=["v1"])
+def test_mschap_v1_keyed_by_freeradius(radius_daemon: tuple[FreeRadius, Pypptpd]) -> None:
+    _, daemon = radius_daemon
+
+    async def scenario() -> bool:
+        session = await open_client(daemon, "bob", "b0b-pass", tun=False, auth=AUTH_MSCHAP_V1)
+        try:
+            return await tunnel_ping(session, "192.168.0.1")
+        finally:
+            await session.close()
+
+    assert asyncio.run(scenario()), daemon.log()
+
+
+@pytest.mark.parametrize(
+    ("radius_daemon", "method"),
+    [("require-pap\nnomppe\n", AUTH_PAP), ("require-chap\nnomppe\n", AUTH_CHAP_MD5)],
+    indirect=["radius_daemon"],
+    ids=["pap", "chap-md5"],
+)
+def test_pap_and_chap_md5_through_freeradius(radius_daemon: tuple[FreeRadius, Pypptpd], method: bytes) -> None:
+    _, daemon = radius_daemon
+    no_mppe = MppePolicy(enabled=False, required=False)
+
+    async def scenario() -> bool:
+        session = await open_client(daemon, "bob", "b0b-pass", tun=False, auth=method, mppe=no_mppe)
+        try:
+            return await tunnel_ping(session, "192.168.0.1")
+        finally:
+            await session.close()
+
+    assert asyncio.run(scenario()), daemon.log()
+    assert "Access-Accept from" in daemon.log()
+
+    async def wrong() -> None:
+        with pytest.raises(Exception):  # noqa: B017 - the client's own failure type is not the point
+            await open_client(daemon, "bob", "nope", tun=False, auth=method, mppe=no_mppe)
+
+    asyncio.run(wrong())
+    assert "Access-Reject from" in daemon.wait_log("Access-Reject from")
