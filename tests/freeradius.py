@@ -66,6 +66,8 @@ ACCESS_ACCEPT, ACCESS_REJECT, STATUS_SERVER = 2, 3, 12
 MESSAGE_AUTHENTICATOR = 80
 POOL_NETWORK = ipaddress.ip_network("192.168.0.0/16")
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+THREADS = 1
+"""radiusd's worker threads (one: see the thread pool section), and as many SQL connections."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,11 +208,16 @@ class FreeRadius:
 
     ``pool`` is the first and last address (inclusive, inside 192.168.0.0/16) of sqlippool pool
     ``pool_name``; ``sqlippool=False`` leaves addresses to the NAS (no Framed-IP-Address unless a user's
-    reply names one).  ``debug=True`` runs ``-X`` (everything a request does, in :meth:`log`).
+    reply names one).  The pool's stickiness key is ``pool_key`` (Debian's ``%{NAS-Port}``: with the
+    NAS-IP-Address, a NAS port keeps its address).  ``debug=True`` runs ``-X`` (everything a request does,
+    in :meth:`log`; only there does 3.2.1 say why it dropped an unsigned Access-Request).
+
+    Besides ``address``, it listens on the namespace's 127.0.0.1 at ``auth_port`` for the readiness probe
+    alone (a client list of its own): tests' NAS must not send from there.
 
     Runs as root: the generated ``security`` section names no user/group (Debian's config switches to
-    freerad, which could not read a test's 0700 tmp_path), and every file is root's, mode 0600/0644,
-    which FreeRADIUS's refusal of world-writable configuration accepts."""
+    freerad, which could not read a test's 0700 tmp_path), and every file is root's, mode 0600 (0700 for
+    directories), which FreeRADIUS's refusal of world-writable configuration accepts."""
 
     def __init__(
         self,
@@ -305,11 +312,14 @@ class FreeRadius:
 			busy_timeout = 2000
 		}}
 		read_clients = no
+		# As many connections as worker threads: rlm_sql never waits for a free connection ("No
+		# connections available and at max connection limit" is an Access-Reject: two NAS logging
+		# users in at once reached it with 4 connections for 8 threads).
 		pool {{
 			start = 1
 			min = 1
-			max = 4
-			spare = 1
+			max = {THREADS}
+			spare = {THREADS - 1}
 			uses = 0
 			lifetime = 0
 			idle_timeout = 0
@@ -377,7 +387,7 @@ security {{
 # one thread serialises the requests, as a test server may.
 thread pool {{
 	start_servers = 1
-	max_servers = 1
+	max_servers = {THREADS}
 	min_spare_servers = 0
 	max_spare_servers = 1
 	max_requests_per_server = 0
