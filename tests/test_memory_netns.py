@@ -47,6 +47,10 @@ async def test_a_closed_session_is_freed_without_a_collection(
     daemon = start_pypptpd(
         ["localip 192.168.0.1", "remoteip 192.168.0.234-238"], entry=["-m", "tests.memory_probe", str(results)]
     )
+    ran = tmp_path / "scripts-ran"
+    for script in (daemon.ip_up, daemon.ip_down):  # the scripts' path too (a runner, its tasks, their callbacks)
+        script.write_text(f'#!/bin/sh\necho "$(basename "$0")" >> {ran}\n')
+        script.chmod(0o755)
     for index in range(SESSIONS):
         session = await open_client(daemon, tun=False)
         if end == "tcp-dropped":
@@ -59,5 +63,7 @@ async def test_a_closed_session_is_freed_without_a_collection(
     assert [r["garbage"] for r in reports[1:]] == [{}] * (SESSIONS - 1), reports
     log = daemon.log()
     assert log.count("session ended") == SESSIONS
+    assert "could not be started" not in log, log
+    assert sorted(ran.read_text().split()) == ["ip-down"] * SESSIONS + ["ip-up"] * SESSIONS
     if end == "tcp-dropped":
         assert "TCP connection" in log, log
