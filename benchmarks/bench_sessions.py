@@ -21,6 +21,10 @@ library client's shared-transport mode (two races, each worth a 3-second stall o
   warm-up session came and went, and again with the ``sessions_total`` sessions up; the difference
   over the count, and the RSS after each run has closed its sessions.  Every session is closed
   (LCP Terminate, CCRQ, StopCCRQ) and the server namespace must be left without a ``pppN``.
+* **Churn** (issue 20): ``churn`` more rounds of ``sessions_total`` sessions up and closed on the same
+  daemon, the RSS with each round up and after it closed.  Closed sessions are freed when they close and
+  their memory serves the next ones, so the RSS stays put round after round; sessions kept in reference
+  cycles until a full collection made it climb (by 10 MiB over 4 rounds of 200, before).
 * **Aggregate packets per second** (issue 8 (d)) with 8 and with 64 sessions up, 1400-byte IPv4
   packets, counted by the kernel, each the best of ``repeats`` runs:
 
@@ -794,6 +798,8 @@ class Plan:
     seconds: float = 2.0
     repeats: int = 2
     stateful: bool = False
+    churn: int = 3
+    """Rounds of ``sessions_total`` sessions up and down after the setup runs (the RSS after each)."""
     workarounds: bool = True
     """The client-side workaround of :class:`Clients` (early GRE held; the harness reads the GRE socket itself)."""
     daemon_cpus: set[int] | None = None
@@ -856,6 +862,15 @@ async def _setup_runs(daemon: Daemon, clients: Clients, plan: Plan, out: dict[st
         out["setup"].append(row)
         out.setdefault("rss_after_runs_kib", []).append(row["rss_after_kib"])  # in run order
     out["setup"].sort(key=lambda r: r["concurrency"])
+    rounds = out["churn"] = []
+    for _ in range(plan.churn):
+        _, up, failed = await clients.establish(plan.sessions_total, max(plan.concurrency))
+        await _wait_sessions(daemon, up)
+        await asyncio.sleep(0.5)
+        rss_up = daemon.rss_kib()
+        release = await _release(daemon, clients)
+        await asyncio.sleep(0.5)
+        rounds.append({"up": up, "failed": failed, "rss_up_kib": rss_up, "rss_after_kib": daemon.rss_kib(), **release})
 
 
 async def _with_daemon(pair: NetnsPair, workdir: Path, plan: Plan, workers: int) -> dict:
@@ -900,6 +915,7 @@ async def run(
     stateful: bool = False,
     pin: bool = True,
     workarounds: bool = True,
+    churn: int = 3,
 ) -> dict:
     """Every measurement, on a fresh daemon (one per worker count) in fresh namespaces; see the module
     docstring.  A single-worker daemon always runs (setup, memory, packet rates); each worker count
@@ -927,6 +943,7 @@ async def run(
         repeats=repeats,
         stateful=stateful,
         workarounds=workarounds,
+        churn=churn,
         daemon_cpus=cpus - {load_cpu} if load_cpu is not None else None,
         workers_cpus=set(cpus) if load_cpu is not None else None,
     )
@@ -996,6 +1013,10 @@ def format_table(result: dict) -> list[str]:
     if after:
         runs = ", ".join(f"{kib / 1024:.1f}" for kib in after)
         lines.append(f"RSS after each setup run had closed its sessions, in run order: {runs} MiB")
+    churn = result.get("churn")
+    if churn:
+        rounds = ", ".join(f"{r['rss_up_kib'] / 1024:.1f}/{r['rss_after_kib'] / 1024:.1f}" for r in churn)
+        lines.append(f"Churn, {len(churn)} more rounds of {churn[0]['up']} sessions, RSS up/closed: {rounds} MiB")
     release = result.get("release")
     if release:
         lines.append(
@@ -1054,6 +1075,7 @@ def main(argv: list[str] | None = None) -> int:
         "--no-client-workarounds", action="store_true", help="show the library client's shared-transport races"
     )
     parser.add_argument("--stateful", action="store_true", help="negotiate stateful MPPE (mppe-stateful)")
+    parser.add_argument("--churn", type=int, default=3, help="rounds of --sessions up and closed after (default 3)")
     args = parser.parse_args(argv)
     reason = netns_available()
     if reason is not None:
@@ -1070,6 +1092,7 @@ def main(argv: list[str] | None = None) -> int:
             stateful=args.stateful,
             pin=not args.no_pin,
             workarounds=not args.no_client_workarounds,
+            churn=max(0, args.churn),
         )
     )
     for line in format_table(result):

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,9 @@ class Pypptpd:
         *,
         secrets: str = DEFAULT_SECRETS,
         options: str = DEFAULT_OPTIONS,
+        entry: Sequence[str] = ("-m", "pypptp.daemon.cli"),
     ) -> None:
+        """``entry``: what ``python`` runs with the daemon's arguments (a wrapper of the entry point may watch it)."""
         self.pair = pair
         self.workdir = workdir
         self.conf = workdir / "pptpd.conf"
@@ -159,8 +161,7 @@ class Pypptpd:
             files += ["--control-socket", str(self.control_socket)]
         argv = [
             sys.executable,
-            "-m",
-            "pypptp.daemon.cli",
+            *entry,
             "-f",
             "-c",
             str(self.conf),
@@ -215,12 +216,13 @@ def start_pypptpd(netns_pair: NetnsPair, tmp_path: Path) -> Iterator[Callable[..
         *,
         secrets: str = DEFAULT_SECRETS,
         options: str = DEFAULT_OPTIONS,
+        entry: Sequence[str] = ("-m", "pypptp.daemon.cli"),
     ) -> Pypptpd:
         lines = conf_lines if conf_lines is not None else []
         lines = [f"listen {netns_pair.server_ip}", *lines]
         workdir = tmp_path / f"daemon{len(started)}"
         workdir.mkdir()
-        daemon = Pypptpd(netns_pair, workdir, lines, args or [], secrets=secrets, options=options)
+        daemon = Pypptpd(netns_pair, workdir, lines, args or [], secrets=secrets, options=options, entry=entry)
         started.append(daemon)
         daemon.wait_listening()
         return daemon

@@ -21,7 +21,9 @@ def test_ipv4_udp_packet_is_well_formed() -> None:
 
 @pytest.mark.netns
 async def test_small_run_reports_every_figure(require_netns: None) -> None:
-    result = await run(sessions_total=10, concurrency=(4,), pps_sessions=(4,), workers=(1,), seconds=0.5, repeats=1)
+    result = await run(
+        sessions_total=10, concurrency=(4,), pps_sessions=(4,), workers=(1,), seconds=0.5, repeats=1, churn=2
+    )
 
     (setup,) = result["setup"]
     assert setup["up"] == 10 and setup["failed"] == 0
@@ -30,6 +32,10 @@ async def test_small_run_reports_every_figure(require_netns: None) -> None:
     memory = result["memory"]
     assert memory["sessions"] == 10 and memory["ppp_interfaces_up"] == 10
     assert memory["rss_before_kib"] > 0 and memory["rss_up_kib"] > 0
+
+    churn = result["churn"]
+    assert [(r["up"], r["failed"], r["ppp_left"]) for r in churn] == [(10, 0, 0)] * 2
+    assert all(r["rss_up_kib"] > 0 and r["rss_after_kib"] > 0 for r in churn)
 
     # every session was released: no pppN left in the server namespace, every close clean
     assert result["release"] == {"unclean_closes": 0, "ppp_left": 0}
@@ -48,4 +54,5 @@ async def test_small_run_reports_every_figure(require_netns: None) -> None:
     assert any("sessions/s" in line for line in lines)
     assert any("KiB per session" in line for line in lines)
     assert any("encap pps" in line for line in lines)
+    assert any(line.startswith("Churn, 2 more rounds of 10 sessions") for line in lines)
     assert all(isinstance(line, str) for line in lines)

@@ -72,7 +72,7 @@ class ControlProtocol(asyncio.Protocol):
             self.abort("internal error")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._timer.cancel()
+        self._timer.close()  # (its callback is our bound method: the connection is freed when let go)
         if self.conn is not None and not self.conn.closed:
             reason = f"TCP connection lost: {exc}" if exc else "TCP connection closed by peer"
             try:

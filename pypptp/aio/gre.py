@@ -313,9 +313,13 @@ class GreCall:
         transport.add_call(self)
 
     def close(self) -> None:
+        """The call has ended: off the transport, and without the references that lead back to it or to
+        its session (its timer's bound method, ``deliver``, the room waiter), so that it and its session are
+        freed by reference counting once their owner lets go, not at the next full garbage collection."""
         self.transport.remove_call(self)
-        self._timer.cancel()
+        self._timer.close()
         self.room_waiter = None
+        self.deliver = _ended
 
     def send(self, payload: bytes | memoryview) -> bool:
         """Send one PPP frame; False if the peer's window is full (the frame is dropped)."""
@@ -398,3 +402,7 @@ class GreCall:
             start = write_header(self._out, MAX_HEADER_SIZE, self.peer_call_id, 0, NO_NUMBER, ack)
             self.transport.sendto(self._out_view[start:MAX_HEADER_SIZE], self._peer)
         self._timer.arm(seq.next_deadline())
+
+
+def _ended(payload: memoryview | bytes) -> None:
+    """A closed call's ``deliver``: what still arrives for it is dropped."""

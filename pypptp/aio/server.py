@@ -368,6 +368,8 @@ class ServerConnection(ControlProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        if self.conn is not None:  # nothing more goes in or out: drop the cycle through our bound method
+            self.conn.tracer = None
         self._report_anomalies()
         self.server._forget_pending(self)
         self.server.connections.discard(self)

@@ -296,8 +296,27 @@ class PppSession:
             self.link.lower_down(self.loop.time(), reason)
             self.link.drain()
         self._remove_tun()
-        if self.on_down is not None:
-            self.on_down(self, reason)
+        try:
+            if self.on_down is not None:
+                self.on_down(self, reason)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """The session has ended and its owner has been told: drop what leads back to it or to its owner's
+        objects (its timers' bound methods, the GRE call's methods, whose ``deliver`` is this session's,
+        the owner's callbacks, which close over the owner's per-session record), so that reference counting
+        frees the session as soon as its owner lets go of it, not the next full garbage collection."""
+        self._timer.close()
+        self._limits.close()
+        self.on_up = self.on_auth = self.on_down = None
+        self.verify = None
+        self.make_tun = _no_tun
+        self.send = _closed_send
+        self.send_in_place = _closed_send_in_place
+        self.room = _no_room
+        self.notify_room = None
+        self.link.detach()
 
     def renegotiate(self, protocol: int = Protocol.LCP) -> None:
         """Restart LCP (RFC 1661 section 4.2: a fresh Configure-Request in Opened): authentication, CCP
@@ -648,6 +667,25 @@ def session_over_gre(
     )
     gre.deliver = ppp.receive_frame  # before anything can arrive: the loop drains the transport, not this code
     return gre, ppp
+
+
+def _no_tun() -> TunDevice:
+    """An ended session's ``make_tun``."""
+    raise TunError("the session has ended")
+
+
+def _closed_send(frame: bytes | memoryview) -> bool:
+    """An ended session's ``send``: nothing goes out."""
+    return False
+
+
+def _closed_send_in_place(buffer: bytearray, view: memoryview, start: int, end: int, now: float) -> None:
+    """An ended session's ``send_in_place``."""
+
+
+def _no_room(now: float) -> int:
+    """An ended session's ``room``: none."""
+    return 0
 
 
 def _not_yet(payload: memoryview | bytes) -> None:

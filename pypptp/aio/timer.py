@@ -6,6 +6,10 @@ callback gets ``now``, never earlier than the deadline it was armed for:
 asyncio may run a timer up to one clock resolution early, and a sans-IO
 object shown a time before its own deadline would do nothing and re-arm
 the same timer again.
+
+Its owner holds it and it holds the owner's bound method: a reference cycle.  :meth:`DeadlineTimer.close`
+drops the callback when the owner ends, so that the owner is freed by reference counting then, not at the
+next full garbage collection (a daemon's closed sessions would otherwise keep their memory until one).
 """
 
 from __future__ import annotations
@@ -49,8 +53,18 @@ class DeadlineTimer:
         self._handle = None
         self._at = None
 
+    def close(self) -> None:
+        """The owner has ended: cancel, and drop the callback (the cycle through the owner's bound method).
+        A later :meth:`arm` or :meth:`ensure` is harmless: the timer then fires into nothing."""
+        self.cancel()
+        self._callback = _ended
+
     def _fire(self) -> None:
         now = max(self._loop.time(), self._at or 0.0)
         self._handle = None
         self._at = None
         self._callback(now)
+
+
+def _ended(now: float) -> None:
+    """A closed timer's callback."""

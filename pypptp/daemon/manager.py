@@ -759,6 +759,7 @@ class Daemon:
         if session is None:
             return
         del self.sessions[(id(session.connection), session.call.call_id)]
+        session.scripts.on_not_started = None  # (a closure over the session: a cycle through its runner)
         if session.gre_watch is not None:
             session.gre_watch.cancel()
         session.gre.close()

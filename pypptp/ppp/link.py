@@ -56,12 +56,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import ipaddress
 import os
 import re
 import secrets as _secrets
+import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pypptp.ppp import logtext
 from pypptp.ppp.auth import (
@@ -355,19 +357,7 @@ class PppLink:
         self._frames: list[bytes] = []
         self._events: list[LinkEvent] = []
         self._tracer: Tracer | None = None
-        self.table: dict[int, tuple[Phase, Callable[[int, memoryview, float], None]]] = {
-            Protocol.LCP: (Phase.ESTABLISH, self._on_lcp),
-            Protocol.PAP: (Phase.AUTHENTICATE, self._on_auth),
-            Protocol.CHAP: (Phase.AUTHENTICATE, self._on_auth),
-            Protocol.IPCP: (Phase.NETWORK, self._on_ncp),
-            Protocol.IPV4: (Phase.NETWORK, self._on_data),
-        }
-        if config.ipv6:
-            self.table[Protocol.IPV6CP] = (Phase.NETWORK, self._on_ncp)
-            self.table[Protocol.IPV6] = (Phase.NETWORK, self._on_data)
-        if config.mppe.enabled:
-            self.table[Protocol.CCP] = (Phase.NETWORK, self._on_ncp)
-            self.table[Protocol.COMPRESSED] = (Phase.NETWORK, self._on_encrypted)
+        self.table = _protocol_table(config.ipv6, config.mppe.enabled)
         self.tracer = tracer
 
     @property
@@ -395,6 +385,13 @@ class PppLink:
         self.lcp.open(now)
         self.lcp.up(now)
         self._settle(now)
+
+    def detach(self) -> None:
+        """The owner is done with the link (its session has ended): drop the owner's callbacks, which close
+        over the owner's per-session objects that hold this link (a reference cycle each), so that the link
+        is freed by reference counting with its session.  The link reads as before (results, counters)."""
+        self._assign_addresses = None
+        self.log_packets = None
 
     def close(self, now: float, reason: str) -> None:
         """Terminate the link administratively (LCP Close), e.g. on SIGTERM or a CCRQ."""
@@ -466,7 +463,7 @@ class PppLink:
         elif self.phase < entry[0] or (self.phase is Phase.TERMINATE and protocol != Protocol.LCP):
             self._log("debug", f"discarded {_protocol_name(protocol)} in the {self.phase.name} phase")
         else:
-            entry[1](protocol, view[offset:], now)
+            entry[1](self, protocol, view[offset:], now)
         self._settle(now)
 
     def handle_timer(self, now: float) -> None:
@@ -1147,6 +1144,30 @@ class PppLink:
 
     def _log(self, level: str, message: str) -> None:
         self._events.append(LinkLog(level, message))
+
+
+_Handler = Callable[[PppLink, int, memoryview, float], None]
+
+
+@functools.cache
+def _protocol_table(ipv6: bool, mppe: bool) -> Mapping[int, tuple[Phase, _Handler]]:
+    """:attr:`PppLink.table` for a link configuration: the same read-only mapping for every link of that
+    shape, with the handlers unbound (a per-link dictionary of bound methods was a reference cycle per
+    link, and a dictionary per session)."""
+    table: dict[int, tuple[Phase, _Handler]] = {
+        Protocol.LCP: (Phase.ESTABLISH, PppLink._on_lcp),
+        Protocol.PAP: (Phase.AUTHENTICATE, PppLink._on_auth),
+        Protocol.CHAP: (Phase.AUTHENTICATE, PppLink._on_auth),
+        Protocol.IPCP: (Phase.NETWORK, PppLink._on_ncp),
+        Protocol.IPV4: (Phase.NETWORK, PppLink._on_data),
+    }
+    if ipv6:
+        table[Protocol.IPV6CP] = (Phase.NETWORK, PppLink._on_ncp)
+        table[Protocol.IPV6] = (Phase.NETWORK, PppLink._on_data)
+    if mppe:
+        table[Protocol.CCP] = (Phase.NETWORK, PppLink._on_ncp)
+        table[Protocol.COMPRESSED] = (Phase.NETWORK, PppLink._on_encrypted)
+    return types.MappingProxyType(table)
 
 
 class _NoSecrets:
