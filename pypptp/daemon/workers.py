@@ -155,7 +155,8 @@ POLL_INTERVAL = 0.1
 class Dispatcher:
     """In the supervisor: accepts on the listening socket and hands each connection to the least-loaded
     worker (see the module docstring).  A worker's load is what it holds (its last report) plus what was
-    sent to it and not yet received by it; ties go to the lowest index."""
+    sent to it and not yet received by it; of equally loaded workers, the one sent the fewest so far (so
+    short connections still go round), then the lowest index."""
 
     def __init__(self, listener: socket.socket, count: int) -> None:
         self.listener: socket.socket | None = listener
@@ -260,8 +261,8 @@ class Dispatcher:
                 conn.close()  # the worker has its own copy now (or the client gets a reset)
 
     def _dispatch(self, conn: socket.socket) -> None:
-        order = sorted((self.load(i), i) for i in range(self.count) if self.channels[i] is not None)
-        for _, index in order:
+        order = sorted((self.load(i), self.sent[i], i) for i in range(self.count) if self.channels[i] is not None)
+        for _, _, index in order:
             channel = self.channels[index]
             assert channel is not None
             try:
