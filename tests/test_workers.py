@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ipaddress
 import os
 import random
@@ -25,7 +26,15 @@ from pypptp.client.tunnel import PptpClientError, PptpClientSession, client_link
 from pypptp.ctrl.callids import CallIdAllocator
 from pypptp.daemon import cli
 from pypptp.daemon.pool import AddressPool
-from pypptp.daemon.workers import EXIT_CANNOT_START, Supervisor, effective_workers, split
+from pypptp.daemon.workers import (
+    EXIT_CANNOT_START,
+    LOAD,
+    Dispatcher,
+    Supervisor,
+    effective_workers,
+    listening_socket,
+    split,
+)
 from pypptp.gre.codec import decode_header, encode_packet
 from pypptp.host import tun
 from pypptp.host.bpf import attach_filter, gre_call_id_filter, open_gre_socket
@@ -164,6 +173,57 @@ def test_a_dead_workers_slots_are_free_again() -> None:
     seat.release()
     seat.release()  # harmless twice
     assert claims.take("seat/1") is not None
+
+
+def test_the_dispatcher_hands_each_connection_to_the_least_loaded_worker() -> None:
+    """On loopback, without forking: the supervisor's side of two channels, their workers' ends read here."""
+    listener = listening_socket("127.0.0.1", 0)
+    dispatcher = Dispatcher(listener, 2)
+    theirs = [dispatcher.open(index) for index in range(2)]
+    address = listener.getsockname()
+    clients: list[socket.socket] = []
+
+    def connect(count: int) -> list[int]:
+        """``count`` connections; which worker got each (by the fds arriving on their channels)."""
+        for _ in range(count):
+            clients.append(socket.create_connection(address, timeout=5))
+        got: list[int] = []
+        for _ in range(100):
+            dispatcher.wait(0.05)
+            for index, channel in enumerate(theirs):
+                if channel.fileno() < 0:  # closed: a worker gone
+                    continue
+                channel.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    while True:
+                        _, fds, _, _ = socket.recv_fds(channel, 16, 4)
+                        for fd in fds:
+                            os.close(fd)
+                            got.append(index)
+            if len(got) == count:
+                return got
+        raise AssertionError(f"only {got} of {count} connections handed out")
+
+    try:
+        assert sorted(connect(4)) == [0, 0, 1, 1]  # nothing reported yet: in flight counts as load
+        theirs[0].send(LOAD.pack(2, 0))  # worker 0 received its 2 and closed them; worker 1 holds its 2
+        theirs[1].send(LOAD.pack(2, 2))
+        assert connect(3) == [0, 0, 1]  # 0 < 2: worker 0 twice, then both hold 2, worker 1 sent fewer
+        theirs[1].send(LOAD.pack(2**32 - 1, 0))  # (a report modulo 2**32)
+        dispatcher.wait(0.05)
+        assert dispatcher.load(1) == 4  # 3 sent, "-1" received: 4 in flight
+        theirs[0].close()  # worker 0 gone: its channel fails, the next worker takes the connection
+        assert connect(1) == [1]
+        assert dispatcher.channels[0] is None and dispatcher.dropped == 0
+        theirs[1].close()
+        clients.append(socket.create_connection(address, timeout=5))
+        for _ in range(20):
+            dispatcher.wait(0.05)
+        assert dispatcher.dropped == 1 and clients[-1].recv(1) == b""  # no worker: closed at once
+    finally:
+        dispatcher.close()
+        for sock in [*clients, *theirs]:
+            sock.close()
 
 
 def test_pending_budget_split_and_workers_lowered() -> None:

@@ -257,7 +257,7 @@ class ControlServer:
             return
         live = len(self.connections) + len(self._adopting)
         try:
-            self._handoff.send(LOAD.pack(self._handed, live))
+            self._handoff.send(LOAD.pack(self._handed & 0xFFFFFFFF, live))  # (modulo 2**32: the parent subtracts)
         except (BlockingIOError, InterruptedError):  # the supervisor is behind; the next report says it all
             pass
         except OSError:

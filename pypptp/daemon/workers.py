@@ -173,7 +173,8 @@ class Dispatcher:
         """Connections closed at once: no worker could take them."""
 
     def load(self, index: int) -> int:
-        return self.held[index] + self.sent[index] - self.received[index]
+        in_flight = (self.sent[index] - self.received[index]) & 0xFFFFFFFF  # the worker counts modulo 2**32
+        return self.held[index] + in_flight
 
     def open(self, index: int) -> socket.socket:
         """A new channel for worker ``index`` (about to be forked): the worker's end."""
