@@ -414,7 +414,7 @@ def test_check_with_workers_reads_each_file_once(setup: Setup, capsys: pytest.Ca
     with opened_files() as opened:
         status = main([*setup.argv(), "--system-options", setup.system, "--check", "--workers", "2"])
     assert status == 0 and opened.count(setup.conf) == 1 and opened.count(setup.secrets) == 1
-    assert "ok: 2 workers: connections 3+3" in capsys.readouterr().out
+    assert "the pool (6 address(es)) and the 6 connections shared by all" in capsys.readouterr().out
 
 
 def test_validate_gives_the_configuration_check_read(setup: Setup) -> None:

@@ -4,6 +4,8 @@ and the real daemon with two workers between two namespaces (sessions on both, S
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import ipaddress
 import os
 import random
@@ -20,16 +22,26 @@ from pathlib import Path
 import pytest
 
 from pypptp.aio.gre import GreTransport
-from pypptp.client.tunnel import PptpClientSession, client_link_config
+from pypptp.client.tunnel import PptpClientError, PptpClientSession, client_link_config
 from pypptp.ctrl.callids import CallIdAllocator
 from pypptp.daemon import cli
 from pypptp.daemon.pool import AddressPool
-from pypptp.daemon.workers import EXIT_CANNOT_START, Supervisor, effective_workers, split
+from pypptp.daemon.workers import (
+    EXIT_CANNOT_START,
+    LOAD,
+    Dispatcher,
+    Supervisor,
+    effective_workers,
+    listening_socket,
+    split,
+)
 from pypptp.gre.codec import decode_header, encode_packet
 from pypptp.host import tun
 from pypptp.host.bpf import attach_filter, gre_call_id_filter, open_gre_socket
+from pypptp.host.claims import Claims
 from pypptp.host.netns import NetnsPair, run_in_netns
 from tests.conftest import REPO, Pypptpd, icmp_echo
+from tests.test_daemon_netns import open_client
 
 CONF = ["localip 192.168.0.1", "remoteip 192.168.1.10-29", "connections 20"]
 SERVER_TUNNEL_IP = "192.168.0.1"
@@ -101,41 +113,126 @@ def test_call_id_class_must_make_sense(stride: int, offset: int) -> None:
         CallIdAllocator(stride=stride, offset=offset)
 
 
-def test_pool_shares_are_disjoint_interleaved_and_lowest_first() -> None:
-    pool = AddressPool.parse("192.168.0.1", "192.168.1.10-16")
-    shares = [pool.share(index, 3) for index in range(3)]
-    assert [share.size for share in shares] == [3, 2, 2]
-    leases = [[lease.index for lease in iter(share.acquire, None)] for share in shares]
-    assert leases == [[0, 3, 6], [1, 4], [2, 5]]
-    assert pool.in_use == 0  # the whole pool is untouched
-    first = shares[1].lease_at(4)
-    shares[1].release(first)
-    again = shares[1].acquire()
-    assert again is not None and str(again.remote) == "192.168.1.14"
-    with pytest.raises(ValueError):
-        shares[0].release(shares[0].lease_at(1))  # not this share's
-    with pytest.raises(ValueError):
-        pool.share(3, 3)
+def _claims() -> Claims:
+    return Claims(f"pypptp-test-{os.getpid()}-{random.getrandbits(32)}")
 
 
-def test_connections_split_and_workers_lowered() -> None:
-    assert split(20, 2) == [10, 10]
+def test_workers_hand_out_the_whole_pool_lowest_first_never_the_same_slot() -> None:
+    """Two workers' pools over the same claims (as two processes: a claim is a bind, atomic across them):
+    each takes the lowest slot nobody holds, so together they fill the pool in order."""
+    claims = _claims()
+    pools = [AddressPool.parse("192.168.0.1", "192.168.1.10-16") for _ in range(2)]
+    for pool in pools:
+        pool.share_across_processes(claims)
+    taken = [pools[n % 2].acquire() for n in range(7)]
+    assert [lease.index for lease in taken if lease is not None] == list(range(7))
+    assert pools[0].acquire() is None and pools[1].acquire() is None  # the whole pool is in use
+    assert taken[3] is not None
+    pools[1].release(taken[3])  # worker 1's slot, free for worker 0 at once
+    again = pools[0].acquire()
+    assert again is not None and again.index == 3
+    with pytest.raises(ValueError):
+        pools[1].release(again)  # not worker 1's lease
+    assert pools[1].acquire_remote(ipaddress.IPv4Address("192.168.1.13")) is None  # held by worker 0
+    pools[0].release(again)
+    pinned = pools[1].acquire_remote(ipaddress.IPv4Address("192.168.1.13"))
+    assert pinned is not None and pinned.index == 3
+    assert pools[0].acquire_remote(ipaddress.IPv4Address("192.168.1.13")) is None
+
+
+def test_a_dead_workers_slots_are_free_again() -> None:
+    """A worker killed with SIGKILL releases nothing itself: the kernel drops its claims with it."""
+    claims = _claims()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: takes slots 0 and 1 and a seat, says so, then waits to be killed
+        try:
+            pool = AddressPool.parse("192.168.0.1", "192.168.1.10-16")
+            pool.share_across_processes(claims)
+            held = [pool.acquire(), pool.acquire(), claims.first_free("seat", 5)]
+            os.write(write_end, b"ok" if all(held) else b"no")
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        assert os.read(read_end, 2) == b"ok"
+        pool = AddressPool.parse("192.168.0.1", "192.168.1.10-16")
+        pool.share_across_processes(claims)
+        lease = pool.acquire()
+        assert lease is not None and lease.index == 2  # 0 and 1 are the other worker's
+        seat = claims.first_free("seat", 5)
+        assert seat is not None and seat.name == "seat/1"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read_end)
+    assert [lease.index for lease in iter(pool.acquire, None)] == [0, 1, 3, 4, 5, 6]
+    freed = claims.first_free("seat", 5)
+    assert freed is not None and freed.name == "seat/0" and claims.take("seat/0") is None
+    seat.release()
+    seat.release()  # harmless twice
+    assert claims.take("seat/1") is not None
+
+
+def test_the_dispatcher_hands_each_connection_to_the_least_loaded_worker() -> None:
+    """On loopback, without forking: the supervisor's side of two channels, their workers' ends read here."""
+    listener = listening_socket("127.0.0.1", 0)
+    dispatcher = Dispatcher(listener, 2)
+    theirs = [dispatcher.open(index) for index in range(2)]
+    address = listener.getsockname()
+    clients: list[socket.socket] = []
+
+    def connect(count: int) -> list[int]:
+        """``count`` connections; which worker got each (by the fds arriving on their channels)."""
+        for _ in range(count):
+            clients.append(socket.create_connection(address, timeout=5))
+        got: list[int] = []
+        for _ in range(100):
+            dispatcher.wait(0.05)
+            for index, channel in enumerate(theirs):
+                if channel.fileno() < 0:  # closed: a worker gone
+                    continue
+                channel.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    while True:
+                        _, fds, _, _ = socket.recv_fds(channel, 16, 4)
+                        for fd in fds:
+                            os.close(fd)
+                            got.append(index)
+            if len(got) == count:
+                return got
+        raise AssertionError(f"only {got} of {count} connections handed out")
+
+    try:
+        assert sorted(connect(4)) == [0, 0, 1, 1]  # nothing reported yet: in flight counts as load
+        theirs[0].send(LOAD.pack(2, 0))  # worker 0 received its 2 and closed them; worker 1 holds its 2
+        theirs[1].send(LOAD.pack(2, 2))
+        assert connect(3) == [0, 0, 1]  # 0 < 2: worker 0 twice, then both hold 2, worker 1 sent fewer
+        theirs[1].send(LOAD.pack(2**32 - 1, 0))  # (a report modulo 2**32)
+        dispatcher.wait(0.05)
+        assert dispatcher.load(1) == 4  # 3 sent, "-1" received: 4 in flight
+        theirs[0].close()  # worker 0 gone: its channel fails, the next worker takes the connection
+        assert connect(1) == [1]
+        assert dispatcher.channels[0] is None and dispatcher.dropped == 0
+        theirs[1].close()
+        clients.append(socket.create_connection(address, timeout=5))
+        for _ in range(20):
+            dispatcher.wait(0.05)
+        assert dispatcher.dropped == 1 and clients[-1].recv(1) == b""  # no worker: closed at once
+    finally:
+        dispatcher.close()
+        for sock in [*clients, *theirs]:
+            sock.close()
+
+
+def test_pending_budget_split_and_workers_lowered() -> None:
+    assert split(256, 2) == [128, 128]
     assert split(7, 3) == [3, 2, 2]
     assert sum(split(101, 4)) == 101
     assert effective_workers(4, 100) == (4, None)
     workers, warning = effective_workers(4, 2)
     assert workers == 2 and warning is not None and "lowered to 2" in warning
-
-
-def test_split_connections_use_only_the_first_slots() -> None:
-    """pptpd uses the first ``connections`` address pairs; interleaved shares keep that."""
-    pool = AddressPool.parse("192.168.0.1", "192.168.1.10-29")
-    for connections, workers in ((5, 2), (7, 3), (20, 4)):
-        used = []
-        for index, limit in enumerate(split(connections, workers)):
-            share = pool.share(index, workers)
-            used += [lease.index for lease in (share.acquire() for _ in range(limit)) if lease is not None]
-        assert sorted(used) == list(range(connections))
 
 
 def test_check_reports_the_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -146,7 +243,10 @@ def test_check_reports_the_split(tmp_path: Path, capsys: pytest.CaptureFixture[s
     options.write_text("name pptpd\n")  # the server column of alice's line
     argv = ["--check", "-c", str(conf), "--secrets", str(secrets), "--system-options", str(options)]
     assert cli.main([*argv, "--workers", "3"]) == 0
-    assert "ok: 3 workers: connections 2+2+1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ok: 3 workers: the parent hands each connection to the least-loaded worker" in out
+    assert "the pool (7 address(es)) and the 5 connections shared by all" in out
+    assert "pending connections 86+85+85" in out
     assert cli.main([*argv, "--workers", "9"]) == 0
     assert "--workers 9 lowered to 5" in capsys.readouterr().out
     with pytest.raises(SystemExit):
@@ -413,10 +513,10 @@ async def test_two_workers_share_six_sessions_then_sigterm_releases_everything(
         for session, (_, pid) in zip(sessions, socks, strict=True):
             index = workers[pid]
             assert session.call.peer_call_id is not None and session.call.peer_call_id % 2 == index
-            assert session.network is not None
-            slot = int(session.network.local_address) - int(ipaddress.IPv4Address("192.168.1.10"))
-            assert slot % 2 == index  # worker i's share of the pool: every other address
-        assert len({str(s.network.local_address) for s in sessions if s.network}) == 6
+        slots = sorted(
+            int(s.network.local_address) - int(ipaddress.IPv4Address("192.168.1.10")) for s in sessions if s.network
+        )
+        assert slots == list(range(6))  # one pool: the lowest six slots, whichever worker took each
         await _ping_all(sessions)
         await _log_match(daemon, r"Using interface ppp\d+", 6)
         assert len(set(_interfaces(daemon.pair))) == 6
@@ -483,3 +583,137 @@ async def test_workers_end_when_the_supervisor_is_killed(start_pypptpd: Callable
         await asyncio.sleep(0.05)
     assert all(_gone(pid) for pid in workers)
     assert daemon.log().count("MGR: Exit.") == 2
+
+
+# -- one server: the whole pool and limit from every worker, sessions spread by load ---------------------
+
+SEED_POOL = ["localip 192.168.0.1", "remoteip 192.168.0.234-238"]
+"""The seed's pool without its pinned address: five addresses, so ``connections`` is 5."""
+SEED_ADDRESSES = [f"192.168.0.{n}" for n in range(234, 239)]
+
+
+def _session_workers(daemon: Pypptpd) -> collections.Counter[int]:
+    """Sessions (authenticated, with a unit) by worker pid, from the pppd ``Connect:`` lines."""
+    return collections.Counter(int(m[1]) for m in re.finditer(r"pppd\[(\d+)\]: ppp\d+: Connect: ppp", daemon.log()))
+
+
+async def _ended(daemon: Pypptpd, count: int) -> None:
+    """Until the daemon has ended ``count`` sessions and removed their devices: an old ``pppN`` routes its
+    peer address until it is unlisted, so a new session given that address before then has its replies
+    sent into the old device (as with a single process; a client takes longer to redial)."""
+    await _log_match(daemon, r"Connection terminated\.", count, timeout=15)
+    deadline = time.monotonic() + 5
+    while _interfaces(daemon.pair) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.netns
+async def test_five_clients_at_once_on_the_five_addresses_with_two_workers_ten_rounds(
+    start_pypptpd: Callable[..., Pypptpd],
+) -> None:
+    """The issue's bar: five Windows-style clients (MS-CHAPv2, MPPE) connecting at once to the seed pool
+    with two workers are all served, each round, on the five addresses (with the kernel's SO_REUSEPORT
+    hash and split shares, one of the five was refused in every round: "connection limit 3 reached")."""
+    daemon = start_pypptpd(SEED_POOL, TWO_WORKERS)
+    workers = await _workers(daemon)
+    up = 0
+    for round_ in range(10):
+        results = await asyncio.gather(*(open_client(daemon, tun=False) for _ in range(5)), return_exceptions=True)
+        sessions = [r for r in results if isinstance(r, PptpClientSession)]
+        try:
+            up += len(sessions)
+            assert len(sessions) == 5, (round_, [r for r in results if isinstance(r, BaseException)])
+            assert sorted(str(s.network.local_address) for s in sessions if s.network) == SEED_ADDRESSES
+            await _ping_all(sessions)
+        finally:
+            await asyncio.gather(*(s.close() for s in sessions))
+        await _ended(daemon, 5 * (round_ + 1))
+    assert up == 50
+    assert "connection limit" not in daemon.log() and "no address left" not in daemon.log()
+    by_worker = _session_workers(daemon)
+    assert set(by_worker) == set(workers) and all(count >= 20 for count in by_worker.values()), by_worker
+    assert daemon.terminate() == 0, daemon.log()
+
+
+@pytest.mark.netns
+async def test_eight_sessions_on_two_workers_are_split_by_load(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """Each connection goes to the least-loaded worker: 8 sessions at once, 4 and 4 (one off at most);
+    the kernel's hash had split them 7/1."""
+    daemon = start_pypptpd(CONF, TWO_WORKERS)
+    workers = await _workers(daemon)
+    sessions = list(await asyncio.gather(*(open_client(daemon, tun=False) for _ in range(8))))
+    try:
+        await _ping_all(sessions)
+        by_worker = _session_workers(daemon)
+        assert set(by_worker) == set(workers) and sum(by_worker.values()) == 8
+        assert max(by_worker.values()) - min(by_worker.values()) <= 2, by_worker  # 4/4, or 5/3
+        calls = collections.Counter(s.call.peer_call_id % 2 for s in sessions if s.call.peer_call_id is not None)
+        assert sorted(calls.values()) == sorted(by_worker.values())  # Call ID i mod 2: worker i's
+        assert len({s.call.peer_call_id for s in sessions}) == 8
+        assert len(set(_interfaces(daemon.pair))) == 8  # pppN unique across the workers
+    finally:
+        await asyncio.gather(*(s.close() for s in sessions))
+    assert daemon.terminate() == 0, daemon.log()
+
+
+@pytest.mark.netns
+async def test_a_killed_workers_addresses_and_seats_are_free_again(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """The five addresses and five seats all held; SIGKILL the worker holding most: its sessions' addresses
+    and seats are free again at once (the kernel drops its claims), the survivor's are untouched."""
+    daemon = start_pypptpd(SEED_POOL, TWO_WORKERS)
+    workers = await _workers(daemon)
+    sessions = list(await asyncio.gather(*(open_client(daemon, tun=False) for _ in range(5))))
+    try:
+        by_worker = _session_workers(daemon)
+        victim = max(by_worker, key=by_worker.__getitem__)
+        os.kill(victim, signal.SIGKILL)
+        await _log_match(daemon, rf"MGR: worker {workers[victim]} restarted")
+        await _log_match(daemon, r"listening on", 3)
+        lost = by_worker[victim]
+        fresh = list(await asyncio.gather(*(open_client(daemon, tun=False) for _ in range(lost))))
+        kept = [s for s in sessions if s.ppp is not None and not s.ppp.closed]
+        sessions += fresh
+        assert len(kept) == 5 - lost
+        held = sorted(str(s.network.local_address) for s in [*kept, *fresh] if s.network)
+        assert held == SEED_ADDRESSES  # the lost sessions' addresses, handed out again
+        await _ping_all([*kept, *fresh])
+        with pytest.raises(PptpClientError):  # and the pool is full again
+            await open_client(daemon, tun=False)
+    finally:
+        for session in sessions:
+            if session.ppp is not None:
+                session.ppp.close("worker gone")
+        await asyncio.gather(*(s.close() for s in sessions))
+    assert daemon.terminate() == 0, daemon.log()
+
+
+@pytest.mark.netns
+async def test_the_pending_budget_holds_across_workers(start_pypptpd: Callable[..., Pypptpd]) -> None:
+    """``--max-pending 4`` with two workers: eight silent connections, four of them dropped (each worker
+    keeps two, evicting its oldest), never eight held as two full budgets of four."""
+    daemon = start_pypptpd(CONF, [*TWO_WORKERS, "--max-pending", "4"])
+    await _workers(daemon)
+    socks = [daemon.client_socket() for _ in range(8)]
+    try:
+
+        def alive() -> int:
+            count = 0
+            for sock in socks:
+                try:
+                    count += sock.recv(1, socket.MSG_PEEK) != b""
+                except BlockingIOError:
+                    count += 1
+                except OSError:
+                    pass
+            return count
+
+        deadline = time.monotonic() + 10
+        while alive() > 4 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert alive() == 4, daemon.log()
+        assert len(re.findall(r"dropped to make room|4 pending connections|2 pending connections", daemon.log())) >= 1
+    finally:
+        for sock in socks:
+            sock.close()
+    assert daemon.terminate() == 0, daemon.log()

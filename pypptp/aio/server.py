@@ -52,9 +52,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import logging
 import socket
+import struct
 from collections.abc import Callable
 from typing import Protocol
 
@@ -123,6 +125,10 @@ class CallHooks(Protocol):
 MAX_EARLY_CONTROL = 16
 """Control messages of a connection kept for its session's trace before the call exists (SCCRQ, SCCRP, OCRQ,
 OCRP and a few echoes)."""
+HANDOFF_BATCH = 64
+"""Connections taken from the supervisor's channel per wake-up of the loop (:meth:`ControlServer.take_from`)."""
+LOAD = struct.Struct("=II")
+"""A worker's load report to its supervisor: connections received so far, connections held now."""
 SUMMARY_INTERVAL = 60.0
 """Seconds between two summary lines about dropped pending connections."""
 ANOMALY_SUMMARY_INTERVAL = 60.0
@@ -160,6 +166,10 @@ class ControlServer:
         self._report_timer: asyncio.TimerHandle | None = None
         self._last_source: dict[str, str] = {}
         self._server: asyncio.Server | None = None
+        self._handoff: socket.socket | None = None  # take_from(): where accepted connections come from
+        self._handed = 0  # connections received from it
+        self._adopting: set[asyncio.Task[object]] = set()
+        self._load_due = False
 
     @property
     def sockets(self) -> list[tuple[str, int]]:
@@ -169,7 +179,7 @@ class ControlServer:
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Listen on ``settings.listen``:``settings.port``, or accept on ``sock``, a bound TCP socket made
-        elsewhere (a worker's, with ``SO_REUSEPORT``: :func:`pypptp.daemon.workers.listening_sockets`)."""
+        elsewhere (a test's); a ``--workers`` worker takes its connections with :meth:`take_from` instead."""
         loop = asyncio.get_running_loop()
         backlog = listen_backlog(self.settings)
         if sock is not None:
@@ -185,7 +195,84 @@ class ControlServer:
             )
         log.info("MGR: Manager process started, listening on %s:%d", self.settings.listen, self.settings.port)
 
+    def take_from(self, channel: socket.socket) -> None:
+        """Serve the connections another process accepted and passes over ``channel`` (a UNIX
+        ``SOCK_SEQPACKET`` socket: one accepted socket per message, ``SCM_RIGHTS``), instead of
+        listening: a ``--workers`` worker, whose supervisor accepts on 1723 and hands each connection to
+        the least-loaded worker (:class:`pypptp.daemon.workers.Dispatcher`).
+
+        Back over ``channel`` goes this server's load whenever it changes: how many connections it has
+        received so far and how many it holds (pending or with a session), 8 bytes (:data:`LOAD`), so
+        the supervisor counts those still in flight without guessing."""
+        loop = asyncio.get_running_loop()
+        channel.setblocking(False)
+        self._handoff = channel
+        loop.add_reader(channel.fileno(), self._receive)
+        log.info("MGR: Manager process started, listening on %s:%d", self.settings.listen, self.settings.port)
+
+    def _receive(self) -> None:
+        channel = self._handoff
+        if channel is None:
+            return
+        loop = self._loop
+        for _ in range(HANDOFF_BATCH):  # bounded per wake-up; the rest waits for the next
+            try:
+                data, fds, _flags, _address = socket.recv_fds(channel, 16, 4)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                log.error("MGR: connections from the supervisor: %s", exc)
+                self._stop_taking()
+                return
+            if not data and not fds:  # the supervisor is gone (its workers follow it, PR_SET_PDEATHSIG)
+                self._stop_taking()
+                return
+            for fd in fds:
+                self._handed += 1
+                sock = socket.socket(fileno=fd)
+                if sock.family != socket.AF_INET or sock.type != socket.SOCK_STREAM:
+                    sock.close()
+                    continue
+                sock.setblocking(False)
+                task = loop.create_task(loop.connect_accepted_socket(lambda: ServerConnection(self), sock))
+                self._adopting.add(task)
+                task.add_done_callback(self._adopted)
+        self._load_changed()
+
+    def _adopted(self, task: asyncio.Task[object]) -> None:
+        self._adopting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("MGR: a connection from the supervisor could not be served: %s", task.exception())
+        self._load_changed()
+
+    def _load_changed(self) -> None:
+        """A connection came or went: the supervisor hears of this worker's load (once per loop pass)."""
+        if self._handoff is not None and not self._load_due:
+            self._load_due = True
+            self._loop.call_soon(self._send_load)
+
+    def _send_load(self) -> None:
+        self._load_due = False
+        if self._handoff is None:
+            return
+        live = len(self.connections) + len(self._adopting)
+        try:
+            self._handoff.send(LOAD.pack(self._handed & 0xFFFFFFFF, live))  # (modulo 2**32: the parent subtracts)
+        except (BlockingIOError, InterruptedError):  # the supervisor is behind; the next report says it all
+            pass
+        except OSError:
+            self._stop_taking()
+
+    def _stop_taking(self) -> None:
+        channel, self._handoff = self._handoff, None
+        if channel is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(channel.fileno())
+            channel.close()
+
     async def serve_forever(self) -> None:
+        if self._server is None:  # take_from(): connections arrive through the loop's reader
+            await asyncio.get_running_loop().create_future()
         assert self._server is not None
         await self._server.serve_forever()
 
@@ -193,6 +280,7 @@ class ControlServer:
         """Stop accepting; CDN + StopCCRQ to every client, wait briefly, close all."""
         if self._server is not None:
             self._server.close()
+        self._stop_taking()
         if self._report_timer is not None:
             self._report_timer.cancel()
             self._report()
@@ -358,6 +446,7 @@ class ServerConnection(ControlProtocol):
             self.abort("blocked for authentication failures")
             return
         server.connections.add(self)
+        server._load_changed()
         server._enter_pending(self)
         self.quiet = server._quiet(self.peer_ip)
         self.conn = ControlConnection(
@@ -373,6 +462,7 @@ class ServerConnection(ControlProtocol):
         self._report_anomalies()
         self.server._forget_pending(self)
         self.server.connections.discard(self)
+        self.server._load_changed()
 
     @property
     def pending(self) -> bool:

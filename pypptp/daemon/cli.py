@@ -63,13 +63,15 @@ from pypptp.daemon.stats import snapshot
 from pypptp.daemon.workers import (
     EXIT_CANNOT_START,
     MAX_WORKERS,
+    Dispatcher,
     Supervisor,
     effective_workers,
-    listening_sockets,
+    listening_socket,
     split,
     worker_ready,
 )
 from pypptp.host.bpf import open_gre_socket
+from pypptp.host.claims import Claims
 from pypptp.ppp.link import LinkConfig
 
 __all__ = [
@@ -496,12 +498,16 @@ class _Configured:
 
 @dataclasses.dataclass
 class _Worker:
-    """One worker's place among ``count`` (``--workers``): its share of everything shared."""
+    """One worker's place among ``count`` (``--workers``): its channel to the supervisor, which hands it
+    connections, and its part of the pending budget (the pool and ``connections`` are shared: ``tag``
+    names the claims of this daemon's workers, :class:`pypptp.host.claims.Claims`)."""
 
     index: int
     count: int
-    connections: int
-    listener: socket.socket
+    max_pending: int
+    max_pending_per_source: int
+    channel: socket.socket
+    tag: str
 
 
 STATUS_INTERVAL = 10.0
@@ -514,16 +520,18 @@ async def _start(daemon: Daemon, config: DaemonConfig, worker: _Worker | None, p
         await daemon.start(secrets=config.secrets, secrets_stamp=config.secrets_stamp)
         return
     log.info(
-        "MGR: worker %d of %d: Call IDs %d mod %d, %d address(es) of the pool, %d connection(s)",
+        "MGR: worker %d of %d: Call IDs %d mod %d; the pool (%d addresses) and %d connection(s) shared; "
+        "%d pending connection(s)",
         worker.index,
         worker.count,
         worker.index,
         worker.count,
         pool.size,
-        worker.connections,
+        daemon.settings.max_connections,
+        worker.max_pending,
     )
     await daemon.start(
-        listener=worker.listener,
+        handoff=worker.channel,
         gre_sock=open_gre_socket(worker.count, worker.index),
         secrets=config.secrets,
         secrets_stamp=config.secrets_stamp,
@@ -560,9 +568,12 @@ async def _serve(
     settings, pool = settings_from(config, args), config.pool
     if worker is not None:
         settings = dataclasses.replace(
-            settings, max_connections=worker.connections, call_id_stride=worker.count, call_id_offset=worker.index
+            settings,
+            max_pending=worker.max_pending,
+            max_pending_per_source=worker.max_pending_per_source,
+            call_id_stride=worker.count,
+            call_id_offset=worker.index,
         )
-        pool = pool.share(worker.index, worker.count)
     daemon = Daemon(
         settings,
         pool,
@@ -577,6 +588,7 @@ async def _serve(
         trace_dir=args.trace,
         trace_max_events=args.trace_max_events,
         aaa=_radius(config, worker),
+        claims=Claims(worker.tag) if worker is not None else None,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -693,14 +705,16 @@ async def _report_status(daemon: Daemon, notify: systemd.Notifier) -> None:
 
 
 def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], count: int, startup: _Startup) -> int:
-    """``--workers N``: the listening sockets, then N workers forked and kept by a :class:`Supervisor`."""
+    """``--workers N``: the listening socket, then N workers forked and kept by a :class:`Supervisor`,
+    which hands each accepted connection to the least-loaded one (:class:`Dispatcher`)."""
+    settings = settings_from(config, args)
     try:
-        backlog = listen_backlog(settings_from(config, args))
-        listeners = listening_sockets(config.listen, config.port, count, backlog=backlog)
+        listener = listening_socket(config.listen, config.port, backlog=listen_backlog(settings))
     except OSError as exc:
         startup.failed(f"cannot listen on {config.listen}:{config.port}: {exc.strerror or exc}")
         return 1
-    shares = split(config.connections, count)
+    pending = split(settings.max_pending, count)
+    per_source = split(settings.max_pending_per_source, count)
     current = [config]
     control_path = None if args.control_socket == "none" else args.control_socket
     front = Front(control_path, args.metrics, count)
@@ -708,18 +722,25 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
         if args.metrics is not None and control_path is None:
             raise ControlError("--metrics with --workers needs the control socket (not --control-socket none)")
         if control_path is not None or args.metrics is not None:
-            front.start(close_in_child=listeners)
+            front.start(close_in_child=[listener])
     except (ControlError, OSError) as exc:
         startup.failed(str(exc))
-        for sock in listeners:
-            sock.close()
+        listener.close()
         return 1
+    dispatcher = Dispatcher(listener, count)
+    tag = f"pypptpd/{os.getpid()}"
+    log.info(
+        "MGR: accepting on %s:%d for %d workers: each connection to the least-loaded; the pool and "
+        "%d connection(s) shared",
+        config.listen,
+        config.port,
+        count,
+        config.connections,
+    )
 
     def run_worker(index: int) -> int:
-        for other, sock in enumerate(listeners):
-            if other != index:
-                sock.close()
-        worker = _Worker(index, count, shares[index], listeners[index])
+        assert dispatcher.mine is not None
+        worker = _Worker(index, count, max(1, pending[index]), max(1, per_source[index]), dispatcher.mine, tag)
         status = asyncio.run(_serve(current[0], args, argv, worker, _WorkerStartup(startup)))
         return EXIT_CANNOT_START if status == 1 else status
 
@@ -749,12 +770,13 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
         log.info("MGR: %d workers serving", count)
         startup.ready(f"{count} workers listening on {config.listen}:{config.port}")
 
-    supervisor = Supervisor(count, run_worker, on_reload=reload, on_ready=ready, on_stop=stopping)
+    supervisor = Supervisor(
+        count, run_worker, on_reload=reload, on_ready=ready, on_stop=stopping, dispatcher=dispatcher
+    )
     try:
         status = supervisor.run()
     finally:
-        for sock in listeners:
-            sock.close()
+        dispatcher.close()
         front.stop()  # before the starter hears of a failure: nothing of ours outlives its answer
         if front.pid is not None:
             with contextlib.suppress(ChildProcessError):
@@ -765,15 +787,16 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
     return status
 
 
-def _check_workers(config: DaemonConfig, requested: int) -> list[str]:
-    """``--check --workers N``: how the connections and the pool would be split."""
+def _check_workers(config: DaemonConfig, requested: int, settings: ServerSettings) -> list[str]:
+    """``--check --workers N``: how the workers would serve together."""
     count, lowered = effective_workers(requested, config.connections)
-    shares = split(config.connections, count)
     lines = [f"warning: {lowered}"] if lowered else []
     if count > 1:
+        pending = split(settings.max_pending, count)
         lines.append(
-            f"ok: {count} workers: connections {'+'.join(map(str, shares))}; worker i takes pool slots i, i+{count}... "
-            f"and Call IDs i mod {count}"
+            f"ok: {count} workers: the parent hands each connection to the least-loaded worker; the pool "
+            f"({config.pool.capacity} address(es)) and the {config.connections} connections shared by all; "
+            f"pending connections {'+'.join(map(str, pending))}; worker i takes Call IDs i mod {count}"
         )
     return lines
 
@@ -789,7 +812,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         status, messages, checked = validate(pptpd_argv, system_options=args.system_options)
         if checked is not None and args.workers > 1:
-            messages += _check_workers(checked, args.workers)
+            messages += _check_workers(checked, args.workers, settings_from(checked, args))
         for line in messages:
             print(line)
         return status

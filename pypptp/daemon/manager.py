@@ -67,6 +67,7 @@ from pypptp.daemon.accounting import summary_line, wtmp_user
 from pypptp.daemon.pool import AddressPool, Lease
 from pypptp.daemon.scripts import IP_DOWN, IP_UP, ScriptInfo, ScriptRunner, call_tty
 from pypptp.daemon.stats import DaemonStats
+from pypptp.host.claims import Claim, Claims
 from pypptp.host.diagnose import forwarding_problem, route_problem
 from pypptp.host.proxyarp import add_proxy_arp, remove_proxy_arp
 from pypptp.host.tun import TunDevice, TunError, UnitClaim, claim_unit, share_units_between_processes, wait_closed
@@ -134,6 +135,10 @@ class DaemonSession:
     """(local, peer), from authentication on: the session counts against ``connections`` from then."""
     pinned: IPv4Address | None = None
     """The peer address its chap-secrets record pins, held by this session."""
+    seat: Claim | None = None
+    """With ``--workers``: its seat among the ``connections`` of all workers."""
+    held: tuple[Claim, ...] = ()
+    """With ``--workers``: its address claims across the workers (a pinned address)."""
     up: NetworkUp | None = None
     proxy_arp_on: str | None = None
     """The interface holding the session's proxy ARP entry, once made (the address: ``proxy_arp_for``)."""
@@ -215,8 +220,12 @@ class Daemon:
         trace_dir: str | None = None,
         trace_max_events: int = DEFAULT_MAX_EVENTS,
         aaa: RadiusAaa | None = None,
+        claims: Claims | None = None,
     ) -> None:
-        """``shared_units``: other processes (``--workers``) create ``pppN`` devices in this namespace too:
+        """``claims``: other processes (``--workers``) serve from the same ``connections`` limit and pool:
+        each session claims a seat (``seat/I``, ``I < connections``) and a pinned address (``pin/A``)
+        across them, and the pool claims its slots (:meth:`AddressPool.share_across_processes`).
+        ``shared_units``: other processes (``--workers``) create ``pppN`` devices in this namespace too:
         units are claimed across processes, and one taken meanwhile is replaced by the next free one.
         ``wtmp``: the wtmp file for the sessions' login and logout records (``-w``), None for none."""
         self.settings = settings
@@ -236,6 +245,9 @@ class Daemon:
         self._starting_trace: JsonLinesTracer | None = None  # the trace of the session being started
         if shared_units:
             share_units_between_processes()
+        self.claims = claims
+        if claims is not None:
+            pool.share_across_processes(claims)
         self.secrets = ChapSecrets(())
         self._secrets_file = self.paths.secrets
         self._secrets_seen: Stamp | None = None
@@ -310,16 +322,20 @@ class Daemon:
         gre_sock: socket.socket | None = None,
         secrets: ChapSecrets | None = None,
         secrets_stamp: Stamp | None = None,
+        handoff: socket.socket | None = None,
     ) -> None:
         """Read the secrets (or take ``secrets``, see :meth:`load_secrets`), open the GRE socket (or adopt
-        ``gre_sock``) and listen (or accept on ``listener``, a bound socket: a worker's, see
-        :mod:`pypptp.daemon.workers`)."""
+        ``gre_sock``) and listen (or accept on ``listener``, a bound socket; or, a worker, take the
+        connections its supervisor accepted from ``handoff``: :meth:`ControlServer.take_from`)."""
         if self.aaa is None:
             self.load_secrets(secrets, secrets_stamp)
         self.transport.open(gre_sock)
         if self.aaa is not None:
             await self.aaa.start(self)
-        await self.server.start(listener)
+        if handoff is not None:
+            self.server.take_from(handoff)
+        else:
+            await self.server.start(listener)
 
     async def shutdown(self, signal_number: int = int(signal.SIGTERM)) -> None:
         """SIGTERM: LCP Terminate-Request in every session (each says ``Terminating on signal 15``, as each
@@ -494,10 +510,16 @@ class Daemon:
         limit = self.settings.max_connections
         if self.admitted >= limit:
             return f"connection limit {limit} reached; no address for this session"
+        if self.claims is not None:  # the other workers' sessions count too
+            seat = self.claims.first_free("seat", limit)
+            if seat is None:
+                return f"connection limit {limit} reached; no address for this session"
+            session.seat = seat
         claim = claim_unit()
         assigned = self._addresses(session, result, claim.unit)
         if isinstance(assigned, str):
             claim.release()
+            self._release_held(session)
             return assigned
         session.claim = claim
         session.addresses = assigned
@@ -523,13 +545,18 @@ class Daemon:
         if static is not None:
             if static in self._pinned_in_use:
                 return f"address {static} is in use by another session"
+            if self.claims is not None:  # (in the pool or not) another worker's session may have it
+                pin = self.claims.take(f"pin/{static}")
+                if pin is None:
+                    return f"address {static} is in use by another session"
+                session.held = (*session.held, pin)
             lease = pool.acquire_remote(static)
             if lease is None and static in pool.remote[: pool.capacity]:
                 return f"address {static} is in use by another session"
             if lease is None and not pool.shared_local:  # a local address from a slot of the pool
                 lease = pool.acquire()
                 if lease is None:
-                    return f"no address left in the pool ({pool.in_use} in use)"
+                    return f"no address left in the pool ({self._in_use(pool)})"
             local = lease.local if lease is not None else pool.local[0]
             session.pinned = static
             self._pinned_in_use.add(static)
@@ -537,10 +564,30 @@ class Daemon:
         else:
             lease = pool.acquire()
             if lease is None:
-                return f"no address left in the pool ({pool.in_use} in use)"
+                return f"no address left in the pool ({self._in_use(pool)})"
             addresses = (lease.local, lease.remote)
         session.lease = lease
         return addresses
+
+    def _in_use(self, pool: AddressPool) -> str:
+        return f"{pool.in_use} in use" if self.claims is None else f"{pool.in_use} in use by this worker"
+
+    def _release_addresses(self, session: DaemonSession) -> None:
+        """Give back the session's seat, pool slot, pinned address and their claims."""
+        if session.lease is not None:
+            self.pool.release(session.lease)
+            session.lease = None
+        if session.pinned is not None:
+            self._pinned_in_use.discard(session.pinned)
+        self._release_held(session)
+
+    @staticmethod
+    def _release_held(session: DaemonSession) -> None:
+        """What ``_assign`` claimed for a session it then refused."""
+        for claim in (*session.held, session.seat):
+            if claim is not None:
+                claim.release()
+        session.held, session.seat = (), None
 
     async def _verify(self, ppp: PppSession, request: AuthRequest) -> ExternalVerdict:
         """A session's peer credentials, for the AAA backend (RADIUS)."""
@@ -765,10 +812,7 @@ class Daemon:
         session.gre.close()
         if session.claim is not None:
             session.claim.release()  # a session that never made its device still holds its unit
-        if session.lease is not None:
-            self.pool.release(session.lease)
-        if session.pinned is not None:
-            self._pinned_in_use.discard(session.pinned)
+        self._release_addresses(session)
         if session.addresses is not None:
             self.admitted -= 1
         if session.wtmp is not None:  # pptpd-logwtmp's ip-down: logwtmp(pppN, "", "")

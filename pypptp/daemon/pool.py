@@ -49,21 +49,22 @@ gets a pinned user's address; that user's session takes its own slot with
 :meth:`AddressPool.acquire_remote` (pptpd does not do this: it hands the
 address out to anyone, and pppd then gives the pinned user the same one).
 
-Worker processes (``pypptpd --workers N``, :mod:`pypptp.daemon.workers`) each take a
-:meth:`AddressPool.share`: worker *i* owns slots *i*, *i+N*, *i+2N*... and
-hands out its lowest free one.  The shares never overlap, need no
-coordination, and keep pptpd's rule that a limit of ``connections`` uses only
-the first ``connections`` slots (worker *i* never holds more than its part of
-that limit, see :func:`pypptp.daemon.workers.split`).
+Worker processes (``pypptpd --workers N``, :mod:`pypptp.daemon.workers`) hand out from the whole
+pool together: after :meth:`AddressPool.share_across_processes`, a slot is also claimed across the
+daemon's processes (:class:`pypptp.host.claims.Claims`, name ``slot/I``) when it is handed out, and
+released with the lease.  :meth:`AddressPool.acquire` then takes the lowest slot that no worker holds,
+so the workers together keep pptpd's rule that a limit of ``connections`` uses only the first
+``connections`` slots, and a killed worker's slots are free again at once (the kernel drops its claims).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import heapq
 from collections.abc import Sequence
 from ipaddress import IPv4Address
+
+from pypptp.host.claims import Claim, Claims
 
 __all__ = ["DEFAULT_LOCALIP", "DEFAULT_REMOTEIP", "MAX_ADDRESSES", "AddressPool", "Lease", "PoolError"]
 
@@ -207,12 +208,14 @@ class AddressPool:
                     f"{remote_prefix}{len(self.remote)} addresses for {len(self.local)} local ones: "
                     f"only the first {self.capacity} are used"
                 )
-        self._slots = range(self.capacity)  # the slots this pool hands out (a worker's share: every N-th)
+        self._slots = range(self.capacity)  # the slots this pool hands out
         self._next = 0  # _slots from this position on have never been handed out
         self._free: list[int] = []  # released slots (a heap)
         self._leased: set[int] = set()
         self._reserved: frozenset[int] = frozenset()  # slots of pinned addresses: never handed out by acquire()
         self._parked: list[int] = []  # free reserved slots taken off the heap, back on it when unreserved
+        self._claims: Claims | None = None  # set: other processes hand out slots of this pool too
+        self._held: dict[int, Claim] = {}  # shared: the cross-process claim of each slot leased here
 
     @classmethod
     def parse(
@@ -247,23 +250,17 @@ class AddressPool:
         pool.warnings[:0] = notes
         return pool
 
-    def share(self, index: int, count: int) -> AddressPool:
-        """Worker ``index`` of ``count``'s part of this pool, empty: slots ``index``, ``index + count``...
-
-        The shares of ``count`` workers are disjoint and cover the pool; each hands out its lowest free
-        slot.  Leases keep their slot number in the whole pool."""
-        if count < 1 or not 0 <= index < count:
-            raise ValueError(f"share {index} of {count}: need 0 <= index < count")
-        part = copy.copy(self)
-        part.warnings = list(self.warnings)
-        part._slots = range(index, self.capacity, count)
-        part._next, part._free, part._leased, part._parked = 0, [], set(), []
-        part._reserved = frozenset(index for index in self._reserved if index in part._slots)
-        return part
+    def share_across_processes(self, claims: Claims) -> None:
+        """From now on other processes (the daemon's other workers) hand out this pool's slots too: each
+        slot is claimed across them (``slot/I``) when leased here, and skipped while another holds it.
+        Call it before any slot is handed out."""
+        if self._leased:
+            raise ValueError("share_across_processes: slots are already in use")
+        self._claims = claims
 
     @property
     def size(self) -> int:
-        """How many slots this pool hands out: :attr:`capacity`, or a worker's share of it."""
+        """How many slots this pool hands out: :attr:`capacity`."""
         return len(self._slots)
 
     @property
@@ -280,6 +277,8 @@ class AddressPool:
 
     def acquire(self) -> Lease | None:
         """The lowest free slot that is not reserved, now in use; None when every such slot is taken."""
+        if self._claims is not None:
+            return self._acquire_shared()
         for _ in range(len(self._slots) + 1):
             index = self._pop_free()
             if index is None:
@@ -289,6 +288,20 @@ class AddressPool:
                 continue
             self._leased.add(index)
             return self.lease_at(index)
+        return None
+
+    def _acquire_shared(self) -> Lease | None:
+        """:meth:`acquire` across processes: the lowest slot no process holds.  The slots below it are
+        held (at most ``connections`` of them, plus the reserved ones), one ``bind`` each."""
+        assert self._claims is not None
+        for index in self._slots:
+            if index in self._leased or index in self._reserved:
+                continue
+            claim = self._claims.take(f"slot/{index}")
+            if claim is not None:
+                self._held[index] = claim
+                self._leased.add(index)
+                return self.lease_at(index)
         return None
 
     def _pop_free(self) -> int | None:
@@ -305,7 +318,8 @@ class AddressPool:
 
     @property
     def available(self) -> int:
-        """Slots :meth:`acquire` can still hand out."""
+        """Slots :meth:`acquire` can still hand out (shared across processes: not counting the other
+        processes' leases, which this one does not know)."""
         return len(self._slots) - len(self._leased) - len(self._reserved.difference(self._leased))
 
     def reserve(self, addresses: frozenset[IPv4Address] | set[IPv4Address]) -> list[IPv4Address]:
@@ -327,6 +341,13 @@ class AddressPool:
         index = next((i for i, address in enumerate(self.remote[: self.capacity]) if address == remote), None)
         if index is None or index not in self._slots or index in self._leased:
             return None
+        if self._claims is not None:
+            claim = self._claims.take(f"slot/{index}")
+            if claim is None:  # another worker's session has it
+                return None
+            self._held[index] = claim
+            self._leased.add(index)
+            return self.lease_at(index)
         if self._slots.index(index) < self._next:  # handed out before: it waits among the free or parked
             if index in self._parked:
                 self._parked.remove(index)
@@ -341,9 +362,13 @@ class AddressPool:
         if lease.index not in self._leased or self.lease_at(lease.index) != lease:
             raise ValueError(f"{lease} is not in use in this pool")
         self._leased.remove(lease.index)
+        claim = self._held.pop(lease.index, None)
+        if claim is not None:
+            claim.release()
+            return
         if self._slots.index(lease.index) < self._next:  # otherwise _pop_free reaches it in its turn
             heapq.heappush(self._free, lease.index)
 
     def __repr__(self) -> str:
-        share = "" if self.size == self.capacity else f" slots={self._slots.start}::{self._slots.step}"
+        share = "" if self._claims is None else " shared"
         return f"<AddressPool capacity={self.capacity}{share} in_use={self.in_use} shared_local={self.shared_local}>"

@@ -1,37 +1,40 @@
-"""``pypptpd --workers N``: N worker processes share the calls; the parent supervises them.
+"""``pypptpd --workers N``: N worker processes serve as one server; the parent supervises them.
 
 One asyncio process runs on one core.  With ``--workers N`` the parent reads
 and checks the configuration, writes the pid file (its own pid, as pptpd
-does), makes the listening sockets, then forks N workers before any event
-loop exists.  Each worker is a whole daemon (:class:`pypptp.daemon.manager.Daemon`)
-over its own part of every shared resource, so that workers never have to
-talk to each other:
+does), makes the listening socket, then forks N workers before any event
+loop exists.  Each worker is a whole daemon (:class:`pypptp.daemon.manager.Daemon`);
+together they behave as one server: a client is refused only when the server
+as a whole has no address or no ``connections`` slot left.
 
-* **TCP 1723**: N listening sockets bound to the same address with
-  ``SO_REUSEPORT`` (:func:`listening_sockets`); the kernel spreads incoming
-  connections over them by a hash of the addresses and ports, and worker *i*
-  accepts on socket *i*.  The parent keeps every socket open, so a restarted
-  worker takes over its predecessor's socket and the connections queued on it;
-  a bind probe without ``SO_REUSEPORT`` first makes sure that no other server
-  (another pypptpd included) already listens there;
+* **TCP 1723**: the parent accepts, and hands each accepted socket to the
+  least-loaded worker over a UNIX ``SOCK_SEQPACKET`` socketpair
+  (``SCM_RIGHTS``, :class:`Dispatcher`); each worker reports its load
+  (connections received, connections held: pending or with a session) back
+  over the same pair, so the parent counts the ones in flight exactly.  The
+  parent never reads a PPTP byte: it accepts, picks, sends, closes its copy
+  (bounded batches; a worker whose channel fails is skipped for the next).
+  With the kernel's ``SO_REUSEPORT`` hash instead (before), one worker took 7
+  of 8 sessions and refused a client while another had room;
 * **GRE**: each worker opens its own raw GRE socket with a classic BPF filter
   that accepts only the Call IDs of its class, ``ID % N == i``
   (:mod:`pypptp.host.bpf`), and hands out only Call IDs of that class
-  (:class:`~pypptp.ctrl.callids.CallIdAllocator`).  A packet is queued on
-  one socket and wakes one worker, instead of being copied to all;
-* **the address pool**: worker *i* owns slots *i*, *i+N*, *i+2N*...
-  (:meth:`~pypptp.daemon.pool.AddressPool.share`); static addresses from
-  chap-secrets are per user and need no split;
-* **connections**: the limit is split, worker *i* takes
-  ``connections // N`` plus one if ``i < connections % N`` (:func:`split`),
-  so the total never exceeds it.  As the kernel picks the worker, a
-  connection can be refused by a full worker while another has room; and
-  with interleaved slots worker *i* stays within the first ``connections``
-  slots, as pptpd's single pool does.  ``--workers`` is lowered to
-  ``connections`` if it is larger;
+  (:class:`~pypptp.ctrl.callids.CallIdAllocator`): Call IDs are unique across
+  workers, and a packet is queued on one socket and wakes one worker;
+* **the address pool, ``connections``, pinned addresses**: shared, claimed
+  synchronously at authentication across the workers with abstract UNIX
+  socket names (:class:`pypptp.host.claims.Claims`: ``slot/I`` for a pool
+  slot, ``seat/I`` for one of the ``connections`` seats, ``pin/A`` for an
+  address pinned by chap-secrets or RADIUS' Framed-IP-Address).  A bind is
+  atomic and the kernel drops the name when its holder dies, so a killed
+  worker's addresses and seats are free again at once;
+* **the pending-connection budget** (``--max-pending``, ``--max-pending-per-source``)
+  is split as :func:`split` does, so the workers together never hold more;
+  the parent's least-loaded choice spreads a flood evenly over them;
 * **pppN units**: claimed across processes (:func:`pypptp.host.tun.share_units_between_processes`),
   with a retry on a name taken meanwhile;
 * ip-up and ip-down run in the worker that owns the session, once per session.
+  ``--workers`` is lowered to ``connections`` if it is larger.
 
 The supervisor (:class:`Supervisor`, in the parent): SIGTERM and SIGINT are
 passed to every worker, which ends its sessions politely (LCP
@@ -60,20 +63,24 @@ import contextlib
 import ctypes
 import logging
 import os
+import select
 import signal
 import socket
+import struct
 import sys
 import time
 from collections.abc import Callable
 
 __all__ = [
     "EXIT_CANNOT_START",
+    "LOAD",
     "MAX_WORKERS",
     "RELOADED_SIGNAL",
+    "Dispatcher",
     "Supervisor",
     "die_with_parent",
     "effective_workers",
-    "listening_sockets",
+    "listening_socket",
     "split",
     "worker_ready",
 ]
@@ -108,7 +115,7 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def split(connections: int, workers: int) -> list[int]:
-    """Each worker's part of the connection limit; the parts add up to ``connections``."""
+    """Each worker's part of a budget (the pending connections); the parts add up to the whole."""
     return [connections // workers + (1 if index < connections % workers else 0) for index in range(workers)]
 
 
@@ -119,29 +126,158 @@ def effective_workers(requested: int, connections: int) -> tuple[int, str | None
     return requested, None
 
 
-def listening_sockets(address: str, port: int, count: int, backlog: int = 128) -> list[socket.socket]:
-    """``count`` TCP sockets listening on ``address:port`` together (``SO_REUSEPORT``); raise OSError.
-
-    A probe bind without ``SO_REUSEPORT`` first: it fails if anything already listens there, even a
-    socket that would have joined our group (another pypptpd with workers)."""
+def listening_socket(address: str, port: int, backlog: int = 128) -> socket.socket:
+    """The supervisor's TCP socket listening on ``address:port`` (no ``SO_REUSEPORT``: a bind fails if
+    anything listens there already); non-blocking, for :class:`Dispatcher`.  Raises OSError."""
     host = "" if address in ("", "0.0.0.0") else address
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
-    sockets: list[socket.socket] = []
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, port))
-            sock.listen(backlog)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
     except BaseException:
-        for sock in sockets:
-            sock.close()
+        sock.close()
         raise
-    return sockets
+    return sock
+
+
+LOAD = struct.Struct("=II")
+"""A worker's load report (:data:`pypptp.aio.server.LOAD`): connections received so far, held now."""
+ACCEPT_BATCH = 64
+"""Connections the supervisor accepts per wake-up; the rest wait in the backlog for the next."""
+REPORT_BATCH = 256
+"""Load reports read from one worker per wake-up (the last one counts)."""
+POLL_INTERVAL = 0.1
+"""Seconds the supervisor waits on its sockets before it looks at its (blocked) signals again."""
+
+
+class Dispatcher:
+    """In the supervisor: accepts on the listening socket and hands each connection to the least-loaded
+    worker (see the module docstring).  A worker's load is what it holds (its last report) plus what was
+    sent to it and not yet received by it; of equally loaded workers, the one sent the fewest so far (so
+    short connections still go round), then the lowest index."""
+
+    def __init__(self, listener: socket.socket, count: int) -> None:
+        self.listener: socket.socket | None = listener
+        self.count = count
+        self.channels: list[socket.socket | None] = [None] * count
+        """The supervisor's end of each worker's channel (None: no worker there now)."""
+        self.sent = [0] * count
+        self.received = [0] * count
+        self.held = [0] * count
+        self.mine: socket.socket | None = None
+        """In a worker (after :meth:`in_child`): its end of its channel."""
+        self.dispatched = 0
+        self.dropped = 0
+        """Connections closed at once: no worker could take them."""
+
+    def load(self, index: int) -> int:
+        in_flight = (self.sent[index] - self.received[index]) & 0xFFFFFFFF  # the worker counts modulo 2**32
+        return self.held[index] + in_flight
+
+    def open(self, index: int) -> socket.socket:
+        """A new channel for worker ``index`` (about to be forked): the worker's end."""
+        self.gone(index)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setblocking(False)
+        self.channels[index] = ours
+        self.sent[index] = self.received[index] = self.held[index] = 0
+        return theirs
+
+    def in_child(self, theirs: socket.socket) -> None:
+        """In the worker just forked: keep only its own end of its channel."""
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        for index, channel in enumerate(self.channels):
+            if channel is not None:
+                channel.close()
+                self.channels[index] = None
+        self.mine = theirs
+
+    def gone(self, index: int) -> None:
+        """Worker ``index`` is gone: its channel closed (the connections still in it are closed with it)."""
+        channel, self.channels[index] = self.channels[index], None
+        if channel is not None:
+            channel.close()
+
+    def stop_accepting(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+
+    def close(self) -> None:
+        self.stop_accepting()
+        for index in range(self.count):
+            self.gone(index)
+
+    def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for a connection or a report, and handle what came (bounded)."""
+        poller = select.poll()
+        if self.listener is not None:
+            poller.register(self.listener, select.POLLIN)
+        for channel in self.channels:
+            if channel is not None:
+                poller.register(channel, select.POLLIN)
+        try:
+            ready = poller.poll(timeout * 1000)
+        except InterruptedError:
+            return
+        fds = {fd for fd, _ in ready}
+        for index, channel in enumerate(self.channels):
+            if channel is not None and channel.fileno() in fds:
+                self._reports(index, channel)
+        if self.listener is not None and self.listener.fileno() in fds:
+            self._accept()
+
+    def _reports(self, index: int, channel: socket.socket) -> None:
+        for _ in range(REPORT_BATCH):
+            try:
+                data = channel.recv(64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:  # the worker is gone; its reaping restarts it with a new channel
+                if self.channels[index] is channel:
+                    self.gone(index)
+                return
+            if len(data) == LOAD.size:
+                self.received[index], self.held[index] = LOAD.unpack(data)
+
+    def _accept(self) -> None:
+        assert self.listener is not None
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and the like: the connection waits in the backlog
+                log.error("MGR: accept: %s", exc.strerror or exc)
+                return
+            try:
+                self._dispatch(conn)
+            finally:
+                conn.close()  # the worker has its own copy now (or the client gets a reset)
+
+    def _dispatch(self, conn: socket.socket) -> None:
+        order = sorted((self.load(i), self.sent[i], i) for i in range(self.count) if self.channels[i] is not None)
+        for _, _, index in order:
+            channel = self.channels[index]
+            assert channel is not None
+            try:
+                socket.send_fds(channel, [b"c"], [conn.fileno()])
+            except (BlockingIOError, InterruptedError):  # that worker is behind: the next one
+                continue
+            except OSError:
+                self.gone(index)
+                continue
+            self.sent[index] += 1
+            self.dispatched += 1
+            return
+        self.dropped += 1
+        log.warning("MGR: no worker could take a connection; closed")
 
 
 _supervisor: int | None = None  # in a worker: the supervisor's pid
@@ -197,7 +333,11 @@ class Supervisor:
         window: float = RESTART_WINDOW,
         stop_timeout: float = STOP_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
+        self.dispatcher = dispatcher
+        """Accepts and hands out the connections in this process, between two looks at the signals;
+        ``run_worker`` finds its channel in ``dispatcher.mine``."""
         self.count = count
         self.run_worker = run_worker
         self.on_reload = on_reload
@@ -226,7 +366,13 @@ class Supervisor:
             for index in range(self.count):
                 log.info("MGR: worker %d started (pid %d)", index, self._spawn(index))
             while self.workers:
-                self._wait_signal(1.0)
+                if self.dispatcher is None:
+                    self._wait_signal(1.0)
+                else:
+                    self.dispatcher.wait(POLL_INTERVAL)
+                    for _ in range(len(SIGNALS) * 4):  # bounded: what came meanwhile
+                        if not self._wait_signal(0):
+                            break
                 self._reap()
                 if self._stopping and not self._killed and self.clock() >= self._kill_at:
                     self._kill_stragglers()
@@ -244,18 +390,23 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 stream.flush()
         parent = os.getpid()
+        theirs = self.dispatcher.open(index) if self.dispatcher is not None else None
         pid = os.fork()
         if pid == 0:
-            self._child(index, parent)  # never returns
+            self._child(index, parent, theirs)  # never returns
+        if theirs is not None:
+            theirs.close()
         self.workers[pid] = index
         return pid
 
-    def _child(self, index: int, parent: int) -> None:
+    def _child(self, index: int, parent: int, theirs: socket.socket | None) -> None:
         global _supervisor
         _supervisor = parent
         status = EXIT_CRASHED
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
+            if self.dispatcher is not None and theirs is not None:
+                self.dispatcher.in_child(theirs)
             _die_with_parent(parent)
             status = self.run_worker(index)
         except BaseException:
@@ -276,6 +427,8 @@ class Supervisor:
                 return
             index = self.workers.pop(pid, None)
             if index is not None:
+                if self.dispatcher is not None:
+                    self.dispatcher.gone(index)
                 self._ended(index, pid, os.waitstatus_to_exitcode(wait_status))
 
     def _ended(self, index: int, pid: int, code: int) -> None:
@@ -306,10 +459,13 @@ class Supervisor:
 
     # -- signals -----------------------------------------------------------------------------
 
-    def _wait_signal(self, timeout: float) -> None:
+    def _wait_signal(self, timeout: float) -> bool:
+        """Handle one signal, waiting up to ``timeout`` seconds for it; whether one came."""
         info = signal.sigtimedwait(SIGNALS, timeout)
-        if info is None or info.si_signo == signal.SIGCHLD:
-            return
+        if info is None:
+            return False
+        if info.si_signo == signal.SIGCHLD:
+            return True
         if info.si_signo == READY_SIGNAL:
             index = self.workers.get(info.si_pid)
             if index is not None and not self.ready and not self._stopping:
@@ -318,11 +474,11 @@ class Supervisor:
                     self.ready = True
                     if self.on_ready is not None:
                         self.on_ready()
-            return
+            return True
         if info.si_signo == RELOADED_SIGNAL:
             if self.on_reload is not None:
                 self.on_reload()
-            return
+            return True
         if info.si_signo == signal.SIGHUP:
             if self.on_reload is not None:
                 self.on_reload()
@@ -332,12 +488,15 @@ class Supervisor:
             self._signal_all(signal.Signals(info.si_signo))
         else:
             self._stop(signal.Signals(info.si_signo))
+        return True
 
     def _stop(self, signum: signal.Signals) -> None:
         if not self._stopping:
             log.info("MGR: %s: stopping %d worker(s)", signum.name, len(self.workers))
             self._stopping = True
             self._kill_at = self.clock() + self.stop_timeout
+            if self.dispatcher is not None:  # no new connection during the shutdown, as a single daemon
+                self.dispatcher.stop_accepting()
             if self.on_stop is not None:
                 self.on_stop()
         self._signal_all(signum)
