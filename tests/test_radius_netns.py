@@ -338,3 +338,43 @@ def test_sighup_rereads_radiusclient_files_and_keeps_the_backend(
     daemon.wait_log("'plugin radius.so' changed: RADIUS stays in use until pypptpd restarts")
     assert asyncio.run(connect())
     assert daemon.log().count("Access-Accept from") == 2
+
+
+def test_radius_with_two_workers(
+    netns_pair: NetnsPair, start_freeradius: Callable[..., FreeRadius], start_pypptpd: Callable[..., Pypptpd],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """``--workers 2``: each worker asks RADIUS for its own sessions; the Acct-Session-Ids stay unique
+    across the workers (their pids are in them), and the DAE listener is off, as logged."""
+    require_tools("freeradius")
+    users = [RadiusUser(f"user{i}", f"pass-{i}") for i in range(4)]
+    radius = start_freeradius(
+        netns_pair.server_ns,
+        netns_pair.server_ip,
+        users=users,
+        clients=[RadiusClient(netns_pair.server_ip, SECRET)],
+        pool=POOL,
+        pool_key="%{Acct-Session-Id}",
+    )
+    lines = radius_files(tmp_path / "radius", netns_pair.server_ip)
+    daemon = start_pypptpd(
+        ["localip 192.168.0.1", "remoteip 192.168.0.234-238"], ["-d", "--workers", "2"], secrets="",
+        options=options() + lines,
+    )  # fmt: skip
+
+    async def scenario() -> list[str]:
+        sessions = await asyncio.gather(*(open_client(daemon, u.name, u.password, tun=False) for u in users))
+        try:
+            for session in sessions:
+                assert await tunnel_ping(session, "192.168.0.1")
+            return [str(s.network.local_address) for s in sessions if s.network is not None]
+        finally:
+            await asyncio.gather(*(s.close() for s in sessions))
+
+    addresses = asyncio.run(scenario())
+    assert len(set(addresses)) == 4 and set(addresses) <= set(radius.pool_addresses)
+    starts = [r for r in radius.wait_accounting(8, timeout=10) if r["Acct-Status-Type"] == "Start"]
+    ids = {r["Acct-Session-Id"] for r in starts}
+    assert len(ids) == 4
+    assert len({i[8:14] for i in ids}) == 2  # two worker pids: both workers took sessions
+    assert "radius-dae-listen is off with --workers" in daemon.log()
