@@ -157,12 +157,14 @@ __all__ = [
     "MPPE_OVERHEAD",
     "MppeDecryptor",
     "MppeEncryptor",
+    "OneShotRC4",
     "change_key",
     "get_asymmetric_start_key",
     "get_master_key",
     "get_new_key_from_sha",
     "initial_session_key",
     "key_length",
+    "running_rc4",
     "start_keys",
 ]
 
