@@ -11,13 +11,16 @@ packets:
   to the client's tunnel address, which the kernel puts into ``ppp0``; timed: the session's TUN
   reader draining them (read, MSS check, encrypt, frame, GRE header, sendto).
   Floor: ``os.readv`` from the same TUN fd into a buffer behind the inner protocol field, the same
-  cryptography calls encrypting it into a send buffer behind the headers (stateless: SHA-1 and two new
-  RC4 contexts, one for the key change and one for the data; stateful: one ``update_into`` on a
-  long-lived context, and the key change of every 256th packet) and ``sendto`` of as many bytes on the
-  same raw socket; no project code, no copy.  Never in place: cryptography 51 refuses overlap.
+  RC4 calls encrypting it into a send buffer behind the headers (stateless: SHA-1 and two new
+  ``arc4`` contexts, one for the key change and one for the data, bytes in and bytes out, so a copy
+  each way; stateful: one cryptography ``update_into`` on a long-lived context, and the key change of
+  every 256th packet) and ``sendto`` of as many bytes on the same raw socket; no project code, no
+  other copy.  The library for each context is the one :mod:`pypptp.ppp.mppe` chose
+  (``OneShotRC4``, imported from there, so that project and floor always make the same choice).
+  Never in place: cryptography 51 refuses overlap.
 * **decap** (GRE -> MPPE -> TUN): the client sends ``batch`` encrypted packets; timed: the server's
   GRE transport draining them (recv_into, GRE decode, demultiplex, sequencing, decrypt, TUN write).
-  Floor: ``recv_into`` + the same cryptography calls decrypting into a second buffer + ``os.write``
+  Floor: ``recv_into`` + the same RC4 calls decrypting into a second buffer + ``os.write``
   of the plaintext from there to the TUN, fed by packets from a separate encryptor so the session's
   state is not disturbed (stateful: with the key change of every 256th packet).
 
@@ -56,7 +59,7 @@ from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.ipcp import IpcpConfig
 from pypptp.ppp.lcp import AUTH_MSCHAP_V2, LcpConfig
 from pypptp.ppp.link import LinkConfig, PppLink
-from pypptp.ppp.mppe import MppeEncryptor, initial_session_key
+from pypptp.ppp.mppe import MppeEncryptor, OneShotRC4, initial_session_key
 from pypptp.ppp.secrets import parse_secrets
 
 BATCH = 400  # below the TUN's 500-packet queue
@@ -205,13 +208,13 @@ class Bench:
             if self.stateful:
                 if count & 0xFF == 0xFF:  # RFC 3078 section 7.2: a flag packet changes key
                     interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
-                    session_key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
+                    session_key = OneShotRC4(interim).encrypt(interim)
                     stream = Cipher(ARC4(session_key), mode=None).encryptor().update_into
                 stream(data, cipher)
             else:
                 interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
-                session_key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
-                Cipher(ARC4(session_key), mode=None).encryptor().update_into(data, cipher)
+                session_key = OneShotRC4(interim).encrypt(interim)
+                cipher[: n + 2] = OneShotRC4(session_key).encrypt(bytes(data))  # bytes in, bytes out
             sock.sendto(view[7 : 24 + n], peer)  # as many bytes as the project's frame: GRE 12, PPP 1, MPPE 4
             done += 1
         elapsed = time.perf_counter() - started
@@ -269,13 +272,13 @@ class Bench:
             if self.stateful:
                 if count & 0xFF == 0xFF:  # RFC 3078 section 7.2: a flag packet changes key
                     interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
-                    session_key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
+                    session_key = OneShotRC4(interim).encrypt(interim)
                     stream = Cipher(ARC4(session_key), mode=None).encryptor().update_into
                 stream(view, out)
             else:
                 interim = hashlib.sha1(start_key + _PAD1 + session_key + _PAD2).digest()[:16]
-                session_key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
-                Cipher(ARC4(session_key), mode=None).encryptor().update_into(view, out)
+                session_key = OneShotRC4(interim).encrypt(interim)
+                out[: len(view)] = OneShotRC4(session_key).encrypt(bytes(view))  # bytes in, bytes out
             os.write(fd, out[2 : len(view)])  # the IP packet, after the inner protocol field
             done += 1
         elapsed = time.perf_counter() - started

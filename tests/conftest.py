@@ -24,7 +24,7 @@ from pypptp.host.netns import NetnsPair, netns_available, two_hosts
 from tests.freeradius import FreeRadius
 
 REPO = Path(__file__).resolve().parents[1]
-RUNTIME_DEPENDENCIES = ("cryptography", "prometheus-client", "pyrad", "pyroute2", "python-pytun")
+RUNTIME_DEPENDENCIES = ("arc4", "cryptography", "prometheus-client", "pyrad", "pyroute2", "python-pytun")
 
 settings.register_profile(
     "ci",

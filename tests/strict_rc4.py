@@ -5,6 +5,12 @@ not overlap``; releases before it encrypted in place without a word, which is ho
 path passed CI on 50.0.2 and failed on every fresh install.  :func:`strict_rc4` installs a wrapper
 over the RC4 contexts that :mod:`pypptp.ppp.mppe` creates which enforces the rule whatever release
 is installed, so the tests catch overlap before a release does.
+
+RC4 contexts that live for one packet (key changes, stateless packets) are ``arc4``'s
+(:func:`pypptp.ppp.mppe.running_rc4` and ``OneShotRC4``: the choice is made there).  ``arc4`` has no
+``update_into``: it takes ``bytes`` only (read-only, so never a view of a buffer being written) and
+returns new ``bytes``, so no buffer can overlap; the wrapper enforces the ``bytes`` rule too and
+records those calls, so that a test can tell every packet went through one of the two.
 """
 
 from __future__ import annotations
@@ -62,14 +68,30 @@ class StrictCipher:
         return StrictContext(self._cipher.encryptor(), StrictCipher.calls)
 
 
+class StrictOneShot:
+    def __init__(self, key: Any) -> None:
+        if type(key) is not bytes:
+            raise TypeError(f"arc4 takes bytes, not {type(key).__name__}")
+        self._context = _real_one_shot(key)
+
+    def encrypt(self, data: Any) -> bytes:
+        if type(data) is not bytes:
+            raise TypeError(f"arc4 takes bytes, not {type(data).__name__}")
+        StrictCipher.calls.append(len(data))
+        return bytes(self._context.encrypt(data))
+
+
 _real_cipher = mppe.Cipher
+_real_one_shot = mppe.OneShotRC4
 
 
 @pytest.fixture
 def strict_rc4(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """Every RC4 context MPPE creates refuses overlapping ``update_into`` buffers; yields the lengths
-    of the ``update_into`` calls made (so a test can tell the copy-free path ran)."""
+    of the ``update_into`` calls made and of the data ``arc4`` encrypted (so a test can tell which path
+    ran)."""
     calls: list[int] = []
     monkeypatch.setattr(StrictCipher, "calls", calls)
     monkeypatch.setattr(mppe, "Cipher", StrictCipher)
+    monkeypatch.setattr(mppe, "OneShotRC4", StrictOneShot)
     yield calls

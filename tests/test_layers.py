@@ -18,7 +18,9 @@ each offending line.  The rule, precisely:
 * ``os`` for ``os.urandom`` only (the default of the injectable ``random_bytes``
   parameters; imported as ``os`` or ``from os import urandom``): any other use of
   the module, ``os.open`` or ``getattr(os, ...)`` alike, fails;
-* of other packages, ``cryptography`` only (RC4, DES, 3DES for MPPE and MS-CHAP);
+* of other packages, ``cryptography`` (RC4, DES, 3DES for MPPE and MS-CHAP) and ``arc4`` (RC4
+  contexts that live for one packet, cheaper to create: stateless MPPE and key changes) only: both
+  are pure computation on bytes, no I/O, no state beyond the cipher's;
 * the builtins that do I/O or import by name (:data:`IO_BUILTINS`: ``open``,
   ``print``, ``input``, ``breakpoint``, ``exec``, ``eval``, ``__import__``) are not called.
 
@@ -64,7 +66,7 @@ PURE_STDLIB = frozenset(
     }
 )
 """Standard modules the cores may import (with their submodules, e.g. ``collections.abc``)."""
-THIRD_PARTY = frozenset({"cryptography"})
+THIRD_PARTY = frozenset({"arc4", "cryptography"})
 OS_ALLOWED = frozenset({"urandom"})
 IO_BUILTINS = frozenset({"open", "print", "input", "breakpoint", "exec", "eval", "__import__"})
 
@@ -92,7 +94,7 @@ def _module_problem(name: str) -> str | None:
         return None
     if parts[0] in sys.stdlib_module_names:
         return "a standard module that is not pure computation (see PURE_STDLIB)"
-    return "neither a core, the standard library nor cryptography"
+    return "neither a core, the standard library, cryptography nor arc4"
 
 
 def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
@@ -209,7 +211,7 @@ def test_the_scan_allows_what_the_rule_allows() -> None:
     source = (
         "from __future__ import annotations\n"
         "import os\nimport secrets as _secrets\nimport hashlib\nfrom collections.abc import Callable\n"
-        "from cryptography.hazmat.primitives.ciphers import Cipher\n"
+        "from cryptography.hazmat.primitives.ciphers import Cipher\nfrom arc4 import ARC4\n"
         "from pypptp.ppp import logtext\nfrom pypptp.gre.codec import NO_NUMBER\nfrom . import words\n"
         "from .words import split_words\nfrom pypptp import ctrl\n"
         "def f(random_bytes: Callable[[int], bytes] = os.urandom) -> bytes:\n"

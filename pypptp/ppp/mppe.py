@@ -43,8 +43,8 @@ packet leaves the state the peer still agrees with:
   packets late until it caught up, and a train of such jumps desynchronised
   the keys for good.  Linux's ``ppp_mppe`` commits any jump; this is ours.
 
-CPU: a jump needs N key changes (SHA-1 and an RC4 context, about 3.6 us
-each; 2047 of them about 7 ms), which a forged packet could ask for again
+CPU: a jump needs N key changes (SHA-1 and an RC4 context, about 1.3 us
+each; 2047 of them about 3 ms), which a forged packet could ask for again
 and again.  So the keys ahead of the current one are kept as they are
 computed (one bytearray, at most 2047 keys, 32 KiB with 128-bit keys),
 shifted out as the receiver moves on and never computed twice: the key work
@@ -131,11 +131,15 @@ are plain and flat: precomputed headers and protocol fields, a SHA-1 object
 pre-fed with the start key and 40 zero bytes (copied per key change), no
 logging.  The data path uses their copy-free twins,
 :meth:`MppeEncryptor.encrypt_into` and :meth:`MppeDecryptor.decrypt_into`,
-which run RC4 from one caller's buffer into another (``update_into``; never
-in place: cryptography 51 refuses overlapping buffers).  The work that
-remains is ``cryptography``'s: creating an RC4 context costs more than
-encrypting 1400 bytes, and stateless mode needs two per packet (one inside
-the key change).
+which run RC4 from one caller's buffer into another (stateful:
+cryptography's ``update_into``, never in place: cryptography 51 refuses
+overlapping buffers; stateless: ``arc4``, bytes in, bytes out).  Two RC4
+libraries, each where it is cheaper (measured; see the comment above
+:func:`running_rc4`, the one place the choice is made): stateless mode needs
+two new RC4 contexts per packet (one inside the key change), and creating
+cryptography's costs more than encrypting 1400 bytes; ``arc4``'s C type is
+created for a fraction of that, while cryptography's long-lived context runs
+1400 bytes faster.
 """
 
 from __future__ import annotations
@@ -143,6 +147,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 
+from arc4 import ARC4 as OneShotRC4
 from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext
 
@@ -152,12 +157,14 @@ __all__ = [
     "MPPE_OVERHEAD",
     "MppeDecryptor",
     "MppeEncryptor",
+    "OneShotRC4",
     "change_key",
     "get_asymmetric_start_key",
     "get_master_key",
     "get_new_key_from_sha",
     "initial_session_key",
     "key_length",
+    "running_rc4",
     "start_keys",
 ]
 
@@ -190,6 +197,21 @@ _PAD2 = b"\xf2" * 40
 _Update = Callable[[bytes | bytearray | memoryview], bytes]  # a running RC4's update
 _UpdateInto = Callable[[bytes | bytearray | memoryview, memoryview], int]  # and its update_into
 _SALT = {40: b"\xd1\x26\x9e", 56: b"\xd1", 128: b""}  # RFC 3078 section 7.3, RFC 3079 sections 3.1-3.2
+
+# Which RC4 serves which context, decided here and nowhere else (measured, ``benchmarks.bench_mppe``
+# and ``benchmarks.bench_tunnel``): an RC4 that lives for one packet (every key change, every stateless
+# packet, a stateful candidate key's head) is ``arc4``'s, whose C type costs 0.9 us to create and run
+# over a 16-byte key where cryptography's ``Cipher(ARC4(key), mode=None).encryptor()`` costs 2.8 us (its
+# Python wrapper: algorithm, cipher and context objects); a long-lived one (stateful) is
+# cryptography's, whose ``update_into`` over 1400 bytes is faster (2.8 us against 3.1) and copy-free.
+# ``arc4`` takes ``bytes`` only and returns new ``bytes``: a one-shot context costs a copy in and a
+# copy out (about 0.1 us each for 1400 bytes), and still saves about 1 us per 1400-byte packet.
+
+
+def running_rc4(key: bytes) -> CipherContext:
+    """A long-lived RC4 context (stateful MPPE's running stream): cryptography's."""
+    return Cipher(ARC4(key), mode=None).encryptor()
+
 
 # Precomputed fields of the hot path: the header for each count, with and without A, and the inner
 # protocol fields MPPE may carry.
@@ -253,8 +275,7 @@ def change_key(start_key: bytes, session_key: bytes, bits: int) -> bytes:
     """The next session key (RFC 3078 section 7.3): SHA step, RC4 the interim key with itself, salt."""
     length = key_length(bits)
     interim = get_new_key_from_sha(start_key, session_key, length)
-    encryptor = Cipher(ARC4(interim), mode=None).encryptor()
-    return _salted(encryptor.update(interim), bits)
+    return _salted(OneShotRC4(interim).encrypt(interim), bits)
 
 
 def start_keys(keys: MsChapKeys, bits: int, *, server: bool) -> tuple[bytes, bytes]:
@@ -309,7 +330,7 @@ class _KeyChanger:
         sha.update(key)
         sha.update(_PAD2)
         interim = sha.digest()[: self._length]
-        key = Cipher(ARC4(interim), mode=None).encryptor().update(interim)
+        key = OneShotRC4(interim).encrypt(interim)
         if self._cut:
             return self._salt + key[self._cut :]
         return key
@@ -386,7 +407,7 @@ class MppeEncryptor:
         self._stateful = stateful
         self._fast = stateful
         """Stateful, and no Reset-Request waiting: a packet that is not a flag packet keeps its RC4."""
-        context = Cipher(ARC4(self._key), mode=None).encryptor()  # stateful: the running RC4
+        context = running_rc4(self._key)  # stateful: the running RC4
         self._update: _Update = context.update
         self._update_into: _UpdateInto = context.update_into
         self.count = COUNT_SPACE - 1
@@ -414,16 +435,17 @@ class MppeEncryptor:
     def _flushed(self, count: int, data: bytes) -> bytes:
         """A key change and a fresh RC4, with A: before every packet when stateless (RFC 3078 section
         7.1); stateful, before a flag packet (section 7.2) or after a Reset-Request (Linux)."""
-        return _HEADERS_FLUSHED[count] + self._new_context().update(data)
-
-    def _new_context(self) -> CipherContext:
-        """A key change and a fresh RC4 (RFC 3078 section 7.3); stateful, it becomes the running one."""
         key = self._key = self._changer.next(self._key)
         self.key_changes += 1
-        context = Cipher(ARC4(key), mode=None).encryptor()
-        if self._stateful:
-            self._update, self._update_into = context.update, context.update_into
-            self._fast = True
+        if not self._stateful:  # an RC4 for this packet only
+            return _HEADERS_FLUSHED[count] + OneShotRC4(key).encrypt(data)
+        return _HEADERS_FLUSHED[count] + self._rekeyed(key).update(data)
+
+    def _rekeyed(self, key: bytes) -> CipherContext:
+        """Stateful: a fresh RC4 with the new ``key`` becomes the running one."""
+        context = running_rc4(key)
+        self._update, self._update_into = context.update, context.update_into
+        self._fast = True
         return context
 
     def encrypt_into(self, data: memoryview, out: memoryview) -> bytes:
@@ -440,10 +462,15 @@ class MppeEncryptor:
             self.count = count
             self._update_into(data, out)
             return _HEADERS[count]
+        key = self._key = self._changer.next(self._key)
+        self.key_changes += 1
         if self._stateful:
             count |= 0xFF  # a flag packet, or an answer to a Reset-Request sent as the next one (module docstring)
+            self._rekeyed(key).update_into(data, out)
+        else:  # stateless: an RC4 for this packet only, which takes bytes and returns bytes
+            encrypted = OneShotRC4(key).encrypt(bytes(data))
+            out[: len(encrypted)] = encrypted
         self.count = count
-        self._new_context().update_into(data, out)
         return _HEADERS_FLUSHED[count]
 
     def reset_requested(self) -> None:
@@ -495,7 +522,7 @@ class MppeDecryptor:
         so that trying a key on a packet with A costs no new RC4 context; emptied on each
         resynchronisation (at most 23 entries: the current key and 22 ahead; under 5 KiB)."""
         self._stateful = stateful
-        context = Cipher(ARC4(self._key), mode=None).encryptor()  # stateful: the running RC4
+        context = running_rc4(self._key)  # stateful: the running RC4
         self._update: _Update = context.update
         self._update_into: _UpdateInto = context.update_into
         self._last = COUNT_SPACE - 1
@@ -584,8 +611,9 @@ class MppeDecryptor:
                     # A and D, the next count, no key computed ahead: one key change
                     key = self._changer.next(self._key)
                     self.key_changes += 1
-                    Cipher(ARC4(key), mode=None).encryptor().update_into(information[offset + 2 :], out)
-                    protocol = out[1] if out[0] == 0 and 0x21 <= out[1] <= 0xFA else _protocol(out, end)  # PFC
+                    data = OneShotRC4(key).encrypt(bytes(information[offset + 2 :]))  # bytes in, bytes out
+                    out[:end] = data
+                    protocol = data[1] if data[0] == 0 and 0x21 <= data[1] <= 0xFA else _protocol(data, end)  # PFC
                     if not protocol:  # wrong key or corrupt packet: keep the state the peer still agrees with
                         self._ahead += key  # computed once: kept for the next packet
                         self.dropped["bad protocol"] += 1
@@ -626,18 +654,18 @@ class MppeDecryptor:
         if not changes:
             return None
         key = self._key_ahead(changes)
-        context = Cipher(ARC4(key), mode=None).encryptor()
+        context = OneShotRC4(key)
         if changes == 1:  # the next count: the cheap check
-            inner = _inner(context.update(information[2:]))
+            inner = _inner(context.encrypt(bytes(information[2:])))
             if inner is None:  # wrong key or corrupt packet: keep the state the peer still agrees with
                 self.dropped["bad protocol"] += 1
                 return None
         else:  # a jump: committed only for a plausible packet, a forged one must not move the keys
-            head = context.update(information[2 : 2 + _HEAD])
+            head = context.encrypt(bytes(information[2 : 2 + _HEAD]))
             if not _plausible(head, len(information) - 2):
                 self.dropped["implausible jump"] += 1
                 return None
-            data = head + context.update(information[2 + _HEAD :])
+            data = head + context.encrypt(bytes(information[2 + _HEAD :]))
             inner = (data[0], data[1:]) if data[0] else (data[1], data[2:])
         self._commit(key, changes)
         self._last = (self._last + changes) & 0xFFF
@@ -649,21 +677,21 @@ class MppeDecryptor:
         if not changes:
             return 0
         key = self._key_ahead(changes)
-        context = Cipher(ARC4(key), mode=None).encryptor()
+        context = OneShotRC4(key)  # bytes in, bytes out
         if changes == 1:  # the next count: the cheap check, as on the hot path
-            context.update_into(packet[2:], out)
+            out[:end] = context.encrypt(bytes(packet[2:]))
             protocol = out[1] if out[0] == 0 and 0x21 <= out[1] <= 0xFA else _protocol(out, end)
             if not protocol:
                 self.dropped["bad protocol"] += 1
                 return 0
         else:  # a jump: decrypt the head, commit only for a plausible packet
             head = min(end, _HEAD)
-            context.update_into(packet[2 : 2 + head], out)
+            out[:head] = context.encrypt(bytes(packet[2 : 2 + head]))
             if not _plausible(out, end):
                 self.dropped["implausible jump"] += 1
                 return 0
             if end > head:
-                context.update_into(packet[2 + head :], out[head:])
+                out[head:end] = context.encrypt(bytes(packet[2 + head :]))
             protocol = out[0] if out[0] & 1 else out[1]
         self._commit(key, changes)
         self._last = (self._last + changes) & 0xFFF
@@ -737,7 +765,7 @@ class MppeDecryptor:
             return self._flushed(information, count, flag, 0)
         if flag:  # a flag packet without A: only an RFC sender sends one (Linux would drop it)
             self._commit(self._key_ahead(1), 1)
-            self._run(Cipher(ARC4(self._key), mode=None).encryptor())
+            self._run(running_rc4(self._key))
         self._next = (count + 1) & 0xFFF
         return self._checked(self._update(information[2:]), count)
 
@@ -774,9 +802,7 @@ class MppeDecryptor:
         for changes, candidate in self._candidates(missed, flag):
             stream = heads.get(candidate)
             if stream is None:
-                stream = heads[candidate] = int.from_bytes(
-                    Cipher(ARC4(candidate), mode=None).encryptor().update(bytes(_HEAD)), "big"
-                )
+                stream = heads[candidate] = int.from_bytes(OneShotRC4(candidate).encrypt(bytes(_HEAD)), "big")
             head = (cipher ^ stream >> shift).to_bytes(size, "big")
             if _plausible(head, length):
                 return self._resynchronised(candidate, changes, head, data, count)
@@ -798,7 +824,7 @@ class MppeDecryptor:
     ) -> tuple[int, bytes] | None:
         """Stateful: ``key`` (``changes`` after the current one) decrypted ``head``; its RC4, past the
         head, decrypts the rest of ``data`` and becomes the running one."""
-        context = Cipher(ARC4(key), mode=None).encryptor()
+        context = running_rc4(key)
         context.update(bytes(len(head)))
         decrypted = head + context.update(data[len(head) :])
         self._commit(key, changes)
