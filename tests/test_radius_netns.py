@@ -83,11 +83,20 @@ def radius_daemon(
         pool=POOL,
         pool_key="%{Acct-Session-Id}",
     )
-    lines = radius_files(tmp_path / "radius", netns_pair.server_ip)
-    daemon = start_pypptpd(
-        ["localip 192.168.0.1", "remoteip 192.168.0.234-238"], ["-d"], secrets="", options=options(method) + lines
-    )
-    return radius, daemon
+    return radius, radius_pypptpd(start_pypptpd, netns_pair, tmp_path, ["-d"], method)
+
+
+def radius_pypptpd(
+    start_pypptpd: Callable[..., Pypptpd],
+    pair: NetnsPair,
+    tmp_path: Path,
+    args: list[str],
+    method: str = "require-mschap-v2\nrequire-mppe-128\n",
+) -> Pypptpd:
+    """pypptpd in ``pair``'s server namespace with ``plugin radius.so``, asking the FreeRADIUS there."""
+    lines = radius_files(tmp_path / "radius", pair.server_ip)
+    conf = ["localip 192.168.0.1", "remoteip 192.168.0.234-238"]
+    return start_pypptpd(conf, args, secrets="", options=options(method) + lines)
 
 
 def session_line(daemon: Pypptpd, user: str) -> dict[str, str]:
@@ -348,19 +357,12 @@ def test_radius_with_two_workers(
     across the workers (their pids are in them), and the DAE listener is off, as logged."""
     require_tools("freeradius")
     users = [RadiusUser(f"user{i}", f"pass-{i}") for i in range(4)]
+    clients = [RadiusClient(netns_pair.server_ip, SECRET)]
+    ip = netns_pair.server_ip
     radius = start_freeradius(
-        netns_pair.server_ns,
-        netns_pair.server_ip,
-        users=users,
-        clients=[RadiusClient(netns_pair.server_ip, SECRET)],
-        pool=POOL,
-        pool_key="%{Acct-Session-Id}",
+        netns_pair.server_ns, ip, users=users, clients=clients, pool=POOL, pool_key="%{Acct-Session-Id}"
     )
-    lines = radius_files(tmp_path / "radius", netns_pair.server_ip)
-    daemon = start_pypptpd(
-        ["localip 192.168.0.1", "remoteip 192.168.0.234-238"], ["-d", "--workers", "2"], secrets="",
-        options=options() + lines,
-    )  # fmt: skip
+    daemon = radius_pypptpd(start_pypptpd, netns_pair, tmp_path, ["-d", "--workers", "2"], "require-mschap-v2\n")
 
     async def scenario() -> list[str]:
         sessions = await asyncio.gather(*(open_client(daemon, u.name, u.password, tun=False) for u in users))
