@@ -48,15 +48,20 @@ def pytest_report_header() -> list[str]:
     return [f"runtime dependencies: {versions}", f"hypothesis profile: {HYPOTHESIS_PROFILE}"]
 
 
-@pytest.fixture
-def require_netns() -> None:
+def need_netns() -> None:
     """Skip on a developer machine without root or iproute2; in CI (CI set)
-    fail instead, so CI can never skip a namespace test silently."""
+    fail instead, so CI can never skip a namespace test silently (module fixtures call it directly)."""
     reason = netns_available()
     if reason is not None:
         if os.environ.get("CI"):
             pytest.fail(f"network namespace tests cannot run in CI: {reason}")
         pytest.skip(f"network namespaces: {reason}")
+
+
+@pytest.fixture
+def require_netns() -> None:
+    """:func:`need_netns` for one test."""
+    need_netns()
 
 
 def require_tools(*names: str) -> None:

@@ -23,10 +23,10 @@ import pytest
 
 from pypptp.aaa.radius import RadiusClient, RadiusReply, to_verdict
 from pypptp.conf.radiusclient import RadiusConfig, parse_radiusclient_conf, read_radiusclient_conf
-from pypptp.host.netns import link, namespaces, netns_available, run_in_netns
+from pypptp.host.netns import link, namespaces, run_in_netns
 from pypptp.ppp import crypto, mppe
 from pypptp.ppp.auth import MsChapKeys
-from tests.conftest import require_tools
+from tests.conftest import need_netns, require_tools
 from tests.freeradius import FreeRadius, RadiusUser, running
 from tests.freeradius import RadiusClient as AllowedNas
 from tests.test_aaa_radius import Req
@@ -61,11 +61,7 @@ class Topology:
 
 @pytest.fixture(scope="module")
 def topology() -> Iterator[Topology]:
-    reason = netns_available()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"network namespace tests cannot run in CI: {reason}")
-        pytest.skip(f"network namespaces: {reason}")
+    need_netns()
     require_tools("freeradius")
     topo = Topology()
     with namespaces(topo.radius, topo.nas):

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from pypptp.host.netns import NetnsPair, link, namespaces, netns_available
+from pypptp.host.netns import NetnsPair, link, namespaces
 from pypptp.ppp import crypto, mppe
-from tests.conftest import require_tools
+from tests.conftest import need_netns, require_tools
 from tests.freeradius import FreeRadius, RadiusClient, RadiusUser, parse_detail, running
 
 SERVER = "198.18.0.1"
@@ -42,11 +42,7 @@ class Topology:
 
 @pytest.fixture(scope="module")
 def topology() -> Iterator[Topology]:
-    reason = netns_available()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"network namespace tests cannot run in CI: {reason}")
-        pytest.skip(f"network namespaces: {reason}")
+    need_netns()
     require_tools("freeradius", "radclient", "radtest")
     topo = Topology(f"pypptp-frh-{os.getpid()}")
     with namespaces(topo.radius, topo.nas1, topo.nas2):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pypptp.ppp.auth import AuthConfig, AuthRequest, ExternalVerdict, MsChapKeys, make_authenticator
+from pypptp.ppp.auth import AuthConfig, AuthMethod, AuthRequest, ExternalVerdict, MsChapKeys, make_authenticator
 from pypptp.ppp.chap import ChapAuthenticator, offered_retry
 from pypptp.ppp.crypto import (
     challenge_hash,
@@ -31,6 +31,7 @@ from pypptp.ppp.frame import Protocol
 from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP
 from pypptp.ppp.link import Authenticated, DataReceived, LinkConfig, NetworkUp, Phase, PppLink, VerifyRequested
 from pypptp.ppp.mppe import get_asymmetric_start_key, get_master_key
+from pypptp.ppp.packet import ControlPacket
 from tests.test_ppp_auth import chap, client, final, pap_request, sent
 from tests.test_ppp_link import PING, Wire, client_config, counter32, flows_both_ways, of, rng_bytes, server_config
 
@@ -74,6 +75,16 @@ def external(option: bytes, **config: Any) -> ChapAuthenticator:
     return method  # type: ignore[return-value]
 
 
+def challenged(srv: AuthMethod, peer: AuthMethod) -> ControlPacket:
+    """Start both sides, give the peer our Challenge (PAP: nothing), and return its answer, not yet delivered."""
+    srv.start(0.0)
+    peer.start(0.0)
+    for packet in sent(srv):
+        peer.receive(packet, 0.0)
+    (response,) = sent(peer)
+    return response
+
+
 class _NoLookup:
     def lookup(self, client: str, server: str) -> None:
         raise AssertionError("an external authenticator never looks secrets up")
@@ -86,11 +97,7 @@ class _NoLookup:
 def test_the_request_carries_what_radius_needs_and_the_verdict_decides(option: bytes) -> None:
     srv = external(option)
     peer = client(option, "alice", PASSWORD)
-    srv.start(0.0)
-    peer.start(0.0)
-    for packet in sent(srv):
-        peer.receive(packet, 0.0)
-    (response,) = sent(peer)
+    response = challenged(srv, peer)
     srv.receive(response, 0.0)
     assert sent(srv) == [] and srv.result is None and srv.next_deadline() is None  # waiting, no retransmission
     request = srv.pending
@@ -117,12 +124,7 @@ def test_the_request_carries_what_radius_needs_and_the_verdict_decides(option: b
 def test_a_rejection_fails_the_attempt(option: bytes) -> None:
     srv = external(option, max_attempts=1)
     peer = client(option, "alice", "wrong")
-    srv.start(0.0)
-    peer.start(0.0)
-    for packet in sent(srv):
-        peer.receive(packet, 0.0)
-    (response,) = sent(peer)
-    srv.receive(response, 0.0)
+    srv.receive(challenged(srv, peer), 0.0)
     assert srv.pending is not None
     srv.complete(judge(srv.pending), 1.0)
     (reply,) = sent(srv)
@@ -137,11 +139,7 @@ def test_a_rejection_fails_the_attempt(option: bytes) -> None:
 def test_ms_chap_error_from_the_server_reaches_the_client_and_its_challenge_is_the_retrys() -> None:
     srv = external(AUTH_MSCHAP_V2)
     peer = client(AUTH_MSCHAP_V2, "alice", "typo")
-    srv.start(0.0)
-    peer.start(0.0)
-    for packet in sent(srv):
-        peer.receive(packet, 0.0)
-    srv.receive(sent(peer)[0], 0.0)
+    srv.receive(challenged(srv, peer), 0.0)
     assert srv.pending is not None
     error = b"E=691 R=1 C=" + b"5A" * 16 + b" V=3 M=Bad password for alice"
     srv.complete(judge(srv.pending, error=error), 1.0)
@@ -165,12 +163,8 @@ def test_ms_chap_error_without_a_usable_challenge_is_final() -> None:
     assert offered_retry(b"E=691 R=0 C=" + b"00" * 16, 16) is None
     assert offered_retry(b"E=691 R=1 C=" + b"0a" * 8 + b" V=2", 8) == bytes([10]) * 8
     srv = external(AUTH_MSCHAP_V1)
-    srv.start(0.0)
     peer = client(AUTH_MSCHAP_V1, "alice", "typo")
-    peer.start(0.0)
-    for packet in sent(srv):
-        peer.receive(packet, 0.0)
-    srv.receive(sent(peer)[0], 0.0)
+    srv.receive(challenged(srv, peer), 0.0)
     assert srv.pending is not None
     srv.complete(judge(srv.pending, error=b"E=691 R=1"), 1.0)  # FreeRADIUS's v1 text: no C=
     (failure,) = sent(srv)
@@ -179,12 +173,8 @@ def test_ms_chap_error_without_a_usable_challenge_is_final() -> None:
 
 def test_mschapv2_accepted_without_s_equals_is_a_failure() -> None:
     srv = external(AUTH_MSCHAP_V2)
-    srv.start(0.0)
     peer = client(AUTH_MSCHAP_V2, "alice", PASSWORD)
-    peer.start(0.0)
-    for packet in sent(srv):
-        peer.receive(packet, 0.0)
-    srv.receive(sent(peer)[0], 0.0)
+    srv.receive(challenged(srv, peer), 0.0)
     srv.complete(ExternalVerdict(True, b"", reason="a server without MS-CHAP2-Success"), 1.0)
     (failure,) = sent(srv)
     assert failure.code == 4 and b"R=0" in failure.data
