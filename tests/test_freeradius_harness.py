@@ -368,7 +368,7 @@ def test_the_detail_parser_reads_freeradius_records() -> None:
 
 def test_the_pool_must_be_inside_192_168(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"192\.168\.0\.0/16"):
-        FreeRadius("unused", SERVER, tmp_path, users=USERS, clients=[], pool=("10.0.0.1", "10.0.0.9"))
+        FreeRadius("unused", SERVER, tmp_path, users=USERS, clients=[], pool=("192.0.2.1", "192.0.2.9"))
 
 
 def test_a_server_that_cannot_start_fails_fast_with_its_log(topology: Topology, tmp_path: Path) -> None:
