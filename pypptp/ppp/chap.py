@@ -76,6 +76,7 @@ __all__ = [
     "parse_value_name",
 ]
 
+_GRANTED = b"Access granted"  # the Success Message of CHAP-MD5 and MS-CHAPv1 (pppd's)
 _DUMMY_PASSWORD = "\0 no such user \0"  # checked when there is no record, so that both cases cost the same
 
 MS_CHAP_ERRORS = {  # RFC 2759 section 6, RFC 2433 section 6
@@ -178,6 +179,10 @@ class ChapDigest(typing.Protocol):
     def verify(self, identifier: int, challenge: bytes, name: bytes, value: bytes, password: str) -> Verdict:
         """Authenticator side: judge a Response ``value`` (already ``response_size`` bytes long)."""
 
+    def accepted(self, verdict: ExternalVerdict) -> Verdict:
+        """Authenticator side, :attr:`AuthConfig.external`: an external judge accepted; the Success to send
+        and the keys, or (``ok`` False, ``reason``) why its answer cannot be used."""
+
     def failure_message(self, challenge: bytes, retry: bool) -> bytes:
         """Authenticator side: the Failure Message; ``challenge`` is what C= carries."""
 
@@ -211,7 +216,10 @@ class Md5Digest:
 
     def verify(self, identifier: int, challenge: bytes, name: bytes, value: bytes, password: str) -> Verdict:
         ok = hmac.compare_digest(value, self._value(identifier, challenge, password))
-        return Verdict(ok, b"Access granted")
+        return Verdict(ok, _GRANTED)
+
+    def accepted(self, verdict: ExternalVerdict) -> Verdict:
+        return Verdict(True, verdict.message or _GRANTED)  # CHAP-MD5 keys nothing
 
     def failure_message(self, challenge: bytes, retry: bool) -> bytes:
         return b"Access denied"
@@ -277,7 +285,10 @@ class MsChapV1Digest:
             return Verdict(False, reason="only a LAN Manager response (flag 0), which is not supported")
         if not ok:
             return Verdict(False)
-        return Verdict(True, b"Access granted", self._keys(challenge, password, nt_response))
+        return Verdict(True, _GRANTED, self._keys(challenge, password, nt_response))
+
+    def accepted(self, verdict: ExternalVerdict) -> Verdict:
+        return Verdict(True, verdict.message or _GRANTED, verdict.keys)
 
     def failure_message(self, challenge: bytes, retry: bool) -> bytes:
         return f"E=691 R={int(retry)} C={challenge.hex().upper()} V=2".encode("ascii")
@@ -327,6 +338,13 @@ class MsChapV2Digest:
             message += " M=Access granted"
         keys = MsChapKeys(2, password_hash, hash_nt_password_hash(password_hash), nt_response, challenge)
         return Verdict(True, message.encode("ascii"), keys)
+
+    def accepted(self, verdict: ExternalVerdict) -> Verdict:
+        if not _AUTHENTICATOR_RESPONSE.match(verdict.message):
+            # section 5: the client checks S= and hangs up without it; no use succeeding
+            return Verdict(False, reason="the authentication server accepted without an S= authenticator "
+                           "response (MS-CHAP2-Success)")  # fmt: skip
+        return Verdict(True, verdict.message, verdict.keys)
 
     def failure_message(self, challenge: bytes, retry: bool) -> bytes:
         return f"E=691 R={int(retry)} C={challenge.hex().upper()} V=3 M=Authentication failed".encode("ascii")
@@ -516,19 +534,13 @@ class ChapAuthenticator(Exchange):
                 verdict.message or None,
             )
             return
-        if self.digest.algorithm == 0x81 and not _AUTHENTICATOR_RESPONSE.match(verdict.message):
-            # RFC 2759 section 5: the client checks S= and hangs up without it; no use succeeding
-            reason = "the authentication server accepted without an S= authenticator response (MS-CHAP2-Success)"
-            self._fail(identifier, name, reason, now, None, final=True)
+        success = self.digest.accepted(verdict)
+        if not success.ok:
+            self._fail(identifier, name, success.reason, now, None, final=True)
             return
-        keys = verdict.keys
-        if self.digest.algorithm == 0x05:
-            keys = None  # CHAP-MD5 keys nothing
         where = verdict.reason or "the authentication server"
-        message = verdict.message or b"Access granted"
-        self._succeed(
-            identifier, name, message, where, AuthResult(True, self.name, name, "", keys=keys, grant=verdict.grant)
-        )
+        result = AuthResult(True, self.name, name, "", keys=success.keys, grant=verdict.grant)
+        self._succeed(identifier, name, success.success_message, where, result)
 
     def _succeed(self, identifier: int, name: str, message: bytes, where: str, result: AuthResult) -> None:
         self._reply(ControlPacket(ChapCode.SUCCESS, identifier, message))
