@@ -287,8 +287,8 @@ class PppSession:
         self.closed = True
         self.close_reason = reason
         self._fast_decryptor = self._fast_encryptor = None
-        self._timer.cancel()
-        self._limits.cancel()
+        self._timer.close()  # no timer of an ended session fires again (and their callbacks' cycles go)
+        self._limits.close()
         if self._verifying is not None:
             self._verifying.cancel()
             self._verifying = None
@@ -306,9 +306,8 @@ class PppSession:
         """The session has ended and its owner has been told: drop what leads back to it or to its owner's
         objects (its timers' bound methods, the GRE call's methods, whose ``deliver`` is this session's,
         the owner's callbacks, which close over the owner's per-session record), so that reference counting
-        frees the session as soon as its owner lets go of it, not the next full garbage collection."""
-        self._timer.close()
-        self._limits.close()
+        frees the session as soon as its owner lets go of it, not the next full garbage collection (its
+        timers were closed first thing)."""
         self.on_up = self.on_auth = self.on_down = None
         self.verify = None
         self.make_tun = _no_tun
