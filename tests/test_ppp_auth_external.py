@@ -9,6 +9,7 @@ MS-CHAPv2 answers with the ``S=`` authenticator response and the two MPPE keys t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from pypptp.ppp.auth import AuthConfig, AuthMethod, AuthRequest, ExternalVerdict, MsChapKeys, make_authenticator
-from pypptp.ppp.chap import ChapAuthenticator, offered_retry
+from pypptp.ppp.chap import ChapAuthenticator, ChapCode, offered_retry
 from pypptp.ppp.crypto import (
     challenge_hash,
     challenge_response,
@@ -32,6 +33,7 @@ from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_P
 from pypptp.ppp.link import Authenticated, DataReceived, LinkConfig, NetworkUp, Phase, PppLink, VerifyRequested
 from pypptp.ppp.mppe import get_asymmetric_start_key, get_master_key
 from pypptp.ppp.packet import ControlPacket
+from pypptp.ppp.pap import PapCode
 from tests.test_ppp_auth import chap, client, final, pap_request, sent
 from tests.test_ppp_link import PING, Wire, client_config, counter32, flows_both_ways, of, rng_bytes, server_config
 
@@ -128,7 +130,7 @@ def test_a_rejection_fails_the_attempt(option: bytes) -> None:
     assert srv.pending is not None
     srv.complete(judge(srv.pending), 1.0)
     (reply,) = sent(srv)
-    assert reply.code in (3, 4) and reply.code != 2  # CHAP Failure or PAP Nak
+    assert reply.code == (PapCode.AUTHENTICATE_NAK if option == AUTH_PAP else ChapCode.FAILURE)
     result = final(srv)
     assert not result.success and "judge" in result.message and srv.failed_attempts == ["alice"]
     if option in (AUTH_MSCHAP_V1, AUTH_MSCHAP_V2):
@@ -205,8 +207,6 @@ def test_a_control_character_in_the_name_is_refused_before_the_judge() -> None:
 
 
 def external_link(method: bytes = AUTH_MSCHAP_V2, **changes: Any) -> Wire:
-    import dataclasses
-
     base = server_config(method)
     config: LinkConfig = dataclasses.replace(base, auth=dataclasses.replace(base.auth, external=True), **changes)
     server = PppLink(config, random_bytes=rng_bytes(3), random32=counter32(3))
