@@ -237,12 +237,15 @@ def test_swapped_keys_would_not_decrypt() -> None:
     good = judge(asked.request)
     assert good.keys is not None
     swapped = MsChapKeys(2, b"", b"", b"", b"", send_key=good.keys.recv_key, recv_key=good.keys.send_key)
-    wire.server.auth_verdict(asked.request, ExternalVerdict(True, good.message, keys=swapped), wire.now)
+    assert wire.server.auth_verdict(asked.request, ExternalVerdict(True, good.message, keys=swapped), wire.now)
     wire.exchange()
+    assert of(wire.server_events, NetworkUp) and of(wire.client_events, NetworkUp)  # up: only the keys are wrong
     frame = wire.client.send_data(Protocol.IPV4, PING)
     assert frame is not None
     wire.server.receive_frame(frame, wire.now)
     assert of(wire.server.drain()[1], DataReceived) == []
+    decryptor = wire.server.decryptor
+    assert decryptor is not None and decryptor.dropped["bad protocol"] == 1  # dropped by MPPE, as garbage
 
 
 def test_a_late_verdict_after_the_link_went_down_is_ignored() -> None:
