@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pypptp.ppp.auth import AuthConfig, AuthMethod, AuthRequest, ExternalVerdict, MsChapKeys, make_authenticator
+from pypptp.ppp.auth import AuthMethod, AuthRequest, ExternalVerdict, MsChapKeys
 from pypptp.ppp.chap import ChapAuthenticator, ChapCode, offered_retry
 from pypptp.ppp.crypto import (
     challenge_hash,
@@ -34,7 +34,7 @@ from pypptp.ppp.link import Authenticated, DataReceived, LinkConfig, NetworkUp, 
 from pypptp.ppp.mppe import get_asymmetric_start_key, get_master_key
 from pypptp.ppp.packet import ControlPacket
 from pypptp.ppp.pap import PapCode
-from tests.test_ppp_auth import chap, client, final, pap_request, sent
+from tests.test_ppp_auth import chap, client, final, pap_request, sent, server
 from tests.test_ppp_link import PING, Wire, client_config, counter32, flows_both_ways, of, rng_bytes, server_config
 
 PASSWORD = "s3cret pass"
@@ -73,8 +73,8 @@ def judge(request: AuthRequest, password: str = PASSWORD, *, error: bytes | None
 
 
 def external(option: bytes, **config: Any) -> ChapAuthenticator:
-    method = make_authenticator(option, AuthConfig(external=True, **config), _NoLookup(), random_bytes=rng_bytes(5))
-    return method  # type: ignore[return-value]
+    """:func:`tests.test_ppp_auth.server` judging outside (PAP's has the ``pending``, ``complete`` of CHAP's)."""
+    return server(option, _NoLookup(), 5, external=True, **config)  # type: ignore[return-value]
 
 
 def challenged(srv: AuthMethod, peer: AuthMethod) -> ControlPacket:
