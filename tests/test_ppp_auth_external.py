@@ -30,12 +30,12 @@ from pypptp.ppp.crypto import (
 )
 from pypptp.ppp.frame import Protocol
 from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP
-from pypptp.ppp.link import Authenticated, DataReceived, LinkConfig, NetworkUp, Phase, PppLink, VerifyRequested
+from pypptp.ppp.link import Authenticated, DataReceived, LinkConfig, NetworkUp, Phase, VerifyRequested
 from pypptp.ppp.mppe import get_asymmetric_start_key, get_master_key
 from pypptp.ppp.packet import ControlPacket
 from pypptp.ppp.pap import PapCode
 from tests.test_ppp_auth import chap, client, final, pap_request, sent, server
-from tests.test_ppp_link import PING, Wire, client_config, counter32, flows_both_ways, of, rng_bytes, server_config
+from tests.test_ppp_link import PING, Wire, client_config, connect, flows_both_ways, of, server_config
 
 PASSWORD = "s3cret pass"
 ALL = [AUTH_MSCHAP_V2, AUTH_MSCHAP_V1, AUTH_CHAP_MD5, AUTH_PAP]
@@ -209,11 +209,7 @@ def test_a_control_character_in_the_name_is_refused_before_the_judge() -> None:
 def external_link(method: bytes = AUTH_MSCHAP_V2, **changes: Any) -> Wire:
     base = server_config(method)
     config: LinkConfig = dataclasses.replace(base, auth=dataclasses.replace(base.auth, external=True), **changes)
-    server = PppLink(config, random_bytes=rng_bytes(3), random32=counter32(3))
-    client_link = PppLink(client_config(), random_bytes=rng_bytes(103), random32=counter32(103))
-    wire = Wire(server, client_link)
-    wire.start()
-    return wire
+    return connect(config, client_config(), seed=3, secrets=None)
 
 
 @pytest.mark.parametrize("method", [AUTH_MSCHAP_V2, AUTH_MSCHAP_V1], ids=["mschapv2", "mschapv1"])
