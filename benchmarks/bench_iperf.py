@@ -276,19 +276,8 @@ def _write_daemon_files(workdir: Path, pair: NetnsPair, mode: str) -> list[str]:
     (workdir / "options.system").write_text("")
     files = ["--secrets", str(secrets), "--system-options", str(workdir / "options.system")]
     files += ["--ip-up", str(workdir / "ip-up"), "--ip-down", str(workdir / "ip-down")]
-    return [
-        sys.executable,
-        "-m",
-        "pypptp.daemon.cli",
-        "-f",
-        "-c",
-        str(conf),
-        "-p",
-        str(workdir / "pid"),
-        *files,
-        "--control-socket",
-        str(workdir / "sock"),
-    ]
+    files += ["--control-socket", str(workdir / "sock")]
+    return [sys.executable, "-m", "pypptp.daemon.cli", "-f", "-c", str(conf), "-p", str(workdir / "pid"), *files]
 
 
 @contextlib.contextmanager

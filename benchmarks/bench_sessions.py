@@ -787,6 +787,17 @@ async def _release(daemon: Daemon, clients: Clients) -> dict:
     return {"unclean_closes": unclean, "ppp_left": len(left)}
 
 
+async def _up_then_released(daemon: Daemon, clients: Clients, up: int) -> tuple[list[str], int, dict]:
+    """Once the ``up`` sessions have their pppN and have settled: those names and the RSS with them up; then
+    every session closed, the daemon given time to settle, and the release's outcome (:func:`_release`)."""
+    names = await _wait_sessions(daemon, up)
+    await asyncio.sleep(0.5)
+    rss_up = daemon.rss_kib()
+    release = await _release(daemon, clients)
+    await asyncio.sleep(0.5)
+    return names, rss_up, release
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """What :func:`run` measures (its arguments)."""
@@ -842,11 +853,7 @@ async def _setup_runs(daemon: Daemon, clients: Clients, plan: Plan, out: dict[st
             "call_id_collisions": len(clients.sessions) - len({c.call.call_id for c in clients.sessions}),
         }
         if index == 0:
-            names = await _wait_sessions(daemon, up)
-            await asyncio.sleep(0.5)
-            rss_up = daemon.rss_kib()
-            out["release"] = await _release(daemon, clients)
-            await asyncio.sleep(0.5)
+            names, rss_up, out["release"] = await _up_then_released(daemon, clients, up)
             out["memory"] = {
                 "sessions": up,
                 "ppp_interfaces_up": len(names),
@@ -865,11 +872,7 @@ async def _setup_runs(daemon: Daemon, clients: Clients, plan: Plan, out: dict[st
     rounds = out["churn"] = []
     for _ in range(plan.churn):
         _, up, failed = await clients.establish(plan.sessions_total, max(plan.concurrency))
-        await _wait_sessions(daemon, up)
-        await asyncio.sleep(0.5)
-        rss_up = daemon.rss_kib()
-        release = await _release(daemon, clients)
-        await asyncio.sleep(0.5)
+        _, rss_up, release = await _up_then_released(daemon, clients, up)
         rounds.append({"up": up, "failed": failed, "rss_up_kib": rss_up, "rss_after_kib": daemon.rss_kib(), **release})
 
 

@@ -7,21 +7,16 @@ shared and noisy), only that every figure is there and positive and that the tab
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from benchmarks.bench_iperf import MODES, format_table, run
+from tests.conftest import require_tools
 
 pytestmark = pytest.mark.netns
 
 
 def test_bench_iperf_measures_both_tunnels(require_netns: None) -> None:
-    if shutil.which("iperf3") is None:  # like require_netns: in CI a missing tool fails, never skips
-        if os.environ.get("CI"):
-            pytest.fail("iperf3 is not installed: CI cannot run the iperf3 benchmark test")
-        pytest.skip("needs iperf3")
+    require_tools("iperf3")
     result = run(1.0, directions=("up",))
     for mode in MODES:
         entry = result[mode]

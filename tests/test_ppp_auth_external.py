@@ -9,6 +9,7 @@ MS-CHAPv2 answers with the ``S=`` authenticator response and the two MPPE keys t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -16,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from pypptp.ppp.auth import AuthConfig, AuthMethod, AuthRequest, ExternalVerdict, MsChapKeys, make_authenticator
-from pypptp.ppp.chap import ChapAuthenticator, offered_retry
+from pypptp.ppp.auth import AuthMethod, AuthRequest, ExternalVerdict, MsChapKeys
+from pypptp.ppp.chap import ChapAuthenticator, ChapCode, offered_retry
 from pypptp.ppp.crypto import (
     challenge_hash,
     challenge_response,
@@ -29,11 +30,12 @@ from pypptp.ppp.crypto import (
 )
 from pypptp.ppp.frame import Protocol
 from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_MSCHAP_V2, AUTH_PAP
-from pypptp.ppp.link import Authenticated, DataReceived, LinkConfig, NetworkUp, Phase, PppLink, VerifyRequested
+from pypptp.ppp.link import Authenticated, DataReceived, LinkConfig, NetworkUp, Phase, VerifyRequested
 from pypptp.ppp.mppe import get_asymmetric_start_key, get_master_key
 from pypptp.ppp.packet import ControlPacket
-from tests.test_ppp_auth import chap, client, final, pap_request, sent
-from tests.test_ppp_link import PING, Wire, client_config, counter32, flows_both_ways, of, rng_bytes, server_config
+from pypptp.ppp.pap import PapCode
+from tests.test_ppp_auth import chap, client, final, pap_request, sent, server
+from tests.test_ppp_link import PING, Wire, client_config, connect, flows_both_ways, of, server_config
 
 PASSWORD = "s3cret pass"
 ALL = [AUTH_MSCHAP_V2, AUTH_MSCHAP_V1, AUTH_CHAP_MD5, AUTH_PAP]
@@ -71,8 +73,8 @@ def judge(request: AuthRequest, password: str = PASSWORD, *, error: bytes | None
 
 
 def external(option: bytes, **config: Any) -> ChapAuthenticator:
-    method = make_authenticator(option, AuthConfig(external=True, **config), _NoLookup(), random_bytes=rng_bytes(5))
-    return method  # type: ignore[return-value]
+    """:func:`tests.test_ppp_auth.server` judging outside (PAP's has the ``pending``, ``complete`` of CHAP's)."""
+    return server(option, _NoLookup(), 5, external=True, **config)  # type: ignore[return-value]
 
 
 def challenged(srv: AuthMethod, peer: AuthMethod) -> ControlPacket:
@@ -128,7 +130,7 @@ def test_a_rejection_fails_the_attempt(option: bytes) -> None:
     assert srv.pending is not None
     srv.complete(judge(srv.pending), 1.0)
     (reply,) = sent(srv)
-    assert reply.code in (3, 4) and reply.code != 2  # CHAP Failure or PAP Nak
+    assert reply.code == (PapCode.AUTHENTICATE_NAK if option == AUTH_PAP else ChapCode.FAILURE)
     result = final(srv)
     assert not result.success and "judge" in result.message and srv.failed_attempts == ["alice"]
     if option in (AUTH_MSCHAP_V1, AUTH_MSCHAP_V2):
@@ -205,15 +207,9 @@ def test_a_control_character_in_the_name_is_refused_before_the_judge() -> None:
 
 
 def external_link(method: bytes = AUTH_MSCHAP_V2, **changes: Any) -> Wire:
-    import dataclasses
-
     base = server_config(method)
     config: LinkConfig = dataclasses.replace(base, auth=dataclasses.replace(base.auth, external=True), **changes)
-    server = PppLink(config, random_bytes=rng_bytes(3), random32=counter32(3))
-    client_link = PppLink(client_config(), random_bytes=rng_bytes(103), random32=counter32(103))
-    wire = Wire(server, client_link)
-    wire.start()
-    return wire
+    return connect(config, client_config(), seed=3, secrets=None)
 
 
 @pytest.mark.parametrize("method", [AUTH_MSCHAP_V2, AUTH_MSCHAP_V1], ids=["mschapv2", "mschapv1"])
@@ -237,12 +233,15 @@ def test_swapped_keys_would_not_decrypt() -> None:
     good = judge(asked.request)
     assert good.keys is not None
     swapped = MsChapKeys(2, b"", b"", b"", b"", send_key=good.keys.recv_key, recv_key=good.keys.send_key)
-    wire.server.auth_verdict(asked.request, ExternalVerdict(True, good.message, keys=swapped), wire.now)
+    assert wire.server.auth_verdict(asked.request, ExternalVerdict(True, good.message, keys=swapped), wire.now)
     wire.exchange()
+    assert of(wire.server_events, NetworkUp) and of(wire.client_events, NetworkUp)  # up: only the keys are wrong
     frame = wire.client.send_data(Protocol.IPV4, PING)
     assert frame is not None
     wire.server.receive_frame(frame, wire.now)
     assert of(wire.server.drain()[1], DataReceived) == []
+    decryptor = wire.server.decryptor
+    assert decryptor is not None and decryptor.dropped["bad protocol"] == 1  # dropped by MPPE, as garbage
 
 
 def test_a_late_verdict_after_the_link_went_down_is_ignored() -> None:

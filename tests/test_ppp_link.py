@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pypptp.ppp.auth import AuthConfig
+from pypptp.ppp.auth import AuthConfig, SecretLookup
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.frame import Protocol, encode_frame, parse_frame
 from pypptp.ppp.fsm_table import State
@@ -160,8 +160,11 @@ def control(frames: list[bytes], protocol: int) -> list[ControlPacket]:
     return packets
 
 
-def connect(server_cfg: LinkConfig, client_cfg: LinkConfig, seed: int = 1) -> Wire:
-    server = PppLink(server_cfg, secrets=SECRETS, random_bytes=rng_bytes(seed), random32=counter32(seed))
+def connect(
+    server_cfg: LinkConfig, client_cfg: LinkConfig, seed: int = 1, secrets: SecretLookup | None = SECRETS
+) -> Wire:
+    """The two links opened and talked to quiet; ``secrets``: the server's (None: a server judging outside)."""
+    server = PppLink(server_cfg, secrets=secrets, random_bytes=rng_bytes(seed), random32=counter32(seed))
     client = PppLink(client_cfg, random_bytes=rng_bytes(seed + 100), random32=counter32(seed + 100))
     wire = Wire(server, client)
     wire.start()

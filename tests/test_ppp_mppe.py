@@ -765,9 +765,12 @@ def test_encrypting_into_a_send_buffer_gives_the_same_packets_as_encrypt(
 
 def test_in_place_rc4_is_refused_as_cryptography_51_does(strict_rc4: list[int]) -> None:
     """The strict wrapper itself: overlapping buffers raise, disjoint slices of one buffer do not.
-    Stateful: its running RC4 is cryptography's (stateless RC4 is arc4's, bytes in, bytes out)."""
+    Stateful: its running RC4 is cryptography's (stateless RC4 is arc4's, bytes in, bytes out: a view
+    of a buffer, which could be the one being written, is refused)."""
     encryptor = MppeEncryptor(SERVER_SEND_START, 128, stateful=True)
     buffer = memoryview(bytearray(64))
+    with pytest.raises(TypeError, match="arc4 takes bytes, not memoryview"):
+        mppe_module.OneShotRC4(bytes(16)).encrypt(buffer[0:20])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="overlap"):
         encryptor.encrypt_into(buffer[0:20], buffer[10:40])
     with pytest.raises(ValueError, match="overlap"):
