@@ -165,6 +165,18 @@ class DaemonSession:
         return self.connection.local_ip
 
     @property
+    def peer_name(self) -> str:
+        """The name the peer last authenticated with, as it sent it ("" if it never did)."""
+        result = next((r for r in reversed(self.ppp.link.auth_results) if r.success), None)
+        return result.peer_name if result is not None else ""
+
+    @property
+    def user(self) -> str:
+        """:attr:`peer_name` as pppd's PEERNAME (``DOMAIN\\`` stripped under ``chapms-strip-domain``),
+        what ip-up, ``show sessions`` and ``terminate username`` use."""
+        return peer_authname(self.peer_name, self.ppp.link.config.auth.strip_domain)
+
+    @property
     def unit(self) -> int:
         """The ``pppN`` unit (-1 before authentication)."""
         return self.claim.unit if self.claim is not None else -1
@@ -629,7 +641,6 @@ class Daemon:
         return None
 
     def _script_info(self, session: DaemonSession, up: NetworkUp) -> ScriptInfo:
-        result = next((r for r in reversed(session.ppp.link.auth_results) if r.success), None)  # the latest
         stats = session.ppp.stats
         return ScriptInfo(
             ifname=f"ppp{session.unit}",
@@ -638,7 +649,7 @@ class Daemon:
             local=str(up.local_address),
             remote=str(up.peer_address),
             ipparam=session.connection.peer_ip if self.ipparam else "",
-            peer_name=peer_authname(result.peer_name, session.ppp.link.config.auth.strip_domain) if result else "",
+            peer_name=session.user,
             unit=session.unit,
             dns=(),  # pppd exports DNS1/DNS2 only for servers the peer gave us (usepeerdns): none on a server
             connect_time=asyncio.get_running_loop().time() - (session.ppp.network_since or session.ppp.started_at),
@@ -670,11 +681,6 @@ class Daemon:
         else:
             session.scripts.up(info)
 
-    def _peer_name(self, session: DaemonSession) -> str:
-        """The name the peer last authenticated with, as it sent it ("" if it never did)."""
-        result = next((r for r in reversed(session.ppp.link.auth_results) if r.success), None)
-        return result.peer_name if result is not None else ""
-
     def _wtmp_records(self) -> WtmpWriter:
         """The thread that appends to wtmp, started with the first record (none while ``-w`` is off)."""
         if self._wtmp_writer is None:
@@ -687,7 +693,7 @@ class Daemon:
             return
         session.wtmp = self.wtmp
         peer_ip = session.connection.peer_ip
-        name = wtmp_user(self._peer_name(session), session.ppp.link.config.auth.strip_domain)
+        name = wtmp_user(session.peer_name, session.ppp.link.config.auth.strip_domain)
         record = UtmpRecord.login(f"ppp{session.unit}", name, peer_ip, time.time(), IPv4Address(peer_ip))
         self._wtmp_records().write(self.wtmp, record)
 
@@ -764,7 +770,7 @@ class Daemon:
         peer_address = session.up.peer_address if session.up is not None else assigned[1] if assigned else None
         lines.append(
             summary_line(
-                user=self._peer_name(session),
+                user=session.peer_name,
                 strip_domain=ppp.link.config.auth.strip_domain,
                 peer=session.connection.peer_ip,
                 ip=str(peer_address) if peer_address is not None else None,
