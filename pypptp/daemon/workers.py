@@ -66,10 +66,11 @@ import os
 import select
 import signal
 import socket
-import struct
 import sys
 import time
 from collections.abc import Callable
+
+from pypptp.aio.server import LOAD  # a worker's load report: connections received so far, held now
 
 __all__ = [
     "EXIT_CANNOT_START",
@@ -142,8 +143,6 @@ def listening_socket(address: str, port: int, backlog: int = 128) -> socket.sock
     return sock
 
 
-LOAD = struct.Struct("=II")
-"""A worker's load report (:data:`pypptp.aio.server.LOAD`): connections received so far, held now."""
 ACCEPT_BATCH = 64
 """Connections the supervisor accepts per wake-up; the rest wait in the backlog for the next."""
 REPORT_BATCH = 256
