@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_workers,
         default=1,
         help="worker processes sharing the calls, to use more than one core (default 1: a single process); "
-        "the pool and the connection limit are split between them",
+        "they share the pool and the connection limit, and split the pending-connection budget",
     )
     parser.add_argument(
         "--control-socket",
@@ -515,7 +515,8 @@ STATUS_INTERVAL = 10.0
 
 
 async def _start(daemon: Daemon, config: DaemonConfig, worker: _Worker | None, pool: AddressPool) -> None:
-    """Listen and open the GRE socket (a worker: on its own listener, for its Call IDs)."""
+    """Listen and open the GRE socket (a worker: take the connections its supervisor hands it, and GRE for
+    its Call IDs only)."""
     if worker is None:
         await daemon.start(secrets=config.secrets, secrets_stamp=config.secrets_stamp)
         return
