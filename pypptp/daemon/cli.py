@@ -720,8 +720,6 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
     control_path = None if args.control_socket == "none" else args.control_socket
     front = Front(control_path, args.metrics, count)
     try:
-        if args.metrics is not None and control_path is None:
-            raise ControlError("--metrics with --workers needs the control socket (not --control-socket none)")
         if control_path is not None or args.metrics is not None:
             front.start(close_in_child=[listener])
     except (ControlError, OSError) as exc:
