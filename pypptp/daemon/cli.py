@@ -584,7 +584,6 @@ async def _serve(
         speed=config.speed,
         clamp_mss=not args.no_mss_clamp,
         logfile=config.options.logfile,
-        shared_units=worker is not None,
         wtmp=config.wtmp if config.logwtmp else None,
         trace_dir=args.trace,
         trace_max_events=args.trace_max_events,

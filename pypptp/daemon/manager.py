@@ -227,7 +227,6 @@ class Daemon:
         speed: str = DEFAULT_SPEED,
         clamp_mss: bool = True,
         logfile: str | None = None,
-        shared_units: bool = False,
         wtmp: str | None = None,
         trace_dir: str | None = None,
         trace_max_events: int = DEFAULT_MAX_EVENTS,
@@ -236,9 +235,9 @@ class Daemon:
     ) -> None:
         """``claims``: other processes (``--workers``) serve from the same ``connections`` limit and pool:
         each session claims a seat (``seat/I``, ``I < connections``) and a pinned address (``pin/A``)
-        across them, and the pool claims its slots (:meth:`AddressPool.share_across_processes`).
-        ``shared_units``: other processes (``--workers``) create ``pppN`` devices in this namespace too:
-        units are claimed across processes, and one taken meanwhile is replaced by the next free one.
+        across them, and the pool claims its slots (:meth:`AddressPool.share_across_processes`); they
+        create ``pppN`` devices in this namespace too: units are claimed across processes, and one taken
+        meanwhile is replaced by the next free one.
         ``wtmp``: the wtmp file for the sessions' login and logout records (``-w``), None for none."""
         self.settings = settings
         self.pool = pool
@@ -248,17 +247,15 @@ class Daemon:
         self.speed = speed
         self.clamp_mss = clamp_mss
         self.logfile = logfile
-        self.shared_units = shared_units
         self.wtmp = wtmp
         self._wtmp_writer: WtmpWriter | None = None  # made at the first record: nothing when -w is off
         self.trace_dir = trace_dir
         """``--trace DIR``: one JSON-lines trace per session there (:mod:`pypptp.aio.trace`)."""
         self.trace_max_events = trace_max_events
         self._starting_trace: JsonLinesTracer | None = None  # the trace of the session being started
-        if shared_units:
-            share_units_between_processes()
         self.claims = claims
         if claims is not None:
+            share_units_between_processes()
             pool.share_across_processes(claims)
         self.secrets = ChapSecrets(())
         self._secrets_file = self.paths.secrets
@@ -501,7 +498,7 @@ class Daemon:
         """The session's ``pppN`` (made after authentication, which claimed the unit).  When other processes
         create units too (``--workers``), another unit if that one was taken meanwhile."""
         assert session.claim is not None
-        if not self.shared_units:
+        if self.claims is None:
             return TunDevice(session.claim)
         tun = TunDevice(session.claim, retry=True)
         if tun.claim is not None and tun.claim is not session.claim:
