@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
-from pypptp.daemon.stats import snapshot
+from pypptp.daemon.stats import session_row, snapshot
 
 if TYPE_CHECKING:
     from pypptp.daemon.manager import Daemon, DaemonSession
@@ -239,10 +239,9 @@ async def execute(
             chosen = _select(daemon, what)
             if isinstance(chosen, str):
                 return _error(chosen, usage=True)
-            rows = snapshot(daemon, now, worker)["sessions"]
-            by_call = {row["call_id"]: row for row in rows}
+            rows = [session_row(session, now, worker) for session in chosen]  # as they were, before they end
             daemon.terminate(chosen)
-            return {"ok": True, "terminated": [by_call[session.call.call_id] for session in chosen]}
+            return {"ok": True, "terminated": rows}
         case ["reload"]:
             return {"ok": True, "reload": [reload()]}
     return _error(f"unknown command: {' '.join(command)[:80]!r}; {USAGE}", usage=True)
