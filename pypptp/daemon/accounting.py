@@ -52,15 +52,12 @@ def escaped(text: str, *, spaces: bool = True) -> str:
     return "".join(out)
 
 
-def _user(name: str, strip_domain: bool) -> str:
+def wtmp_user(name: str, strip_domain: bool) -> str:
+    """The name written to wtmp's ``ut_user`` (cut to 32 bytes by the record), and the summary's
+    ``user``: the peer's, without ``DOMAIN\\`` under ``chapms-strip-domain``, escaped."""
     if strip_domain:
         name = name.rpartition("\\")[2]
     return escaped(name[:MAX_NAME_CHARS])
-
-
-def wtmp_user(name: str, strip_domain: bool) -> str:
-    """The name written to wtmp's ``ut_user`` (cut to 32 bytes by the record): the peer's, escaped."""
-    return _user(name, strip_domain)
 
 
 def summary_line(
@@ -78,7 +75,7 @@ def summary_line(
     """The session's summary line (see the module's docstring); ``user`` as the peer sent it ("" if
     it never authenticated), ``ip``/``ifname`` None before authentication."""
     return (
-        f'session summary: user="{_user(user, strip_domain)}" peer={escaped(peer)} ip={ip or "-"} '
+        f'session summary: user="{wtmp_user(user, strip_domain)}" peer={escaped(peer)} ip={ip or "-"} '
         f"if={ifname or '-'} duration={max(0.0, duration):.1f}s sent={sent} received={received} "
         f'reason="{escaped(reason, spaces=False)}"'
     )

@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_workers,
         default=1,
         help="worker processes sharing the calls, to use more than one core (default 1: a single process); "
-        "the pool and the connection limit are split between them",
+        "they share the pool and the connection limit, and split the pending-connection budget",
     )
     parser.add_argument(
         "--control-socket",
@@ -515,7 +515,8 @@ STATUS_INTERVAL = 10.0
 
 
 async def _start(daemon: Daemon, config: DaemonConfig, worker: _Worker | None, pool: AddressPool) -> None:
-    """Listen and open the GRE socket (a worker: on its own listener, for its Call IDs)."""
+    """Listen and open the GRE socket (a worker: take the connections its supervisor hands it, and GRE for
+    its Call IDs only)."""
     if worker is None:
         await daemon.start(secrets=config.secrets, secrets_stamp=config.secrets_stamp)
         return
@@ -583,7 +584,6 @@ async def _serve(
         speed=config.speed,
         clamp_mss=not args.no_mss_clamp,
         logfile=config.options.logfile,
-        shared_units=worker is not None,
         wtmp=config.wtmp if config.logwtmp else None,
         trace_dir=args.trace,
         trace_max_events=args.trace_max_events,
@@ -719,8 +719,6 @@ def _supervise(config: DaemonConfig, args: argparse.Namespace, argv: list[str], 
     control_path = None if args.control_socket == "none" else args.control_socket
     front = Front(control_path, args.metrics, count)
     try:
-        if args.metrics is not None and control_path is None:
-            raise ControlError("--metrics with --workers needs the control socket (not --control-socket none)")
         if control_path is not None or args.metrics is not None:
             front.start(close_in_child=[listener])
     except (ControlError, OSError) as exc:

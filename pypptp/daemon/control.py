@@ -39,8 +39,7 @@ from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
-from pypptp.daemon.stats import snapshot
-from pypptp.ppp.auth import peer_authname
+from pypptp.daemon.stats import session_row, snapshot
 
 if TYPE_CHECKING:
     from pypptp.daemon.manager import Daemon, DaemonSession
@@ -240,10 +239,9 @@ async def execute(
             chosen = _select(daemon, what)
             if isinstance(chosen, str):
                 return _error(chosen, usage=True)
-            rows = snapshot(daemon, now, worker)["sessions"]
-            by_call = {row["call_id"]: row for row in rows}
+            rows = [session_row(session, now, worker) for session in chosen]  # as they were, before they end
             daemon.terminate(chosen)
-            return {"ok": True, "terminated": [by_call[session.call.call_id] for session in chosen]}
+            return {"ok": True, "terminated": rows}
         case ["reload"]:
             return {"ok": True, "reload": [reload()]}
     return _error(f"unknown command: {' '.join(command)[:80]!r}; {USAGE}", usage=True)
@@ -257,7 +255,7 @@ def _select(daemon: Daemon, what: list[str]) -> list[DaemonSession] | str:
         case ["if", name]:
             return [s for s in sessions if s.unit >= 0 and f"ppp{s.unit}" == name]
         case ["username", name]:
-            return [s for s in sessions if _user(s) == name]
+            return [s for s in sessions if s.user == name]
         case ["ip", text]:
             try:
                 address = IPv4Address(text)
@@ -269,12 +267,6 @@ def _select(daemon: Daemon, what: list[str]) -> list[DaemonSession] | str:
                 if (s.addresses is not None and s.addresses[1] == address) or s.connection.peer_ip == str(address)
             ]
     return "terminate if IFNAME | username NAME | ip ADDRESS | all"
-
-
-def _user(session: DaemonSession) -> str:
-    """The user name as ``show sessions`` shows it (its domain stripped with ``chapms-strip-domain``)."""
-    result = next((r for r in reversed(session.ppp.link.auth_results) if r.success), None)
-    return peer_authname(result.peer_name, session.ppp.link.config.auth.strip_domain) if result is not None else ""
 
 
 def merge(answers: list[dict[str, Any]]) -> dict[str, Any]:

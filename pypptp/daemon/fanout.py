@@ -55,6 +55,8 @@ class Front:
 
     def start(self, close_in_child: list[socket.socket]) -> None:
         """Fork the front; return once it serves.  Raises ControlError with its reason if it cannot."""
+        if self.metrics is not None and self.path is None:  # it asks the workers over their sockets
+            raise ControlError("--metrics with --workers needs the control socket (not --control-socket none)")
         read_end, write_end = os.pipe()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
@@ -144,8 +146,6 @@ class Front:
         return merged
 
     def _snapshots(self) -> list[tuple[str | None, dict[str, Any]]]:
-        if self.path is None:
-            raise RuntimeError("--metrics with --workers needs the control socket (not --control-socket none)")
         out: list[tuple[str | None, dict[str, Any]]] = []
         for index in range(self.count):
             answer = self._ask(index, ["snapshot"])

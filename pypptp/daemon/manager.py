@@ -165,6 +165,18 @@ class DaemonSession:
         return self.connection.local_ip
 
     @property
+    def peer_name(self) -> str:
+        """The name the peer last authenticated with, as it sent it ("" if it never did)."""
+        result = next((r for r in reversed(self.ppp.link.auth_results) if r.success), None)
+        return result.peer_name if result is not None else ""
+
+    @property
+    def user(self) -> str:
+        """:attr:`peer_name` as pppd's PEERNAME (``DOMAIN\\`` stripped under ``chapms-strip-domain``),
+        what ip-up, ``show sessions`` and ``terminate username`` use."""
+        return peer_authname(self.peer_name, self.ppp.link.config.auth.strip_domain)
+
+    @property
     def unit(self) -> int:
         """The ``pppN`` unit (-1 before authentication)."""
         return self.claim.unit if self.claim is not None else -1
@@ -215,7 +227,6 @@ class Daemon:
         speed: str = DEFAULT_SPEED,
         clamp_mss: bool = True,
         logfile: str | None = None,
-        shared_units: bool = False,
         wtmp: str | None = None,
         trace_dir: str | None = None,
         trace_max_events: int = DEFAULT_MAX_EVENTS,
@@ -224,9 +235,9 @@ class Daemon:
     ) -> None:
         """``claims``: other processes (``--workers``) serve from the same ``connections`` limit and pool:
         each session claims a seat (``seat/I``, ``I < connections``) and a pinned address (``pin/A``)
-        across them, and the pool claims its slots (:meth:`AddressPool.share_across_processes`).
-        ``shared_units``: other processes (``--workers``) create ``pppN`` devices in this namespace too:
-        units are claimed across processes, and one taken meanwhile is replaced by the next free one.
+        across them, and the pool claims its slots (:meth:`AddressPool.share_across_processes`); they
+        create ``pppN`` devices in this namespace too: units are claimed across processes, and one taken
+        meanwhile is replaced by the next free one.
         ``wtmp``: the wtmp file for the sessions' login and logout records (``-w``), None for none."""
         self.settings = settings
         self.pool = pool
@@ -236,17 +247,15 @@ class Daemon:
         self.speed = speed
         self.clamp_mss = clamp_mss
         self.logfile = logfile
-        self.shared_units = shared_units
         self.wtmp = wtmp
         self._wtmp_writer: WtmpWriter | None = None  # made at the first record: nothing when -w is off
         self.trace_dir = trace_dir
         """``--trace DIR``: one JSON-lines trace per session there (:mod:`pypptp.aio.trace`)."""
         self.trace_max_events = trace_max_events
         self._starting_trace: JsonLinesTracer | None = None  # the trace of the session being started
-        if shared_units:
-            share_units_between_processes()
         self.claims = claims
         if claims is not None:
+            share_units_between_processes()
             pool.share_across_processes(claims)
         self.secrets = ChapSecrets(())
         self._secrets_file = self.paths.secrets
@@ -489,7 +498,7 @@ class Daemon:
         """The session's ``pppN`` (made after authentication, which claimed the unit).  When other processes
         create units too (``--workers``), another unit if that one was taken meanwhile."""
         assert session.claim is not None
-        if not self.shared_units:
+        if self.claims is None:
             return TunDevice(session.claim)
         tun = TunDevice(session.claim, retry=True)
         if tun.claim is not None and tun.claim is not session.claim:
@@ -629,7 +638,6 @@ class Daemon:
         return None
 
     def _script_info(self, session: DaemonSession, up: NetworkUp) -> ScriptInfo:
-        result = next((r for r in reversed(session.ppp.link.auth_results) if r.success), None)  # the latest
         stats = session.ppp.stats
         return ScriptInfo(
             ifname=f"ppp{session.unit}",
@@ -638,7 +646,7 @@ class Daemon:
             local=str(up.local_address),
             remote=str(up.peer_address),
             ipparam=session.connection.peer_ip if self.ipparam else "",
-            peer_name=peer_authname(result.peer_name, session.ppp.link.config.auth.strip_domain) if result else "",
+            peer_name=session.user,
             unit=session.unit,
             dns=(),  # pppd exports DNS1/DNS2 only for servers the peer gave us (usepeerdns): none on a server
             connect_time=asyncio.get_running_loop().time() - (session.ppp.network_since or session.ppp.started_at),
@@ -670,11 +678,6 @@ class Daemon:
         else:
             session.scripts.up(info)
 
-    def _peer_name(self, session: DaemonSession) -> str:
-        """The name the peer last authenticated with, as it sent it ("" if it never did)."""
-        result = next((r for r in reversed(session.ppp.link.auth_results) if r.success), None)
-        return result.peer_name if result is not None else ""
-
     def _wtmp_records(self) -> WtmpWriter:
         """The thread that appends to wtmp, started with the first record (none while ``-w`` is off)."""
         if self._wtmp_writer is None:
@@ -687,7 +690,7 @@ class Daemon:
             return
         session.wtmp = self.wtmp
         peer_ip = session.connection.peer_ip
-        name = wtmp_user(self._peer_name(session), session.ppp.link.config.auth.strip_domain)
+        name = wtmp_user(session.peer_name, session.ppp.link.config.auth.strip_domain)
         record = UtmpRecord.login(f"ppp{session.unit}", name, peer_ip, time.time(), IPv4Address(peer_ip))
         self._wtmp_records().write(self.wtmp, record)
 
@@ -764,7 +767,7 @@ class Daemon:
         peer_address = session.up.peer_address if session.up is not None else assigned[1] if assigned else None
         lines.append(
             summary_line(
-                user=self._peer_name(session),
+                user=session.peer_name,
                 strip_domain=ppp.link.config.auth.strip_domain,
                 peer=session.connection.peer_ip,
                 ip=str(peer_address) if peer_address is not None else None,

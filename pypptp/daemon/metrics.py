@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -27,6 +27,8 @@ __all__ = ["SCRAPE_TIMEOUT", "Collector", "MetricsServer", "on_loop", "parse_add
 log = logging.getLogger("pypptpd")
 
 SCRAPE_TIMEOUT = 5.0
+
+_Family = TypeVar("_Family", GaugeMetricFamily, CounterMetricFamily)
 
 Snapshots = list[tuple[str | None, dict[str, Any]]]
 """(worker label or None, its :func:`~pypptp.daemon.stats.snapshot`)."""
@@ -65,17 +67,16 @@ class Collector(_Collector):
             return
         labels = ["worker"] if any(worker is not None for worker, _ in snapshots) else []
 
-        def gauge(name: str, text: str, key: str) -> GaugeMetricFamily:
-            family = GaugeMetricFamily(name, text, labels=labels)
+        def each(family: _Family, key: str) -> _Family:
             for worker, snap in snapshots:
                 family.add_metric(_values(worker), snap["stat"][key])
             return family
 
+        def gauge(name: str, text: str, key: str) -> GaugeMetricFamily:
+            return each(GaugeMetricFamily(name, text, labels=labels), key)
+
         def counter(name: str, text: str, key: str) -> CounterMetricFamily:
-            family = CounterMetricFamily(name, text, labels=labels)
-            for worker, snap in snapshots:
-                family.add_metric(_values(worker), snap["stat"][key])
-            return family
+            return each(CounterMetricFamily(name, text, labels=labels), key)
 
         def by(name: str, text: str, label: str, key: str, split: bool = False) -> CounterMetricFamily:
             family = CounterMetricFamily(name, text, labels=[*labels, label, *(["method"] if split else [])])

@@ -208,8 +208,7 @@ class AddressPool:
                     f"{remote_prefix}{len(self.remote)} addresses for {len(self.local)} local ones: "
                     f"only the first {self.capacity} are used"
                 )
-        self._slots = range(self.capacity)  # the slots this pool hands out
-        self._next = 0  # _slots from this position on have never been handed out
+        self._next = 0  # slots from this one on have never been handed out
         self._free: list[int] = []  # released slots (a heap)
         self._leased: set[int] = set()
         self._reserved: frozenset[int] = frozenset()  # slots of pinned addresses: never handed out by acquire()
@@ -261,7 +260,7 @@ class AddressPool:
     @property
     def size(self) -> int:
         """How many slots this pool hands out: :attr:`capacity`."""
-        return len(self._slots)
+        return self.capacity
 
     @property
     def in_use(self) -> int:
@@ -279,7 +278,7 @@ class AddressPool:
         """The lowest free slot that is not reserved, now in use; None when every such slot is taken."""
         if self._claims is not None:
             return self._acquire_shared()
-        for _ in range(len(self._slots) + 1):
+        for _ in range(self.capacity + 1):
             index = self._pop_free()
             if index is None:
                 return None
@@ -294,23 +293,30 @@ class AddressPool:
         """:meth:`acquire` across processes: the lowest slot no process holds.  The slots below it are
         held (at most ``connections`` of them, plus the reserved ones), one ``bind`` each."""
         assert self._claims is not None
-        for index in self._slots:
-            if index in self._leased or index in self._reserved:
-                continue
-            claim = self._claims.take(f"slot/{index}")
-            if claim is not None:
-                self._held[index] = claim
-                self._leased.add(index)
-                return self.lease_at(index)
+        for index in range(self.capacity):
+            if index not in self._leased and index not in self._reserved:
+                lease = self._take_shared(index)
+                if lease is not None:
+                    return lease
         return None
+
+    def _take_shared(self, index: int) -> Lease | None:
+        """Slot ``index``, now in use here and claimed across processes; None if another process holds it."""
+        assert self._claims is not None
+        claim = self._claims.take(f"slot/{index}")
+        if claim is None:  # another worker's session has it
+            return None
+        self._held[index] = claim
+        self._leased.add(index)
+        return self.lease_at(index)
 
     def _pop_free(self) -> int | None:
         """The lowest free slot: a released one, else the next never handed out (skipping those that
         :meth:`acquire_remote` took early)."""
         if self._free:
             return heapq.heappop(self._free)
-        while self._next < len(self._slots):
-            index = self._slots[self._next]
+        while self._next < self.capacity:
+            index = self._next
             self._next += 1
             if index not in self._leased:
                 return index
@@ -320,14 +326,14 @@ class AddressPool:
     def available(self) -> int:
         """Slots :meth:`acquire` can still hand out (shared across processes: not counting the other
         processes' leases, which this one does not know)."""
-        return len(self._slots) - len(self._leased) - len(self._reserved.difference(self._leased))
+        return self.capacity - len(self._leased) - len(self._reserved.difference(self._leased))
 
     def reserve(self, addresses: frozenset[IPv4Address] | set[IPv4Address]) -> list[IPv4Address]:
         """Keep the slots whose remote address is in ``addresses`` (pinned to users in chap-secrets) out of
         :meth:`acquire` from now on, instead of whatever was reserved before; slots in use stay in use.
         Returns the reserved addresses that lie in this pool."""
         index_of = {address: index for index, address in enumerate(self.remote[: self.capacity])}
-        reserved = frozenset(index_of[a] for a in addresses if a in index_of and index_of[a] in self._slots)
+        reserved = frozenset(index_of[a] for a in addresses if a in index_of)
         for index in self._parked:  # no longer reserved: back among the free slots
             if index not in reserved:
                 heapq.heappush(self._free, index)
@@ -337,18 +343,13 @@ class AddressPool:
 
     def acquire_remote(self, remote: IPv4Address) -> Lease | None:
         """The slot whose remote address is ``remote``, now in use: a pinned user's own slot, reserved or
-        not.  None when it is in use or not in this pool (or this worker's share of it)."""
+        not.  None when it is in use (here, or shared: by another process) or not in this pool."""
         index = next((i for i, address in enumerate(self.remote[: self.capacity]) if address == remote), None)
-        if index is None or index not in self._slots or index in self._leased:
+        if index is None or index in self._leased:
             return None
         if self._claims is not None:
-            claim = self._claims.take(f"slot/{index}")
-            if claim is None:  # another worker's session has it
-                return None
-            self._held[index] = claim
-            self._leased.add(index)
-            return self.lease_at(index)
-        if self._slots.index(index) < self._next:  # handed out before: it waits among the free or parked
+            return self._take_shared(index)
+        if index < self._next:  # handed out before: it waits among the free or parked
             if index in self._parked:
                 self._parked.remove(index)
             else:
@@ -366,7 +367,7 @@ class AddressPool:
         if claim is not None:
             claim.release()
             return
-        if self._slots.index(lease.index) < self._next:  # otherwise _pop_free reaches it in its turn
+        if lease.index < self._next:  # otherwise _pop_free reaches it in its turn
             heapq.heappush(self._free, lease.index)
 
     def __repr__(self) -> str:

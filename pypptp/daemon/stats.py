@@ -20,8 +20,6 @@ import resource
 import time
 from typing import TYPE_CHECKING, Any
 
-from pypptp.ppp.auth import peer_authname
-
 if TYPE_CHECKING:
     from pypptp.daemon.manager import Daemon, DaemonSession
 
@@ -128,8 +126,6 @@ class DaemonStats:
 def session_row(session: DaemonSession, now: float, worker: int | None = None) -> dict[str, Any]:
     """One session, as ``pypptpctl show sessions`` shows it (plain JSON types)."""
     ppp = session.ppp
-    result = next((r for r in reversed(ppp.link.auth_results) if r.success), None)
-    user = peer_authname(result.peer_name, ppp.link.config.auth.strip_domain) if result is not None else ""
     up = session.up
     if ppp.closed:
         state = "ending"
@@ -141,7 +137,7 @@ def session_row(session: DaemonSession, now: float, worker: int | None = None) -
     stats = ppp.stats
     return {
         "ifname": f"ppp{session.unit}" if session.unit >= 0 else "",
-        "user": user,
+        "user": session.user,
         "peer": session.connection.peer_ip,
         "local": str(local) if local is not None else "",
         "remote": str(remote) if remote is not None else "",

@@ -66,10 +66,11 @@ import os
 import select
 import signal
 import socket
-import struct
 import sys
 import time
 from collections.abc import Callable
+
+from pypptp.aio.server import LOAD  # a worker's load report: connections received so far, held now
 
 __all__ = [
     "EXIT_CANNOT_START",
@@ -142,8 +143,6 @@ def listening_socket(address: str, port: int, backlog: int = 128) -> socket.sock
     return sock
 
 
-LOAD = struct.Struct("=II")
-"""A worker's load report (:data:`pypptp.aio.server.LOAD`): connections received so far, held now."""
 ACCEPT_BATCH = 64
 """Connections the supervisor accepts per wake-up; the rest wait in the backlog for the next."""
 REPORT_BATCH = 256
@@ -292,18 +291,14 @@ def worker_ready() -> None:
             os.kill(_supervisor, READY_SIGNAL)
 
 
-def _die_with_parent(parent: int) -> None:
-    """A worker gets SIGTERM (and ends its sessions politely) when the supervisor dies, even by SIGKILL:
-    no orphan keeps serving where the pid file no longer leads (prctl ``PR_SET_PDEATHSIG``)."""
+def die_with_parent(parent: int) -> None:
+    """This process (a worker, or the control front) gets SIGTERM when ``parent`` (the supervisor) dies,
+    even by SIGKILL: a worker then ends its sessions politely, and no orphan keeps serving where the pid
+    file no longer leads (prctl ``PR_SET_PDEATHSIG``)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     if os.getppid() != parent:  # it died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
-
-
-def die_with_parent(parent: int) -> None:
-    """This process gets SIGTERM when ``parent`` (the supervisor) dies (another child of it than a worker)."""
-    _die_with_parent(parent)
 
 
 def _describe(code: int) -> str:
@@ -407,7 +402,7 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
             if self.dispatcher is not None and theirs is not None:
                 self.dispatcher.in_child(theirs)
-            _die_with_parent(parent)
+            die_with_parent(parent)
             status = self.run_worker(index)
         except BaseException:
             with contextlib.suppress(BaseException):

@@ -3,7 +3,7 @@
 The workers of one daemon hand out from one address pool and one ``connections`` limit, and each
 allocation is made synchronously (the PPP link asks for its addresses at authentication, and waits for
 no one).  A claim is an abstract UNIX socket bound to a name of the daemon's (``\\0pypptpd/PID/NAME``),
-as :func:`pypptp.host.tun.claim_unit` does for ``pppN``:
+and :func:`pypptp.host.tun.claim_unit` claims ``pppN`` with one (``\\0pypptpd/pppN``):
 
 * ``bind`` is atomic: of two workers binding the same name at once, exactly one succeeds (EADDRINUSE
   for the other), with no lock file, no shared memory and no message to anyone;

@@ -43,13 +43,14 @@ import concurrent.futures
 import contextlib
 import ipaddress
 import os
-import socket
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 import pytun
 from pyroute2 import IPRoute
+
+from pypptp.host.claims import Claim, Claims
 
 __all__ = ["TunDevice", "TunError", "UnitClaim", "claim_unit", "share_units_between_processes", "wait_closed"]
 
@@ -59,7 +60,7 @@ MAX_RETRIES = 8
 """How many other units ``TunDevice(unit, retry=True)`` tries when the name it was given is taken."""
 _claimed: dict[int, UnitClaim] = {}  # units this process holds or is creating
 _claim_lock = threading.Lock()
-_shared_tag: str | None = None  # set: other processes pick units too; claim them with abstract sockets
+_shared: Claims | None = None  # set: other processes pick units too; claim them with abstract sockets
 
 
 _closer: concurrent.futures.ThreadPoolExecutor | None = None
@@ -80,29 +81,18 @@ def share_units_between_processes(tag: str | None = "pypptpd") -> None:
 
     ``tag`` names the claims (``\\0TAG/pppN``); every process that shares the units must use the same
     one.  ``None`` goes back to claims within this process only."""
-    global _shared_tag
-    _shared_tag = tag
-
-
-def _claim_across_processes(tag: str, unit: int) -> socket.socket | None:
-    """A socket bound to ``unit``'s abstract name, which holds the unit; None if another process holds it."""
-    claim = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        claim.bind(f"\0{tag}/ppp{unit}")
-    except OSError:  # EADDRINUSE: another worker picked it
-        claim.close()
-        return None
-    return claim
+    global _shared
+    _shared = None if tag is None else Claims(tag)
 
 
 class UnitClaim:
     """One ``pppN`` unit held by this process (and, shared, across processes) until released."""
 
-    __slots__ = ("_socket", "owned_by_device", "unit")
+    __slots__ = ("_shared", "owned_by_device", "unit")
 
-    def __init__(self, unit: int, sock: socket.socket | None) -> None:
+    def __init__(self, unit: int, shared: Claim | None) -> None:
         self.unit = unit
-        self._socket = sock
+        self._shared = shared  # the claim across processes, when shared
         self.owned_by_device = False
         """Set by the :class:`TunDevice` made from this claim: it releases the claim once the device is
         gone, and :meth:`release` leaves it alone meanwhile."""
@@ -118,9 +108,8 @@ class UnitClaim:
             if _claimed.get(self.unit) is not self:
                 return
             del _claimed[self.unit]
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        if self._shared is not None:
+            self._shared.release()
 
     def __repr__(self) -> str:
         return f"<UnitClaim ppp{self.unit}{' (device)' if self.owned_by_device else ''}>"
@@ -133,12 +122,12 @@ def claim_unit() -> UnitClaim:
         for unit in range(MAX_UNITS):
             if unit in _claimed or _exists(f"ppp{unit}"):
                 continue
-            sock = None
-            if _shared_tag is not None:
-                sock = _claim_across_processes(_shared_tag, unit)
-                if sock is None:
+            shared = None
+            if _shared is not None:
+                shared = _shared.take(f"ppp{unit}")
+                if shared is None:  # another worker picked it
                     continue
-            claim = _claimed[unit] = UnitClaim(unit, sock)
+            claim = _claimed[unit] = UnitClaim(unit, shared)
             return claim
     raise TunError(f"no free pppN name below ppp{MAX_UNITS}")
 
