@@ -64,7 +64,7 @@ from pyrad import packet as rp
 
 from pypptp.aaa.dictionary import load_dictionary
 from pypptp.conf.radiusclient import RadiusConfig, RadiusServer
-from pypptp.ppp.auth import MsChapKeys, printable, wire_text
+from pypptp.ppp.auth import ExternalVerdict, MsChapKeys, printable, wire_text
 
 __all__ = [
     "MAX_OUTSTANDING",
@@ -73,7 +73,6 @@ __all__ = [
     "AuthRequestLike",
     "RadiusClient",
     "RadiusReply",
-    "RadiusVerdict",
     "decrypt_ms_chap_mppe_keys",
     "to_verdict",
 ]
@@ -156,19 +155,6 @@ class RadiusReply:
     """Class attributes, to be echoed in accounting (RFC 2865 section 5.25)."""
     problems: tuple[str, ...] = ()
     """Attributes of the answer that could not be read (dropped; the rest of the answer stands)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RadiusVerdict:
-    """The answer in the shape of the PPP core's ``ExternalVerdict``."""
-
-    ok: bool
-    message: bytes = b""
-    """The CHAP Success/Failure (PAP Ack/Nak) message text; empty: the method's own."""
-    reason: str = ""
-    keys: MsChapKeys | None = None
-    grant: RadiusReply | None = None
-    """The whole answer (addresses, timeouts, Class...), for the daemon."""
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -761,21 +747,12 @@ def _request_problem(request: AuthRequestLike) -> str | None:
 # -- the core's verdict ---------------------------------------------------------------------------
 
 
-def _ms_chap_keys(**fields: typing.Any) -> MsChapKeys | None:
-    """A :class:`~pypptp.ppp.auth.MsChapKeys`; the RADIUS server's own MPPE keys go in ``send_key`` and
-    ``recv_key`` when the core's class has them (None otherwise: the keys cannot be expressed)."""
-    known = {field.name for field in dataclasses.fields(MsChapKeys)}
-    given = {name: value for name, value in fields.items() if value is not None or name in known}
-    if not set(given) <= known:
-        return None
-    return MsChapKeys(**given)
-
-
-def to_verdict(reply: RadiusReply, request: AuthRequestLike) -> RadiusVerdict:
-    """``reply`` in the shape of the core's ``ExternalVerdict``.  The message is what the server wants the
-    peer told: MS-CHAP2-Success's ``S=...`` (required for an MS-CHAPv2 success: without it the client cannot
-    check the server), MS-CHAP-Error's ``E=...`` (whose ``C=`` a retry answers), or Reply-Message for PAP and
-    CHAP-MD5; empty otherwise, which the core reads as "the method's own".  Keys: MS-CHAP's MPPE material."""
+def to_verdict(reply: RadiusReply, request: AuthRequestLike) -> ExternalVerdict:
+    """``reply`` as the core's :class:`~pypptp.ppp.auth.ExternalVerdict`, whose ``grant`` is the whole answer.
+    The message is what the server wants the peer told: MS-CHAP2-Success's ``S=...`` (required for an
+    MS-CHAPv2 success: without it the client cannot check the server), MS-CHAP-Error's ``E=...`` (whose
+    ``C=`` a retry answers), or Reply-Message for PAP and CHAP-MD5; empty otherwise, which the core reads as
+    "the method's own".  Keys: MS-CHAP's MPPE material."""
     method = request.method
     ms_chap = method in ("MS-CHAP", "MS-CHAP-V2")
     if not reply.accepted:
@@ -783,15 +760,15 @@ def to_verdict(reply: RadiusReply, request: AuthRequestLike) -> RadiusVerdict:
         reason = reply.reason
         if reply.reply_message and ms_chap:
             reason += f" ({reply.reply_message})"
-        return RadiusVerdict(False, message.encode("utf-8", "replace"), reason, None, reply)
+        return ExternalVerdict(False, message.encode("utf-8", "replace"), reason, None, reply)
     keys = None
     if method == "MS-CHAP-V2":
         if reply.ms_chap2_success is None:
             reason = f"{reply.reason} without MS-CHAP2-Success: the client could not check the server"
-            return RadiusVerdict(False, b"", reason, None, reply)
+            return ExternalVerdict(False, b"", reason, None, reply)
         message = reply.ms_chap2_success
         if reply.mppe_send_key is not None and reply.mppe_recv_key is not None:
-            keys = _ms_chap_keys(
+            keys = MsChapKeys(
                 version=2,
                 password_hash=b"",
                 password_hash_hash=b"",
@@ -804,7 +781,7 @@ def to_verdict(reply: RadiusReply, request: AuthRequestLike) -> RadiusVerdict:
         message = reply.reply_message or ""
         if reply.ms_chap_mppe_keys is not None:
             lm_key, nt_key = reply.ms_chap_mppe_keys[:8], reply.ms_chap_mppe_keys[8:24]
-            keys = _ms_chap_keys(
+            keys = MsChapKeys(
                 version=1,
                 password_hash=b"",
                 password_hash_hash=nt_key,
@@ -814,4 +791,4 @@ def to_verdict(reply: RadiusReply, request: AuthRequestLike) -> RadiusVerdict:
             )
     else:
         message = reply.reply_message or ""
-    return RadiusVerdict(True, message.encode("utf-8", "replace"), reply.reason, keys, reply)
+    return ExternalVerdict(True, message.encode("utf-8", "replace"), reply.reason, keys, reply)

@@ -262,8 +262,7 @@ class RadiusAaa:
         reason = verdict.reason
         if answer.ms_chap_error and not verdict.ok:
             reason += f": {answer.ms_chap_error[:128]!r}"  # what the client is told, for the admin too
-        grant = state.grant if answer.accepted else None
-        return ExternalVerdict(verdict.ok, verdict.message, reason, verdict.keys, grant)
+        return dataclasses.replace(verdict, reason=reason, grant=state.grant if answer.accepted else None)
 
     def started(self, session: DaemonSession) -> None:
         """The session's network is up (pppd's radius plugin sends Start at ip-up): Start, interim timer."""
