@@ -63,6 +63,7 @@ from collections.abc import Callable, Iterable
 from pyrad import packet as rp
 
 from pypptp.aaa.dictionary import load_dictionary
+from pypptp.aaa.logbudget import LogBudget
 from pypptp.conf.radiusclient import RadiusConfig, RadiusServer
 from pypptp.ppp.auth import ExternalVerdict, MsChapKeys, printable, wire_text
 
@@ -88,7 +89,8 @@ MAX_QUEUED = 1024
 """Requests of one kind waiting for an Identifier; more fail at once."""
 LOG_BURST = 10
 LOG_WINDOW = 60.0
-"""At most :data:`LOG_BURST` dropped-datagram warnings per :data:`LOG_WINDOW` seconds; the rest are counted."""
+"""At most :data:`LOG_BURST` dropped-datagram warnings per :data:`LOG_WINDOW` seconds; the rest are counted
+(:class:`~pypptp.aaa.logbudget.LogBudget`)."""
 
 METHODS = ("PAP", "CHAP-MD5", "MS-CHAP", "MS-CHAP-V2")
 _MS = 311
@@ -225,28 +227,6 @@ def verify_answer(raw: bytes, request_code: int, request_authenticator: bytes, s
     return None
 
 
-class _LogLimit:
-    """Lets :data:`LOG_BURST` warnings through per :data:`LOG_WINDOW` seconds and counts the rest."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._start = -LOG_WINDOW
-        self._count = 0
-        self._suppressed = 0
-
-    def warn(self, message: str, *args: object) -> None:
-        now = self._clock()
-        if now - self._start >= LOG_WINDOW:
-            if self._suppressed:
-                logger.warning("RADIUS: %d more dropped datagrams were not logged", self._suppressed)
-            self._start, self._count, self._suppressed = now, 0, 0
-        if self._count < LOG_BURST:
-            self._count += 1
-            logger.warning(message, *args)
-        else:
-            self._suppressed += 1
-
-
 # -- sockets --------------------------------------------------------------------------------------
 
 
@@ -261,9 +241,10 @@ class _Pending:
 class _Channel(asyncio.DatagramProtocol):
     """One connected UDP socket to one server and its 256 Identifiers."""
 
-    def __init__(self, server: RadiusServer, log: _LogLimit) -> None:
+    def __init__(self, server: RadiusServer, warn: Callable[..., None]) -> None:
         self.server = server
-        self._log = log
+        self._warn = warn
+        """A dropped datagram's warning, within the client's :class:`~pypptp.aaa.logbudget.LogBudget`."""
         ids = list(range(256))
         random.SystemRandom().shuffle(ids)
         self.free: collections.deque[int] = collections.deque(ids)
@@ -276,15 +257,15 @@ class _Channel(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[typing.Any, ...]) -> None:
         if len(data) < 20:
-            self._log.warn("RADIUS: %s: dropped a datagram of %d bytes", self.server, len(data))
+            self._warn("RADIUS: %s: dropped a datagram of %d bytes", self.server, len(data))
             return
         pending = self.pending.get(data[1])
         if pending is None or pending.answer.done():
-            self._log.warn("RADIUS: %s: dropped an answer with Identifier %d: none outstanding", self.server, data[1])
+            self._warn("RADIUS: %s: dropped an answer with Identifier %d: none outstanding", self.server, data[1])
             return
         problem = verify_answer(data, pending.code, pending.authenticator, pending.secret)
         if problem is not None:
-            self._log.warn("RADIUS: %s: dropped an answer (Identifier %d): %s", self.server, data[1], problem)
+            self._warn("RADIUS: %s: dropped an answer (Identifier %d): %s", self.server, data[1], problem)
             return
         pending.answer.set_result(data[: struct.unpack("!H", data[2:4])[0]])
 
@@ -343,7 +324,7 @@ class RadiusClient:
         }
         self._waiting = {rp.AccessRequest: 0, rp.AccountingRequest: 0}
         self._max_queued = max_queued
-        self._log = _LogLimit(clock)
+        self._log = LogBudget(logger, LOG_BURST, LOG_WINDOW)
         self._closed = False
 
     @property
@@ -672,10 +653,13 @@ class RadiusClient:
             server = state.server
             local = (self.config.bindaddr, 0) if self.config.bindaddr else None
             _, channel = await loop.create_datagram_endpoint(
-                lambda: _Channel(server, self._log), remote_addr=(server.host, server.port), local_addr=local
+                lambda: _Channel(server, self._warn_dropped), remote_addr=(server.host, server.port), local_addr=local
             )
             state.channels.append(channel)
             return channel, channel.free.popleft()
+
+    def _warn_dropped(self, message: str, *args: object) -> None:
+        self._log.warning(self._clock(), message, *args)
 
     # -- attributes ------------------------------------------------------------------------------
 
