@@ -44,7 +44,7 @@ from pypptp.aaa.accounting import (
 )
 from pypptp.aaa.dae import DaeClient, DaeServer, SessionIdentification
 from pypptp.aaa.radius import RadiusClient, RadiusReply, to_verdict
-from pypptp.conf.radiusclient import RadiusConfig, parse_servers_file
+from pypptp.conf.radiusclient import RadiusConfig, read_servers_file
 from pypptp.ppp.auth import AuthRequest, ExternalVerdict, clipped, wire_text
 
 if TYPE_CHECKING:
@@ -142,14 +142,9 @@ def dae_clients(config: RadiusConfig, extra_file: str | None) -> list[DaeClient]
     ``radius-dae-clients`` (a servers file: ``host secret`` lines).  Raises ValueError (file and line)."""
     clients: list[DaeClient] = []
     if extra_file:  # first: an entry there overrides a RADIUS server's own secret for the same host
-        try:
-            with open(extra_file, encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read(1024 * 1024)
-        except OSError as exc:
-            raise ValueError(f"{extra_file}: cannot read: {exc.strerror}") from None
         errors: list[str] = []
         warnings: list[str] = []
-        for host, secret, where in parse_servers_file(text, extra_file, errors, warnings):
+        for host, secret, where in read_servers_file(extra_file, errors, warnings, "radius-dae-clients file") or []:
             try:
                 clients.append(DaeClient.parse(host, secret))
             except ValueError as exc:
