@@ -105,26 +105,25 @@ def config(*servers: FakeServer, acct: tuple[FakeServer, ...] = (), **fields: ob
     return dataclasses.replace(made, **fields)  # type: ignore[arg-type]
 
 
-def accept(**attributes: object) -> Handler:
+def answer(code: int, **attributes: object) -> Handler:
+    """A server answering ``code`` with ``attributes`` (``Reply_Message`` for Reply-Message)."""
+
     def handler(request: rp.Packet, raw: bytes) -> bytes:
         reply = request.CreateReply()
-        reply.code = rp.AccessAccept
+        reply.code = code
         for name, value in attributes.items():
             reply.AddAttribute(name.replace("_", "-"), value)
         return reply.ReplyPacket()
 
     return handler
+
+
+def accept(**attributes: object) -> Handler:
+    return answer(rp.AccessAccept, **attributes)
 
 
 def reject(**attributes: object) -> Handler:
-    def handler(request: rp.Packet, raw: bytes) -> bytes:
-        reply = request.CreateReply()
-        reply.code = rp.AccessReject
-        for name, value in attributes.items():
-            reply.AddAttribute(name.replace("_", "-"), value)
-        return reply.ReplyPacket()
-
-    return handler
+    return answer(rp.AccessReject, **attributes)
 
 
 def all_identifiers_free(client: RadiusClient) -> bool:
