@@ -375,7 +375,7 @@ class RadiusClient:
         if called_station_id is not None:
             common.append(("Called-Station-Id", called_station_id))
 
-        def build(server: RadiusServer, channel: _Channel, identifier: int, attempt: int) -> tuple[bytes, rp.Packet]:
+        def build(server: RadiusServer, channel: _Channel, identifier: int) -> tuple[bytes, rp.Packet]:
             packet = rp.AuthPacket(
                 code=rp.AccessRequest,
                 id=identifier,
@@ -516,7 +516,7 @@ class RadiusClient:
         given = {name for name, _ in record}
         first = self._clock()
 
-        def build(server: RadiusServer, channel: _Channel, identifier: int, attempt: int) -> tuple[bytes, rp.Packet]:
+        def build(server: RadiusServer, channel: _Channel, identifier: int) -> tuple[bytes, rp.Packet]:
             packet = rp.AcctPacket(code=rp.AccountingRequest, id=identifier, secret=server.secret, dict=self.dictionary)
             packet.add_message_authenticator()
             for name, value in record:
@@ -537,7 +537,7 @@ class RadiusClient:
         self,
         code: int,
         servers: list[_ServerState],
-        build: Callable[[RadiusServer, _Channel, int, int], tuple[bytes, rp.Packet]],
+        build: Callable[[RadiusServer, _Channel, int], tuple[bytes, rp.Packet]],
         what: str,
     ) -> tuple[bytes, rp.Packet, RadiusServer] | str:
         """Send to the servers in turn until one answers: (answer, request, server), or why none did."""
@@ -590,7 +590,7 @@ class RadiusClient:
         self,
         code: int,
         state: _ServerState,
-        build: Callable[[RadiusServer, _Channel, int, int], tuple[bytes, rp.Packet]],
+        build: Callable[[RadiusServer, _Channel, int], tuple[bytes, rp.Packet]],
     ) -> tuple[bytes, rp.Packet] | None:
         """Up to ``retries`` sends to one server; its answer, or None."""
         loop = asyncio.get_running_loop()
@@ -607,7 +607,7 @@ class RadiusClient:
                         _release(channel, identifier)
                     channel, identifier = await self._identifier(state)
                     try:
-                        data, packet = build(server, channel, identifier, attempt)
+                        data, packet = build(server, channel, identifier)
                     except (ValueError, KeyError, TypeError, struct.error) as exc:
                         raise _EncodeError(exc) from None
                     authenticator = data[4:20]
