@@ -439,9 +439,7 @@ class RadiusClient:
 
         def integer(name: str) -> int | None:
             """The first value as a number (pyrad would give a named value's name instead)."""
-            attribute = self.dictionary[name]
-            vendor = self.dictionary.vendors.GetForward(attribute.vendor) if attribute.vendor else 0
-            values = answer.get((vendor, attribute.code) if vendor else attribute.code) or []
+            values = answer.get(self._key(name)) or []
             if values and len(values[0]) != 4:
                 problems.append(f"{name}: {len(values[0])} bytes, 4 expected")
                 return None
@@ -667,11 +665,15 @@ class RadiusClient:
         """Add one attribute; octets go in as they are (pyrad would read a value starting ``0x`` as hex)."""
         attribute = self.dictionary[name]
         if attribute.type == "octets" and isinstance(value, bytes | bytearray) and not attribute.encrypt:
-            vendor = self.dictionary.vendors.GetForward(attribute.vendor) if attribute.vendor else 0
-            key: int | tuple[int, int] = (vendor, attribute.code) if vendor else attribute.code
-            packet.setdefault(key, []).append(bytes(value))
+            packet.setdefault(self._key(name), []).append(bytes(value))
         else:
             packet.AddAttribute(name, value)
+
+    def _key(self, name: str) -> int | tuple[int, int]:
+        """The packet key of attribute ``name``: its code, or (vendor, code) for a vendor's attribute."""
+        attribute = self.dictionary[name]
+        vendor = self.dictionary.vendors.GetForward(attribute.vendor) if attribute.vendor else 0
+        return (vendor, attribute.code) if vendor else attribute.code
 
     def _add_nas(self, packet: rp.Packet, channel: _Channel, given: set[str]) -> None:
         """NAS-Identifier and/or NAS-IP-Address: the configured ones, else the socket's source address;
