@@ -29,7 +29,7 @@ import dataclasses
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from ipaddress import IPv4Address, ip_address
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +42,7 @@ from pypptp.aaa.accounting import (
     start_record,
     stop_record,
 )
-from pypptp.aaa.dae import DaeClient, DaeServer, SessionIdentification
+from pypptp.aaa.dae import DISCONNECT_REASON, DaeClient, DaeServer, SessionIdentification
 from pypptp.aaa.radius import RadiusClient, RadiusReply, to_verdict
 from pypptp.conf.radiusclient import RadiusConfig, read_servers_file
 from pypptp.ppp.auth import AuthRequest, ExternalVerdict, clipped, wire_text
@@ -214,9 +214,7 @@ class RadiusAaa:
             await asyncio.sleep(config.timeout * (config.retries + 1) * max(1, len(config.auth_servers)) + 1)
             await old.close()
 
-        task = asyncio.ensure_future(retire())
-        self._accounting.add(task)
-        task.add_done_callback(self._accounting.discard)
+        self._keep(retire())
         log.info("RADIUS: configuration re-read from %s", config.path)
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -312,7 +310,11 @@ class RadiusAaa:
                 session.log.warning("RADIUS accounting %s for session %s was not acknowledged by any server",
                                     kind, session.radius.session_id if session.radius else "?")  # fmt: skip
 
-        task = asyncio.ensure_future(send())
+        self._keep(send())
+
+    def _keep(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task that :meth:`close` waits for (bounded)."""
+        task = asyncio.ensure_future(work)
         self._accounting.add(task)
         task.add_done_callback(self._accounting.discard)
 
@@ -371,8 +373,6 @@ class _DaeSessions:
         return self.aaa.find(identification)
 
     def disconnect(self, session: Any) -> None:
-        from pypptp.aaa.dae import DISCONNECT_REASON
-
         session.log.info("%s: ending the session", DISCONNECT_REASON)
         session.ppp.terminate(DISCONNECT_REASON)
 
