@@ -17,7 +17,15 @@ import pytest
 from pyrad import packet as rp
 
 from pypptp.aaa import load_dictionary
-from pypptp.aaa.radius import RadiusClient, RadiusReply, decrypt_ms_chap_mppe_keys, to_verdict, verify_answer
+from pypptp.aaa.radius import (
+    LOG_BURST,
+    LOG_WINDOW,
+    RadiusClient,
+    RadiusReply,
+    decrypt_ms_chap_mppe_keys,
+    to_verdict,
+    verify_answer,
+)
 from pypptp.conf.radiusclient import RadiusConfig, RadiusServer
 from pypptp.ppp.auth import MsChapKeys
 
@@ -97,26 +105,25 @@ def config(*servers: FakeServer, acct: tuple[FakeServer, ...] = (), **fields: ob
     return dataclasses.replace(made, **fields)  # type: ignore[arg-type]
 
 
-def accept(**attributes: object) -> Handler:
+def answer(code: int, **attributes: object) -> Handler:
+    """A server answering ``code`` with ``attributes`` (``Reply_Message`` for Reply-Message)."""
+
     def handler(request: rp.Packet, raw: bytes) -> bytes:
         reply = request.CreateReply()
-        reply.code = rp.AccessAccept
+        reply.code = code
         for name, value in attributes.items():
             reply.AddAttribute(name.replace("_", "-"), value)
         return reply.ReplyPacket()
 
     return handler
+
+
+def accept(**attributes: object) -> Handler:
+    return answer(rp.AccessAccept, **attributes)
 
 
 def reject(**attributes: object) -> Handler:
-    def handler(request: rp.Packet, raw: bytes) -> bytes:
-        reply = request.CreateReply()
-        reply.code = rp.AccessReject
-        for name, value in attributes.items():
-            reply.AddAttribute(name.replace("_", "-"), value)
-        return reply.ReplyPacket()
-
-    return handler
+    return answer(rp.AccessReject, **attributes)
 
 
 def all_identifiers_free(client: RadiusClient) -> bool:
@@ -405,6 +412,33 @@ async def test_forged_answer_then_the_real_one() -> None:
     finally:
         await client.close()
     assert reply.accepted and reply.reply_message == "real" and len(server.received) == 1
+
+
+async def test_dropped_datagrams_are_logged_within_a_budget(caplog: pytest.LogCaptureFixture) -> None:
+    """15 junk datagrams per try, 2 tries: 10 warnings; a window later, the next one counts the other 20."""
+
+    def junk(request: rp.Packet, raw: bytes) -> None:
+        assert server.transport is not None
+        for _ in range(15):
+            server.transport.sendto(b"junk", server.received[-1][1])
+
+    now = [1000.0]
+    server = await serve(junk)
+    client = RadiusClient(config(server), clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, "pypptpd.radius")
+
+    def dropped() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "dropped a datagram of 4 bytes" in r.getMessage()]
+
+    try:
+        assert not (await client.authenticate(PAP)).answered
+        assert len(dropped()) == LOG_BURST
+        now[0] += LOG_WINDOW
+        assert not (await client.authenticate(PAP)).answered
+    finally:
+        await client.close()
+    assert len(dropped()) == 2 * LOG_BURST
+    assert dropped()[LOG_BURST].endswith("(20 similar line(s) suppressed)")
 
 
 def test_verify_answer_rejects_junk() -> None:

@@ -3,8 +3,13 @@ every error, as an admin moving a pptpd+radius setup over runs it first."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
+
+from pypptp.conf.radiusclient import RadiusConfig
+from pypptp.daemon.radius import dae_clients
 from tests.test_daemon_config import SEED_CONF, Setup
 from tests.test_radius_netns import radius_files
 
@@ -69,3 +74,20 @@ def test_radius_options_before_the_plugin_line_are_errors(tmp_path: Path) -> Non
     status, messages = setup.check()
     assert status == 1
     assert f"error: {setup.options}:4: 'radius-config-file' is an option of pppd's radius plugin" in messages[0]
+
+
+def test_the_dae_clients_file_is_read_as_a_secrets_file(tmp_path: Path) -> None:
+    """radius-dae-clients holds shared secrets: read as the servers file is (never world-readable, a
+    regular file only, its byte order mark dropped)."""
+    config = RadiusConfig(path="test")
+    clients = tmp_path / "dae-clients"
+    clients.write_text("\ufeff198.18.0.7 s3cret\n")
+    clients.chmod(0o644)
+    with pytest.raises(ValueError, match="any user may read it"):
+        dae_clients(config, str(clients))
+    clients.chmod(0o600)
+    assert [str(client.network) for client in dae_clients(config, str(clients))] == ["198.18.0.7/32"]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(ValueError, match="not a regular file"):
+        dae_clients(config, str(fifo))

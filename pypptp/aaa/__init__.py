@@ -16,6 +16,6 @@ accounting, retries and failover over the servers of a
 """
 
 from pypptp.aaa.dictionary import DICTIONARY_PATH, load_dictionary
-from pypptp.aaa.radius import RadiusClient, RadiusReply, RadiusVerdict, to_verdict
+from pypptp.aaa.radius import RadiusClient, RadiusReply, to_verdict
 
-__all__ = ["DICTIONARY_PATH", "RadiusClient", "RadiusReply", "RadiusVerdict", "load_dictionary", "to_verdict"]
+__all__ = ["DICTIONARY_PATH", "RadiusClient", "RadiusReply", "load_dictionary", "to_verdict"]

@@ -46,6 +46,7 @@ from pyrad.packet import CoAPacket
 
 from pypptp.aaa.accounting import Nas
 from pypptp.aaa.dictionary import load_dictionary
+from pypptp.aaa.logbudget import LogBudget
 
 __all__ = [
     "DAE_PORT",
@@ -202,29 +203,6 @@ class _Nak(Exception):
         self.cause = cause
 
 
-class _LogBudget:
-    """At most ``burst`` lines per ``period`` seconds; the count of the lines left out comes with the
-    next line allowed."""
-
-    def __init__(self, burst: int = LOG_BURST, period: float = 60.0) -> None:
-        self.burst, self.period = burst, period
-        self.start = float("-inf")
-        self.used = self.suppressed = 0
-
-    def warning(self, now: float, message: str, *args: object) -> None:
-        if now - self.start >= self.period:
-            self.start, self.used = now, 0
-        if self.used >= self.burst:
-            self.suppressed += 1
-            return
-        self.used += 1
-        if self.suppressed:
-            message += " (%d similar line(s) suppressed)"
-            args = (*args, self.suppressed)
-            self.suppressed = 0
-        log.warning(message, *args)
-
-
 @dataclasses.dataclass
 class _Request:
     code: int
@@ -264,7 +242,7 @@ class DaeServer(asyncio.DatagramProtocol):
         self._answers: collections.OrderedDict[tuple[str, int, int, bytes], tuple[float, bytes]] = (
             collections.OrderedDict()
         )
-        self._drops = _LogBudget()
+        self._drops = LogBudget(log, LOG_BURST)
         self.dropped = 0
         """Requests dropped without an answer (unknown source, bad authenticator, stale, malformed)."""
         self.duplicates = 0

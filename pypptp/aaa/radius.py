@@ -63,8 +63,9 @@ from collections.abc import Callable, Iterable
 from pyrad import packet as rp
 
 from pypptp.aaa.dictionary import load_dictionary
+from pypptp.aaa.logbudget import LogBudget
 from pypptp.conf.radiusclient import RadiusConfig, RadiusServer
-from pypptp.ppp.auth import MsChapKeys, printable, wire_text
+from pypptp.ppp.auth import ExternalVerdict, MsChapKeys, printable, wire_text
 
 __all__ = [
     "MAX_OUTSTANDING",
@@ -73,7 +74,6 @@ __all__ = [
     "AuthRequestLike",
     "RadiusClient",
     "RadiusReply",
-    "RadiusVerdict",
     "decrypt_ms_chap_mppe_keys",
     "to_verdict",
 ]
@@ -89,7 +89,8 @@ MAX_QUEUED = 1024
 """Requests of one kind waiting for an Identifier; more fail at once."""
 LOG_BURST = 10
 LOG_WINDOW = 60.0
-"""At most :data:`LOG_BURST` dropped-datagram warnings per :data:`LOG_WINDOW` seconds; the rest are counted."""
+"""At most :data:`LOG_BURST` dropped-datagram warnings per :data:`LOG_WINDOW` seconds; the rest are counted
+(:class:`~pypptp.aaa.logbudget.LogBudget`)."""
 
 METHODS = ("PAP", "CHAP-MD5", "MS-CHAP", "MS-CHAP-V2")
 _MS = 311
@@ -156,19 +157,6 @@ class RadiusReply:
     """Class attributes, to be echoed in accounting (RFC 2865 section 5.25)."""
     problems: tuple[str, ...] = ()
     """Attributes of the answer that could not be read (dropped; the rest of the answer stands)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RadiusVerdict:
-    """The answer in the shape of the PPP core's ``ExternalVerdict``."""
-
-    ok: bool
-    message: bytes = b""
-    """The CHAP Success/Failure (PAP Ack/Nak) message text; empty: the method's own."""
-    reason: str = ""
-    keys: MsChapKeys | None = None
-    grant: RadiusReply | None = None
-    """The whole answer (addresses, timeouts, Class...), for the daemon."""
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -239,28 +227,6 @@ def verify_answer(raw: bytes, request_code: int, request_authenticator: bytes, s
     return None
 
 
-class _LogLimit:
-    """Lets :data:`LOG_BURST` warnings through per :data:`LOG_WINDOW` seconds and counts the rest."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._start = -LOG_WINDOW
-        self._count = 0
-        self._suppressed = 0
-
-    def warn(self, message: str, *args: object) -> None:
-        now = self._clock()
-        if now - self._start >= LOG_WINDOW:
-            if self._suppressed:
-                logger.warning("RADIUS: %d more dropped datagrams were not logged", self._suppressed)
-            self._start, self._count, self._suppressed = now, 0, 0
-        if self._count < LOG_BURST:
-            self._count += 1
-            logger.warning(message, *args)
-        else:
-            self._suppressed += 1
-
-
 # -- sockets --------------------------------------------------------------------------------------
 
 
@@ -275,9 +241,10 @@ class _Pending:
 class _Channel(asyncio.DatagramProtocol):
     """One connected UDP socket to one server and its 256 Identifiers."""
 
-    def __init__(self, server: RadiusServer, log: _LogLimit) -> None:
+    def __init__(self, server: RadiusServer, warn: Callable[..., None]) -> None:
         self.server = server
-        self._log = log
+        self._warn = warn
+        """A dropped datagram's warning, within the client's :class:`~pypptp.aaa.logbudget.LogBudget`."""
         ids = list(range(256))
         random.SystemRandom().shuffle(ids)
         self.free: collections.deque[int] = collections.deque(ids)
@@ -290,15 +257,15 @@ class _Channel(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[typing.Any, ...]) -> None:
         if len(data) < 20:
-            self._log.warn("RADIUS: %s: dropped a datagram of %d bytes", self.server, len(data))
+            self._warn("RADIUS: %s: dropped a datagram of %d bytes", self.server, len(data))
             return
         pending = self.pending.get(data[1])
         if pending is None or pending.answer.done():
-            self._log.warn("RADIUS: %s: dropped an answer with Identifier %d: none outstanding", self.server, data[1])
+            self._warn("RADIUS: %s: dropped an answer with Identifier %d: none outstanding", self.server, data[1])
             return
         problem = verify_answer(data, pending.code, pending.authenticator, pending.secret)
         if problem is not None:
-            self._log.warn("RADIUS: %s: dropped an answer (Identifier %d): %s", self.server, data[1], problem)
+            self._warn("RADIUS: %s: dropped an answer (Identifier %d): %s", self.server, data[1], problem)
             return
         pending.answer.set_result(data[: struct.unpack("!H", data[2:4])[0]])
 
@@ -357,7 +324,7 @@ class RadiusClient:
         }
         self._waiting = {rp.AccessRequest: 0, rp.AccountingRequest: 0}
         self._max_queued = max_queued
-        self._log = _LogLimit(clock)
+        self._log = LogBudget(logger, LOG_BURST, LOG_WINDOW)
         self._closed = False
 
     @property
@@ -408,7 +375,7 @@ class RadiusClient:
         if called_station_id is not None:
             common.append(("Called-Station-Id", called_station_id))
 
-        def build(server: RadiusServer, channel: _Channel, identifier: int, attempt: int) -> tuple[bytes, rp.Packet]:
+        def build(server: RadiusServer, channel: _Channel, identifier: int) -> tuple[bytes, rp.Packet]:
             packet = rp.AuthPacket(
                 code=rp.AccessRequest,
                 id=identifier,
@@ -472,9 +439,7 @@ class RadiusClient:
 
         def integer(name: str) -> int | None:
             """The first value as a number (pyrad would give a named value's name instead)."""
-            attribute = self.dictionary[name]
-            vendor = self.dictionary.vendors.GetForward(attribute.vendor) if attribute.vendor else 0
-            values = answer.get((vendor, attribute.code) if vendor else attribute.code) or []
+            values = answer.get(self._key(name)) or []
             if values and len(values[0]) != 4:
                 problems.append(f"{name}: {len(values[0])} bytes, 4 expected")
                 return None
@@ -549,7 +514,7 @@ class RadiusClient:
         given = {name for name, _ in record}
         first = self._clock()
 
-        def build(server: RadiusServer, channel: _Channel, identifier: int, attempt: int) -> tuple[bytes, rp.Packet]:
+        def build(server: RadiusServer, channel: _Channel, identifier: int) -> tuple[bytes, rp.Packet]:
             packet = rp.AcctPacket(code=rp.AccountingRequest, id=identifier, secret=server.secret, dict=self.dictionary)
             packet.add_message_authenticator()
             for name, value in record:
@@ -570,7 +535,7 @@ class RadiusClient:
         self,
         code: int,
         servers: list[_ServerState],
-        build: Callable[[RadiusServer, _Channel, int, int], tuple[bytes, rp.Packet]],
+        build: Callable[[RadiusServer, _Channel, int], tuple[bytes, rp.Packet]],
         what: str,
     ) -> tuple[bytes, rp.Packet, RadiusServer] | str:
         """Send to the servers in turn until one answers: (answer, request, server), or why none did."""
@@ -623,7 +588,7 @@ class RadiusClient:
         self,
         code: int,
         state: _ServerState,
-        build: Callable[[RadiusServer, _Channel, int, int], tuple[bytes, rp.Packet]],
+        build: Callable[[RadiusServer, _Channel, int], tuple[bytes, rp.Packet]],
     ) -> tuple[bytes, rp.Packet] | None:
         """Up to ``retries`` sends to one server; its answer, or None."""
         loop = asyncio.get_running_loop()
@@ -640,7 +605,7 @@ class RadiusClient:
                         _release(channel, identifier)
                     channel, identifier = await self._identifier(state)
                     try:
-                        data, packet = build(server, channel, identifier, attempt)
+                        data, packet = build(server, channel, identifier)
                     except (ValueError, KeyError, TypeError, struct.error) as exc:
                         raise _EncodeError(exc) from None
                     authenticator = data[4:20]
@@ -686,10 +651,13 @@ class RadiusClient:
             server = state.server
             local = (self.config.bindaddr, 0) if self.config.bindaddr else None
             _, channel = await loop.create_datagram_endpoint(
-                lambda: _Channel(server, self._log), remote_addr=(server.host, server.port), local_addr=local
+                lambda: _Channel(server, self._warn_dropped), remote_addr=(server.host, server.port), local_addr=local
             )
             state.channels.append(channel)
             return channel, channel.free.popleft()
+
+    def _warn_dropped(self, message: str, *args: object) -> None:
+        self._log.warning(self._clock(), message, *args)
 
     # -- attributes ------------------------------------------------------------------------------
 
@@ -697,11 +665,15 @@ class RadiusClient:
         """Add one attribute; octets go in as they are (pyrad would read a value starting ``0x`` as hex)."""
         attribute = self.dictionary[name]
         if attribute.type == "octets" and isinstance(value, bytes | bytearray) and not attribute.encrypt:
-            vendor = self.dictionary.vendors.GetForward(attribute.vendor) if attribute.vendor else 0
-            key: int | tuple[int, int] = (vendor, attribute.code) if vendor else attribute.code
-            packet.setdefault(key, []).append(bytes(value))
+            packet.setdefault(self._key(name), []).append(bytes(value))
         else:
             packet.AddAttribute(name, value)
+
+    def _key(self, name: str) -> int | tuple[int, int]:
+        """The packet key of attribute ``name``: its code, or (vendor, code) for a vendor's attribute."""
+        attribute = self.dictionary[name]
+        vendor = self.dictionary.vendors.GetForward(attribute.vendor) if attribute.vendor else 0
+        return (vendor, attribute.code) if vendor else attribute.code
 
     def _add_nas(self, packet: rp.Packet, channel: _Channel, given: set[str]) -> None:
         """NAS-Identifier and/or NAS-IP-Address: the configured ones, else the socket's source address;
@@ -761,21 +733,12 @@ def _request_problem(request: AuthRequestLike) -> str | None:
 # -- the core's verdict ---------------------------------------------------------------------------
 
 
-def _ms_chap_keys(**fields: typing.Any) -> MsChapKeys | None:
-    """A :class:`~pypptp.ppp.auth.MsChapKeys`; the RADIUS server's own MPPE keys go in ``send_key`` and
-    ``recv_key`` when the core's class has them (None otherwise: the keys cannot be expressed)."""
-    known = {field.name for field in dataclasses.fields(MsChapKeys)}
-    given = {name: value for name, value in fields.items() if value is not None or name in known}
-    if not set(given) <= known:
-        return None
-    return MsChapKeys(**given)
-
-
-def to_verdict(reply: RadiusReply, request: AuthRequestLike) -> RadiusVerdict:
-    """``reply`` in the shape of the core's ``ExternalVerdict``.  The message is what the server wants the
-    peer told: MS-CHAP2-Success's ``S=...`` (required for an MS-CHAPv2 success: without it the client cannot
-    check the server), MS-CHAP-Error's ``E=...`` (whose ``C=`` a retry answers), or Reply-Message for PAP and
-    CHAP-MD5; empty otherwise, which the core reads as "the method's own".  Keys: MS-CHAP's MPPE material."""
+def to_verdict(reply: RadiusReply, request: AuthRequestLike) -> ExternalVerdict:
+    """``reply`` as the core's :class:`~pypptp.ppp.auth.ExternalVerdict`, whose ``grant`` is the whole answer.
+    The message is what the server wants the peer told: MS-CHAP2-Success's ``S=...`` (required for an
+    MS-CHAPv2 success: without it the client cannot check the server), MS-CHAP-Error's ``E=...`` (whose
+    ``C=`` a retry answers), or Reply-Message for PAP and CHAP-MD5; empty otherwise, which the core reads as
+    "the method's own".  Keys: MS-CHAP's MPPE material."""
     method = request.method
     ms_chap = method in ("MS-CHAP", "MS-CHAP-V2")
     if not reply.accepted:
@@ -783,15 +746,15 @@ def to_verdict(reply: RadiusReply, request: AuthRequestLike) -> RadiusVerdict:
         reason = reply.reason
         if reply.reply_message and ms_chap:
             reason += f" ({reply.reply_message})"
-        return RadiusVerdict(False, message.encode("utf-8", "replace"), reason, None, reply)
+        return ExternalVerdict(False, message.encode("utf-8", "replace"), reason, None, reply)
     keys = None
     if method == "MS-CHAP-V2":
         if reply.ms_chap2_success is None:
             reason = f"{reply.reason} without MS-CHAP2-Success: the client could not check the server"
-            return RadiusVerdict(False, b"", reason, None, reply)
+            return ExternalVerdict(False, b"", reason, None, reply)
         message = reply.ms_chap2_success
         if reply.mppe_send_key is not None and reply.mppe_recv_key is not None:
-            keys = _ms_chap_keys(
+            keys = MsChapKeys(
                 version=2,
                 password_hash=b"",
                 password_hash_hash=b"",
@@ -804,7 +767,7 @@ def to_verdict(reply: RadiusReply, request: AuthRequestLike) -> RadiusVerdict:
         message = reply.reply_message or ""
         if reply.ms_chap_mppe_keys is not None:
             lm_key, nt_key = reply.ms_chap_mppe_keys[:8], reply.ms_chap_mppe_keys[8:24]
-            keys = _ms_chap_keys(
+            keys = MsChapKeys(
                 version=1,
                 password_hash=b"",
                 password_hash_hash=nt_key,
@@ -814,4 +777,4 @@ def to_verdict(reply: RadiusReply, request: AuthRequestLike) -> RadiusVerdict:
             )
     else:
         message = reply.reply_message or ""
-    return RadiusVerdict(True, message.encode("utf-8", "replace"), reply.reason, keys, reply)
+    return ExternalVerdict(True, message.encode("utf-8", "replace"), reply.reason, keys, reply)

@@ -80,6 +80,7 @@ __all__ = [
     "parse_radiusclient_conf",
     "parse_servers_file",
     "read_radiusclient_conf",
+    "read_servers_file",
 ]
 
 RADIUSCLIENT_CONF = "/etc/radiusclient/radiusclient.conf"
@@ -296,6 +297,15 @@ def parse_servers_file(text: str, path: str, errors: list[str], warnings: list[s
     return entries
 
 
+def read_servers_file(
+    path: str, errors: list[str], warnings: list[str], what: str = "servers file"
+) -> list[tuple[str, bytes, str]] | None:
+    """Read ``path`` safely, as a file of shared secrets (see the module docstring), and parse it
+    (:func:`parse_servers_file`); problems go to ``errors`` and ``warnings``.  None: it cannot be read."""
+    read = _read(path, what, secret=True, errors=errors, warnings=warnings)
+    return None if read is None else parse_servers_file(read[0], path, errors, warnings)
+
+
 def _addresses(host: str) -> set[str]:
     """The addresses of ``host`` (a literal is itself; a name is looked up once, at configuration time)."""
     try:
@@ -502,13 +512,13 @@ def _resolve_secrets(
         if config.servers_file is None:
             errors.append(f"{config.path}: no servers file (the secrets), and a server has no inline secret")
             return
-        text = servers_text
-        if text is None:
-            read = _read(config.servers_file, "servers file", secret=True, errors=errors, warnings=config.warnings)
+        if servers_text is None:
+            read = read_servers_file(config.servers_file, errors, config.warnings)
             if read is None:
                 return
-            text = read[0]
-        entries = parse_servers_file(text, config.servers_file, errors, config.warnings)
+            entries = read
+        else:
+            entries = parse_servers_file(servers_text, config.servers_file, errors, config.warnings)
     for kind in ("authserver", "acctserver"):
         servers = []
         for spec in specs.get(kind, []):

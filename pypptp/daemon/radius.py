@@ -29,7 +29,7 @@ import dataclasses
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from ipaddress import IPv4Address, ip_address
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +42,9 @@ from pypptp.aaa.accounting import (
     start_record,
     stop_record,
 )
-from pypptp.aaa.dae import DaeClient, DaeServer, SessionIdentification
+from pypptp.aaa.dae import DISCONNECT_REASON, DaeClient, DaeServer, SessionIdentification
 from pypptp.aaa.radius import RadiusClient, RadiusReply, to_verdict
-from pypptp.conf.radiusclient import RadiusConfig, parse_servers_file
+from pypptp.conf.radiusclient import RadiusConfig, read_servers_file
 from pypptp.ppp.auth import AuthRequest, ExternalVerdict, clipped, wire_text
 
 if TYPE_CHECKING:
@@ -142,14 +142,9 @@ def dae_clients(config: RadiusConfig, extra_file: str | None) -> list[DaeClient]
     ``radius-dae-clients`` (a servers file: ``host secret`` lines).  Raises ValueError (file and line)."""
     clients: list[DaeClient] = []
     if extra_file:  # first: an entry there overrides a RADIUS server's own secret for the same host
-        try:
-            with open(extra_file, encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read(1024 * 1024)
-        except OSError as exc:
-            raise ValueError(f"{extra_file}: cannot read: {exc.strerror}") from None
         errors: list[str] = []
         warnings: list[str] = []
-        for host, secret, where in parse_servers_file(text, extra_file, errors, warnings):
+        for host, secret, where in read_servers_file(extra_file, errors, warnings, "radius-dae-clients file") or []:
             try:
                 clients.append(DaeClient.parse(host, secret))
             except ValueError as exc:
@@ -219,9 +214,7 @@ class RadiusAaa:
             await asyncio.sleep(config.timeout * (config.retries + 1) * max(1, len(config.auth_servers)) + 1)
             await old.close()
 
-        task = asyncio.ensure_future(retire())
-        self._accounting.add(task)
-        task.add_done_callback(self._accounting.discard)
+        self._keep(retire())
         log.info("RADIUS: configuration re-read from %s", config.path)
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -262,8 +255,7 @@ class RadiusAaa:
         reason = verdict.reason
         if answer.ms_chap_error and not verdict.ok:
             reason += f": {answer.ms_chap_error[:128]!r}"  # what the client is told, for the admin too
-        grant = state.grant if answer.accepted else None
-        return ExternalVerdict(verdict.ok, verdict.message, reason, verdict.keys, grant)
+        return dataclasses.replace(verdict, reason=reason, grant=state.grant if answer.accepted else None)
 
     def started(self, session: DaemonSession) -> None:
         """The session's network is up (pppd's radius plugin sends Start at ip-up): Start, interim timer."""
@@ -318,7 +310,11 @@ class RadiusAaa:
                 session.log.warning("RADIUS accounting %s for session %s was not acknowledged by any server",
                                     kind, session.radius.session_id if session.radius else "?")  # fmt: skip
 
-        task = asyncio.ensure_future(send())
+        self._keep(send())
+
+    def _keep(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task that :meth:`close` waits for (bounded)."""
+        task = asyncio.ensure_future(work)
         self._accounting.add(task)
         task.add_done_callback(self._accounting.discard)
 
@@ -377,8 +373,6 @@ class _DaeSessions:
         return self.aaa.find(identification)
 
     def disconnect(self, session: Any) -> None:
-        from pypptp.aaa.dae import DISCONNECT_REASON
-
         session.log.info("%s: ending the session", DISCONNECT_REASON)
         session.ppp.terminate(DISCONNECT_REASON)
 
