@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from pypptp.aio.client import PptpClientError
 from pypptp.host.netns import NetnsPair
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.lcp import AUTH_CHAP_MD5, AUTH_MSCHAP_V1, AUTH_PAP
@@ -131,7 +132,7 @@ def test_a_wrong_password_fails_with_freeradius_reason(radius_daemon: tuple[Free
     radius, daemon = radius_daemon
 
     async def scenario() -> str:
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(PptpClientError) as caught:
             await open_client(daemon, "alice", "not-the-password", tun=False)
         return str(caught.value)
 
@@ -250,7 +251,7 @@ def test_freeradius_stopped_fails_cleanly_and_recovers(radius_daemon: tuple[Free
                 assert await tunnel_ping(established, "192.168.0.1", attempts=1, wait=1.0)
                 rtts.append(time.monotonic() - sent)
                 await asyncio.sleep(0.2)
-            with pytest.raises(Exception):  # noqa: B017 - the client's own failure type is not the point
+            with pytest.raises(PptpClientError):
                 await attempt
             return time.monotonic() - began, rtts
         finally:
@@ -307,7 +308,7 @@ def test_pap_and_chap_md5_through_freeradius(radius_daemon: tuple[FreeRadius, Py
     assert "Access-Accept from" in daemon.log()
 
     async def wrong() -> None:
-        with pytest.raises(Exception):  # noqa: B017 - the client's own failure type is not the point
+        with pytest.raises(PptpClientError):
             await open_client(daemon, "bob", "nope", tun=False, auth=method, mppe=no_mppe)
 
     asyncio.run(wrong())
