@@ -443,3 +443,39 @@ def test_far_spoofed_numbers_never_cost_a_legit_packet(
     assert got == legit
     assert seqr.take_ack() == legit[-1]
     assert seqr.counters.resyncs == 0 and seqr.counters.lost == 0
+
+
+# -- the hot paths' calls -------------------------------------------------------------------------
+
+
+def test_a_burst_takes_its_numbers_at_once_as_one_by_one_would() -> None:
+    """take_seqs(k) after numbering k packets from next_seq: the same state as k take_seq calls."""
+    one, burst = GreSequencer(64), GreSequencer(64)
+    numbers = [one.take_seq(1.0) for _ in range(5)]
+    first = burst.next_seq
+    assert burst.take_seqs(5, 1.0) == first == numbers[0] and burst.next_seq == numbers[-1] + 1
+    assert (burst.unacked, burst.counters.sent) == (one.unacked, one.counters.sent) == (5, 5)
+    one.on_ack(2, 1.2)
+    burst.on_ack(2, 1.2)
+    assert burst.unacked == one.unacked == 2 and burst.ack_timeout == one.ack_timeout  # same RTT sample
+
+
+def test_the_highest_number_received_is_what_a_burst_carries() -> None:
+    seqr = GreSequencer(64)
+    assert seqr.highest_received == NO_NUMBER  # nothing yet: a burst carries no ack
+    assert seqr.on_data(7, b"a", 0.0) and seqr.in_order(8, NO_NUMBER, 0.0)
+    assert seqr.highest_received == 8 and seqr.take_ack() == 8
+    assert seqr.highest_received == 8  # taking the ack does not forget it
+
+
+def test_in_order_applies_the_packets_ack_and_leaves_everything_else_to_the_slow_path() -> None:
+    seqr = GreSequencer(64)
+    for _ in range(4):
+        seqr.take_seq(0.0)
+    assert seqr.on_data(100, b"a", 0.0)
+    assert seqr.in_order(101, 1, 0.1) and seqr.unacked == 2  # the next packet: delivered, its ack applied
+    assert seqr.in_order(101, 3, 0.1) == 0 and seqr.unacked == 2  # a duplicate: nothing, not even the ack
+    assert seqr.in_order(103, 3, 0.1) == 0 and seqr.unacked == 2  # a gap: nothing
+    assert seqr.in_order(102, 1, 0.2) and seqr.unacked == 2  # an old ack repeated: nothing new
+    assert seqr.in_order(103, 9, 0.2) and seqr.unacked == 2 and seqr.counters.bogus_acks == 1
+    assert seqr.counters.delivered == 4 and seqr.counters.acks_received == 1

@@ -222,8 +222,17 @@ class GreSequencer:
         moved (the caller re-arms its timer from :meth:`next_deadline`).  Otherwise nothing happens and
         the result is 0: call :meth:`on_data`.  The first packet of a call always takes the slow way.
         """
+        return self.in_order(seq, NO_NUMBER, now)
+
+    def in_order(self, seq: int, ack: int, now: float) -> int:
+        """:meth:`next_in_order` for a packet that also carries an Acknowledgment Number (``ack``;
+        NO_NUMBER: none), applied as :meth:`on_ack` would when the packet is the next one: the receive
+        hot path's one call per packet.  A result of 0 leaves everything untouched, the ack included
+        (the caller hands seq and ack to the slow path)."""
         if seq != self._expected or self._held:
             return 0
+        if ack != self._peer_acked and ack >= 0:  # a new ack (most packets repeat the last one)
+            self.on_ack(ack, now)
         # Nothing held: nothing was received beyond the last number, so ``seq`` is also the highest seen.
         self._last_delivered = self._highest_received = seq
         self._expected = (seq + 1) & _MASK
@@ -366,21 +375,42 @@ class GreSequencer:
 
     def take_seq(self, now: float) -> int:
         """The Sequence Number for a data packet being sent now."""
+        return self.take_seqs(1, now)
+
+    @property
+    def next_seq(self) -> int:
+        """The Sequence Number the next data packet gets (a burst numbers its packets from here, then
+        takes them with :meth:`take_seqs`)."""
+        return self._next_seq
+
+    def take_seqs(self, count: int, now: float) -> int:
+        """The first of ``count`` (at least 1) consecutive Sequence Numbers for data packets sent now,
+        exactly as ``count`` calls of :meth:`take_seq` at ``now``: the send hot path numbers a burst from
+        :attr:`next_seq` and takes the numbers once, after it (within :meth:`room`)."""
         seq = self._next_seq
-        self._next_seq = (seq + 1) & _MASK
-        self.counters.sent += 1
+        self._next_seq = (seq + count) & _MASK
+        self.counters.sent += count
         if self._ack_timer_start is None:
             self._ack_timer_start = now
         if self._timed_seq < 0:
             self._timed_seq, self._timed_at = seq, now
         return seq
 
+    @property
+    def highest_received(self) -> int:
+        """The highest Sequence Number received (NO_NUMBER before the first): what any packet may carry as
+        its Acknowledgment Number (the send hot path puts it on every packet of a burst, then calls
+        :meth:`take_ack` once)."""
+        return self._highest_received
+
     def on_ack(self, ack: int, now: float) -> None:
         """An Acknowledgment Number arrived (piggy-backed or ack-only)."""
-        progress = (ack - self._peer_acked) & _MASK
+        acked = self._peer_acked
+        progress = (ack - acked) & _MASK
         if progress == 0 or progress >= _HALF:
             return  # nothing new (Cisco's 0xFFFFFFFF before anything was sent lands here)
-        if progress > self.unacked:
+        unacked = (self._next_seq - 1 - acked) & _MASK  # :attr:`unacked`, inline: once per ack
+        if progress > unacked:
             self.counters.bogus_acks += 1
             return
         self.counters.acks_received += 1
@@ -388,12 +418,13 @@ class GreSequencer:
         if self._timed_seq >= 0 and (ack - self._timed_seq) & _MASK < _HALF:
             self._sample_rtt(now - self._timed_at)
             self._timed_seq = NO_NUMBER
-        self._acked_in_window += progress
-        if self._acked_in_window >= self.window:
-            self._acked_in_window = 0
+        in_window = self._acked_in_window + progress
+        if in_window >= self.window:
+            in_window = 0
             if self.window < self.peer_window:
                 self.window += 1  # section 4.2.3
-        self._ack_timer_start = now if self.unacked else None
+        self._acked_in_window = in_window
+        self._ack_timer_start = now if progress < unacked else None
 
     def _sample_rtt(self, sample: float) -> None:
         """Section 4.4.1: alpha 1/8, beta 1/4, chi 4."""
