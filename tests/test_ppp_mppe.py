@@ -831,6 +831,106 @@ def test_decrypting_into_a_buffer_agrees_with_decrypt(
                 encryptor.reset_requested()
 
 
+def _decrypt_hot(hot: MppeDecryptor, frame: memoryview, offset: int, out: memoryview) -> tuple[int, bytes] | None:
+    """What the session's receive hot path makes of one packet: :meth:`decrypt_next`, and
+    :meth:`decrypt_into` for what it leaves (None)."""
+    data = hot.decrypt_next(frame, offset)
+    if data is not None:
+        assert not data or (data[0] == 0 and 0x21 <= data[1] <= 0xFA)  # always the 2-byte protocol field
+        return (data[1], bytes(data[2:])) if data else None
+    protocol = hot.decrypt_into(frame, offset, out)
+    if not protocol:
+        return None
+    start, end = (1 if out[0] & 1 else 2), len(frame) - offset - 2
+    return protocol, bytes(out[start:end])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    stream=st.lists(st.tuples(st.integers(0, 6), st.binary(min_size=1, max_size=8)), max_size=60),
+    stateful=st.booleans(),
+    offset=st.sampled_from([0, 1, 2, 4]),
+)
+def test_the_hot_paths_decrypt_next_agrees_with_decrypt(
+    stream: list[tuple[int, bytes]], stateful: bool, offset: int
+) -> None:
+    """:meth:`decrypt_next` (the common packet, None for the rest, which :meth:`decrypt_into` then takes) and
+    :meth:`decrypt` on twin decryptors fed the same mutated stream: the same results, drops, key changes
+    and reset requests, with PFC-compressed protocols, losses, duplicates, garbage and short packets."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mppe_module, "Cipher", StrictCipher)
+        patch.setattr(mppe_module, "OneShotRC4", StrictOneShot)
+        encryptor, by_copy = pair(128, stateful)
+        _, hot = pair(128, stateful)
+        out = memoryview(bytearray(2 + 1500))
+        pending: list[bytes] = []
+        for n, (action, noise) in enumerate(stream):
+            packet = encryptor.encrypt(IP, payload(len(pending)))
+            if action == 1:
+                packet = noise[:2] + packet[2:]  # a random header: any count, any bits
+            elif action == 2:
+                packet = packet[:2] + noise  # garbage, or short
+            elif action == 3:
+                pending.append(packet)  # lost for now, replayed later (late or duplicate)
+                continue
+            elif action == 4 and pending:
+                packet = pending.pop(0)
+            elif action == 6:  # a PFC-compressed inner protocol, encrypted as the encryptor would
+                packet = encryptor.encrypt(IP, payload(n))
+                packet = packet[:2] + bytes(a ^ b for a, b in zip(packet[2:], b"\x00\x21", strict=False)) + packet[4:]
+            frame = memoryview(bytearray(b"\xff\x03\x00\xfd"[:offset] + packet))  # as GRE hands it over
+            expected = by_copy.decrypt(frame, offset)
+            assert _decrypt_hot(hot, frame, offset, out) == expected
+            assert hot.dropped == by_copy.dropped
+            assert hot.key_changes == by_copy.key_changes
+            assert hot.take_reset_request() == by_copy.take_reset_request()
+            if action == 5:
+                encryptor.reset_requested()
+
+
+@pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful"])
+def test_decrypt_next_takes_the_common_packet_and_leaves_the_rest_untouched(stateful: bool) -> None:
+    """The common packet decrypts in one call, protocol field first; a PFC-compressed one comes expanded;
+    a packet that is not the next one (stateless: a count jump; stateful: a flag packet) is left to the
+    general path with nothing changed, and that path then takes it."""
+    encryptor, decryptor = pair(128, stateful)
+    _, reference = pair(128, stateful)
+    out = memoryview(bytearray(2 + 1500))
+    for n in range(300):  # past a stateful flag packet (count 255)
+        frame = memoryview(bytearray(b"\xfd" + encryptor.encrypt(IP, payload(n))))
+        assert reference.decrypt(frame, 1) == (IP, payload(n))
+        data = decryptor.decrypt_next(frame, 1)
+        if data is None:  # only the flag packet, stateful
+            assert stateful and n == 255
+            assert decryptor.key_changes == reference.key_changes - 1  # untouched: the key change is left to
+            assert decryptor.decrypt_into(frame, 1, out) == IP  # the general path
+        else:
+            assert data == b"\x00\x21" + payload(n)
+        assert decryptor.key_changes == reference.key_changes
+    assert not any(decryptor.dropped.values())
+    if not stateful:  # a jump of two counts: the general path's (a plausible packet is needed)
+        encryptor.encrypt(IP, payload(0))
+        frame = memoryview(bytearray(b"\xfd" + encryptor.encrypt(IP, payload(1))))
+        changes = decryptor.key_changes
+        assert decryptor.decrypt_next(frame, 1) is None and decryptor.key_changes == changes
+    start = SERVER_SEND_START
+    key = initial_session_key(start, 128)
+    if not stateful:
+        key = change_key(start, key, 128)
+    compressed = (h("90 00") if not stateful else h("10 00")) + rc4(key, b"\x21" + PAYLOAD)
+    decryptor = MppeDecryptor(start, 128, stateful=stateful)
+    assert decryptor.decrypt_next(compressed, 0) == b"\x00\x21" + PAYLOAD
+    bad = b"\x00\x00" + PAYLOAD  # protocol 0: none MPPE carries
+    # stateful, the stream runs on after the first packet; stateless, the next key
+    cipher = (
+        rc4(key, b"\x21" + PAYLOAD + bad)[1 + len(PAYLOAD) :] if stateful else rc4(change_key(start, key, 128), bad)
+    )
+    garbage = (h("90 01") if not stateful else h("10 01")) + cipher
+    assert decryptor.decrypt_next(garbage, 0) == b""  # decrypts to no protocol: dropped, counted
+    assert decryptor.dropped["bad protocol"] == 1
+    assert decryptor.take_reset_request() == stateful  # stateful: a loss, a Reset-Request
+
+
 @pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful"])
 def test_decrypt_into_takes_pfc_and_long_streams(stateful: bool, strict_rc4: list[int]) -> None:
     """Past stateful flag packets and a count wrap, and a PFC-compressed inner protocol: the payload

@@ -217,6 +217,8 @@ def running_rc4(key: bytes) -> CipherContext:
 # protocol fields MPPE may carry.
 _HEADERS = tuple(bytes((ENCRYPTED | count >> 8, count & 0xFF)) for count in range(COUNT_SPACE))
 _HEADERS_FLUSHED = tuple(bytes((FLUSHED | ENCRYPTED | count >> 8, count & 0xFF)) for count in range(COUNT_SPACE))
+_CARRIED = bytes(FIRST_PROTOCOL <= protocol <= LAST_PROTOCOL for protocol in range(256))
+"""1 at each second byte of a 2-byte inner protocol field MPPE carries (0x0021-0x00FA): one lookup."""
 _PROTOCOLS = tuple(protocol.to_bytes(2, "big") for protocol in range(LAST_PROTOCOL + 1))
 
 
@@ -586,6 +588,49 @@ class MppeDecryptor:
                     return data[1], data[2:]
                 return self._checked(data, count)
         return self._decrypt(information[offset:] if offset else information)
+
+    def decrypt_next(self, frame: bytes | bytearray | memoryview, offset: int) -> bytes | None:
+        """The receive hot path's one call: the common packet decrypted, else None with nothing changed.
+
+        The MPPE packet starts ``offset`` bytes into the PPP ``frame``.  The common packet is the next one,
+        3 to :data:`MAX_INFORMATION` bytes: stateless with A and D (one key change), stateful in step
+        with D only and not a flag packet (the RC4 stream runs on).  The result is its decryption, the
+        inner protocol field first, two bytes (``00 21`` to ``00 FA``: PFC-compressed ones are expanded,
+        which costs a copy); empty when the packet decrypted to no protocol MPPE carries: dropped and
+        counted as :meth:`decrypt` does (stateful, a loss: see :meth:`take_reset_request`).  None: not the
+        common packet, nothing done; :meth:`decrypt_into` (or :meth:`decrypt`) takes it."""
+        if not 3 < len(frame) - offset <= 16388:  # MAX_INFORMATION (a literal: no global lookup)
+            return None
+        first = frame[offset]
+        count = (first & 0x0F) << 8 | frame[offset + 1]
+        if count == self._next:  # stateful and in step (never stateless: _next stays -1)
+            if first & 0x90 != 0x10 or count & 0xFF == 0xFF:  # A, or a flag packet: a key change
+                return None
+            self._next = (count + 1) & 0xFFF
+            data: bytes = self._update(frame[offset + 2 :])
+            if not data[0] and _CARRIED[data[1]]:
+                return data
+            inner = self._checked(data, count)
+        else:
+            if first & 0x90 != 0x90 or (count - self._last) & 0xFFF != 1 or self._ahead or self._stateful:
+                return None  # not the next stateless packet, or keys computed ahead to use first
+            key = self._changer.next(self._key)
+            self.key_changes += 1
+            data = OneShotRC4(key).encrypt(bytes(frame[offset + 2 :]))  # bytes in, bytes out
+            if not data[0] and _CARRIED[data[1]]:
+                self._key = key
+                self._last = count
+                return data
+            inner = _inner(data)
+            if inner is None:  # wrong key or corrupt packet: keep the state the peer still agrees with
+                self._ahead += key  # computed once: kept for the next packet
+                self.dropped["bad protocol"] += 1
+            else:
+                self._key = key
+                self._last = count
+        if inner is None:
+            return b""
+        return _PROTOCOLS[inner[0]] + inner[1]  # a PFC-compressed protocol field, expanded
 
     def decrypt_into(self, information: bytes | bytearray | memoryview, offset: int, out: memoryview) -> int:
         """The data path's :meth:`decrypt`, with no copy: the inner protocol, or 0 for a dropped packet.
