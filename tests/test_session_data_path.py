@@ -23,6 +23,7 @@ import pytest
 from pypptp.aio import session as aio_session
 from pypptp.aio.gre import GreCall, GreTransport
 from pypptp.aio.session import PppSession, session_over_gre
+from pypptp.gre.codec import NO_NUMBER, decode_header
 from pypptp.host.tun import TunDevice, TunError
 from pypptp.ppp.ccp import MppePolicy
 from pypptp.ppp.link import PppLink
@@ -247,6 +248,72 @@ def test_tcp_syns_are_clamped_to_the_tunnel_mtu_both_ways(policy: MppePolicy) ->
         assert tunnel.tun_packets[2] == ack
 
     run_tunnel(test, policy)
+
+
+def with_ip_options(packet: bytes) -> bytes:
+    """``packet`` (IPv4) with 4 bytes of IP options (NOPs) after its 20-byte header: IHL 6."""
+    header = bytearray(packet[:20])
+    header[0] = 0x46
+    struct.pack_into(">H", header, 2, len(packet) + 4)
+    return bytes(header) + b"\x01\x01\x01\x01" + packet[20:]
+
+
+@pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful"])
+def test_syns_behind_ip_options_are_clamped_on_the_hot_path_both_ways(stateful: bool) -> None:
+    """The hot paths look for a SYN behind a 20-byte header first: a header with options must still be
+    found (the client clamps nothing here, so what it receives was clamped by the server's burst)."""
+
+    async def test(loop: ClockLoop, tunnel: Tunnel) -> None:
+        tunnel.client.clamp = False
+        network = tunnel.server.network
+        assert network is not None and tunnel.server._fast_encryptor is not None
+        mss = network.mtu - 40
+        tunnel.tun.theirs.send(with_ip_options(tcp_syn(TUNNEL_SERVER, TUNNEL_CLIENT, 1460)))
+        await until(lambda: not tunnel.received.empty())
+        assert mss_of(tunnel.received.get_nowait()) == mss
+        assert tunnel.client.send_ip(with_ip_options(tcp_syn(TUNNEL_CLIENT, TUNNEL_SERVER, 1460)))
+        await tunnel.tun_gets(1)
+        assert mss_of(tunnel.tun_packets[0]) == mss
+        not_syn = bytearray(tcp_syn(TUNNEL_CLIENT, TUNNEL_SERVER, 1460))
+        not_syn[33] = 0x10  # an ACK ...
+        not_syn[35] = 0x02  # ... whose byte 35 (window) looks like a SYN's flags: never touched
+        assert tunnel.client.send_ip(bytes(not_syn))
+        tunnel.tun.theirs.send(bytes(not_syn))
+        await tunnel.tun_gets(2)
+        await until(lambda: not tunnel.received.empty())
+        assert tunnel.tun_packets[1] == tunnel.received.get_nowait() == not_syn
+
+    run_tunnel(test, MppePolicy(stateful=stateful))
+
+
+def test_a_burst_is_numbered_in_order_and_every_packet_carries_the_ack() -> None:
+    """Packets read in one wakeup leave as one burst: consecutive Sequence Numbers, each with the highest
+    number received as its ack (RFC 2637 section 4.1 allows it on any packet), so the peer owes no wait."""
+    wire: list[tuple[int, int, int]] = []
+
+    async def test(loop: ClockLoop, tunnel: Tunnel) -> None:
+        assert tunnel.client.send_ip(PONG)
+        await tunnel.tun_gets(1)
+        highest = tunnel.server_call.seq.highest_received
+        first = tunnel.server_call.seq.next_seq
+
+        def record(source: str, destination: str, gre: bytes) -> bool:
+            if source == SERVER:
+                header = decode_header(gre)
+                wire.append((header.seq, header.ack, header.call_id))
+            return True
+
+        tunnel.network.filter = record
+        for n in range(5):
+            tunnel.tun.theirs.send(numbered(PING, n))
+        await until(lambda: tunnel.received.qsize() == 5)
+        assert tunnel.client_got() == [numbered(PING, n) for n in range(5)]
+        assert wire[:5] == [(first + n, highest, CLIENT_CALL) for n in range(5)]
+        assert tunnel.server.stats.packets_sent == 5 and tunnel.server_call.seq.counters.sent >= first + 5
+        assert tunnel.server_call.seq.take_ack() == NO_NUMBER  # it went out with the burst: no ack-only packet
+        assert tunnel.server_transport.counters.sent >= 5 and tunnel.server_transport.counters.send_errors == 0
+
+    run_tunnel(test)
 
 
 def test_what_the_hot_path_does_not_take_goes_through_the_link_or_is_skipped() -> None:

@@ -72,8 +72,9 @@ async def test_packets_cross_the_hot_path_intact_both_ways(
         assert bench.server.stats.tun_write_errors == 0
         decryptor = bench.server.link.decryptor
         assert decryptor is not None and not any(decryptor.dropped.values())
-        # the checked RC4 calls ran for every packet (update_into, or arc4's bytes in, bytes out when
-        # stateless), and none of them overlapped (or it would have raised); key changes are 16 bytes
+        # the checked RC4 calls ran for every packet (stateful: update_into sending, update receiving, new
+        # bytes out; stateless: arc4's bytes in, bytes out), none overlapped (or it would have raised);
+        # key changes are 16 bytes
         assert len([n for n in strict_rc4 if n > 16]) >= 2 * PACKETS
     finally:
         bench.close()

@@ -42,7 +42,7 @@ def carry(call: GreCall, to: GreTransport) -> None:
         loop.call_soon(arrive, bytes(packet))
         return len(packet)
 
-    call._sendto = sendto
+    call.sendto = sendto
 
 
 async def test_a_call_and_its_session_are_wired_together_and_carry_ip_both_ways() -> None:
@@ -73,8 +73,8 @@ async def test_a_call_and_its_session_are_wired_together_and_carry_ip_both_ways(
     try:
         # wired at construction: the call delivers into the session, the session sends through the call
         assert server_call.deliver == server.receive_frame and client_call.deliver == client.receive_frame
-        assert server.send == server_call.send and server.send_in_place == server_call.send_in_place
-        assert server.room == server_call.seq.room and server.notify_room == server_call.notify_room
+        assert server.send == server_call.send and server.call is server_call
+        assert server.notify_room == server_call.notify_room
         assert server_transport.calls == {server_call.peer_ip_int << 16 | SERVER_CALL: server_call}
         # a window below MIN_SEND_WINDOW is not honoured
         assert server_call.seq.peer_window == MIN_SEND_WINDOW and client_call.seq.peer_window == 256

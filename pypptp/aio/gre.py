@@ -242,23 +242,21 @@ class GreTransport:
                         start, ack = data_start, no_number
                     else:
                         start = 0
-                    if start and start + payload_length <= length:
+                    end = start + payload_length
+                    if start and end <= length:
                         call = calls.get(src << 16 | call_id)
                         if call is None:
-                            self._unknown(src << 16 | call_id, seq, ack, view[start : start + payload_length], now)
+                            self._unknown(src << 16 | call_id, seq, ack, view[start:end], now)
                             continue
-                        sequencer = call.seq  # GreCall.gre_received, its in-order case inlined
-                        if ack >= 0:
-                            sequencer.on_ack(ack, now)
+                        fast = call.seq.in_order(seq, ack, now)  # GreCall.gre_received, its in-order case
+                        if fast:
                             if call.room_waiter is not None:
                                 call.wake_room_waiter(now)
-                        fast = sequencer.next_in_order(seq, now)
-                        if fast:
-                            call.deliver(view[start : start + payload_length])
+                            call.deliver(view[start:end])
                             if fast == 2:
                                 call.rearm()
                         else:
-                            call.gre_received(seq, NO_NUMBER, view[start : start + payload_length], now)
+                            call.gre_received(seq, ack, view[start:end], now)
                         continue
             ihl = (buffer[0] & 0x0F) * 4
             try:
@@ -301,15 +299,17 @@ class GreCall:
         self.peer_call_id = peer_call_id
         self.deliver = deliver
         self.seq = sequencer or GreSequencer(peer_window, our_window)
-        self._peer = (peer_ip, 0)
+        self.peer = (peer_ip, 0)
+        """The peer's address as ``sendto`` takes it."""
         buffers = data_buffers()  # shared with every call of this thread: each send is done before the next
         self._out, self._out_view = buffers.gre, buffers.gre_view
         self._loop = asyncio.get_running_loop()
         self._timer = DeadlineTimer(self._loop, self._on_timer)
         self.room_waiter: Callable[[], None] | None = None
         """Who waits for room in the peer's window (:meth:`notify_room`)."""
-        self._sendto = transport._sock.sendto if transport._sock is not None else transport.closed_sendto
-        """The transport's socket's ``sendto``, bound once for :meth:`send_in_place`."""
+        self.sendto = transport._sock.sendto if transport._sock is not None else transport.closed_sendto
+        """The transport's socket's ``sendto``, bound once for :meth:`send_in_place` and the session's TUN
+        hot path, which frames and sends bursts itself (and reports them with :meth:`count_sent`)."""
         transport.add_call(self)
 
     def close(self) -> None:
@@ -345,16 +345,23 @@ class GreCall:
             start -= 16
             _pack_data_ack(
                 buffer, start, FLAGS_DATA_ACK, PPP_PROTOCOL_TYPE, end - start - 16, self.peer_call_id, number, ack
-            )
-            self.rearm()
+            )  # (the timer need not follow: taking the ack only ever removes a deadline)
         counters = self.transport.counters  # GreTransport.sendto, inlined
         try:
-            self._sendto(view[start:end], self._peer)
+            self.sendto(view[start:end], self.peer)
             counters.sent += 1
         except BlockingIOError:
             counters.send_would_block += 1  # dropping is legal for PPP
         except OSError:
             counters.send_errors += 1  # the transport's socket is gone, or the network said no
+
+    def count_sent(self, frames: int, errors: int, would_block: int) -> None:
+        """A burst of ``frames`` data packets went through :attr:`sendto`, of which ``errors`` failed and
+        ``would_block`` found the socket buffer full: the transport's counters, once per burst."""
+        counters = self.transport.counters
+        counters.sent += frames - errors - would_block
+        counters.send_errors += errors
+        counters.send_would_block += would_block
 
     def notify_room(self, waiter: Callable[[], None]) -> None:
         """Call ``waiter`` once, as soon as an ack opens the peer's window again (the session pauses
@@ -400,7 +407,7 @@ class GreCall:
         ack = seq.ack_only_due(now)
         if ack != NO_NUMBER:
             start = write_header(self._out, MAX_HEADER_SIZE, self.peer_call_id, 0, NO_NUMBER, ack)
-            self.transport.sendto(self._out_view[start:MAX_HEADER_SIZE], self._peer)
+            self.transport.sendto(self._out_view[start:MAX_HEADER_SIZE], self.peer)
         self._timer.arm(seq.next_deadline())
 
 
