@@ -58,7 +58,7 @@ from pypptp.ppp.trace import Tracer
 __all__ = ["PptpClientSession", "client_link_config"]
 
 log = logging.getLogger("pypptp.aio.client")
-RECEIVE_WINDOW = 256
+RECEIVE_WINDOW = 1024
 """The Packet Recv. Window Size we announce in our OCRQ (RFC 2637 section 2.7): one raw socket with a
 4 MiB buffer takes far more; 64 packets in flight (Windows' figure) held TCP to about 0.8 of what the
 same path carries with 256 (``python -m benchmarks.bench_iperf``)."""
