@@ -49,12 +49,25 @@ gets a pinned user's address; that user's session takes its own slot with
 :meth:`AddressPool.acquire_remote` (pptpd does not do this: it hands the
 address out to anyone, and pppd then gives the pinned user the same one).
 
+Draining: a session's addresses are not free again the moment it ends.  Its ``pppN`` is still being
+removed then (the kernel routes the peer address through the old device until it is unlisted), its proxy
+ARP entry withdrawn and its ip-down run, which undoes by address what ip-up did (``route del -net ... gw
+$5``): a client that redials at once and gets the same address would have its new route, proxy ARP entry
+or firewall rule removed by its old session's teardown.  pptpd never had the problem, its slot being free
+only once pppd had exited, after ip-down.  So the daemon releases such a lease with ``draining=True``: the
+slot waits among the *draining* ones until :meth:`AddressPool.drained` (the teardown is over, or took too
+long: the daemon bounds it), and :meth:`AddressPool.acquire` prefers any free slot to a draining one; when
+only draining slots are left it hands out the one that started draining first, and the daemon holds the
+new session's network until that slot's teardown is over.
+
 Worker processes (``pypptpd --workers N``, :mod:`pypptp.daemon.workers`) hand out from the whole
 pool together: after :meth:`AddressPool.share_across_processes`, a slot is also claimed across the
 daemon's processes (:class:`pypptp.host.claims.Claims`, name ``slot/I``) when it is handed out, and
 released with the lease.  :meth:`AddressPool.acquire` then takes the lowest slot that no worker holds,
 so the workers together keep pptpd's rule that a limit of ``connections`` uses only the first
 ``connections`` slots, and a killed worker's slots are free again at once (the kernel drops its claims).
+A draining slot keeps its claim until it is drained: only the worker whose session held it may hand it
+out meanwhile (and hold the new session until the teardown is over); the others skip it.
 """
 
 from __future__ import annotations
@@ -213,6 +226,7 @@ class AddressPool:
         self._leased: set[int] = set()
         self._reserved: frozenset[int] = frozenset()  # slots of pinned addresses: never handed out by acquire()
         self._parked: list[int] = []  # free reserved slots taken off the heap, back on it when unreserved
+        self._draining: dict[int, None] = {}  # released slots whose teardown is under way, oldest first
         self._claims: Claims | None = None  # set: other processes hand out slots of this pool too
         self._held: dict[int, Claim] = {}  # shared: the cross-process claim of each slot leased here
 
@@ -274,14 +288,25 @@ class AddressPool:
         local = self.local[0] if self.shared_local else self.local[index]
         return Lease(local=local, remote=self.remote[index], index=index)
 
+    @property
+    def draining(self) -> int:
+        """Slots released with ``draining=True`` and not yet :meth:`drained`."""
+        return len(self._draining)
+
+    def is_draining(self, index: int) -> bool:
+        """Slot ``index`` was released while its session's teardown goes on, and is not drained yet."""
+        return index in self._draining
+
     def acquire(self) -> Lease | None:
-        """The lowest free slot that is not reserved, now in use; None when every such slot is taken."""
+        """The lowest free slot that is not reserved, now in use; else the draining slot (not reserved)
+        that started draining first (:meth:`is_draining` still says so: the caller waits for its
+        teardown); None when every such slot is taken."""
         if self._claims is not None:
             return self._acquire_shared()
         for _ in range(self.capacity + 1):
             index = self._pop_free()
             if index is None:
-                return None
+                return self._take_draining()
             if index in self._reserved:
                 self._parked.append(index)
                 continue
@@ -289,16 +314,24 @@ class AddressPool:
             return self.lease_at(index)
         return None
 
+    def _take_draining(self) -> Lease | None:
+        """The draining slot (not reserved) released first, now in use (its claim, shared, is held already)."""
+        index = next((i for i in self._draining if i not in self._reserved and i not in self._leased), None)
+        if index is None:
+            return None
+        self._leased.add(index)
+        return self.lease_at(index)
+
     def _acquire_shared(self) -> Lease | None:
         """:meth:`acquire` across processes: the lowest slot no process holds.  The slots below it are
         held (at most ``connections`` of them, plus the reserved ones), one ``bind`` each."""
         assert self._claims is not None
         for index in range(self.capacity):
-            if index not in self._leased and index not in self._reserved:
+            if index not in self._leased and index not in self._reserved and index not in self._draining:
                 lease = self._take_shared(index)
                 if lease is not None:
                     return lease
-        return None
+        return self._take_draining()  # this process's own draining slots: it holds their claims
 
     def _take_shared(self, index: int) -> Lease | None:
         """Slot ``index``, now in use here and claimed across processes; None if another process holds it."""
@@ -318,14 +351,14 @@ class AddressPool:
         while self._next < self.capacity:
             index = self._next
             self._next += 1
-            if index not in self._leased:
+            if index not in self._leased and index not in self._draining:  # (drained: it is freed then)
                 return index
         return None
 
     @property
     def available(self) -> int:
-        """Slots :meth:`acquire` can still hand out (shared across processes: not counting the other
-        processes' leases, which this one does not know)."""
+        """Slots :meth:`acquire` can still hand out, draining ones included (shared across processes: not
+        counting the other processes' leases, which this one does not know)."""
         return self.capacity - len(self._leased) - len(self._reserved.difference(self._leased))
 
     def reserve(self, addresses: frozenset[IPv4Address] | set[IPv4Address]) -> list[IPv4Address]:
@@ -347,6 +380,9 @@ class AddressPool:
         index = next((i for i, address in enumerate(self.remote[: self.capacity]) if address == remote), None)
         if index is None or index in self._leased:
             return None
+        if index in self._draining:  # the pinned user is back before its last session's teardown is over
+            self._leased.add(index)
+            return self.lease_at(index)
         if self._claims is not None:
             return self._take_shared(index)
         if index < self._next:  # handed out before: it waits among the free or parked
@@ -358,18 +394,40 @@ class AddressPool:
         self._leased.add(index)  # (never handed out yet: _pop_free skips it while it is leased)
         return self.lease_at(index)
 
-    def release(self, lease: Lease) -> None:
-        """Give a slot back; releasing a lease that is not in use raises :class:`ValueError`."""
+    def release(self, lease: Lease, *, draining: bool = False) -> None:
+        """Give a slot back; releasing a lease that is not in use raises :class:`ValueError`.
+
+        ``draining``: its session's teardown is still under way; the slot is free only after
+        :meth:`drained` (meanwhile :meth:`acquire` hands it out only when nothing else is free)."""
         if lease.index not in self._leased or self.lease_at(lease.index) != lease:
             raise ValueError(f"{lease} is not in use in this pool")
         self._leased.remove(lease.index)
-        claim = self._held.pop(lease.index, None)
+        if draining:
+            self._draining.pop(lease.index, None)  # (taken while draining: it goes to the back)
+            self._draining[lease.index] = None
+        elif lease.index not in self._draining:  # (taken while draining, back before that ended: it drains on)
+            self._free_slot(lease.index)
+
+    def drained(self, index: int) -> None:
+        """Slot ``index``'s teardown is over: it is no longer draining, and free unless it was handed out
+        again meanwhile (that session goes on with it)."""
+        if index in self._draining:
+            del self._draining[index]
+            if index not in self._leased:
+                self._free_slot(index)
+
+    def _free_slot(self, index: int) -> None:
+        claim = self._held.pop(index, None)
         if claim is not None:
             claim.release()
             return
-        if lease.index < self._next:  # otherwise _pop_free reaches it in its turn
-            heapq.heappush(self._free, lease.index)
+        if index < self._next:  # otherwise _pop_free reaches it in its turn
+            heapq.heappush(self._free, index)
 
     def __repr__(self) -> str:
         share = "" if self._claims is None else " shared"
-        return f"<AddressPool capacity={self.capacity}{share} in_use={self.in_use} shared_local={self.shared_local}>"
+        draining = f" draining={len(self._draining)}" if self._draining else ""
+        return (
+            f"<AddressPool capacity={self.capacity}{share} in_use={self.in_use}{draining} "
+            f"shared_local={self.shared_local}>"
+        )
