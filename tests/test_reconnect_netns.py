@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import socket
 import struct
 import time
@@ -113,9 +114,10 @@ async def polite(session: PptpClientSession) -> None:
 
 
 async def reconnect_rounds(
-    daemon: Pypptpd, log: Path, hang_up: Callable[[PptpClientSession], Awaitable[None]]
+    daemon: Pypptpd, log: Path, hang_up: Callable[[PptpClientSession], Awaitable[None]], held: int
 ) -> list[str]:
-    """ROUNDS rounds of connect, check, hang up; what went wrong in each round that failed."""
+    """ROUNDS rounds of connect, check, hang up (``held`` other sessions stay up meanwhile); what went
+    wrong in each round that failed."""
     failures: list[str] = []
     for number in range(ROUNDS):
         async with asyncio.timeout(ROUND_DEADLINE):
@@ -127,7 +129,7 @@ async def reconnect_rounds(
             try:
                 up = session.network
                 assert up is not None
-                await wait_runs(log, "up", number + 1)
+                await wait_runs(log, "up", held + number + 1)
                 await wait_runs(log, "down", number)  # the session before is torn down by now
                 if not await reaches_client_lan(daemon, session):
                     route = run("ip", "-n", daemon.pair.server_ns, "route", "show", CLIENT_LAN).strip()
@@ -139,22 +141,48 @@ async def reconnect_rounds(
     return failures
 
 
-@pytest.mark.parametrize("pool", ["192.168.0.234", "192.168.0.234-235"], ids=["one-address", "two-addresses"])
+VARIANTS = {
+    "one-address": ("192.168.0.234", 0, 1),
+    "two-addresses": ("192.168.0.234-235", 0, 1),
+    "one-free": ("192.168.0.234-235", 1, 1),
+    "two-addresses-two-workers": ("192.168.0.234-235", 0, 2),
+    "one-free-two-workers": ("192.168.0.234-236", 2, 2),
+}
+"""remoteip, sessions held up all along (the redial gets the one address left), ``--workers``.  The
+supervisor hands each connection to the least-loaded worker, of equals the one sent the fewest: in
+one-free-two-workers each worker holds one of the two sessions held up, so the redials alternate between
+the workers, and each new session waits for the address the other worker is still tearing down."""
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("how", ["close", "reset"])
 async def test_immediate_reconnect_gets_a_working_tunnel(
-    start_pypptpd: Callable[..., Pypptpd], pool: str, how: str
+    start_pypptpd: Callable[..., Pypptpd], variant: str, how: str
 ) -> None:
-    daemon = start_pypptpd(["localip 192.168.0.1", f"remoteip {pool}"], secrets=SECRETS, options=SEED_OPTIONS)
+    pool, held, workers = VARIANTS[variant]
+    args = ["--workers", str(workers)] if workers > 1 else []
+    daemon = start_pypptpd(["localip 192.168.0.1", f"remoteip {pool}"], args, secrets=SECRETS, options=SEED_OPTIONS)
+    deadline = time.monotonic() + 10
+    while workers > 1 and daemon.log().count("listening on") < workers and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     log = install_scripts(daemon)
-    started = time.monotonic()
-    failures = await reconnect_rounds(daemon, log, polite if how == "close" else vanish)
-    elapsed = time.monotonic() - started
+    others = [await open_client(daemon, tun=False) for _ in range(held)]
+    try:
+        started = time.monotonic()
+        failures = await reconnect_rounds(daemon, log, polite if how == "close" else vanish, held)
+        elapsed = time.monotonic() - started
+    finally:
+        for other in others:
+            await other.close()
     assert failures == [], f"{len(failures)}/{ROUNDS} rounds failed ({elapsed:.1f} s): {failures}\n{daemon.log()}"
-    await wait_runs(log, "down", ROUNDS)
+    await wait_runs(log, "down", ROUNDS + held)
     assert interfaces_after_close(daemon.pair, timeout=5) == []
     assert "192.168." not in run("ip", "-n", daemon.pair.server_ns, "route")
-    runs = log.read_text().splitlines()
-    peers = [line.split()[2] for line in runs if line.startswith("up ")]
+    peers = [line.split()[2] for line in log.read_text().splitlines() if line.startswith("up ")][held:]
     assert len(peers) == ROUNDS
-    if "-" in pool:  # each round's address is still draining when the next round calls: it gets the other one
+    if held == 0 and "-" in pool:  # each round's address still drains when the next one calls: it gets the other
         assert all(a != b for a, b in itertools.pairwise(peers)), peers
+    if workers > 1:  # (the redials went to both workers)
+        assert len(set(re.findall(r"pppd\[(\d+)\]: ppp\d+: Connect: ", daemon.log()))) == workers
+    if workers > 1 and held:  # and each waited, in both workers, for the address the other was tearing down
+        assert len(set(re.findall(r"pppd\[(\d+)\]: ppp\d+: \S+ is still held by the teardown", daemon.log()))) == 2

@@ -99,6 +99,9 @@ DRAIN_LIMIT = 35.0
 """Seconds at most that an ended session's addresses stay draining (:meth:`Daemon._drain`): its ``pppN``
 removed, its proxy ARP entry withdrawn, its ip-down run (which the script runner stops after 30 s, and
 kills 2 s later).  Past it the addresses are handed out anyway, with a warning."""
+SETTLE_POLL = 0.02
+"""With ``--workers``: how often a session given a slot that another worker drains looks whether it is
+free (one ``bind``); it gives up :data:`DRAIN_LIMIT` plus a second after it started."""
 
 
 class SessionLog(logging.LoggerAdapter[logging.Logger]):
@@ -611,6 +614,12 @@ class Daemon:
         device, the routes, ip-up) comes up once that is over, not before (see :meth:`_drain`)."""
         assert session.addresses is not None
         waits = [self._draining[a] for a in self._teardown_addresses(*session.addresses) if a in self._draining]
+        if session.lease is not None and self.pool.waiting(session.lease.index):  # another worker drains it
+            settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            task = asyncio.ensure_future(self._settle(session, session.lease.index, settled))
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+            waits.append(settled)
         if not waits:
             return
         session.ppp.network_hold = waits[0] if len(waits) == 1 else asyncio.gather(*waits, return_exceptions=True)
@@ -620,6 +629,23 @@ class Daemon:
             session.addresses[1],
             self.drain_limit,
         )
+
+    async def _settle(self, session: DaemonSession, index: int, settled: asyncio.Future[None]) -> None:
+        """``--workers``: until the slot another worker drains is ours (:meth:`AddressPool.settle`), then
+        the session's network comes up; bounded: past :attr:`drain_limit` (the other worker gives up
+        waiting at that limit too) the session ends instead."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_limit + 1.0
+        address = self.pool.lease_at(index).remote
+        while session.lease is not None and session.lease.index == index and not session.ppp.closed:
+            if self.pool.settle(index):
+                settled.set_result(None)
+                return
+            if loop.time() > deadline:
+                session.log.warning("%s is still held by another worker after %g s", address, self.drain_limit)
+                session.ppp.terminate("its address was not released in time")
+                return
+            await asyncio.sleep(SETTLE_POLL)
 
     def _release_addresses(self, session: DaemonSession) -> asyncio.Future[None] | None:
         """Give back the session's seat, pool slot, pinned address and their claims.  A session that made

@@ -66,8 +66,13 @@ daemon's processes (:class:`pypptp.host.claims.Claims`, name ``slot/I``) when it
 released with the lease.  :meth:`AddressPool.acquire` then takes the lowest slot that no worker holds,
 so the workers together keep pptpd's rule that a limit of ``connections`` uses only the first
 ``connections`` slots, and a killed worker's slots are free again at once (the kernel drops its claims).
-A draining slot keeps its claim until it is drained: only the worker whose session held it may hand it
-out meanwhile (and hold the new session until the teardown is over); the others skip it.
+A draining slot keeps its claim until it is drained, and its worker holds ``drain/I`` meanwhile: the
+other workers skip it while anything else is free.  When nothing else is, one process may wait for it:
+the one that holds ``wait/I`` (the worker that drains it, handing it to a new session of its own, or
+another, whose lease is then :meth:`~AddressPool.waiting` until :meth:`~AddressPool.settle` gets it the
+slot's claim, once the draining worker lets go of it).  A process that takes ``slot/I`` while another
+holds ``wait/I`` lets go of it again, so the slot goes to the one waiting; the draining worker releases
+``drain/I`` before ``slot/I``, so whoever sees ``drain/I`` held knows ``slot/I`` is not free yet.
 """
 
 from __future__ import annotations
@@ -229,6 +234,9 @@ class AddressPool:
         self._draining: dict[int, None] = {}  # released slots whose teardown is under way, oldest first
         self._claims: Claims | None = None  # set: other processes hand out slots of this pool too
         self._held: dict[int, Claim] = {}  # shared: the cross-process claim of each slot leased here
+        self._drain_claims: dict[int, Claim] = {}  # shared: ``drain/I`` of each slot draining here
+        self._wait_claims: dict[int, Claim] = {}  # shared: ``wait/I``: this process is next for slot I
+        self._waiting: set[int] = set()  # shared: leased here, its ``slot/I`` still another process's
 
     @classmethod
     def parse(
@@ -315,33 +323,100 @@ class AddressPool:
         return None
 
     def _take_draining(self) -> Lease | None:
-        """The draining slot (not reserved) released first, now in use (its claim, shared, is held already)."""
-        index = next((i for i in self._draining if i not in self._reserved and i not in self._leased), None)
-        if index is None:
-            return None
-        self._leased.add(index)
-        return self.lease_at(index)
+        """The draining slot (not reserved) released first, now in use (its claim, shared, is held already;
+        and ``wait/I`` too, until it is drained, unless another process is waiting for it)."""
+        for index in self._draining:
+            if index in self._reserved or index in self._leased:
+                continue
+            if self._claims is not None:
+                wait = self._claims.take(f"wait/{index}")
+                if wait is None:  # another process is next for it
+                    continue
+                self._wait_claims[index] = wait
+            self._leased.add(index)
+            return self.lease_at(index)
+        return None
 
     def _acquire_shared(self) -> Lease | None:
         """:meth:`acquire` across processes: the lowest slot no process holds.  The slots below it are
-        held (at most ``connections`` of them, plus the reserved ones), one ``bind`` each."""
+        held (at most ``connections`` of them, plus the reserved ones), one ``bind`` each.  Else a
+        draining slot: one of this process's own (it holds their claims), else one another process
+        drains, :meth:`waiting` for it."""
         assert self._claims is not None
         for index in range(self.capacity):
             if index not in self._leased and index not in self._reserved and index not in self._draining:
                 lease = self._take_shared(index)
                 if lease is not None:
                     return lease
-        return self._take_draining()  # this process's own draining slots: it holds their claims
+        return self._take_draining() or self._wait_for_another()
 
     def _take_shared(self, index: int) -> Lease | None:
-        """Slot ``index``, now in use here and claimed across processes; None if another process holds it."""
+        """Slot ``index``, now in use here and claimed across processes; None if another process holds it,
+        or waits for it (``wait/I``: it is that process's turn)."""
         assert self._claims is not None
         claim = self._claims.take(f"slot/{index}")
         if claim is None:  # another worker's session has it
             return None
+        if self._held_elsewhere(f"wait/{index}"):
+            claim.release()
+            return None
         self._held[index] = claim
         self._leased.add(index)
         return self.lease_at(index)
+
+    def _held_elsewhere(self, name: str) -> bool:
+        """Another process holds claim ``name`` (a probe: taken and let go at once if nobody does)."""
+        assert self._claims is not None
+        claim = self._claims.take(name)
+        if claim is None:
+            return True
+        claim.release()
+        return False
+
+    def _wait_for_another(self) -> Lease | None:
+        """A slot another process drains, now in use here and :meth:`waiting` (``wait/I`` held), or taken
+        outright if that process let go of it meanwhile; None if there is none nobody waits for."""
+        assert self._claims is not None
+        for index in range(self.capacity):
+            if index in self._leased or index in self._reserved or index in self._draining:
+                continue
+            if not self._held_elsewhere(f"drain/{index}"):
+                continue  # in use, not draining
+            wait = self._claims.take(f"wait/{index}")
+            if wait is None:  # another process is next for it
+                continue
+            claim = self._claims.take(f"slot/{index}")
+            if claim is not None:  # the teardown ended meanwhile
+                wait.release()
+                self._held[index] = claim
+            elif not self._held_elsewhere(f"drain/{index}"):  # ended, and someone took the slot first
+                wait.release()
+                continue
+            else:
+                self._wait_claims[index] = wait
+                self._waiting.add(index)
+            self._leased.add(index)
+            return self.lease_at(index)
+        return None
+
+    def waiting(self, index: int) -> bool:
+        """Slot ``index`` is leased here while another process still drains it: its session must not use
+        the addresses before :meth:`settle` says the slot is ours."""
+        return index in self._waiting
+
+    def settle(self, index: int) -> bool:
+        """A :meth:`waiting` slot: True once its claim is ours (the other process's teardown is over;
+        try again later otherwise, a ``bind`` each time).  True for a slot that is not waiting."""
+        if index not in self._waiting:
+            return True
+        assert self._claims is not None
+        claim = self._claims.take(f"slot/{index}")
+        if claim is None:
+            return False
+        self._held[index] = claim
+        self._waiting.discard(index)
+        self._wait_claims.pop(index).release()
+        return True
 
     def _pop_free(self) -> int | None:
         """The lowest free slot: a released one, else the next never handed out (skipping those that
@@ -381,6 +456,11 @@ class AddressPool:
         if index is None or index in self._leased:
             return None
         if index in self._draining:  # the pinned user is back before its last session's teardown is over
+            if self._claims is not None:
+                wait = self._claims.take(f"wait/{index}")
+                if wait is None:
+                    return None
+                self._wait_claims[index] = wait
             self._leased.add(index)
             return self.lease_at(index)
         if self._claims is not None:
@@ -401,18 +481,34 @@ class AddressPool:
         :meth:`drained` (meanwhile :meth:`acquire` hands it out only when nothing else is free)."""
         if lease.index not in self._leased or self.lease_at(lease.index) != lease:
             raise ValueError(f"{lease} is not in use in this pool")
-        self._leased.remove(lease.index)
-        if draining:
-            self._draining.pop(lease.index, None)  # (taken while draining: it goes to the back)
-            self._draining[lease.index] = None
-        elif lease.index not in self._draining:  # (taken while draining, back before that ended: it drains on)
-            self._free_slot(lease.index)
+        index = lease.index
+        self._leased.remove(index)
+        if index in self._waiting:  # it never was ours: nothing of it to drain
+            self._waiting.discard(index)
+            self._wait_claims.pop(index).release()
+        elif draining:
+            self._draining.pop(index, None)  # (taken while draining: it goes to the back)
+            self._draining[index] = None
+            if self._claims is not None and index not in self._drain_claims:
+                claim = self._claims.take(f"drain/{index}")
+                if claim is not None:
+                    self._drain_claims[index] = claim
+        elif index in self._draining:  # taken while draining, back before that ended: it drains on
+            claim = self._wait_claims.pop(index, None)  # (and this process is no longer next for it)
+            if claim is not None:
+                claim.release()
+        else:
+            self._free_slot(index)
 
     def drained(self, index: int) -> None:
         """Slot ``index``'s teardown is over: it is no longer draining, and free unless it was handed out
         again meanwhile (that session goes on with it)."""
         if index in self._draining:
             del self._draining[index]
+            for claims in (self._drain_claims, self._wait_claims):  # ``drain/I`` before ``slot/I``
+                claim = claims.pop(index, None)
+                if claim is not None:
+                    claim.release()
             if index not in self._leased:
                 self._free_slot(index)
 
