@@ -168,6 +168,7 @@ async def test_immediate_reconnect_gets_a_working_tunnel(
     log = install_scripts(daemon)
     others = [await open_client(daemon, tun=False) for _ in range(held)]
     try:
+        await wait_runs(log, "up", held)  # (their ip-up routes the LAN to them: done before the rounds')
         started = time.monotonic()
         failures = await reconnect_rounds(daemon, log, polite if how == "close" else vanish, held)
         elapsed = time.monotonic() - started
