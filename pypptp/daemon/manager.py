@@ -623,7 +623,8 @@ class Daemon:
         if not waits:
             return
         session.ppp.network_hold = waits[0] if len(waits) == 1 else asyncio.gather(*waits, return_exceptions=True)
-        session.log.info(
+        asyncio.get_running_loop().call_soon(  # (after pppd's lines of this step: ours come after them)
+            session.log.info,
             "%s is still held by the teardown of its previous session: the network comes up once that is over "
             "(at most %g s)",
             session.addresses[1],
