@@ -644,7 +644,7 @@ class Daemon:
                 return
             if loop.time() > deadline:
                 session.log.warning("%s is still held by another worker after %g s", address, self.drain_limit)
-                session.ppp.terminate("its address was not released in time")
+                session.ppp.terminate(f"no address: {address} was not released in time")
                 return
             await asyncio.sleep(SETTLE_POLL)
 
