@@ -254,3 +254,135 @@ def test_slots_are_never_handed_out_twice(operations: list[tuple[str, int]]) -> 
         pool.release(lease)
     pool.reserve(set())
     assert sorted(lease.index for lease in (pool.acquire() for _ in range(8)) if lease) == list(range(8))
+
+
+# -- draining: an ended session's slot, while its teardown goes on ---------------------------------
+
+
+def test_a_draining_slot_is_handed_out_only_when_nothing_else_is_free() -> None:
+    pool = AddressPool.parse("198.18.0.1", "198.18.1.1-3")
+    first, second = pool.acquire(), pool.acquire()
+    assert first is not None and second is not None
+    pool.release(first, draining=True)
+    assert pool.is_draining(0) and pool.draining == 1 and pool.in_use == 1 and pool.available == 2
+    third = pool.acquire()
+    assert third is not None and third.index == 2  # not slot 0, lower as it is
+    again = pool.acquire()  # only the draining one is left: handed out, still draining (the caller waits)
+    assert again == first and pool.is_draining(0)
+    assert pool.acquire() is None
+    pool.drained(0)  # the old teardown is over: the new session goes on with the slot
+    assert not pool.is_draining(0) and pool.in_use == 3 and pool.acquire() is None
+    pool.release(again)
+    assert pool.acquire() == first
+
+
+def test_drained_frees_the_slot_and_the_lowest_free_comes_first_again() -> None:
+    pool = AddressPool.parse("198.18.0.1", "198.18.1.1-3")
+    leases = [pool.acquire() for _ in range(3)]
+    pool.release(leases[0], draining=True)  # type: ignore[arg-type]
+    pool.release(leases[1], draining=True)  # type: ignore[arg-type]
+    assert pool.acquire() == leases[0]  # the one that started draining first
+    pool.drained(1)
+    pool.drained(1)  # harmless twice
+    assert pool.acquire() == leases[1] and not pool.is_draining(1)
+    assert "draining=1" in repr(pool)
+
+
+def test_a_slot_taken_while_draining_and_given_back_drains_on() -> None:
+    """A session that took a draining slot and ended before that teardown was over (it never made its
+    device): the slot is not free before the first teardown is over."""
+    pool = AddressPool.parse("198.18.0.1", "198.18.1.1")
+    lease = pool.acquire()
+    assert lease is not None
+    pool.release(lease, draining=True)
+    taken = pool.acquire()
+    assert taken == lease
+    pool.release(taken)
+    assert pool.is_draining(0) and pool.in_use == 0
+    assert pool.acquire() == lease  # (still only as a draining slot)
+    pool.release(lease)
+    pool.drained(0)
+    assert not pool.is_draining(0) and pool.acquire() == lease
+
+
+def test_a_pinned_user_gets_its_draining_slot_and_a_reserved_one_stays_reserved() -> None:
+    pool = AddressPool.parse("192.168.0.1", "192.168.0.234-235")
+    pool.reserve({IPv4Address("192.168.0.235")})
+    bob = pool.acquire_remote(IPv4Address("192.168.0.235"))
+    assert bob is not None
+    pool.release(bob, draining=True)
+    first = pool.acquire()
+    assert first is not None and first.index == 0
+    assert pool.acquire() is None  # bob's draining slot is still reserved for bob
+    assert pool.acquire_remote(IPv4Address("192.168.0.235")) == bob and pool.is_draining(1)
+    pool.release(bob, draining=True)
+    pool.drained(1)
+    assert pool.acquire() is None  # free again, and still bob's
+    pool.reserve(set())
+    assert pool.acquire() == bob
+
+
+def test_a_pinned_slot_taken_early_and_draining_is_not_handed_out_in_its_turn() -> None:
+    pool = AddressPool.parse("198.18.0.1", "198.18.1.1-3")
+    early = pool.acquire_remote(IPv4Address("198.18.1.2"))  # before acquire() ever reached slot 1
+    assert early is not None
+    pool.release(early, draining=True)
+    assert [pool.acquire().index for _ in range(2)] == [0, 2]  # type: ignore[union-attr]
+    pool.drained(1)
+    assert pool.acquire() == early
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["acquire", "pinned", "release", "drain", "drained", "reserve"]), st.integers(0, 5)),
+        max_size=80,
+    )
+)
+def test_draining_slots_are_never_handed_out_twice_and_always_last(operations: list[tuple[str, int]]) -> None:
+    """Any mix of leases, releases (draining or not), ends of teardowns and reserved sets, against a model:
+    acquire() gives the lowest slot that is neither held, draining nor reserved, else the draining one
+    (not held, not reserved) that started draining first; a slot is held by one lease at most; a draining
+    slot is free only once drained and given back."""
+    pool = AddressPool.parse("198.18.0.1", "198.18.1.0-5")
+    held: dict[int, Lease] = {}
+    draining: list[int] = []  # oldest first
+    reserved: set[int] = set()
+    for operation, n in operations:
+        if operation == "acquire":
+            lease = pool.acquire()
+            free = [i for i in range(6) if i not in held and i not in draining and i not in reserved]
+            waiting = [i for i in draining if i not in held and i not in reserved]
+            expected = min(free) if free else waiting[0] if waiting else None
+            assert (lease.index if lease else None) == expected
+        elif operation == "pinned":
+            lease = pool.acquire_remote(IPv4Address(f"198.18.1.{n}"))
+            assert (lease is None) == (n in held)
+        elif operation in ("release", "drain"):
+            lease = held.pop(n, None)
+            if lease is not None:
+                pool.release(lease, draining=operation == "drain")
+                if operation == "drain":
+                    if n in draining:
+                        draining.remove(n)
+                    draining.append(n)
+            continue
+        elif operation == "drained":
+            pool.drained(n)
+            if n in draining:
+                draining.remove(n)
+            continue
+        else:
+            reserved = {n, (n * 5) % 6} if n % 2 else set()
+            pool.reserve({IPv4Address(f"198.18.1.{i}") for i in reserved})
+            continue
+        if lease is not None:
+            assert lease.index not in held
+            held[lease.index] = lease
+        assert all(pool.is_draining(i) == (i in draining) for i in range(6))
+    for lease in held.values():
+        pool.release(lease)
+    for index in range(6):
+        pool.drained(index)
+    pool.reserve(set())
+    assert pool.draining == 0
+    assert sorted(lease.index for lease in (pool.acquire() for _ in range(6)) if lease) == list(range(6))

@@ -40,7 +40,7 @@ from pypptp.host import tun
 from pypptp.host.bpf import attach_filter, gre_call_id_filter, open_gre_socket
 from pypptp.host.claims import Claims
 from pypptp.host.netns import NetnsPair, run_in_netns
-from tests.conftest import REPO, Pypptpd, icmp_echo
+from tests.conftest import REPO, Pypptpd, tunnel_ping
 from tests.test_daemon_netns import open_client
 
 CONF = ["localip 192.168.0.1", "remoteip 192.168.1.10-29", "connections 20"]
@@ -138,6 +138,52 @@ def test_workers_hand_out_the_whole_pool_lowest_first_never_the_same_slot() -> N
     pinned = pools[1].acquire_remote(ipaddress.IPv4Address("192.168.1.13"))
     assert pinned is not None and pinned.index == 3
     assert pools[0].acquire_remote(ipaddress.IPv4Address("192.168.1.13")) is None
+
+
+def _shared_pools(count: int, remoteip: str) -> list[AddressPool]:
+    claims = _claims()
+    pools = [AddressPool.parse("192.168.0.1", remoteip) for _ in range(count)]
+    for pool in pools:
+        pool.share_across_processes(claims)
+    return pools
+
+
+def test_a_slot_another_worker_drains_is_waited_for_and_then_handed_over() -> None:
+    """Worker A's session ended, its teardown under way; the pool's only slot: worker B's new session gets
+    it waiting (no use of the addresses before :meth:`settle`), and nobody else gets it meanwhile."""
+    a, b, c = _shared_pools(3, "192.168.1.10")
+    first = a.acquire()
+    assert first is not None
+    a.release(first, draining=True)
+    taken = a.acquire()  # A's own new session may take it over...
+    assert taken == first
+    assert b.acquire() is None  # ...and then B gets nothing: A holds it, and A is next for it
+    a.release(taken)  # (A's session ended before the teardown was over: the slot still drains)
+    waiting = b.acquire()
+    assert waiting == first and b.waiting(0) and not b.settle(0)
+    assert a.acquire() is None and c.acquire() is None  # B is next for it
+    a.drained(0)  # the teardown is over: A lets go of drain/0, then slot/0
+    assert c.acquire() is None  # C takes slot/0, sees B waiting for it, lets go again
+    assert b.settle(0) and not b.waiting(0) and b.settle(0)
+    assert a.acquire() is None and c.acquire() is None
+    b.release(waiting)
+    assert c.acquire() == first
+
+
+def test_another_workers_draining_slot_is_used_only_when_nothing_else_is_free() -> None:
+    a, b = _shared_pools(2, "192.168.1.10-11")
+    first = a.acquire()
+    assert first is not None and first.index == 0
+    a.release(first, draining=True)
+    other = b.acquire()
+    assert other is not None and other.index == 1 and not b.waiting(1)
+    last = b.acquire()
+    assert last is not None and last.index == 0 and b.waiting(0)
+    b.release(last)  # B's session ended before it got the slot: nothing of it to give back
+    assert not b.waiting(0) and a.acquire() == first  # A may take its own draining slot again
+    a.drained(0)
+    a.release(first)
+    assert b.acquire() == first and not b.waiting(0)
 
 
 def test_a_dead_workers_slots_are_free_again() -> None:
@@ -471,12 +517,12 @@ async def _sessions(daemon: Pypptpd, socks: list[tuple[socket.socket, int]], tra
 
 
 async def _ping_all(sessions: list[PptpClientSession]) -> None:
-    """An ICMP Echo-Request from each session to the server's tunnel address, and its reply."""
-    for session in sessions:
-        assert session.network is not None
-        assert session.send(icmp_echo(str(session.network.local_address), SERVER_TUNNEL_IP))
-    replies = await asyncio.wait_for(asyncio.gather(*(s.recv() for s in sessions)), 10)
-    assert all(reply[9] == 1 and reply[20] == 0 for reply in replies)  # ICMP Echo-Reply
+    """An ICMP Echo-Request from each session to the server's tunnel address, and its reply (within 10 s).
+    Sent again every half second until it comes: the server's end of a tunnel comes up a moment after the
+    client's when its address was still being released by the session before (its ``pppN`` removed, its
+    ip-down run, possibly in the other worker)."""
+    replies = await asyncio.wait_for(asyncio.gather(*(tunnel_ping(s, SERVER_TUNNEL_IP, 20) for s in sessions)), 11)
+    assert all(replies), replies
 
 
 def _gre_transport(pair: NetnsPair) -> GreTransport:

@@ -51,7 +51,7 @@ import os
 import struct
 from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Address
-from typing import Required, TypedDict, Unpack
+from typing import Any, Required, TypedDict, Unpack
 
 from pypptp.aio.buffers import TX_DATA, data_buffers
 from pypptp.aio.gre import MIN_SEND_WINDOW, GreCall, GreTransport
@@ -232,6 +232,10 @@ class PppSession:
         self._limits = DeadlineTimer(self.loop, self._on_limits)
         self._tun_setting: tuple[IPv4Address, IPv4Address, int] | None = None
         """The TUN device's local and peer addresses and MTU, as configured."""
+        self.network_hold: asyncio.Future[Any] | None = None
+        """Set by the owner before IPCP comes up (the daemon: the previous holder of the session's address
+        is still being torn down): the network comes up here (the TUN device, ``on_up``) only once it is
+        done.  The peer's packets meanwhile are dropped, as by an interface that is not up yet."""
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -371,6 +375,7 @@ class PppSession:
         timers were closed first thing)."""
         self.on_up = self.on_auth = self.on_down = None
         self.verify = None
+        self.network_hold = None
         self.make_tun = _no_tun
         self.send = _closed_send
         self.call = None
@@ -485,6 +490,12 @@ class PppSession:
             self.close("internal error")
 
     def _network_up(self, up: NetworkUp) -> None:
+        hold = self.network_hold
+        if hold is not None:
+            if not hold.done():
+                hold.add_done_callback(lambda _: self._network_up_after_hold(up))
+                return
+            self.network_hold = None
         if 0 < self.mtu_limit < up.mtu:  # RADIUS Framed-MTU: the interface (and the MSS clamp) stay below it
             up = dataclasses.replace(up, mtu=self.mtu_limit)
         previous, self.network = self._tun_setting, up
@@ -708,6 +719,19 @@ class PppSession:
         except BlockingIOError:
             return 0, 0
         return (n if n >= 20 else 0), left - 1
+
+    def _network_up_after_hold(self, up: NetworkUp) -> None:
+        """:attr:`network_hold` is done: the network comes up now, unless the session ended or IPCP went
+        down meanwhile (a newer network-up, if any, waits on the same hold)."""
+        if self.closed or self.link.network_up is not up:
+            return
+        self.network_hold = None
+        try:
+            self._network_up(up)
+            self._update_fast_path()
+        except Exception:
+            self.log.exception("internal error at network-up; closing the session")
+            self.close("internal error")
 
     def _pause_tun(self) -> None:
         tun = self.tun

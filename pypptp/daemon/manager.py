@@ -24,7 +24,9 @@ did, in one asyncio process:
 * when it ends, by whatever path (LCP Terminate either way, CCRQ, StopCCRQ,
   TCP FIN or RST, echo timeouts, authentication failure, SIGTERM): ip-down,
   the TUN device, the GRE call, the Call ID and the pool address are all
-  released, and the control connection gets a CDN and a StopCCRQ if it is
+  released (its addresses only once its ``pppN`` is gone and its ip-down has run, at most
+  :data:`DRAIN_LIMIT` seconds: a client that redials at once gets another address, or waits for its
+  own, see :meth:`Daemon._drain`), and the control connection gets a CDN and a StopCCRQ if it is
   still there, as pptpctrl did when its pppd exited; the session's last line is its summary
   (:mod:`pypptp.daemon.accounting`: user, peer, tunnel address, duration, bytes, reason), and with
   ``-w`` a logout record goes to wtmp;
@@ -93,6 +95,13 @@ one, the session says what probably blocks it (a client answers our LCP Configur
 NETLINK_PATIENCE = 10.0
 """Seconds a session's end waits for its proxy ARP entry to be made and withdrawn before ip-down runs
 anyway (a netlink request takes milliseconds)."""
+DRAIN_LIMIT = 35.0
+"""Seconds at most that an ended session's addresses stay draining (:meth:`Daemon._drain`): its ``pppN``
+removed, its proxy ARP entry withdrawn, its ip-down run (which the script runner stops after 30 s, and
+kills 2 s later).  Past it the addresses are handed out anyway, with a warning."""
+SETTLE_POLL = 0.02
+"""With ``--workers``: how often a session given a slot that another worker drains looks whether it is
+free (one ``bind``); it gives up :data:`DRAIN_LIMIT` plus a second after it started."""
 
 
 class SessionLog(logging.LoggerAdapter[logging.Logger]):
@@ -129,6 +138,8 @@ class DaemonSession:
     log: logging.LoggerAdapter[logging.Logger]
     claim: UnitClaim | None = None
     """The ``pppN`` unit, from authentication until the device is gone (the device owns it once made)."""
+    tun: TunDevice | None = None
+    """The ``pppN`` device, once made (its :attr:`~pypptp.host.tun.TunDevice.gone` says when it is removed)."""
     lease: Lease | None = None
     """The pool slot, from authentication on (a pinned address outside the pool may need none)."""
     addresses: tuple[IPv4Address, IPv4Address] | None = None
@@ -270,6 +281,11 @@ class Daemon:
         self.stopping = False
         self._runners: set[ScriptRunner] = set()  # sessions' script runners until their scripts end
         self._netlink: set[asyncio.Task[None]] = set()  # proxy ARP work (then ip-up or ip-down) under way
+        self._draining: dict[IPv4Address, asyncio.Future[None]] = {}
+        """The addresses of ended sessions whose teardown is under way (:meth:`_drain`): done when over."""
+        self._draining_pins: dict[IPv4Address, Claim] = {}  # --workers: a draining pinned address's claim
+        self._drains: set[asyncio.Task[None]] = set()
+        self.drain_limit = DRAIN_LIMIT
         self.stats = DaemonStats()
         """Counters for ``pypptpctl show stat`` and ``/metrics`` (:mod:`pypptp.daemon.stats`)."""
         self.aaa = aaa
@@ -367,6 +383,8 @@ class Daemon:
             await self.aaa.close()
         await self.wait_scripts()
         await loop.run_in_executor(None, wait_closed)  # every pppN gone before we say we exited
+        if self._drains:  # (their devices are gone and their scripts done: nothing left but to say so)
+            await asyncio.wait(list(self._drains), timeout=1.0)
         if self.trace_dir is not None:  # the sessions' last trace lines on disk (a worker ends by os._exit)
             await loop.run_in_executor(None, wait_written)
         self.transport.close()
@@ -499,12 +517,14 @@ class Daemon:
         create units too (``--workers``), another unit if that one was taken meanwhile."""
         assert session.claim is not None
         if self.claims is None:
-            return TunDevice(session.claim)
+            session.tun = TunDevice(session.claim)
+            return session.tun
         tun = TunDevice(session.claim, retry=True)
         if tun.claim is not None and tun.claim is not session.claim:
             session.log.warning("ppp%d was taken meanwhile; using ppp%d instead", session.unit, tun.unit)
             session.claim = tun.claim
             session.log.logger = logs.pppd_logger(tun.unit)
+        session.tun = tun
         return tun
 
     def _assign(self, session: DaemonSession, result: AuthResult | None) -> Assignment | str:
@@ -540,6 +560,7 @@ class Daemon:
         session.log.logger = logs.pppd_logger(claim.unit)
         peer_ip = session.connection.peer_ip
         session.log.info("%s", logtext.connect(f"ppp{claim.unit}", call_tty(peer_ip, session.call.call_id)))
+        self._hold_while_draining(session)
         return Assignment(*assigned, claim.unit)
 
     def _addresses(
@@ -555,7 +576,8 @@ class Daemon:
             if static in self._pinned_in_use:
                 return f"address {static} is in use by another session"
             if self.claims is not None:  # (in the pool or not) another worker's session may have it
-                pin = self.claims.take(f"pin/{static}")
+                pin = self._draining_pins.pop(static, None)  # (its last session here is still being torn down)
+                pin = pin if pin is not None else self.claims.take(f"pin/{static}")
                 if pin is None:
                     return f"address {static} is in use by another session"
                 session.held = (*session.held, pin)
@@ -581,14 +603,119 @@ class Daemon:
     def _in_use(self, pool: AddressPool) -> str:
         return f"{pool.in_use} in use" if self.claims is None else f"{pool.in_use} in use by this worker"
 
-    def _release_addresses(self, session: DaemonSession) -> None:
-        """Give back the session's seat, pool slot, pinned address and their claims."""
+    def _teardown_addresses(self, local: IPv4Address, peer: IPv4Address) -> list[IPv4Address]:
+        """The addresses a session's device holds that no other session shares: the peer's, and ours
+        unless every session has the one ``localip`` (the kernel keeps a shared local address's routes
+        while any device still has it)."""
+        return [peer] if self.pool.shared_local else [peer, local]
+
+    def _hold_while_draining(self, session: DaemonSession) -> None:
+        """A session given an address whose previous session is still being torn down: its network (the
+        device, the routes, ip-up) comes up once that is over, not before (see :meth:`_drain`)."""
+        assert session.addresses is not None
+        waits = [self._draining[a] for a in self._teardown_addresses(*session.addresses) if a in self._draining]
+        if session.lease is not None and self.pool.waiting(session.lease.index):  # another worker drains it
+            settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            task = asyncio.ensure_future(self._settle(session, session.lease.index, settled))
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+            waits.append(settled)
+        if not waits:
+            return
+        session.ppp.network_hold = waits[0] if len(waits) == 1 else asyncio.gather(*waits, return_exceptions=True)
+        asyncio.get_running_loop().call_soon(  # (after pppd's lines of this step: ours come after them)
+            session.log.info,
+            "%s is still held by the teardown of its previous session: the network comes up once that is over "
+            "(at most %g s)",
+            session.addresses[1],
+            self.drain_limit,
+        )
+
+    async def _settle(self, session: DaemonSession, index: int, settled: asyncio.Future[None]) -> None:
+        """``--workers``: until the slot another worker drains is ours (:meth:`AddressPool.settle`), then
+        the session's network comes up; bounded: past :attr:`drain_limit` (the other worker gives up
+        waiting at that limit too) the session ends instead."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_limit + 1.0
+        address = self.pool.lease_at(index).remote
+        while session.lease is not None and session.lease.index == index and not session.ppp.closed:
+            if self.pool.settle(index):
+                settled.set_result(None)
+                return
+            if loop.time() > deadline:
+                session.log.warning("%s is still held by another worker after %g s", address, self.drain_limit)
+                session.ppp.terminate(f"no address: {address} was not released in time")
+                return
+            await asyncio.sleep(SETTLE_POLL)
+
+    def _release_addresses(self, session: DaemonSession) -> asyncio.Future[None] | None:
+        """Give back the session's seat, pool slot, pinned address and their claims.  A session that made
+        its device keeps its addresses draining: the slot is released with ``draining``, the pinned
+        address's claim (``--workers``) kept, and the future returned is done when :meth:`_drain` ends."""
+        device_made = session.tun is not None and session.addresses is not None
         if session.lease is not None:
-            self.pool.release(session.lease)
+            self.pool.release(session.lease, draining=device_made)
             session.lease = None
         if session.pinned is not None:
             self._pinned_in_use.discard(session.pinned)
+        done: asyncio.Future[None] | None = None
+        if device_made:
+            assert session.addresses is not None
+            done = asyncio.get_running_loop().create_future()
+            for address in self._teardown_addresses(*session.addresses):
+                self._draining[address] = done
+        kept: list[Claim] = []
+        for claim in session.held:  # pinned addresses: nobody else's until the teardown is over
+            address = IPv4Address(claim.name.removeprefix("pin/"))
+            if address in self._draining:  # (this session's, or its predecessor's, if it made no device)
+                self._draining_pins[address] = claim
+                kept.append(claim)
+        session.held = tuple(claim for claim in session.held if claim not in kept)
         self._release_held(session)
+        return done
+
+    async def _drain(
+        self,
+        session: DaemonSession,
+        done: asyncio.Future[None],
+        slot: int | None,
+        down: asyncio.Task[None] | None,
+    ) -> None:
+        """An ended session's teardown, after which its addresses are free: its ``pppN`` removed (until the
+        kernel has unlisted it, the device still routes the peer's address), its proxy ARP entry withdrawn
+        and its ip-down run (which undoes, by address, what ip-up did: ``route del -net ... gw $5``).  A
+        client redialling at once would otherwise get the same address and lose its new route, proxy ARP
+        entry or firewall rules to that teardown; pptpd's slot, likewise, was free only once pppd had
+        exited, after ip-down.  Bounded by :attr:`drain_limit` (a script killed, a device stuck: the
+        addresses are handed out anyway, with a warning)."""
+        assert session.addresses is not None
+        gone = session.tun.gone if session.tun is not None else None
+        try:
+            async with asyncio.timeout(self.drain_limit):
+                if gone is not None:
+                    await asyncio.shield(asyncio.wrap_future(gone))
+                if down is not None:
+                    await asyncio.shield(down)
+                await session.scripts.wait()
+        except TimeoutError:
+            session.log.warning(
+                "the teardown of ppp%d (%s) is not over after %g s: its addresses are free again anyway",
+                session.unit,
+                session.addresses[1],
+                self.drain_limit,
+            )
+        except Exception:
+            session.log.exception("internal error while ppp%d was torn down", session.unit)
+        finally:
+            for address in self._teardown_addresses(*session.addresses):
+                if self._draining.get(address) is done:
+                    del self._draining[address]
+                claim = self._draining_pins.pop(address, None)
+                if claim is not None:
+                    claim.release()
+            if slot is not None:
+                self.pool.drained(slot)
+            done.set_result(None)
 
     @staticmethod
     def _release_held(session: DaemonSession) -> None:
@@ -815,7 +942,8 @@ class Daemon:
         session.gre.close()
         if session.claim is not None:
             session.claim.release()  # a session that never made its device still holds its unit
-        self._release_addresses(session)
+        slot = session.lease.index if session.lease is not None else None
+        drained = self._release_addresses(session)
         if session.addresses is not None:
             self.admitted -= 1
         if session.wtmp is not None:  # pptpd-logwtmp's ip-down: logwtmp(pppN, "", "")
@@ -825,10 +953,15 @@ class Daemon:
             self.aaa.stopped(session, reason)
         lines = self._last_lines(session, reason)
         info = self._script_info(session, session.up) if session.up is not None else None  # the figures of now
+        down = None
         if session.proxy_arp is not None or session.proxy_arp_on is not None:
-            self._off_loop(self._proxy_arp_off_then_ip_down(session, lines, info))
+            down = self._off_loop(self._proxy_arp_off_then_ip_down(session, lines, info))
         else:
             self._ip_down(session, lines, info)
+        if drained is not None:
+            task = asyncio.ensure_future(self._drain(session, drained, slot, down))
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
         if not session.cleared:  # the PPP side ended: CDN and StopCCRQ, as pptpctrl did when pppd exited
             stop = StopReason.STOP_LOCAL_SHUTDOWN if self.stopping else StopReason.NONE
             session.connection.hang_up(session.call.call_id, stop)

@@ -49,12 +49,30 @@ gets a pinned user's address; that user's session takes its own slot with
 :meth:`AddressPool.acquire_remote` (pptpd does not do this: it hands the
 address out to anyone, and pppd then gives the pinned user the same one).
 
+Draining: a session's addresses are not free again the moment it ends.  Its ``pppN`` is still being
+removed then (the kernel routes the peer address through the old device until it is unlisted), its proxy
+ARP entry withdrawn and its ip-down run, which undoes by address what ip-up did (``route del -net ... gw
+$5``): a client that redials at once and gets the same address would have its new route, proxy ARP entry
+or firewall rule removed by its old session's teardown.  pptpd never had the problem, its slot being free
+only once pppd had exited, after ip-down.  So the daemon releases such a lease with ``draining=True``: the
+slot waits among the *draining* ones until :meth:`AddressPool.drained` (the teardown is over, or took too
+long: the daemon bounds it), and :meth:`AddressPool.acquire` prefers any free slot to a draining one; when
+only draining slots are left it hands out the one that started draining first, and the daemon holds the
+new session's network until that slot's teardown is over.
+
 Worker processes (``pypptpd --workers N``, :mod:`pypptp.daemon.workers`) hand out from the whole
 pool together: after :meth:`AddressPool.share_across_processes`, a slot is also claimed across the
 daemon's processes (:class:`pypptp.host.claims.Claims`, name ``slot/I``) when it is handed out, and
 released with the lease.  :meth:`AddressPool.acquire` then takes the lowest slot that no worker holds,
 so the workers together keep pptpd's rule that a limit of ``connections`` uses only the first
 ``connections`` slots, and a killed worker's slots are free again at once (the kernel drops its claims).
+A draining slot keeps its claim until it is drained, and its worker holds ``drain/I`` meanwhile: the
+other workers skip it while anything else is free.  When nothing else is, one process may wait for it:
+the one that holds ``wait/I`` (the worker that drains it, handing it to a new session of its own, or
+another, whose lease is then :meth:`~AddressPool.waiting` until :meth:`~AddressPool.settle` gets it the
+slot's claim, once the draining worker lets go of it).  A process that takes ``slot/I`` while another
+holds ``wait/I`` lets go of it again, so the slot goes to the one waiting; the draining worker releases
+``drain/I`` before ``slot/I``, so whoever sees ``drain/I`` held knows ``slot/I`` is not free yet.
 """
 
 from __future__ import annotations
@@ -213,8 +231,12 @@ class AddressPool:
         self._leased: set[int] = set()
         self._reserved: frozenset[int] = frozenset()  # slots of pinned addresses: never handed out by acquire()
         self._parked: list[int] = []  # free reserved slots taken off the heap, back on it when unreserved
+        self._draining: dict[int, None] = {}  # released slots whose teardown is under way, oldest first
         self._claims: Claims | None = None  # set: other processes hand out slots of this pool too
         self._held: dict[int, Claim] = {}  # shared: the cross-process claim of each slot leased here
+        self._drain_claims: dict[int, Claim] = {}  # shared: ``drain/I`` of each slot draining here
+        self._wait_claims: dict[int, Claim] = {}  # shared: ``wait/I``: this process is next for slot I
+        self._waiting: set[int] = set()  # shared: leased here, its ``slot/I`` still another process's
 
     @classmethod
     def parse(
@@ -274,14 +296,25 @@ class AddressPool:
         local = self.local[0] if self.shared_local else self.local[index]
         return Lease(local=local, remote=self.remote[index], index=index)
 
+    @property
+    def draining(self) -> int:
+        """Slots released with ``draining=True`` and not yet :meth:`drained`."""
+        return len(self._draining)
+
+    def is_draining(self, index: int) -> bool:
+        """Slot ``index`` was released while its session's teardown goes on, and is not drained yet."""
+        return index in self._draining
+
     def acquire(self) -> Lease | None:
-        """The lowest free slot that is not reserved, now in use; None when every such slot is taken."""
+        """The lowest free slot that is not reserved, now in use; else the draining slot (not reserved)
+        that started draining first (:meth:`is_draining` still says so: the caller waits for its
+        teardown); None when every such slot is taken."""
         if self._claims is not None:
             return self._acquire_shared()
         for _ in range(self.capacity + 1):
             index = self._pop_free()
             if index is None:
-                return None
+                return self._take_draining()
             if index in self._reserved:
                 self._parked.append(index)
                 continue
@@ -289,26 +322,101 @@ class AddressPool:
             return self.lease_at(index)
         return None
 
+    def _take_draining(self) -> Lease | None:
+        """The draining slot (not reserved) released first, now in use (its claim, shared, is held already;
+        and ``wait/I`` too, until it is drained, unless another process is waiting for it)."""
+        for index in self._draining:
+            if index in self._reserved or index in self._leased:
+                continue
+            if self._claims is not None:
+                wait = self._claims.take(f"wait/{index}")
+                if wait is None:  # another process is next for it
+                    continue
+                self._wait_claims[index] = wait
+            self._leased.add(index)
+            return self.lease_at(index)
+        return None
+
     def _acquire_shared(self) -> Lease | None:
         """:meth:`acquire` across processes: the lowest slot no process holds.  The slots below it are
-        held (at most ``connections`` of them, plus the reserved ones), one ``bind`` each."""
+        held (at most ``connections`` of them, plus the reserved ones), one ``bind`` each.  Else a
+        draining slot: one of this process's own (it holds their claims), else one another process
+        drains, :meth:`waiting` for it."""
         assert self._claims is not None
         for index in range(self.capacity):
-            if index not in self._leased and index not in self._reserved:
+            if index not in self._leased and index not in self._reserved and index not in self._draining:
                 lease = self._take_shared(index)
                 if lease is not None:
                     return lease
-        return None
+        return self._take_draining() or self._wait_for_another()
 
     def _take_shared(self, index: int) -> Lease | None:
-        """Slot ``index``, now in use here and claimed across processes; None if another process holds it."""
+        """Slot ``index``, now in use here and claimed across processes; None if another process holds it,
+        or waits for it (``wait/I``: it is that process's turn)."""
         assert self._claims is not None
         claim = self._claims.take(f"slot/{index}")
         if claim is None:  # another worker's session has it
             return None
+        if self._held_elsewhere(f"wait/{index}"):
+            claim.release()
+            return None
         self._held[index] = claim
         self._leased.add(index)
         return self.lease_at(index)
+
+    def _held_elsewhere(self, name: str) -> bool:
+        """Another process holds claim ``name`` (a probe: taken and let go at once if nobody does)."""
+        assert self._claims is not None
+        claim = self._claims.take(name)
+        if claim is None:
+            return True
+        claim.release()
+        return False
+
+    def _wait_for_another(self) -> Lease | None:
+        """A slot another process drains, now in use here and :meth:`waiting` (``wait/I`` held), or taken
+        outright if that process let go of it meanwhile; None if there is none nobody waits for."""
+        assert self._claims is not None
+        for index in range(self.capacity):
+            if index in self._leased or index in self._reserved or index in self._draining:
+                continue
+            if not self._held_elsewhere(f"drain/{index}"):
+                continue  # in use, not draining
+            wait = self._claims.take(f"wait/{index}")
+            if wait is None:  # another process is next for it
+                continue
+            claim = self._claims.take(f"slot/{index}")
+            if claim is not None:  # the teardown ended meanwhile
+                wait.release()
+                self._held[index] = claim
+            elif not self._held_elsewhere(f"drain/{index}"):  # ended, and someone took the slot first
+                wait.release()
+                continue
+            else:
+                self._wait_claims[index] = wait
+                self._waiting.add(index)
+            self._leased.add(index)
+            return self.lease_at(index)
+        return None
+
+    def waiting(self, index: int) -> bool:
+        """Slot ``index`` is leased here while another process still drains it: its session must not use
+        the addresses before :meth:`settle` says the slot is ours."""
+        return index in self._waiting
+
+    def settle(self, index: int) -> bool:
+        """A :meth:`waiting` slot: True once its claim is ours (the other process's teardown is over;
+        try again later otherwise, a ``bind`` each time).  True for a slot that is not waiting."""
+        if index not in self._waiting:
+            return True
+        assert self._claims is not None
+        claim = self._claims.take(f"slot/{index}")
+        if claim is None:
+            return False
+        self._held[index] = claim
+        self._waiting.discard(index)
+        self._wait_claims.pop(index).release()
+        return True
 
     def _pop_free(self) -> int | None:
         """The lowest free slot: a released one, else the next never handed out (skipping those that
@@ -318,14 +426,14 @@ class AddressPool:
         while self._next < self.capacity:
             index = self._next
             self._next += 1
-            if index not in self._leased:
+            if index not in self._leased and index not in self._draining:  # (drained: it is freed then)
                 return index
         return None
 
     @property
     def available(self) -> int:
-        """Slots :meth:`acquire` can still hand out (shared across processes: not counting the other
-        processes' leases, which this one does not know)."""
+        """Slots :meth:`acquire` can still hand out, draining ones included (shared across processes: not
+        counting the other processes' leases, which this one does not know)."""
         return self.capacity - len(self._leased) - len(self._reserved.difference(self._leased))
 
     def reserve(self, addresses: frozenset[IPv4Address] | set[IPv4Address]) -> list[IPv4Address]:
@@ -347,6 +455,14 @@ class AddressPool:
         index = next((i for i, address in enumerate(self.remote[: self.capacity]) if address == remote), None)
         if index is None or index in self._leased:
             return None
+        if index in self._draining:  # the pinned user is back before its last session's teardown is over
+            if self._claims is not None:
+                wait = self._claims.take(f"wait/{index}")
+                if wait is None:
+                    return None
+                self._wait_claims[index] = wait
+            self._leased.add(index)
+            return self.lease_at(index)
         if self._claims is not None:
             return self._take_shared(index)
         if index < self._next:  # handed out before: it waits among the free or parked
@@ -358,18 +474,56 @@ class AddressPool:
         self._leased.add(index)  # (never handed out yet: _pop_free skips it while it is leased)
         return self.lease_at(index)
 
-    def release(self, lease: Lease) -> None:
-        """Give a slot back; releasing a lease that is not in use raises :class:`ValueError`."""
+    def release(self, lease: Lease, *, draining: bool = False) -> None:
+        """Give a slot back; releasing a lease that is not in use raises :class:`ValueError`.
+
+        ``draining``: its session's teardown is still under way; the slot is free only after
+        :meth:`drained` (meanwhile :meth:`acquire` hands it out only when nothing else is free)."""
         if lease.index not in self._leased or self.lease_at(lease.index) != lease:
             raise ValueError(f"{lease} is not in use in this pool")
-        self._leased.remove(lease.index)
-        claim = self._held.pop(lease.index, None)
+        index = lease.index
+        self._leased.remove(index)
+        if index in self._waiting:  # it never was ours: nothing of it to drain
+            self._waiting.discard(index)
+            self._wait_claims.pop(index).release()
+        elif draining:
+            self._draining.pop(index, None)  # (taken while draining: it goes to the back)
+            self._draining[index] = None
+            if self._claims is not None and index not in self._drain_claims:
+                claim = self._claims.take(f"drain/{index}")
+                if claim is not None:
+                    self._drain_claims[index] = claim
+        elif index in self._draining:  # taken while draining, back before that ended: it drains on
+            claim = self._wait_claims.pop(index, None)  # (and this process is no longer next for it)
+            if claim is not None:
+                claim.release()
+        else:
+            self._free_slot(index)
+
+    def drained(self, index: int) -> None:
+        """Slot ``index``'s teardown is over: it is no longer draining, and free unless it was handed out
+        again meanwhile (that session goes on with it)."""
+        if index in self._draining:
+            del self._draining[index]
+            for claims in (self._drain_claims, self._wait_claims):  # ``drain/I`` before ``slot/I``
+                claim = claims.pop(index, None)
+                if claim is not None:
+                    claim.release()
+            if index not in self._leased:
+                self._free_slot(index)
+
+    def _free_slot(self, index: int) -> None:
+        claim = self._held.pop(index, None)
         if claim is not None:
             claim.release()
             return
-        if lease.index < self._next:  # otherwise _pop_free reaches it in its turn
-            heapq.heappush(self._free, lease.index)
+        if index < self._next:  # otherwise _pop_free reaches it in its turn
+            heapq.heappush(self._free, index)
 
     def __repr__(self) -> str:
         share = "" if self._claims is None else " shared"
-        return f"<AddressPool capacity={self.capacity}{share} in_use={self.in_use} shared_local={self.shared_local}>"
+        draining = f" draining={len(self._draining)}" if self._draining else ""
+        return (
+            f"<AddressPool capacity={self.capacity}{share} in_use={self.in_use}{draining} "
+            f"shared_local={self.shared_local}>"
+        )

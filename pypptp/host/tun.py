@@ -164,6 +164,9 @@ class TunDevice:
         self.fd = self._device.fileno()
         os.set_blocking(self.fd, False)
         self.closed = False
+        self.gone: concurrent.futures.Future[None] | None = None
+        """Once :meth:`close` was called: done when the device is gone (the kernel has unlisted it, and
+        its routes with it), which the daemon waits for before it hands the device's addresses out again."""
 
     def configure(
         self,
@@ -237,6 +240,8 @@ class TunDevice:
 
         if wait:
             remove()
+            self.gone = concurrent.futures.Future()
+            self.gone.set_result(None)
             return
         with _closing_lock:
             global _closer
@@ -245,6 +250,7 @@ class TunDevice:
             future = _closer.submit(remove)
             _closing.add(future)
         future.add_done_callback(_forget)
+        self.gone = future
 
 
 def _forget(future: concurrent.futures.Future[None]) -> None:

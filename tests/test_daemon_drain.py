@@ -1,0 +1,121 @@
+"""An ended session's addresses drain until its teardown is over, and no longer than the daemon's limit.
+
+The daemon's bookkeeping alone (:meth:`Daemon._release_addresses`, :meth:`Daemon._hold_while_draining`,
+:meth:`Daemon._drain`), with stand-ins for the session, its device and its scripts, so that a teardown
+that never ends can be tried in a fraction of a second; tests/test_reconnect_netns.py runs the whole
+thing with the real daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ipaddress
+import logging
+import types
+from typing import Any
+
+import pytest
+
+from pypptp.daemon.manager import DRAIN_LIMIT, Daemon
+from pypptp.daemon.pool import AddressPool
+
+LOCAL = ipaddress.IPv4Address("192.168.0.1")
+PEER = ipaddress.IPv4Address("192.168.0.234")
+
+
+class Scripts:
+    """ip-down as the script runner runs it: :meth:`wait` returns once ``finished`` is set."""
+
+    def __init__(self) -> None:
+        self.finished = asyncio.Event()
+
+    async def wait(self) -> None:
+        await self.finished.wait()
+
+
+def daemon(pool: AddressPool, limit: float = DRAIN_LIMIT) -> Daemon:
+    made = Daemon.__new__(Daemon)
+    made.pool, made.claims = pool, None
+    made._draining, made._draining_pins, made._drains = {}, {}, set()
+    made._pinned_in_use = set()
+    made.drain_limit = limit
+    return made
+
+
+def session(pool: AddressPool, *, device: bool = True) -> Any:
+    lease = pool.acquire()
+    assert lease is not None
+    gone: concurrent.futures.Future[None] = concurrent.futures.Future()
+    return types.SimpleNamespace(
+        lease=lease,
+        addresses=(lease.local, lease.remote),
+        pinned=None,
+        held=(),
+        seat=None,
+        tun=types.SimpleNamespace(gone=gone) if device else None,
+        scripts=Scripts(),
+        unit=0,
+        log=logging.LoggerAdapter(logging.getLogger("test.drain"), {}),
+        ppp=types.SimpleNamespace(network_hold=None, closed=False),
+    )
+
+
+async def test_the_address_drains_until_the_device_is_gone_and_ip_down_has_run() -> None:
+    pool = AddressPool.parse(str(LOCAL), str(PEER))
+    owner = daemon(pool)
+    old = session(pool)
+    slot = old.lease.index
+    done = owner._release_addresses(old)
+    assert done is not None and pool.is_draining(slot) and owner._draining == {PEER: done}
+    drain = asyncio.ensure_future(owner._drain(old, done, slot, None))
+    new = session(pool)  # the pool's only address: handed out, the new session's network held
+    owner._hold_while_draining(new)
+    assert new.ppp.network_hold is done
+    old.scripts.finished.set()  # ip-down done, the device not yet gone
+    await asyncio.sleep(0.05)
+    assert not done.done() and pool.is_draining(slot)
+    old.tun.gone.set_result(None)
+    await asyncio.wait_for(drain, 1)
+    assert done.done() and not pool.is_draining(slot) and owner._draining == {}
+    assert pool.in_use == 1  # the new session goes on with it
+
+
+async def test_a_teardown_that_never_ends_frees_the_address_at_the_limit(caplog: pytest.LogCaptureFixture) -> None:
+    pool = AddressPool.parse(str(LOCAL), str(PEER))
+    owner = daemon(pool, limit=0.2)
+    old = session(pool)
+    old.tun.gone.set_result(None)
+    done = owner._release_addresses(old)
+    assert done is not None
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with caplog.at_level(logging.WARNING, logger="test.drain"):
+        await asyncio.wait_for(owner._drain(old, done, 0, None), 2)  # ip-down never finishes
+    assert 0.2 <= loop.time() - started < 1.0
+    assert done.done() and not pool.is_draining(0) and owner._draining == {}
+    assert "is not over after 0.2 s: its addresses are free again anyway" in caplog.text
+    assert pool.acquire() is not None
+
+
+async def test_a_session_that_made_no_device_frees_its_address_at_once() -> None:
+    pool = AddressPool.parse(str(LOCAL), str(PEER))
+    owner = daemon(pool)
+    never_up = session(pool, device=False)
+    assert owner._release_addresses(never_up) is None
+    assert not pool.is_draining(0) and owner._draining == {}
+    fresh = session(pool)
+    owner._hold_while_draining(fresh)
+    assert fresh.ppp.network_hold is None  # nothing to wait for
+
+
+async def test_a_failing_teardown_still_frees_the_address(caplog: pytest.LogCaptureFixture) -> None:
+    pool = AddressPool.parse(str(LOCAL), str(PEER))
+    owner = daemon(pool)
+    old = session(pool)
+    old.tun.gone.set_exception(OSError("the device would not go"))
+    done = owner._release_addresses(old)
+    assert done is not None
+    with caplog.at_level(logging.ERROR, logger="test.drain"):
+        await asyncio.wait_for(owner._drain(old, done, 0, None), 1)
+    assert done.done() and not pool.is_draining(0) and "internal error while ppp0 was torn down" in caplog.text
