@@ -1,6 +1,6 @@
 """TCP throughput of iperf3 through one pypptpd tunnel, beside a minimal tunnel loop measured in the same run.
 
-``python -m benchmarks.bench_iperf [--seconds S] [--rounds N] [--json FILE] [--profile DIR]`` (root;
+``python -m benchmarks.bench_iperf [--seconds S] [--rounds N] [--json FILE] [--profile DIR] [--perf DIR]`` (root;
 iproute2, iperf3).  About 50 s with the defaults (5 s per iperf3 run, one round).
 
 For each MPPE mode (stateless, stateful), two tunnels are brought up at once, each between its own pair
@@ -27,7 +27,10 @@ buffer full) in both namespaces.
 
 ``--profile DIR`` also runs ``py-spy record --nonblocking -f raw`` on the daemon and on the client
 during each project iperf3 run and prints their top functions by own time (py-spy costs some
-throughput, so profiled figures are not comparable with plain ones).
+throughput, so profiled figures are not comparable with plain ones).  ``--perf DIR`` records every
+process of both tunnels with ``perf record`` (native code too: RC4, the kernel, the interpreter loop) and
+prints, per end, the project's CPU per packet relative to the minimal loop's, split by where it goes
+(:func:`perf_table`): the profile that shows where the last gap is.
 
 Every wait is bounded, every process is stopped in ``finally`` (SIGTERM, then SIGKILL) and the
 namespaces are always deleted.  Never an absolute threshold: only the ratio in the same run means
@@ -45,6 +48,7 @@ import math
 import os
 import re
 import select
+import shutil
 import statistics
 import subprocess
 import sys
@@ -250,6 +254,92 @@ def top_functions(raw_file: Path, n: int = 12) -> list[tuple[str, float, float]]
     return [(name, 100 * c / samples, 100 * total[name] / samples) for name, c in own.most_common(n)]
 
 
+# -- perf: native profiles of both tunnels -------------------------------------------------------------
+
+PERF_GROUPS = ("crypto", "kernel", "interpreter", "python", "libc", "other")
+"""Where ``perf`` puts a tunnel process's CPU time: RC4 and SHA-1 (``arc4``, cryptography's Rust module
+with its OpenSSL, libcrypto, hashlib), the
+kernel (syscalls, the network stack it runs for us, scheduling), CPython's bytecode loop, the rest of
+libpython (objects, buffers, calls into C), libc, anything else."""
+
+
+@contextlib.contextmanager
+def _perf_recording(pids: dict[str, int], out: Path | None, seconds: int) -> Iterator[None]:
+    """``perf record`` (999 Hz, no call graph) of each process in ``pids`` (name -> pid) into ``out`` while
+    the block runs: the project's processes and the minimal loop's alike, native code included, which
+    py-spy cannot see."""
+    if out is None:
+        yield
+        return
+    recorders = []
+    for name, pid in pids.items():
+        argv = ["perf", "record", "-F", "999", "-o", str(out.with_name(f"{out.name}-{name}.data")), "-p", str(pid)]
+        argv += ["--", "sleep", str(max(1, seconds - 1))]
+        recorders.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        yield
+    finally:
+        for recorder in recorders:
+            try:
+                recorder.wait(seconds + 30)
+            except subprocess.TimeoutExpired:
+                _stop(recorder)
+
+
+def perf_split(data_file: Path) -> dict[str, float]:
+    """The shares (%) of :data:`PERF_GROUPS` in one ``perf record`` file (``perf report`` by dso, symbol)."""
+    report = subprocess.run(
+        ["perf", "report", "-i", str(data_file), "--no-children", "--sort", "dso,sym", "-g", "none", "--stdio"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    ).stdout
+    shares = dict.fromkeys(PERF_GROUPS, 0.0)
+    for line in report.splitlines():
+        match = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(\S+)", line)
+        if not match:
+            continue
+        share, dso, symbol = float(match[1]), match[2], match[3]
+        if "arc4" in dso or "libcrypto" in dso or "_hashlib" in dso or "_rust" in dso:  # _rust: cryptography's
+            group = "crypto"
+        elif "kernel" in dso:
+            group = "kernel"
+        elif "libpython" in dso:
+            group = "interpreter" if symbol == "_PyEval_EvalFrameDefault" else "python"
+        elif dso.startswith("libc"):
+            group = "libc"
+        else:
+            group = "other"
+        shares[group] += share
+    return shares
+
+
+def perf_table(directory: Path) -> list[str]:
+    """Per mode, direction and process: the :func:`perf_split` of the project's processes beside the
+    minimal loop's, each relative to the minimal process at the same end.  RC4 and SHA-1 do the same work
+    per packet in both tunnels (the same library calls on the same bytes), so the ratio of their crypto
+    shares is the ratio of CPU time per packet, and each group's share times that ratio puts it on the
+    minimal process's scale: what is left over is the project's extra cost, by group."""
+    lines = ["CPU per packet by group, % of the minimal process at the same end (perf, RC4/SHA-1 work equal):"]
+    lines.append(f"  {'run':30}{'total':>7}" + "".join(f"{g:>12}" for g in PERF_GROUPS))
+    ends = {"daemon": "server", "client": "client"}
+    for data in sorted(directory.glob("*-project-*.data")):
+        stem, _, end = data.stem.rpartition("-")
+        minimal = directory / f"{stem.replace('-project', '-minimal')}-{ends.get(end, end)}.data"
+        if end not in ends or not minimal.exists():
+            continue
+        ours, floor = perf_split(data), perf_split(minimal)
+        if not ours["crypto"] or not floor["crypto"]:
+            continue
+        scale = floor["crypto"] / ours["crypto"]  # project CPU per packet / minimal's
+        lines.append(
+            f"  {stem.replace('-project', '') + ' ' + end:30}{100 * scale:>6.0f}%"
+            + "".join(f"{ours[g] * scale:>6.1f}/{floor[g]:<5.1f}" for g in PERF_GROUPS)
+        )
+    return lines
+
+
 # -- the two tunnels -----------------------------------------------------------------------------------
 
 
@@ -369,6 +459,7 @@ def measure_mode(
     directions: Sequence[str] = DIRECTIONS,
     rounds: int = 1,
     profile: Path | None = None,
+    perf: Path | None = None,
 ) -> dict[str, Any]:
     """Both tunnels of ``mode`` up at once (idle, a tunnel costs nothing), then iperf3 through each in turn,
     alternating project and minimal so that both see the same machine state; per direction the median of
@@ -383,7 +474,11 @@ def measure_mode(
                     out = None
                     if profile is not None and tunnel is project:
                         out = profile / f"{mode}-{direction}-{round_number}"
-                    with _profiling(tunnel.pids if out else {}, out, seconds):
+                    native = perf / f"{mode}-{direction}-{round_number}-{tunnel.kind}" if perf else None
+                    with (
+                        _profiling(tunnel.pids if out else {}, out, seconds),
+                        _perf_recording(tunnel.pids, native, seconds),
+                    ):
                         outcome = iperf(tunnel.pair, seconds, reverse=direction == "down")
                     runs[tunnel.kind].setdefault(direction, []).append(outcome)
     result: dict[str, Any] = {"ratio": {}}
@@ -402,6 +497,7 @@ def run(
     directions: Sequence[str] = DIRECTIONS,
     rounds: int = 1,
     profile: Path | None = None,
+    perf: Path | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark (synchronous; root, iproute2, iperf3).
 
@@ -416,7 +512,7 @@ def run(
         load = float(loadavg.read().split()[0])
     result: dict[str, Any] = {"seconds": whole, "mtu": MTU, "rounds": rounds, "load": load}
     for mode in modes:
-        result[mode] = measure_mode(mode, whole, directions=directions, rounds=rounds, profile=profile)
+        result[mode] = measure_mode(mode, whole, directions=directions, rounds=rounds, profile=profile, perf=perf)
     return result
 
 
@@ -488,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--directions", nargs="+", choices=DIRECTIONS, default=list(DIRECTIONS))
     parser.add_argument("--profile", type=Path, help="py-spy the project's processes; raw profiles go here")
+    parser.add_argument("--perf", type=Path, help="perf record both tunnels' processes (linux-perf); data goes here")
     args = parser.parse_args(argv)
     reason = netns_available()
     if reason is not None:
@@ -495,8 +592,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-    result = run(args.seconds, modes=args.modes, directions=args.directions, rounds=args.rounds, profile=args.profile)
+    if args.perf is not None:
+        if shutil.which("perf") is None:
+            print("bench_iperf --perf needs perf (Debian: apt-get install linux-perf)", file=sys.stderr)
+            return 2
+        args.perf.mkdir(parents=True, exist_ok=True)
+    result = run(
+        args.seconds,
+        modes=args.modes,
+        directions=args.directions,
+        rounds=args.rounds,
+        profile=args.profile,
+        perf=args.perf,
+    )
     print("\n".join(format_table(result)))
+    if args.perf is not None:
+        print("\n" + "\n".join(perf_table(args.perf)))
     if args.profile is not None:
         for raw in sorted(args.profile.glob("*.txt")):
             print(f"\n{raw.name}: own% total% function")
