@@ -214,24 +214,27 @@ def _py_spy() -> str:
 
 
 @contextlib.contextmanager
-def _profiling(pids: dict[str, int], out: Path | None, seconds: int) -> Iterator[None]:
-    """``py-spy record -f raw`` of each process in ``pids`` (name -> pid) into ``out`` while the block runs."""
-    if out is None:
-        yield
-        return
-    recorders = []
-    for name, pid in pids.items():
-        argv = [_py_spy(), "record", "--nonblocking", "-r", "250", "-f", "raw", "-d", str(seconds + 1)]
-        argv += ["-o", str(out.with_name(f"{out.name}-{name}.txt")), "--pid", str(pid)]
-        recorders.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+def _recording(argvs: list[list[str]], seconds: int) -> Iterator[None]:
+    """Profilers (one argv each) running while the block runs; each is waited for, bounded, afterwards."""
+    recorders = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for argv in argvs]
     try:
         yield
     finally:
         for recorder in recorders:
             try:
-                recorder.wait(seconds + 15)
+                recorder.wait(seconds + 30)
             except subprocess.TimeoutExpired:
                 _stop(recorder)
+
+
+def _profiling(pids: dict[str, int], out: Path | None, seconds: int) -> contextlib.AbstractContextManager[None]:
+    """``py-spy record -f raw`` of each process in ``pids`` (name -> pid) into ``out`` while the block runs."""
+    argvs: list[list[str]] = []
+    for name, pid in pids.items() if out is not None else ():
+        assert out is not None
+        argv = [_py_spy(), "record", "--nonblocking", "-r", "250", "-f", "raw", "-d", str(seconds + 1)]
+        argvs.append([*argv, "-o", str(out.with_name(f"{out.name}-{name}.txt")), "--pid", str(pid)])
+    return _recording(argvs, seconds)
 
 
 def top_functions(raw_file: Path, n: int = 12) -> list[tuple[str, float, float]]:
@@ -258,32 +261,21 @@ def top_functions(raw_file: Path, n: int = 12) -> list[tuple[str, float, float]]
 
 PERF_GROUPS = ("crypto", "kernel", "interpreter", "python", "libc", "other")
 """Where ``perf`` puts a tunnel process's CPU time: RC4 and SHA-1 (``arc4``, cryptography's Rust module
-with its OpenSSL, libcrypto, hashlib), the
-kernel (syscalls, the network stack it runs for us, scheduling), CPython's bytecode loop, the rest of
-libpython (objects, buffers, calls into C), libc, anything else."""
+with its OpenSSL, libcrypto, hashlib), the kernel (syscalls, the network stack it runs for us,
+scheduling), CPython's bytecode loop, the rest of libpython (objects, buffers, calls into C), libc,
+anything else."""
 
 
-@contextlib.contextmanager
-def _perf_recording(pids: dict[str, int], out: Path | None, seconds: int) -> Iterator[None]:
+def _perf_recording(pids: dict[str, int], out: Path | None, seconds: int) -> contextlib.AbstractContextManager[None]:
     """``perf record`` (999 Hz, no call graph) of each process in ``pids`` (name -> pid) into ``out`` while
     the block runs: the project's processes and the minimal loop's alike, native code included, which
     py-spy cannot see."""
-    if out is None:
-        yield
-        return
-    recorders = []
-    for name, pid in pids.items():
+    argvs: list[list[str]] = []
+    for name, pid in pids.items() if out is not None else ():
+        assert out is not None
         argv = ["perf", "record", "-F", "999", "-o", str(out.with_name(f"{out.name}-{name}.data")), "-p", str(pid)]
-        argv += ["--", "sleep", str(max(1, seconds - 1))]
-        recorders.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    try:
-        yield
-    finally:
-        for recorder in recorders:
-            try:
-                recorder.wait(seconds + 30)
-            except subprocess.TimeoutExpired:
-                _stop(recorder)
+        argvs.append([*argv, "--", "sleep", str(max(1, seconds - 1))])
+    return _recording(argvs, seconds)
 
 
 def perf_split(data_file: Path) -> dict[str, float]:

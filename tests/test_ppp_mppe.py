@@ -778,37 +778,43 @@ def test_in_place_rc4_is_refused_as_cryptography_51_does(strict_rc4: list[int]) 
     encryptor.encrypt_into(buffer[0:20], buffer[20:40])
 
 
-def _decrypt_both(
-    twins: tuple[MppeDecryptor, MppeDecryptor], packet: bytes, offset: int, out: memoryview
-) -> tuple[tuple[int, bytes] | None, tuple[int, bytes] | None]:
-    """What :meth:`decrypt` and :meth:`decrypt_into` make of one packet, on twin decryptors."""
-    by_copy, into = twins
-    frame = memoryview(bytearray(b"\xff\x03\x00\xfd"[:offset] + packet))  # as GRE hands it over
-    expected = by_copy.decrypt(frame, offset)
+def _decrypt_into(into: MppeDecryptor, frame: memoryview, offset: int, out: memoryview) -> tuple[int, bytes] | None:
+    """What :meth:`decrypt_into` makes of one packet, as (protocol, payload)."""
     protocol = into.decrypt_into(frame, offset, out)
     if not protocol:
-        return expected, None
+        return None
     start, end = (1 if out[0] & 1 else 2), len(frame) - offset - 2
-    return expected, (protocol, bytes(out[start:end]))
+    return protocol, bytes(out[start:end])
+
+
+def _decrypt_hot(hot: MppeDecryptor, frame: memoryview, offset: int, out: memoryview) -> tuple[int, bytes] | None:
+    """What the session's receive hot path makes of one packet: :meth:`decrypt_next`, and
+    :meth:`decrypt_into` for what it leaves (None)."""
+    data = hot.decrypt_next(frame, offset)
+    if data is None:
+        return _decrypt_into(hot, frame, offset, out)
+    assert not data or (data[0] == 0 and 0x21 <= data[1] <= 0xFA)  # always the 2-byte protocol field
+    return (data[1], bytes(data[2:])) if data else None
 
 
 @settings(max_examples=150, deadline=None)
 @given(
-    stream=st.lists(st.tuples(st.integers(0, 5), st.binary(min_size=1, max_size=8)), max_size=60),
+    stream=st.lists(st.tuples(st.integers(0, 6), st.binary(min_size=1, max_size=8)), max_size=60),
     stateful=st.booleans(),
     offset=st.sampled_from([0, 1, 2, 4]),
 )
-def test_decrypting_into_a_buffer_agrees_with_decrypt(
+def test_the_data_paths_decryption_agrees_with_decrypt(
     stream: list[tuple[int, bytes]], stateful: bool, offset: int
 ) -> None:
-    """:meth:`decrypt_into` (the data path) and :meth:`decrypt` on twin decryptors fed the same
-    mutated stream: the same results, drops, key changes and reset requests, with PFC-compressed
-    protocols, losses, duplicates, garbage and short packets among them."""
+    """:meth:`decrypt_into`, the session's hot path (:meth:`decrypt_next`, then :meth:`decrypt_into` for
+    what it leaves) and :meth:`decrypt` on three twin decryptors fed the same mutated stream: the same
+    results, drops, key changes and reset requests, with PFC-compressed protocols, losses, duplicates,
+    garbage, short packets and flipped ciphertext among them."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(mppe_module, "Cipher", StrictCipher)
         patch.setattr(mppe_module, "OneShotRC4", StrictOneShot)
         encryptor, by_copy = pair(128, stateful)
-        _, into = pair(128, stateful)
+        twins = {"decrypt_into": (pair(128, stateful)[1], _decrypt_into), "hot": (pair(128, stateful)[1], _decrypt_hot)}
         out = memoryview(bytearray(2 + 1500))
         pending: list[bytes] = []
         for action, noise in stream:
@@ -822,68 +828,16 @@ def test_decrypting_into_a_buffer_agrees_with_decrypt(
                 continue
             elif action == 4 and pending:
                 packet = pending.pop(0)
-            expected, got = _decrypt_both((by_copy, into), packet, offset, out)
-            assert got == expected
-            assert into.dropped == by_copy.dropped
-            assert into.key_changes == by_copy.key_changes
-            assert into.take_reset_request() == by_copy.take_reset_request()
-            if action == 5:
-                encryptor.reset_requested()
-
-
-def _decrypt_hot(hot: MppeDecryptor, frame: memoryview, offset: int, out: memoryview) -> tuple[int, bytes] | None:
-    """What the session's receive hot path makes of one packet: :meth:`decrypt_next`, and
-    :meth:`decrypt_into` for what it leaves (None)."""
-    data = hot.decrypt_next(frame, offset)
-    if data is not None:
-        assert not data or (data[0] == 0 and 0x21 <= data[1] <= 0xFA)  # always the 2-byte protocol field
-        return (data[1], bytes(data[2:])) if data else None
-    protocol = hot.decrypt_into(frame, offset, out)
-    if not protocol:
-        return None
-    start, end = (1 if out[0] & 1 else 2), len(frame) - offset - 2
-    return protocol, bytes(out[start:end])
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    stream=st.lists(st.tuples(st.integers(0, 6), st.binary(min_size=1, max_size=8)), max_size=60),
-    stateful=st.booleans(),
-    offset=st.sampled_from([0, 1, 2, 4]),
-)
-def test_the_hot_paths_decrypt_next_agrees_with_decrypt(
-    stream: list[tuple[int, bytes]], stateful: bool, offset: int
-) -> None:
-    """:meth:`decrypt_next` (the common packet, None for the rest, which :meth:`decrypt_into` then takes) and
-    :meth:`decrypt` on twin decryptors fed the same mutated stream: the same results, drops, key changes
-    and reset requests, with PFC-compressed protocols, losses, duplicates, garbage and short packets."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mppe_module, "Cipher", StrictCipher)
-        patch.setattr(mppe_module, "OneShotRC4", StrictOneShot)
-        encryptor, by_copy = pair(128, stateful)
-        _, hot = pair(128, stateful)
-        out = memoryview(bytearray(2 + 1500))
-        pending: list[bytes] = []
-        for n, (action, noise) in enumerate(stream):
-            packet = encryptor.encrypt(IP, payload(len(pending)))
-            if action == 1:
-                packet = noise[:2] + packet[2:]  # a random header: any count, any bits
-            elif action == 2:
-                packet = packet[:2] + noise  # garbage, or short
-            elif action == 3:
-                pending.append(packet)  # lost for now, replayed later (late or duplicate)
-                continue
-            elif action == 4 and pending:
-                packet = pending.pop(0)
-            elif action == 6:  # a PFC-compressed inner protocol, encrypted as the encryptor would
-                packet = encryptor.encrypt(IP, payload(n))
-                packet = packet[:2] + bytes(a ^ b for a, b in zip(packet[2:], b"\x00\x21", strict=False)) + packet[4:]
+            elif action == 6:  # bits flipped in the ciphertext (RC4 has no integrity): the protocol reads 00 00
+                packet = packet[:2] + bytes(a ^ b for a, b in zip(packet[2:4], b"\x00\x21", strict=True)) + packet[4:]
             frame = memoryview(bytearray(b"\xff\x03\x00\xfd"[:offset] + packet))  # as GRE hands it over
             expected = by_copy.decrypt(frame, offset)
-            assert _decrypt_hot(hot, frame, offset, out) == expected
-            assert hot.dropped == by_copy.dropped
-            assert hot.key_changes == by_copy.key_changes
-            assert hot.take_reset_request() == by_copy.take_reset_request()
+            requested = by_copy.take_reset_request()
+            for name, (twin, decrypt) in twins.items():
+                assert decrypt(twin, frame, offset, out) == expected, name
+                assert twin.dropped == by_copy.dropped, name
+                assert twin.key_changes == by_copy.key_changes, name
+                assert twin.take_reset_request() == requested, name
             if action == 5:
                 encryptor.reset_requested()
 
