@@ -842,6 +842,15 @@ def test_the_data_paths_decryption_agrees_with_decrypt(
                 encryptor.reset_requested()
 
 
+def _compressed_first_packet(stateful: bool) -> tuple[bytes, bytes, bytes]:
+    """(start key, the key of packet 0, packet 0 with a PFC-compressed inner protocol, 0x21 alone)."""
+    start = SERVER_SEND_START
+    key = initial_session_key(start, 128)
+    if not stateful:
+        key = change_key(start, key, 128)
+    return start, key, (h("90 00") if not stateful else h("10 00")) + rc4(key, b"\x21" + PAYLOAD)
+
+
 @pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful"])
 def test_decrypt_next_takes_the_common_packet_and_leaves_the_rest_untouched(stateful: bool) -> None:
     """The common packet decrypts in one call, protocol field first; a PFC-compressed one comes expanded;
@@ -867,11 +876,7 @@ def test_decrypt_next_takes_the_common_packet_and_leaves_the_rest_untouched(stat
         frame = memoryview(bytearray(b"\xfd" + encryptor.encrypt(IP, payload(1))))
         changes = decryptor.key_changes
         assert decryptor.decrypt_next(frame, 1) is None and decryptor.key_changes == changes
-    start = SERVER_SEND_START
-    key = initial_session_key(start, 128)
-    if not stateful:
-        key = change_key(start, key, 128)
-    compressed = (h("90 00") if not stateful else h("10 00")) + rc4(key, b"\x21" + PAYLOAD)
+    start, key, compressed = _compressed_first_packet(stateful)
     decryptor = MppeDecryptor(start, 128, stateful=stateful)
     assert decryptor.decrypt_next(compressed, 0) == b"\x00\x21" + PAYLOAD
     bad = b"\x00\x00" + PAYLOAD  # protocol 0: none MPPE carries
@@ -896,11 +901,7 @@ def test_decrypt_into_takes_pfc_and_long_streams(stateful: bool, strict_rc4: lis
         assert decryptor.decrypt_into(frame, 1, out) == IP
         assert bytes(out[2 : len(frame) - 3]) == payload(n)
     assert not any(decryptor.dropped.values())
-    start = SERVER_SEND_START
-    key = initial_session_key(start, 128)
-    if not stateful:
-        key = change_key(start, key, 128)
-    compressed = (h("90 00") if not stateful else h("10 00")) + rc4(key, b"\x21" + PAYLOAD)
+    start, _, compressed = _compressed_first_packet(stateful)
     decryptor = MppeDecryptor(start, 128, stateful=stateful)
     assert decryptor.decrypt_into(compressed, 0, out) == 0x21
     assert out[0] == 0x21 and bytes(out[1 : len(compressed) - 2]) == PAYLOAD
