@@ -119,11 +119,13 @@ def _mppe_offset(frame: bytes | memoryview) -> int:
 
 
 @functools.cache
-def _frame_header(prefix: bytes) -> struct.Struct:
+def _frame_header(prefix: bytes) -> tuple[Callable[..., None], int]:
     """The TUN hot path's frame header for a PPP ``prefix`` (address, control, protocol 0x00FD as
     negotiated): the GRE header with Sequence and Acknowledgment Numbers (RFC 2637 section 4.1), the
-    prefix and the 2-byte MPPE header (RFC 3078 section 3), packed in one call."""
-    return struct.Struct(f"{DATA_ACK_HEADER.format}{len(prefix)}s2s")
+    prefix and the 2-byte MPPE header (RFC 3078 section 3), packed in one call.  Its ``pack_into``, and
+    where it starts in the send buffer so that it ends where the ciphertext starts (``TX_DATA - 2``)."""
+    header = struct.Struct(f"{DATA_ACK_HEADER.format}{len(prefix)}s2s")
+    return header.pack_into, TX_DATA - 2 - header.size
 
 
 def _is_syn(packet: bytes | bytearray | memoryview, start: int, end: int) -> bool:
@@ -214,10 +216,8 @@ class PppSession:
         self._tx_prefix = b""
         """The PPP address/control/protocol prefix of our MPPE frames (written in front of each packet
         with its GRE and MPPE headers: the send buffer is shared)."""
-        self._tx_pack = _frame_header(b"").pack_into
-        self._tx_start = TX_DATA - 4 - _frame_header(b"").size
-        """Where a hot-path frame starts in the send buffer: its GRE header, PPP prefix and MPPE header,
-        packed with ``_tx_pack`` in one call, end where the ciphertext starts (``TX_DATA - 2``)."""
+        self._tx_pack, self._tx_start = _frame_header(b"")
+        """The hot path's frame header for :attr:`_tx_prefix` (:func:`_frame_header`)."""
         self._timer = DeadlineTimer(self.loop, self._on_timer)
         self._fast_decryptor: MppeDecryptor | None = None
         self._fast_encryptor: MppeEncryptor | None = None
@@ -477,8 +477,7 @@ class PppSession:
         self._fast_tun = self._fast_open if self._fast_fd >= 0 else _TUN_PROTOCOLS[False, False]
         if self._fast_encryptor is not None and link.network_up is not None:
             prefix = self._tx_prefix = link.frame_prefix(Protocol.COMPRESSED)
-            header = _frame_header(prefix)
-            self._tx_pack, self._tx_start = header.pack_into, TX_DATA - 2 - header.size
+            self._tx_pack, self._tx_start = _frame_header(prefix)
             self._fast_mtu = link.network_up.mtu
 
     def _on_timer(self, now: float) -> None:
@@ -597,11 +596,12 @@ class PppSession:
         linked = False
         try:
             while left > 0:
-                if self._fast_encryptor is not None and self.call is not None:
+                call = self.call
+                if self._fast_encryptor is not None and call is not None and call.seq.highest_received >= 0:
                     n, left = self._tun_burst(fd, left)
                     if n <= 0:
                         break
-                else:  # no hot path: one packet at a time
+                else:  # no hot path (or nothing received yet, so no ack to carry): one packet at a time
                     left -= 1
                     try:
                         n = os.readv(fd, (target,))
@@ -648,9 +648,7 @@ class PppSession:
         encryptor = self._fast_encryptor
         assert call is not None and encryptor is not None
         sequencer = call.seq
-        ack = sequencer.highest_received
-        if ack < 0:  # nothing received yet (never, once the network is up): no ack to carry
-            return self._tun_one(fd, left)
+        ack = sequencer.highest_received  # (the caller checked there is one)
         buffers = self._buffers
         plain, source, target = buffers.plain, buffers.plain_view, buffers.plain_target
         tx, view, cipher = buffers.tx, buffers.tx_view, buffers.tx_cipher
@@ -710,15 +708,6 @@ class PppSession:
                 stats.packets_sent += sent
                 stats.bytes_sent += nbytes
             stats.send_refused += refused
-
-    def _tun_one(self, fd: int, left: int) -> tuple[int, int]:
-        """One packet read for the link (the hot path's stand-in while it cannot run a burst)."""
-        target = self._buffers.plain_target
-        try:
-            n = os.readv(fd, (target,))
-        except BlockingIOError:
-            return 0, 0
-        return (n if n >= 20 else 0), left - 1
 
     def _network_up_after_hold(self, up: NetworkUp) -> None:
         """:attr:`network_hold` is done: the network comes up now, unless the session ended or IPCP went
