@@ -95,8 +95,6 @@ _FAST_END = 12 + _FAST.size  # 36: the bytes it reads
 _DATA_ACK_START = 20 + DATA_ACK_HEADER.size  # 36: the payload after an IPv4 header and a data+ack header
 _DATA_START = 20 + DATA_HEADER.size  # 32: after a data header
 _fast_unpack = _FAST.unpack_from  # bound once: the hot path's calls cost no attribute lookup
-_pack_data_ack = DATA_ACK_HEADER.pack_into
-_pack_data = DATA_HEADER.pack_into
 
 
 def set_receive_buffer(sock: socket.socket, size: int) -> None:
@@ -308,8 +306,8 @@ class GreCall:
         self.room_waiter: Callable[[], None] | None = None
         """Who waits for room in the peer's window (:meth:`notify_room`)."""
         self.sendto = transport._sock.sendto if transport._sock is not None else transport.closed_sendto
-        """The transport's socket's ``sendto``, bound once for :meth:`send_in_place` and the session's TUN
-        hot path, which frames and sends bursts itself (and reports them with :meth:`count_sent`)."""
+        """The transport's socket's ``sendto``, bound once: :meth:`send_in_place` sends with it, and so does the
+        session's TUN hot path, which frames and sends bursts itself (and reports them with :meth:`count_sent`)."""
         transport.add_call(self)
 
     def close(self) -> None:
@@ -332,23 +330,15 @@ class GreCall:
         return True
 
     def send_in_place(self, buffer: bytearray, view: memoryview, start: int, end: int, now: float) -> None:
-        """The data path's send, with no copy: the PPP frame is ``buffer[start:end]`` and the GRE header
-        (RFC 2637 section 4.1) is written into the up to 16 bytes before ``start``.  Called only right
-        after the sequencer's ``can_send(now)`` said True (asked once per packet, before encrypting)."""
+        """Send the PPP frame ``buffer[start:end]`` with no copy: the GRE header (RFC 2637 section 4.1) is
+        written into the up to 16 bytes before ``start``.  Called only right after the sequencer's
+        ``can_send(now)`` said True.  (Taking the ack needs no timer change: it only ever removes a
+        deadline.)"""
         seq = self.seq
-        number = seq.take_seq(now)
-        ack = seq.take_ack()
-        if ack < 0:
-            start -= 12
-            _pack_data(buffer, start, FLAGS_DATA, PPP_PROTOCOL_TYPE, end - start - 12, self.peer_call_id, number)
-        else:
-            start -= 16
-            _pack_data_ack(
-                buffer, start, FLAGS_DATA_ACK, PPP_PROTOCOL_TYPE, end - start - 16, self.peer_call_id, number, ack
-            )  # (the timer need not follow: taking the ack only ever removes a deadline)
-        counters = self.transport.counters  # GreTransport.sendto, inlined
+        start = write_header(buffer, start, self.peer_call_id, end - start, seq.take_seq(now), seq.take_ack())
+        counters = self.transport.counters
         try:
-            self.sendto(view[start:end], self.peer)
+            self.sendto(view[start:end], self.peer)  # the call's sendto, as the TUN hot path's bursts
             counters.sent += 1
         except BlockingIOError:
             counters.send_would_block += 1  # dropping is legal for PPP
