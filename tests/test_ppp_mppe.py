@@ -778,21 +778,12 @@ def test_in_place_rc4_is_refused_as_cryptography_51_does(strict_rc4: list[int]) 
     encryptor.encrypt_into(buffer[0:20], buffer[20:40])
 
 
-def _decrypt_into(into: MppeDecryptor, frame: memoryview, offset: int, out: memoryview) -> tuple[int, bytes] | None:
-    """What :meth:`decrypt_into` makes of one packet, as (protocol, payload)."""
-    protocol = into.decrypt_into(frame, offset, out)
-    if not protocol:
-        return None
-    start, end = (1 if out[0] & 1 else 2), len(frame) - offset - 2
-    return protocol, bytes(out[start:end])
-
-
-def _decrypt_hot(hot: MppeDecryptor, frame: memoryview, offset: int, out: memoryview) -> tuple[int, bytes] | None:
-    """What the session's receive hot path makes of one packet: :meth:`decrypt_next`, and
-    :meth:`decrypt_into` for what it leaves (None)."""
+def _decrypt_hot(hot: MppeDecryptor, frame: bytes | memoryview, offset: int = 0) -> tuple[int, bytes] | None:
+    """What the session's receive path makes of one packet: :meth:`decrypt_next`, and :meth:`decrypt` for
+    what it leaves (None)."""
     data = hot.decrypt_next(frame, offset)
     if data is None:
-        return _decrypt_into(hot, frame, offset, out)
+        return hot.decrypt(frame, offset)
     assert not data or (data[0] == 0 and 0x21 <= data[1] <= 0xFA)  # always the 2-byte protocol field
     return (data[1], bytes(data[2:])) if data else None
 
@@ -806,16 +797,15 @@ def _decrypt_hot(hot: MppeDecryptor, frame: memoryview, offset: int, out: memory
 def test_the_data_paths_decryption_agrees_with_decrypt(
     stream: list[tuple[int, bytes]], stateful: bool, offset: int
 ) -> None:
-    """:meth:`decrypt_into`, the session's hot path (:meth:`decrypt_next`, then :meth:`decrypt_into` for
-    what it leaves) and :meth:`decrypt` on three twin decryptors fed the same mutated stream: the same
-    results, drops, key changes and reset requests, with PFC-compressed protocols, losses, duplicates,
-    garbage, short packets and flipped ciphertext among them."""
+    """The session's receive path (:meth:`decrypt_next`, then :meth:`decrypt` for what it leaves) and
+    :meth:`decrypt` alone on twin decryptors fed the same mutated stream: the same results, drops, key
+    changes and reset requests, with PFC-compressed protocols, losses, duplicates, garbage, short packets
+    and flipped ciphertext among them."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(mppe_module, "Cipher", StrictCipher)
         patch.setattr(mppe_module, "OneShotRC4", StrictOneShot)
         encryptor, by_copy = pair(128, stateful)
-        twins = {"decrypt_into": (pair(128, stateful)[1], _decrypt_into), "hot": (pair(128, stateful)[1], _decrypt_hot)}
-        out = memoryview(bytearray(2 + 1500))
+        _, hot = pair(128, stateful)
         pending: list[bytes] = []
         for action, noise in stream:
             packet = encryptor.encrypt(IP, payload(len(pending)))
@@ -832,12 +822,10 @@ def test_the_data_paths_decryption_agrees_with_decrypt(
                 packet = packet[:2] + bytes(a ^ b for a, b in zip(packet[2:4], b"\x00\x21", strict=True)) + packet[4:]
             frame = memoryview(bytearray(b"\xff\x03\x00\xfd"[:offset] + packet))  # as GRE hands it over
             expected = by_copy.decrypt(frame, offset)
-            requested = by_copy.take_reset_request()
-            for name, (twin, decrypt) in twins.items():
-                assert decrypt(twin, frame, offset, out) == expected, name
-                assert twin.dropped == by_copy.dropped, name
-                assert twin.key_changes == by_copy.key_changes, name
-                assert twin.take_reset_request() == requested, name
+            assert _decrypt_hot(hot, frame, offset) == expected
+            assert hot.dropped == by_copy.dropped
+            assert hot.key_changes == by_copy.key_changes
+            assert hot.take_reset_request() == by_copy.take_reset_request()
             if action == 5:
                 encryptor.reset_requested()
 
@@ -858,7 +846,6 @@ def test_decrypt_next_takes_the_common_packet_and_leaves_the_rest_untouched(stat
     general path with nothing changed, and that path then takes it."""
     encryptor, decryptor = pair(128, stateful)
     _, reference = pair(128, stateful)
-    out = memoryview(bytearray(2 + 1500))
     for n in range(300):  # past a stateful flag packet (count 255)
         frame = memoryview(bytearray(b"\xfd" + encryptor.encrypt(IP, payload(n))))
         assert reference.decrypt(frame, 1) == (IP, payload(n))
@@ -866,7 +853,7 @@ def test_decrypt_next_takes_the_common_packet_and_leaves_the_rest_untouched(stat
         if data is None:  # only the flag packet, stateful
             assert stateful and n == 255
             assert decryptor.key_changes == reference.key_changes - 1  # untouched: the key change is left to
-            assert decryptor.decrypt_into(frame, 1, out) == IP  # the general path
+            assert decryptor.decrypt(frame, 1) == (IP, payload(n))  # the general path
         else:
             assert data == b"\x00\x21" + payload(n)
         assert decryptor.key_changes == reference.key_changes
@@ -891,20 +878,17 @@ def test_decrypt_next_takes_the_common_packet_and_leaves_the_rest_untouched(stat
 
 
 @pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful"])
-def test_decrypt_into_takes_pfc_and_long_streams(stateful: bool, strict_rc4: list[int]) -> None:
-    """Past stateful flag packets and a count wrap, and a PFC-compressed inner protocol: the payload
-    lies after one byte then."""
+def test_the_receive_path_takes_pfc_and_long_streams(stateful: bool, strict_rc4: list[int]) -> None:
+    """The session's receive path (:func:`_decrypt_hot`) past stateful flag packets and a count wrap, and
+    with a PFC-compressed inner protocol, its payload after one byte."""
     encryptor, decryptor = pair(128, stateful)
-    out = memoryview(bytearray(2 + 1500))
     for n in range(4096 + 20):
         frame = memoryview(bytearray(b"\xfd" + encryptor.encrypt(IP, payload(n))))
-        assert decryptor.decrypt_into(frame, 1, out) == IP
-        assert bytes(out[2 : len(frame) - 3]) == payload(n)
+        assert _decrypt_hot(decryptor, frame, 1) == (IP, payload(n))
     assert not any(decryptor.dropped.values())
     start, _, compressed = _compressed_first_packet(stateful)
     decryptor = MppeDecryptor(start, 128, stateful=stateful)
-    assert decryptor.decrypt_into(compressed, 0, out) == 0x21
-    assert out[0] == 0x21 and bytes(out[1 : len(compressed) - 2]) == PAYLOAD
+    assert _decrypt_hot(decryptor, compressed) == (0x21, PAYLOAD)
 
 
 # -- spoofed packets (issue 14) ----------------------------------------------------------------------
@@ -932,16 +916,9 @@ def spoofed(rng: random.Random, count: int, size: int, bits: int = 0x90) -> byte
     return bytes((bits & 0xF0 | count >> 8, count & 0xFF)) + rng.randbytes(size)
 
 
-def receive(decryptor: MppeDecryptor, packet: bytes, into: bool) -> tuple[int, bytes] | None:
-    """:meth:`decrypt`, or :meth:`decrypt_into` as the data path calls it."""
-    if not into:
-        return decryptor.decrypt(packet)
-    out = memoryview(bytearray(2 + len(packet)))
-    protocol = decryptor.decrypt_into(memoryview(b"\xfd" + packet), 1, out)
-    if not protocol:
-        return None
-    start = 1 if out[0] & 1 else 2
-    return protocol, bytes(out[start : len(packet) - 2])
+def receive(decryptor: MppeDecryptor, packet: bytes, hot: bool) -> tuple[int, bytes] | None:
+    """:meth:`decrypt`, or the session's receive path (:func:`_decrypt_hot`, on a PFC-compressed frame)."""
+    return _decrypt_hot(decryptor, b"\xfd" + packet, 1) if hot else decryptor.decrypt(packet)
 
 
 def receive_state(decryptor: MppeDecryptor) -> tuple[object, ...]:
@@ -957,27 +934,27 @@ def stateless_packet(start: bytes, count: int, data: bytes) -> bytes:
     return bytes((0x90 | count >> 8, count & 0xFF)) + rc4(key, data)
 
 
-@pytest.mark.parametrize("into", [False, True], ids=["decrypt", "decrypt_into"])
-def test_stateless_a_spoofed_count_jump_is_dropped_and_changes_nothing(into: bool) -> None:
+@pytest.mark.parametrize("hot", [False, True], ids=["decrypt", "receive-path"])
+def test_stateless_a_spoofed_count_jump_is_dropped_and_changes_nothing(hot: bool) -> None:
     """One spoofed packet whose count jumps 2 to 2047 ahead used to be committed whenever its first
     decrypted byte looked like a protocol (about 43 %: a PFC-compressed one passes 109 of 256), after
     which the peer's packets were all late until it caught up.  Now a jump is committed only when it
     decrypts to a valid IPv4 or IPv6 packet; anything else is dropped and the receive state stays."""
     rng = random.Random(14)
     encryptor, decryptor = pair(128, False)
-    assert receive(decryptor, encryptor.encrypt(IP, payload(0)), into) == (IP, payload(0))
+    assert receive(decryptor, encryptor.encrypt(IP, payload(0)), hot) == (IP, payload(0))
     for n in range(1, 301):
         before = receive_state(decryptor)
         count = (decryptor._last + rng.randrange(2, 2048)) & 0xFFF
-        assert receive(decryptor, spoofed(rng, count, rng.randrange(1, 1500)), into) is None, n
+        assert receive(decryptor, spoofed(rng, count, rng.randrange(1, 1500)), hot) is None, n
         assert receive_state(decryptor) == before
-        assert receive(decryptor, encryptor.encrypt(IP, payload(n)), into) == (IP, payload(n)), n
+        assert receive(decryptor, encryptor.encrypt(IP, payload(n)), hot) == (IP, payload(n)), n
     assert decryptor.dropped["implausible jump"] == 300
     assert decryptor.dropped["bad protocol"] == 0
 
 
-@pytest.mark.parametrize("into", [False, True], ids=["decrypt", "decrypt_into"])
-def test_stateless_a_real_loss_is_still_bridged(into: bool) -> None:
+@pytest.mark.parametrize("hot", [False, True], ids=["decrypt", "receive-path"])
+def test_stateless_a_real_loss_is_still_bridged(hot: bool) -> None:
     """What a peer sends after a loss passes: IPv4 (full or PFC-compressed protocol field, any IHL)
     and IPv6.  A jump to anything else is dropped: a bad checksum, a wrong length, another protocol,
     an IPv4 packet cut short."""
@@ -1005,33 +982,33 @@ def test_stateless_a_real_loss_is_still_bridged(into: bool) -> None:
     count = 0
     for data, expected in cases:
         count += 3  # two lost before each
-        assert receive(decryptor, stateless_packet(start, count, data), into) == expected, data[:4]
+        assert receive(decryptor, stateless_packet(start, count, data), hot) == expected, data[:4]
         if expected is None:
             count -= 3
     assert decryptor.dropped["implausible jump"] == 5 and decryptor._last == count
     count += 1
-    assert receive(decryptor, stateless_packet(start, count, b"\x00\x2dvj"), into) == (0x2D, b"vj")  # in order
+    assert receive(decryptor, stateless_packet(start, count, b"\x00\x2dvj"), hot) == (0x2D, b"vj")  # in order
 
 
-@pytest.mark.parametrize("into", [False, True], ids=["decrypt", "decrypt_into"])
-def test_stateless_oversized_packets_are_dropped_before_any_work(into: bool) -> None:
+@pytest.mark.parametrize("hot", [False, True], ids=["decrypt", "receive-path"])
+def test_stateless_oversized_packets_are_dropped_before_any_work(hot: bool) -> None:
     """No peer sends more than our MRU (at most pppd's 16384) plus MPPE's 4 bytes: a longer packet, a
     spoofed train of IP fragments reassembled for instance, is dropped before any key change."""
     rng = random.Random(14)
     encryptor, decryptor = pair(128, False)
-    assert receive(decryptor, encryptor.encrypt(IP, payload(0)), into) == (IP, payload(0))
+    assert receive(decryptor, encryptor.encrypt(IP, payload(0)), hot) == (IP, payload(0))
     changes = decryptor.key_changes
     for count in (1, 2, 1000, 2047):
-        assert receive(decryptor, spoofed(rng, count, mppe_module.MAX_INFORMATION - 1), into) is None
-        assert receive(decryptor, spoofed(rng, count, 60000), into) is None
+        assert receive(decryptor, spoofed(rng, count, mppe_module.MAX_INFORMATION - 1), hot) is None
+        assert receive(decryptor, spoofed(rng, count, 60000), hot) is None
     assert decryptor.key_changes == changes and decryptor.dropped["oversize"] == 8
     largest = ipv4(1, mppe_module.MAX_INFORMATION - MPPE_OVERHEAD)
     encryptor.encrypt(IP, payload(1))  # lost: the largest packet is a jump, and passes
-    assert receive(decryptor, encryptor.encrypt(IP, largest), into) == (IP, largest)
+    assert receive(decryptor, encryptor.encrypt(IP, largest), hot) == (IP, largest)
 
 
-@pytest.mark.parametrize("into", [False, True], ids=["decrypt", "decrypt_into"])
-def test_stateless_a_burst_of_spoofed_packets_costs_the_peer_at_most_one_packet(into: bool) -> None:
+@pytest.mark.parametrize("hot", [False, True], ids=["decrypt", "receive-path"])
+def test_stateless_a_burst_of_spoofed_packets_costs_the_peer_at_most_one_packet(hot: bool) -> None:
     """1,000 spoofed packets with random counts, bits, lengths and bodies, the peer sending one packet
     in ten among them: at most one of its packets is lost (a spoofed packet with exactly the next
     count that passes the cheap in-order check takes that count), and it goes on unharmed."""
@@ -1040,13 +1017,13 @@ def test_stateless_a_burst_of_spoofed_packets_costs_the_peer_at_most_one_packet(
     lost = sent = 0
     for n in range(1000):
         bits = rng.choice((0x90, 0x90, 0x90, 0x10, 0x80, rng.randrange(256)))
-        receive(decryptor, spoofed(rng, rng.randrange(4096), rng.randrange(1, 1500), bits), into)
+        receive(decryptor, spoofed(rng, rng.randrange(4096), rng.randrange(1, 1500), bits), hot)
         if n % 10 == 0:
             sent += 1
-            lost += receive(decryptor, encryptor.encrypt(IP, payload(sent)), into) != (IP, payload(sent))
+            lost += receive(decryptor, encryptor.encrypt(IP, payload(sent)), hot) != (IP, payload(sent))
     assert lost <= 1
     for n in range(sent + 1, sent + 100):
-        assert receive(decryptor, encryptor.encrypt(IP, payload(n)), into) == (IP, payload(n))
+        assert receive(decryptor, encryptor.encrypt(IP, payload(n)), hot) == (IP, payload(n))
 
 
 def test_stateless_keys_ahead_are_computed_once_and_kept_compactly() -> None:
@@ -1083,8 +1060,7 @@ def test_stateless_a_spoofed_packet_costs_about_what_a_legit_one_does(size: int)
         _, victim = pair(128, False)
         victim.decrypt(legit[0])
         spoofs = [spoofed(rng, rng.randrange(2, 2048), size + 2) for _ in range(1000)]  # victim's last: 0
-        out = memoryview(bytearray(2 + size + 2))
-        legit_time, spoofed_time = cpu_time(decryptor, legit, out), cpu_time(victim, spoofs, out)
+        legit_time, spoofed_time = cpu_time(decryptor, legit), cpu_time(victim, spoofs)
         assert victim.dropped["implausible jump"] == 1000 and not decryptor.dropped["bad protocol"]
         ratios.append(spoofed_time / legit_time)
         if ratios[-1] > 30:
@@ -1182,8 +1158,7 @@ def test_stateful_a_spoofed_packet_costs_about_what_a_legit_one_does() -> None:
         victim.decrypt(legit[0])
         victim.decrypt(legit[2])  # a loss: discarding from now on
         spoofs = [spoofed(rng, rng.randrange(4096), 1402) for _ in range(1000)]
-        out = memoryview(bytearray(2 + 1402))
-        legit_time, spoofed_time = cpu_time(decryptor, legit, out), cpu_time(victim, spoofs, out)
+        legit_time, spoofed_time = cpu_time(decryptor, legit), cpu_time(victim, spoofs)
         assert victim.discarding and victim.dropped["bad protocol"] == 1000
         ratios.append(spoofed_time / legit_time)
         if ratios[-1] > 30:
@@ -1213,9 +1188,9 @@ def test_the_plausibility_check_computes_the_internet_checksum(header: bytes, pf
     assert not mppe_module._plausible(protocol + valid, len(protocol) + len(valid) + 1)
 
 
-def cpu_time(decryptor: MppeDecryptor, packets: list[bytes], out: memoryview) -> float:
-    """The CPU time ``decryptor`` spends on ``packets`` through the data path's decrypt_into."""
+def cpu_time(decryptor: MppeDecryptor, packets: list[bytes]) -> float:
+    """The CPU time ``decryptor`` spends on ``packets`` through the session's receive path."""
     started = time.thread_time()
     for packet in packets:
-        decryptor.decrypt_into(packet, 0, out)
+        _decrypt_hot(decryptor, packet)
     return time.thread_time() - started

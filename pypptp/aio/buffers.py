@@ -1,9 +1,10 @@
 """The data path's scratch buffers: one set per thread, shared by every session and call on it.
 
-A session's hot path reads a TUN packet, encrypts it into a send buffer and sends it; a received
-packet is decrypted into a buffer and written to the TUN; a GRE call frames a control packet in a
-buffer and sends it.  Each of these finishes before the next starts (the event loop runs one callback
-at a time, and ``sendto``/``write`` copy), so one set of buffers serves every session of a thread.
+A session's hot path reads a TUN packet, encrypts it into a send buffer and sends it; a GRE call frames
+a control packet in a buffer and sends it (a received packet needs none: RC4 returns its plaintext as
+new ``bytes``, written to the TUN from there). Each of these finishes before the next starts (the event
+loop runs one callback at a time, and ``sendto``/``write`` copy), so one set of buffers serves every
+session of a thread.
 Buffers per session cost 64 KiB each, resident as soon as they are written: with several per session,
 a few hundred calls that never authenticate (a flood the pending budget allows) would hold hundreds
 of MiB.  A thread of its own (a library user running loops in several threads) gets its own set.
@@ -39,9 +40,6 @@ class DataBuffers:
         which starts at ``TX_DATA - 2``."""
         self.tx_view = memoryview(self.tx)
         self.tx_cipher = self.tx_view[TX_DATA - 2 :]
-        self.rx = bytearray(2 + PACKET_ROOM)
-        """A received packet's inner protocol field and IP packet, decrypted; written to the TUN from here."""
-        self.rx_view = memoryview(self.rx)
         self.gre = bytearray(GRE_HEADER_ROOM + PACKET_ROOM)
         """A GRE call's other frames (control packets, ack-only packets), the header written in front."""
         self.gre_view = memoryview(self.gre)

@@ -212,7 +212,6 @@ class PppSession:
         self._mss = 0
         self._buffers = data_buffers()
         """The hot path's buffers, shared with every session of this thread (:mod:`pypptp.aio.buffers`)."""
-        self._rx, self._rx_view = self._buffers.rx, self._buffers.rx_view  # (one lookup less per packet)
         self._tx_prefix = b""
         """The PPP address/control/protocol prefix of our MPPE frames (written in front of each packet
         with its GRE and MPPE headers: the send buffer is shared)."""
@@ -268,7 +267,7 @@ class PppSession:
                                 data = self._clamped(data)
                             _write(self._fast_fd, memoryview(data)[2:])
                         else:
-                            self._decrypted(protocol, data)
+                            self._decrypted(protocol, data[2:])
                     elif data is None:  # not the common packet: the core's general path
                         self._receive_mppe(decryptor, frame, offset)
                     elif decryptor.reset_pending and decryptor.take_reset_request():  # dropped: a loss?
@@ -298,40 +297,24 @@ class PppSession:
         clamp_mss(memoryview(copy)[2:], self._mss)
         return bytes(copy)
 
-    def _decrypted(self, protocol: int, data: bytes) -> None:
-        """A decrypted packet (protocol field first) the TUN does not take: queued for a library user when
-        there is no TUN and its NCP is open, otherwise handed to the link (which discards it)."""
+    def _decrypted(self, protocol: int, payload: bytes) -> None:
+        """A decrypted packet the hot path's TUN write does not take: through :meth:`_deliver` (the TUN, or a
+        library user's queue) when its NCP is open, otherwise to the link (which discards it)."""
         if self._fast_open[protocol]:
-            self._deliver(protocol, data[2:])
+            self._deliver(protocol, payload)
         else:
-            self.link.receive_decrypted(protocol, memoryview(data)[2:], self.loop.time())
+            self.link.receive_decrypted(protocol, payload, self.loop.time())
             self._flush()
 
     def _receive_mppe(self, decryptor: MppeDecryptor, frame: bytes | memoryview, offset: int) -> None:
         """An MPPE packet off the common case (a stateful key change, a loss, a stateless jump, an odd
-        size): decrypted by the core's general path into the receive buffer, then as on the hot path."""
-        rx, out = self._rx, self._rx_view
-        protocol = decryptor.decrypt_into(frame, offset, out)
+        size): the core's general path decrypts it, then as any decrypted packet."""
+        inner = decryptor.decrypt(frame, offset)
         if decryptor.reset_pending and decryptor.take_reset_request():
             self.link.request_mppe_reset(self.loop.time())
             self._flush()
-        if not protocol:
-            return
-        start, end = 1 if rx[0] & 1 else 2, len(frame) - offset - 2
-        fd = self._fast_fd
-        if self._fast_open[protocol] and fd >= 0:
-            stats = self.stats
-            stats.packets_received += 1
-            stats.bytes_received += end - start
-            tcp = protocol == 0x21 and self.clamp and end - start > 33 and rx[start + 9] == 6
-            if tcp and _is_syn(rx, start, end):
-                clamp_mss(out[start:end], self._mss)
-            _write(fd, out[start:end])
-        elif self._fast_open[protocol]:
-            self._deliver(protocol, bytes(out[start:end]))
-        else:  # decrypted, but no open NCP carries it: the link discards it
-            self.link.receive_decrypted(protocol, out[start:end], self.loop.time())
-            self._flush()
+        if inner is not None:
+            self._decrypted(*inner)
 
     def send_ip(self, packet: bytes | bytearray | memoryview) -> bool:
         """Library use: send one IP packet through the tunnel."""

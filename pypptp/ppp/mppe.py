@@ -129,11 +129,12 @@ up to six changes).  Stateful MPPE is for loss-free links (RFC 3078 section
 Hot path: :meth:`MppeEncryptor.encrypt` and :meth:`MppeDecryptor.decrypt`
 are plain and flat: precomputed headers and protocol fields, a SHA-1 object
 pre-fed with the start key and 40 zero bytes (copied per key change), no
-logging.  The data path uses their copy-free twins,
-:meth:`MppeEncryptor.encrypt_into` and :meth:`MppeDecryptor.decrypt_into`,
-which run RC4 from one caller's buffer into another (stateful:
-cryptography's ``update_into``, never in place: cryptography 51 refuses
-overlapping buffers; stateless: ``arc4``, bytes in, bytes out).  Two RC4
+logging.  The data path sends with the copy-free
+:meth:`MppeEncryptor.encrypt_into`, which runs RC4 from one caller's buffer
+into another (stateful: cryptography's ``update_into``, never in place:
+cryptography 51 refuses overlapping buffers; stateless: ``arc4``, bytes in,
+bytes out), and receives the common packet with one call,
+:meth:`MppeDecryptor.decrypt_next`, leaving the rest to :meth:`decrypt`.  Two RC4
 libraries, each where it is cheaper (measured; see the comment above
 :func:`running_rc4`, the one place the choice is made): stateless mode needs
 two new RC4 contexts per packet (one inside the key change), and creating
@@ -598,7 +599,7 @@ class MppeDecryptor:
         inner protocol field first, two bytes (``00 21`` to ``00 FA``: PFC-compressed ones are expanded,
         which costs a copy); empty when the packet decrypted to no protocol MPPE carries: dropped and
         counted as :meth:`decrypt` does (stateful, a loss: see :meth:`take_reset_request`).  None: not the
-        common packet, nothing done; :meth:`decrypt_into` (or :meth:`decrypt`) takes it."""
+        common packet, nothing done; :meth:`decrypt` takes it."""
         if not 3 < len(frame) - offset <= 16388:  # MAX_INFORMATION (a literal: no global lookup)
             return None
         first = frame[offset]
@@ -631,55 +632,6 @@ class MppeDecryptor:
         if inner is None:
             return b""
         return _PROTOCOLS[inner[0]] + inner[1]  # a PFC-compressed protocol field, expanded
-
-    def decrypt_into(self, information: bytes | bytearray | memoryview, offset: int, out: memoryview) -> int:
-        """The data path's :meth:`decrypt`, with no copy: the inner protocol, or 0 for a dropped packet.
-
-        The packet starts ``offset`` bytes into ``information``; its inner protocol field and payload
-        are decrypted into ``out[: len(information) - offset - 2]``, the payload after the protocol
-        field (1 byte when ``out[0]`` is odd, PFC-compressed, otherwise 2).  ``out`` must not overlap
-        ``information`` and must be long enough.  Drops are counted as by :meth:`decrypt`."""
-        end = len(information) - offset - 2
-        if 1 < end <= 16386:  # MAX_INFORMATION - 2 (a literal: a global lookup per packet costs more)
-            first = information[offset]
-            count = (first & 0x0F) << 8 | information[offset + 1]
-            if count == self._next and first & 0x90 == 0x10 and count & 0xFF != 0xFF:
-                # Stateful, in sequence, neither A nor a flag packet: the RC4 stream runs on.
-                self._next = (count + 1) & 0xFFF
-                self._update_into(information[offset + 2 :], out)
-                if out[0] == 0 and 0x21 <= out[1] <= 0xFA:  # FIRST_PROTOCOL, LAST_PROTOCOL
-                    return out[1]
-                inner = self._checked(bytes(out[:end]), count)
-                return inner[0] if inner is not None else 0
-            if not self._stateful:
-                if first & 0x90 == 0x90 and (count - self._last) & 0xFFF == 1 and not self._ahead:
-                    # A and D, the next count, no key computed ahead: one key change
-                    key = self._changer.next(self._key)
-                    self.key_changes += 1
-                    data = OneShotRC4(key).encrypt(bytes(information[offset + 2 :]))  # bytes in, bytes out
-                    out[:end] = data
-                    protocol = data[1] if data[0] == 0 and 0x21 <= data[1] <= 0xFA else _protocol(data, end)  # PFC
-                    if not protocol:  # wrong key or corrupt packet: keep the state the peer still agrees with
-                        self._ahead += key  # computed once: kept for the next packet
-                        self.dropped["bad protocol"] += 1
-                        return 0
-                    self._key = key
-                    self._last = count
-                    return protocol
-                return self._stateless_into(information[offset:] if offset else information, out, end)
-        # the rest (short and oversized packets, stateful key changes and losses) is rare: decrypt, copy
-        inner = self._decrypt(information[offset:] if offset else information)
-        if inner is None:
-            return 0
-        protocol, payload = inner
-        skip = end - len(payload)  # the protocol field as it came: 1 byte when PFC-compressed, else 2
-        if skip == 1:
-            out[0] = protocol
-        else:
-            out[0] = 0
-            out[1] = protocol
-        out[skip:end] = payload
-        return protocol
 
     def _decrypt(self, information: bytes | bytearray | memoryview) -> tuple[int, bytes] | None:
         """Everything but the stateful fast path: checks, key changes, loss."""
@@ -715,32 +667,6 @@ class MppeDecryptor:
         self._commit(key, changes)
         self._last = (self._last + changes) & 0xFFF
         return inner
-
-    def _stateless_into(self, packet: bytes | bytearray | memoryview, out: memoryview, end: int) -> int:
-        """:meth:`decrypt_into` for a stateless packet off the hot path (a jump, or keys computed ahead)."""
-        changes = self._stateless_changes(packet)
-        if not changes:
-            return 0
-        key = self._key_ahead(changes)
-        context = OneShotRC4(key)  # bytes in, bytes out
-        if changes == 1:  # the next count: the cheap check, as on the hot path
-            out[:end] = context.encrypt(bytes(packet[2:]))
-            protocol = out[1] if out[0] == 0 and 0x21 <= out[1] <= 0xFA else _protocol(out, end)
-            if not protocol:
-                self.dropped["bad protocol"] += 1
-                return 0
-        else:  # a jump: decrypt the head, commit only for a plausible packet
-            head = min(end, _HEAD)
-            out[:head] = context.encrypt(bytes(packet[2 : 2 + head]))
-            if not _plausible(out, end):
-                self.dropped["implausible jump"] += 1
-                return 0
-            if end > head:
-                out[head:end] = context.encrypt(bytes(packet[2 + head :]))
-            protocol = out[0] if out[0] & 1 else out[1]
-        self._commit(key, changes)
-        self._last = (self._last + changes) & 0xFFF
-        return protocol
 
     def _stateless_changes(self, information: bytes | bytearray | memoryview) -> int:
         """Stateless: the checks, then how many key changes the packet's count asks for (RFC 3078
