@@ -264,7 +264,7 @@ class PppSession:
                             stats.bytes_received += n - 2
                             # A TCP SYN gets its MSS clamped (byte 35: the flags behind a 20-byte IPv4 header)
                             if n > 35 and (data[35] & 0x02 or data[2] != 0x45) and protocol == 0x21 and data[11] == 6:
-                                data = self._clamped(data)
+                                data = self._clamped(data, 2)
                             _write(self._fast_fd, memoryview(data)[2:])
                         else:
                             self._decrypted(protocol, data[2:])
@@ -288,13 +288,14 @@ class PppSession:
             self.log.exception("internal error on a received frame; closing the session")
             self.close("internal error")
 
-    def _clamped(self, data: bytes) -> bytes:
-        """A decrypted IPv4 TCP packet (protocol field first) with its MSS clamped, in a copy, if it is a SYN
-        and clamping is on; otherwise ``data`` itself."""
-        if not (self.clamp and _is_syn(data, 2, len(data))):
-            return data
-        copy = bytearray(data)
-        clamp_mss(memoryview(copy)[2:], self._mss)
+    def _clamped(self, packet: bytes, start: int = 0) -> bytes:
+        """An IPv4 TCP packet (from ``start``: a decrypted one has its protocol field first) with its MSS
+        clamped, in a copy, if it is a SYN and clamping is on; otherwise ``packet`` itself (other segments
+        are not copied)."""
+        if not (self.clamp and _is_syn(packet, start, len(packet))):
+            return packet
+        copy = bytearray(packet)
+        clamp_mss(memoryview(copy)[start:], self._mss)
         return bytes(copy)
 
     def _decrypted(self, protocol: int, payload: bytes) -> None:
@@ -558,11 +559,8 @@ class PppSession:
             return
         if self.tun is None:
             return
-        tcp = protocol == Protocol.IPV4 and self.clamp and len(payload) > 33 and payload[9] == 6
-        if tcp and _is_syn(payload, 0, len(payload)):
-            copy = bytearray(payload)  # (other segments are not copied)
-            clamp_mss(copy, self._mss)
-            payload = bytes(copy)
+        if protocol == Protocol.IPV4 and len(payload) > 33 and payload[9] == 6:  # TCP
+            payload = self._clamped(payload)
         try:
             os.write(self.tun.fd, payload)
         except OSError:
