@@ -173,12 +173,12 @@ def test_with_a_large_window_the_ack_goes_at_once_after_16_packets(shortcut: boo
     feed(seqr, 0, 1.0)
     for n in range(1, 15):
         if shortcut:
-            assert seqr.next_in_order(n, 1.0) == 1
+            assert seqr.in_order(n, NO_NUMBER, 1.0) == 1
         else:
             feed(seqr, n, 1.0)
     assert seqr.ack_only_due(1.0) == NO_NUMBER and seqr.next_deadline() == 1.5
     if shortcut:
-        assert seqr.next_in_order(15, 1.0) == 2  # the deadline moved: the caller re-arms
+        assert seqr.in_order(15, NO_NUMBER, 1.0) == 2  # the deadline moved: the caller re-arms
     else:
         feed(seqr, 15, 1.0)
     assert seqr.next_deadline() == 1.0 and seqr.ack_only_due(1.0) == 15
@@ -307,7 +307,7 @@ def test_a_far_sequence_number_is_dropped_without_touching_the_receive_state(fir
     assert seqr.take_ack() == NO_NUMBER
     assert feed(seqr, (first + 5) % MOD, 2.0) == [(first + 5) % MOD]  # the peer goes on as if nothing happened
     assert feed(seqr, (first + 6) % MOD, 2.0) == [(first + 6) % MOD, (first + 7) % MOD]
-    assert seqr.next_in_order((first + 8) % MOD, 2.0)  # fast path
+    assert seqr.in_order((first + 8) % MOD, NO_NUMBER, 2.0)  # fast path
 
 
 def test_a_thousand_random_sequence_numbers_do_not_kill_the_call() -> None:
@@ -342,7 +342,7 @@ def test_a_peer_that_lost_a_long_burst_is_followed_after_three_consecutive_packe
     assert seqr.take_ack() == NO_NUMBER  # nothing acked on the way
     assert feed(seqr, 50_002, 1.0) == [50_002]
     assert seqr.take_ack() == 50_002
-    assert seqr.next_in_order(50_003, 1.0)  # the fast path again
+    assert seqr.in_order(50_003, NO_NUMBER, 1.0)  # the fast path again
     assert feed(seqr, 9, 1.0) == []  # old numbers are far behind now
     c = seqr.counters
     assert (c.resyncs, c.far, c.lost, c.delivered) == (1, 3, 0, 12)

@@ -372,7 +372,7 @@ class GreCall:
             if self.room_waiter is not None:
                 self.wake_room_waiter(now)
         if seq_number != NO_NUMBER:
-            fast = seq.next_in_order(seq_number, now)
+            fast = seq.in_order(seq_number, NO_NUMBER, now)  # (the ack was applied above)
             if fast:
                 self.deliver(payload)
                 if fast == 2:

@@ -214,21 +214,16 @@ class GreSequencer:
         self._held[seq] = (now, bytes(payload))
         return False
 
-    def next_in_order(self, seq: int, now: float) -> int:
-        """The data path's shortcut for :meth:`on_data`, for the common case only.
-
-        When ``seq`` is the very next number and nothing is held, the packet is accounted for exactly
-        as :meth:`on_data` would (delivered, ack owed) and the result is 1, or 2 when the ack deadline
-        moved (the caller re-arms its timer from :meth:`next_deadline`).  Otherwise nothing happens and
-        the result is 0: call :meth:`on_data`.  The first packet of a call always takes the slow way.
-        """
-        return self.in_order(seq, NO_NUMBER, now)
-
     def in_order(self, seq: int, ack: int, now: float) -> int:
-        """:meth:`next_in_order` for a packet that also carries an Acknowledgment Number (``ack``;
-        NO_NUMBER: none), applied as :meth:`on_ack` would when the packet is the next one: the receive
-        hot path's one call per packet.  A result of 0 leaves everything untouched, the ack included
-        (the caller hands seq and ack to the slow path)."""
+        """The receive hot path's one call per packet: :meth:`on_data` and :meth:`on_ack` for the common
+        case only.
+
+        When ``seq`` is the very next number and nothing is held, the packet's Acknowledgment Number
+        (``ack``; NO_NUMBER: none) is applied as :meth:`on_ack` would, the packet is accounted for exactly
+        as :meth:`on_data` would (delivered, ack owed), and the result is 1, or 2 when the ack deadline
+        moved (the caller re-arms its timer from :meth:`next_deadline`).  Otherwise nothing happens, the
+        ack included, and the result is 0: the caller hands seq and ack to the slow path.  The first
+        packet of a call always takes the slow way."""
         if seq != self._expected or self._held:
             return 0
         if ack != self._peer_acked and ack >= 0:  # a new ack (most packets repeat the last one)
