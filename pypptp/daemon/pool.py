@@ -235,8 +235,7 @@ class AddressPool:
         self._claims: Claims | None = None  # set: other processes hand out slots of this pool too
         self._held: dict[int, Claim] = {}  # shared: the cross-process claim of each slot leased here
         self._drain_claims: dict[int, Claim] = {}  # shared: ``drain/I`` of each slot draining here
-        self._wait_claims: dict[int, Claim] = {}  # shared: ``wait/I``: this process is next for slot I
-        self._waiting: set[int] = set()  # shared: leased here, its ``slot/I`` still another process's
+        self._wait_claims: dict[int, Claim] = {}  # shared: ``wait/I``: this process is next for slot I (see waiting())
 
     @classmethod
     def parse(
@@ -393,8 +392,7 @@ class AddressPool:
                 wait.release()
                 continue
             else:
-                self._wait_claims[index] = wait
-                self._waiting.add(index)
+                self._wait_claims[index] = wait  # (not draining here: waiting() says so)
             self._leased.add(index)
             return self.lease_at(index)
         return None
@@ -402,19 +400,18 @@ class AddressPool:
     def waiting(self, index: int) -> bool:
         """Slot ``index`` is leased here while another process still drains it: its session must not use
         the addresses before :meth:`settle` says the slot is ours."""
-        return index in self._waiting
+        return index in self._wait_claims and index not in self._draining  # (else it is this process's own)
 
     def settle(self, index: int) -> bool:
         """A :meth:`waiting` slot: True once its claim is ours (the other process's teardown is over;
         try again later otherwise, a ``bind`` each time).  True for a slot that is not waiting."""
-        if index not in self._waiting:
+        if not self.waiting(index):
             return True
         assert self._claims is not None
         claim = self._claims.take(f"slot/{index}")
         if claim is None:
             return False
         self._held[index] = claim
-        self._waiting.discard(index)
         self._wait_claims.pop(index).release()
         return True
 
@@ -483,8 +480,7 @@ class AddressPool:
             raise ValueError(f"{lease} is not in use in this pool")
         index = lease.index
         self._leased.remove(index)
-        if index in self._waiting:  # it never was ours: nothing of it to drain
-            self._waiting.discard(index)
+        if self.waiting(index):  # it never was ours: nothing of it to drain
             self._wait_claims.pop(index).release()
         elif draining:
             self._draining.pop(index, None)  # (taken while draining: it goes to the back)
