@@ -325,16 +325,22 @@ class AddressPool:
         """The draining slot (not reserved) released first, now in use (its claim, shared, is held already;
         and ``wait/I`` too, until it is drained, unless another process is waiting for it)."""
         for index in self._draining:
-            if index in self._reserved or index in self._leased:
-                continue
-            if self._claims is not None:
-                wait = self._claims.take(f"wait/{index}")
-                if wait is None:  # another process is next for it
-                    continue
-                self._wait_claims[index] = wait
-            self._leased.add(index)
-            return self.lease_at(index)
+            if index not in self._reserved and index not in self._leased:
+                lease = self._lease_draining(index)
+                if lease is not None:
+                    return lease
         return None
+
+    def _lease_draining(self, index: int) -> Lease | None:
+        """Draining slot ``index`` (this process's), now in use; shared, ``wait/I`` held until it is drained,
+        and None if another process holds it (that process is next for the slot)."""
+        if self._claims is not None:
+            wait = self._claims.take(f"wait/{index}")
+            if wait is None:
+                return None
+            self._wait_claims[index] = wait
+        self._leased.add(index)
+        return self.lease_at(index)
 
     def _acquire_shared(self) -> Lease | None:
         """:meth:`acquire` across processes: the lowest slot no process holds.  The slots below it are
@@ -453,13 +459,7 @@ class AddressPool:
         if index is None or index in self._leased:
             return None
         if index in self._draining:  # the pinned user is back before its last session's teardown is over
-            if self._claims is not None:
-                wait = self._claims.take(f"wait/{index}")
-                if wait is None:
-                    return None
-                self._wait_claims[index] = wait
-            self._leased.add(index)
-            return self.lease_at(index)
+            return self._lease_draining(index)
         if self._claims is not None:
             return self._take_shared(index)
         if index < self._next:  # handed out before: it waits among the free or parked
