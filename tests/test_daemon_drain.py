@@ -119,3 +119,29 @@ async def test_a_failing_teardown_still_frees_the_address(caplog: pytest.LogCapt
     with caplog.at_level(logging.ERROR, logger="test.drain"):
         await asyncio.wait_for(owner._drain(old, done, 0, None), 1)
     assert done.done() and not pool.is_draining(0) and "internal error while ppp0 was torn down" in caplog.text
+
+
+class PinClaim:
+    """A ``pin/ADDRESS`` claim (``--workers``), noting whether it was let go."""
+
+    def __init__(self, address: ipaddress.IPv4Address) -> None:
+        self.name = f"pin/{address}"
+        self.released = False
+
+    def release(self) -> None:
+        self.released = True
+
+
+async def test_a_refused_session_leaves_its_predecessors_draining_pin_claimed() -> None:
+    """A pinned user back while its last session still drains takes over that session's ``pin/`` claim;
+    when the new session is refused (no slot left for it, say), the claim stays held until the drain is
+    over: no other worker may hand the address out meanwhile."""
+    pool = AddressPool.parse(str(LOCAL), str(PEER))
+    owner = daemon(pool)
+    draining = asyncio.get_running_loop().create_future()
+    owner._draining[PEER] = draining
+    pin, other = PinClaim(PEER), PinClaim(ipaddress.IPv4Address("192.168.0.99"))
+    refused: Any = types.SimpleNamespace(held=(pin, other), seat=None)
+    owner._release_held(refused)
+    assert not pin.released and owner._draining_pins == {PEER: pin}
+    assert other.released and refused.held == ()

@@ -119,6 +119,7 @@ async def reconnect_rounds(
     """ROUNDS rounds of connect, check, hang up (``held`` other sessions stay up meanwhile); what went
     wrong in each round that failed."""
     failures: list[str] = []
+    connected = 0  # (a round refused has no ip-up nor ip-down: the next one counts without it)
     for number in range(ROUNDS):
         async with asyncio.timeout(ROUND_DEADLINE):
             try:
@@ -126,11 +127,12 @@ async def reconnect_rounds(
             except PptpClientError as exc:
                 failures.append(f"round {number}: {exc}")
                 continue
+            connected += 1
             try:
                 up = session.network
                 assert up is not None
-                await wait_runs(log, "up", held + number + 1)
-                await wait_runs(log, "down", number)  # the session before is torn down by now
+                await wait_runs(log, "up", held + connected)
+                await wait_runs(log, "down", connected - 1)  # the session before is torn down by now
                 if not await reaches_client_lan(daemon, session):
                     route = run("ip", "-n", daemon.pair.server_ns, "route", "show", CLIENT_LAN).strip()
                     failures.append(f"round {number}: {CLIENT_HOST} unreachable via {up.local_address} ({route!r})")

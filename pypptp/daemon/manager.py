@@ -664,13 +664,6 @@ class Daemon:
             done = asyncio.get_running_loop().create_future()
             for address in self._teardown_addresses(*session.addresses):
                 self._draining[address] = done
-        kept: list[Claim] = []
-        for claim in session.held:  # pinned addresses: nobody else's until the teardown is over
-            address = IPv4Address(claim.name.removeprefix("pin/"))
-            if address in self._draining:  # (this session's, or its predecessor's, if it made no device)
-                self._draining_pins[address] = claim
-                kept.append(claim)
-        session.held = tuple(claim for claim in session.held if claim not in kept)
         self._release_held(session)
         return done
 
@@ -717,12 +710,19 @@ class Daemon:
                 self.pool.drained(slot)
             done.set_result(None)
 
-    @staticmethod
-    def _release_held(session: DaemonSession) -> None:
-        """What ``_assign`` claimed for a session it then refused."""
-        for claim in (*session.held, session.seat):
-            if claim is not None:
+    def _release_held(self, session: DaemonSession) -> None:
+        """What ``_assign`` claimed for a session: its seat, and its pinned addresses' claims but those of
+        addresses still draining (this session's, or its predecessor's: :meth:`_addresses` took that
+        one's claim over, and it stays nobody else's until :meth:`_drain` is over, even when ``_assign``
+        then refuses the session)."""
+        for claim in session.held:
+            address = IPv4Address(claim.name.removeprefix("pin/"))
+            if address in self._draining:
+                self._draining_pins[address] = claim
+            else:
                 claim.release()
+        if session.seat is not None:
+            session.seat.release()
         session.held, session.seat = (), None
 
     async def _verify(self, ppp: PppSession, request: AuthRequest) -> ExternalVerdict:

@@ -235,8 +235,7 @@ class AddressPool:
         self._claims: Claims | None = None  # set: other processes hand out slots of this pool too
         self._held: dict[int, Claim] = {}  # shared: the cross-process claim of each slot leased here
         self._drain_claims: dict[int, Claim] = {}  # shared: ``drain/I`` of each slot draining here
-        self._wait_claims: dict[int, Claim] = {}  # shared: ``wait/I``: this process is next for slot I
-        self._waiting: set[int] = set()  # shared: leased here, its ``slot/I`` still another process's
+        self._wait_claims: dict[int, Claim] = {}  # shared: ``wait/I``: this process is next for slot I (see waiting())
 
     @classmethod
     def parse(
@@ -326,16 +325,22 @@ class AddressPool:
         """The draining slot (not reserved) released first, now in use (its claim, shared, is held already;
         and ``wait/I`` too, until it is drained, unless another process is waiting for it)."""
         for index in self._draining:
-            if index in self._reserved or index in self._leased:
-                continue
-            if self._claims is not None:
-                wait = self._claims.take(f"wait/{index}")
-                if wait is None:  # another process is next for it
-                    continue
-                self._wait_claims[index] = wait
-            self._leased.add(index)
-            return self.lease_at(index)
+            if index not in self._reserved and index not in self._leased:
+                lease = self._lease_draining(index)
+                if lease is not None:
+                    return lease
         return None
+
+    def _lease_draining(self, index: int) -> Lease | None:
+        """Draining slot ``index`` (this process's), now in use; shared, ``wait/I`` held until it is drained,
+        and None if another process holds it (that process is next for the slot)."""
+        if self._claims is not None:
+            wait = self._claims.take(f"wait/{index}")
+            if wait is None:
+                return None
+            self._wait_claims[index] = wait
+        self._leased.add(index)
+        return self.lease_at(index)
 
     def _acquire_shared(self) -> Lease | None:
         """:meth:`acquire` across processes: the lowest slot no process holds.  The slots below it are
@@ -393,8 +398,7 @@ class AddressPool:
                 wait.release()
                 continue
             else:
-                self._wait_claims[index] = wait
-                self._waiting.add(index)
+                self._wait_claims[index] = wait  # (not draining here: waiting() says so)
             self._leased.add(index)
             return self.lease_at(index)
         return None
@@ -402,19 +406,18 @@ class AddressPool:
     def waiting(self, index: int) -> bool:
         """Slot ``index`` is leased here while another process still drains it: its session must not use
         the addresses before :meth:`settle` says the slot is ours."""
-        return index in self._waiting
+        return index in self._wait_claims and index not in self._draining  # (else it is this process's own)
 
     def settle(self, index: int) -> bool:
         """A :meth:`waiting` slot: True once its claim is ours (the other process's teardown is over;
         try again later otherwise, a ``bind`` each time).  True for a slot that is not waiting."""
-        if index not in self._waiting:
+        if not self.waiting(index):
             return True
         assert self._claims is not None
         claim = self._claims.take(f"slot/{index}")
         if claim is None:
             return False
         self._held[index] = claim
-        self._waiting.discard(index)
         self._wait_claims.pop(index).release()
         return True
 
@@ -456,13 +459,7 @@ class AddressPool:
         if index is None or index in self._leased:
             return None
         if index in self._draining:  # the pinned user is back before its last session's teardown is over
-            if self._claims is not None:
-                wait = self._claims.take(f"wait/{index}")
-                if wait is None:
-                    return None
-                self._wait_claims[index] = wait
-            self._leased.add(index)
-            return self.lease_at(index)
+            return self._lease_draining(index)
         if self._claims is not None:
             return self._take_shared(index)
         if index < self._next:  # handed out before: it waits among the free or parked
@@ -483,8 +480,7 @@ class AddressPool:
             raise ValueError(f"{lease} is not in use in this pool")
         index = lease.index
         self._leased.remove(index)
-        if index in self._waiting:  # it never was ours: nothing of it to drain
-            self._waiting.discard(index)
+        if self.waiting(index):  # it never was ours: nothing of it to drain
             self._wait_claims.pop(index).release()
         elif draining:
             self._draining.pop(index, None)  # (taken while draining: it goes to the back)
