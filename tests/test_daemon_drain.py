@@ -12,13 +12,17 @@ import asyncio
 import concurrent.futures
 import ipaddress
 import logging
+import os
+import time
 import types
 from typing import Any
 
 import pytest
 
+from pypptp.daemon import manager
 from pypptp.daemon.manager import DRAIN_LIMIT, Daemon
 from pypptp.daemon.pool import AddressPool
+from pypptp.host.claims import Claims
 
 LOCAL = ipaddress.IPv4Address("192.168.0.1")
 PEER = ipaddress.IPv4Address("192.168.0.234")
@@ -145,3 +149,65 @@ async def test_a_refused_session_leaves_its_predecessors_draining_pin_claimed() 
     owner._release_held(refused)
     assert not pin.released and owner._draining_pins == {PEER: pin}
     assert other.released and refused.held == ()
+
+
+# -- --workers: every seat of ``connections`` held by another worker's session that is ending ----------
+
+
+def seated_daemon(pool: AddressPool, tag: str) -> Daemon:
+    owner = daemon(pool)
+    owner.claims = Claims(tag)
+    owner.settings = types.SimpleNamespace(max_connections=1)  # type: ignore[assignment]
+    return owner
+
+
+def terminable(new: Any) -> list[str]:
+    """``new.ppp.terminate`` recording its reasons (and closing the stand-in session)."""
+    reasons: list[str] = []
+
+    def terminate(reason: str) -> None:
+        reasons.append(reason)
+        new.ppp.closed = True
+
+    new.ppp.terminate = terminate
+    return reasons
+
+
+async def test_a_seat_another_worker_gives_up_a_moment_later_is_waited_for() -> None:
+    """A redial can reach another worker before the one that served it has seen its TCP connection go:
+    its seat is still held then.  The new session waits for it (its network held), not refused."""
+    tag = f"pypptp-test-seat-{os.getpid()}-{time.monotonic_ns()}"
+    pool = AddressPool.parse(str(LOCAL), "192.168.0.234-235")
+    owner = seated_daemon(pool, tag)
+    ending = Claims(tag).take("seat/0")  # the other worker's ended session, not released yet
+    assert ending is not None
+    new = session(pool, device=False)
+    reasons = terminable(new)
+    owner._hold_while_draining(new, seat_wait=True)
+    hold = new.ppp.network_hold
+    assert hold is not None and not hold.done() and new.seat is None
+    await asyncio.sleep(0.1)
+    assert not hold.done()
+    ending.release()
+    await asyncio.wait_for(hold, 1)
+    assert new.seat is not None and new.seat.name == "seat/0" and not reasons
+    new.seat.release()
+
+
+async def test_a_seat_that_stays_held_refuses_the_session_after_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(manager, "SEAT_WAIT", 0.2)
+    tag = f"pypptp-test-seat-{os.getpid()}-{time.monotonic_ns()}"
+    pool = AddressPool.parse(str(LOCAL), "192.168.0.234-235")
+    owner = seated_daemon(pool, tag)
+    other = Claims(tag).take("seat/0")  # a live session of the other worker: the limit is really reached
+    assert other is not None
+    new = session(pool, device=False)
+    reasons = terminable(new)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    owner._hold_while_draining(new, seat_wait=True)
+    while not reasons and loop.time() - started < 2:
+        await asyncio.sleep(0.02)
+    assert reasons == ["connection limit 1 reached; no address for this session"]
+    assert 0.2 <= loop.time() - started < 1.0 and new.seat is None
+    other.release()

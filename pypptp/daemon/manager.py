@@ -100,6 +100,11 @@ DRAIN_LIMIT = 35.0
 removed, its proxy ARP entry withdrawn, its ip-down run (which the script runner stops after 30 s, and
 kills 2 s later).  Past it the addresses are handed out anyway, with a warning."""
 SETTLE_POLL = 0.02
+SEAT_WAIT = 1.0
+"""``--workers``: how long a session found with every seat of ``connections`` held waits for one before it
+is refused.  A client that redials at once can reach another worker before the one that served it has
+seen its TCP connection go (the parent hands the redial to the less loaded worker: the one whose ended
+session still counts); that seat comes free a few milliseconds later."""
 """With ``--workers``: how often a session given a slot that another worker drains looks whether it is
 free (one ``bind``); it gives up :data:`DRAIN_LIMIT` plus a second after it started."""
 
@@ -539,11 +544,10 @@ class Daemon:
         limit = self.settings.max_connections
         if self.admitted >= limit:
             return f"connection limit {limit} reached; no address for this session"
+        seat_wait = False
         if self.claims is not None:  # the other workers' sessions count too
-            seat = self.claims.first_free("seat", limit)
-            if seat is None:
-                return f"connection limit {limit} reached; no address for this session"
-            session.seat = seat
+            session.seat = self.claims.first_free("seat", limit)
+            seat_wait = session.seat is None  # (an ending session's, maybe: waited for, bounded)
         claim = claim_unit()
         assigned = self._addresses(session, result, claim.unit)
         if isinstance(assigned, str):
@@ -560,7 +564,7 @@ class Daemon:
         session.log.logger = logs.pppd_logger(claim.unit)
         peer_ip = session.connection.peer_ip
         session.log.info("%s", logtext.connect(f"ppp{claim.unit}", call_tty(peer_ip, session.call.call_id)))
-        self._hold_while_draining(session)
+        self._hold_while_draining(session, seat_wait)
         return Assignment(*assigned, claim.unit)
 
     def _addresses(
@@ -609,27 +613,56 @@ class Daemon:
         while any device still has it)."""
         return [peer] if self.pool.shared_local else [peer, local]
 
-    def _hold_while_draining(self, session: DaemonSession) -> None:
+    def _hold_while_draining(self, session: DaemonSession, seat_wait: bool = False) -> None:
         """A session given an address whose previous session is still being torn down: its network (the
-        device, the routes, ip-up) comes up once that is over, not before (see :meth:`_drain`)."""
+        device, the routes, ip-up) comes up once that is over, not before (see :meth:`_drain`).  Likewise
+        with ``seat_wait`` (``--workers``, every seat held): once a seat is free (:meth:`_await_seat`)."""
         assert session.addresses is not None
+        loop = asyncio.get_running_loop()
         waits = [self._draining[a] for a in self._teardown_addresses(*session.addresses) if a in self._draining]
         if session.lease is not None and self.pool.waiting(session.lease.index):  # another worker drains it
-            settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            task = asyncio.ensure_future(self._settle(session, session.lease.index, settled))
-            self._drains.add(task)
-            task.add_done_callback(self._drains.discard)
+            settled: asyncio.Future[None] = loop.create_future()
+            self._background(self._settle(session, session.lease.index, settled))
             waits.append(settled)
+        lines: list[tuple[str, object, float]] = []
+        if waits:
+            line = "%s is still held by the teardown of its previous session: the network comes up once that is over"
+            lines.append((line + " (at most %g s)", session.addresses[1], self.drain_limit))
+        if seat_wait:
+            seated: asyncio.Future[None] = loop.create_future()
+            self._background(self._await_seat(session, seated))
+            waits.append(seated)
+            line = "connection limit %d reached: waiting for a seat another worker's ended session gives up"
+            lines.append((line + " (at most %g s)", self.settings.max_connections, SEAT_WAIT))
         if not waits:
             return
         session.ppp.network_hold = waits[0] if len(waits) == 1 else asyncio.gather(*waits, return_exceptions=True)
-        asyncio.get_running_loop().call_soon(  # (after pppd's lines of this step: ours come after them)
-            session.log.info,
-            "%s is still held by the teardown of its previous session: the network comes up once that is over "
-            "(at most %g s)",
-            session.addresses[1],
-            self.drain_limit,
-        )
+        for line, value, limit in lines:  # (after pppd's lines of this step: ours come after them)
+            loop.call_soon(session.log.info, line, value, limit)
+
+    def _background(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """``coroutine`` run as one of the daemon's address tasks (drains and waits: :attr:`_drains`)."""
+        task = asyncio.ensure_future(coroutine)
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+
+    async def _await_seat(self, session: DaemonSession, seated: asyncio.Future[None]) -> None:
+        """``--workers``: until one of the ``connections`` seats is free (another worker's ended session
+        gives its seat up once that worker has seen its TCP connection go), then the session's network
+        comes up; past :data:`SEAT_WAIT`, the session is refused as the limit asks."""
+        assert self.claims is not None
+        loop = asyncio.get_running_loop()
+        limit = self.settings.max_connections
+        deadline = loop.time() + SEAT_WAIT
+        while not session.ppp.closed:
+            session.seat = self.claims.first_free("seat", limit)
+            if session.seat is not None:
+                seated.set_result(None)
+                return
+            if loop.time() > deadline:
+                session.ppp.terminate(f"connection limit {limit} reached; no address for this session")
+                return
+            await asyncio.sleep(SETTLE_POLL)
 
     async def _settle(self, session: DaemonSession, index: int, settled: asyncio.Future[None]) -> None:
         """``--workers``: until the slot another worker drains is ours (:meth:`AddressPool.settle`), then
@@ -959,9 +992,7 @@ class Daemon:
         else:
             self._ip_down(session, lines, info)
         if drained is not None:
-            task = asyncio.ensure_future(self._drain(session, drained, slot, down))
-            self._drains.add(task)
-            task.add_done_callback(self._drains.discard)
+            self._background(self._drain(session, drained, slot, down))
         if not session.cleared:  # the PPP side ended: CDN and StopCCRQ, as pptpctrl did when pppd exited
             stop = StopReason.STOP_LOCAL_SHUTDOWN if self.stopping else StopReason.NONE
             session.connection.hang_up(session.call.call_id, stop)
