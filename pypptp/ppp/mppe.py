@@ -155,6 +155,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext
 from pypptp.ppp.auth import MsChapKeys
 
 __all__ = [
+    "CARRIED",
+    "HEADERS",
     "MPPE_OVERHEAD",
     "MppeDecryptor",
     "MppeEncryptor",
@@ -216,9 +218,9 @@ def running_rc4(key: bytes) -> CipherContext:
 
 # Precomputed fields of the hot path: the header for each count, with and without A, and the inner
 # protocol fields MPPE may carry.
-_HEADERS = tuple(bytes((ENCRYPTED | count >> 8, count & 0xFF)) for count in range(COUNT_SPACE))
+HEADERS = tuple(bytes((ENCRYPTED | count >> 8, count & 0xFF)) for count in range(COUNT_SPACE))
 _HEADERS_FLUSHED = tuple(bytes((FLUSHED | ENCRYPTED | count >> 8, count & 0xFF)) for count in range(COUNT_SPACE))
-_CARRIED = bytes(FIRST_PROTOCOL <= protocol <= LAST_PROTOCOL for protocol in range(256))
+CARRIED = bytes(FIRST_PROTOCOL <= protocol <= LAST_PROTOCOL for protocol in range(256))
 """1 at each second byte of a 2-byte inner protocol field MPPE carries (0x0021-0x00FA): one lookup."""
 _PROTOCOLS = tuple(protocol.to_bytes(2, "big") for protocol in range(LAST_PROTOCOL + 1))
 
@@ -429,7 +431,7 @@ class MppeEncryptor:
         count = (self.count + 1) & 0xFFF
         if self._fast and count & 0xFF != 0xFF:  # stateful, no key change: D only, the stream runs on
             self.count = count
-            return _HEADERS[count] + self._update(_PROTOCOLS[protocol] + payload)
+            return HEADERS[count] + self._update(_PROTOCOLS[protocol] + payload)
         if self._stateful:
             count |= 0xFF  # a flag packet, or an answer to a Reset-Request sent as the next one (module docstring)
         self.count = count
@@ -464,7 +466,7 @@ class MppeEncryptor:
         if self._fast and count & 0xFF != 0xFF:  # stateful, no key change: D only, the stream runs on
             self.count = count
             self._update_into(data, out)
-            return _HEADERS[count]
+            return HEADERS[count]
         key = self._key = self._changer.next(self._key)
         self.key_changes += 1
         if self._stateful:
@@ -609,19 +611,31 @@ class MppeDecryptor:
                 return None
             self._next = (count + 1) & 0xFFF
             data: bytes = self._update(frame[offset + 2 :])
-            if not data[0] and _CARRIED[data[1]]:
+            if not data[0] and CARRIED[data[1]]:
                 return data
+            return self.settle(data, count, None)
+        if first & 0x90 != 0x90 or (count - self._last) & 0xFFF != 1 or self._ahead or self._stateful:
+            return None  # not the next stateless packet, or keys computed ahead to use first
+        key = self._changer.next(self._key)
+        self.key_changes += 1
+        data = OneShotRC4(key).encrypt(bytes(frame[offset + 2 :]))  # bytes in, bytes out
+        if not data[0] and CARRIED[data[1]]:
+            self._key = key
+            self._last = count
+            return data
+        return self.settle(data, count, key)
+
+    def settle(self, data: bytes, count: int, key: bytes | None) -> bytes:
+        """The end of a common packet (see :meth:`decrypt_next`) whose decryption ``data`` does not start
+        with a 2-byte inner protocol field MPPE carries: a PFC-compressed field, or a wrong key (stateful:
+        a loss; stateless: a corrupt packet).  ``count`` is its coherency count, ``key`` the stateless
+        packet's key (None: stateful, the stream has already run on).  Returns what :meth:`decrypt_next`
+        returns for it: the packet with its protocol field expanded, or empty, dropped and counted.  The
+        receive data path (``pypptp.aio.session``), which decrypts the common packet itself, ends such a
+        packet here too."""
+        if key is None:
             inner = self._checked(data, count)
         else:
-            if first & 0x90 != 0x90 or (count - self._last) & 0xFFF != 1 or self._ahead or self._stateful:
-                return None  # not the next stateless packet, or keys computed ahead to use first
-            key = self._changer.next(self._key)
-            self.key_changes += 1
-            data = OneShotRC4(key).encrypt(bytes(frame[offset + 2 :]))  # bytes in, bytes out
-            if not data[0] and _CARRIED[data[1]]:
-                self._key = key
-                self._last = count
-                return data
             inner = _inner(data)
             if inner is None:  # wrong key or corrupt packet: keep the state the peer still agrees with
                 self._ahead += key  # computed once: kept for the next packet
