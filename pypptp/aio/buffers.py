@@ -1,8 +1,8 @@
 """The data path's scratch buffers: one set per thread, shared by every session and call on it.
 
 A session's hot path reads a TUN packet, encrypts it into a send buffer and sends it; a GRE call frames
-a control packet in a buffer and sends it (a received packet needs none: RC4 returns its plaintext as
-new ``bytes``, written to the TUN from there). Each of these finishes before the next starts (the event
+a control packet in a buffer and sends it; a received packet (stateful MPPE) is decrypted into a buffer
+and written to the TUN from there. Each of these finishes before the next starts (the event
 loop runs one callback at a time, and ``sendto``/``write`` copy), so one set of buffers serves every
 session of a thread.
 Buffers per session cost 64 KiB each, resident as soon as they are written: with several per session,
@@ -40,6 +40,10 @@ class DataBuffers:
         which starts at ``TX_DATA - 2``."""
         self.tx_view = memoryview(self.tx)
         self.tx_cipher = self.tx_view[TX_DATA - 2 :]
+        self.rx = bytearray(PACKET_ROOM)
+        """The receive hot path's plaintext (stateful MPPE: the running RC4 decrypts into it, the inner
+        protocol field first), written to the TUN from here: no new ``bytes`` per packet."""
+        self.rx_view = memoryview(self.rx)
         self.gre = bytearray(GRE_HEADER_ROOM + PACKET_ROOM)
         """A GRE call's other frames (control packets, ack-only packets), the header written in front."""
         self.gre_view = memoryview(self.gre)

@@ -246,15 +246,11 @@ class GreTransport:
                         if call is None:
                             self._unknown(src << 16 | call_id, seq, ack, view[start:end], now)
                             continue
-                        fast = call.seq.in_order(seq, ack, now)  # GreCall.gre_received, its in-order case
-                        if fast:
-                            if call.room_waiter is not None:
-                                call.wake_room_waiter(now)
-                            call.deliver(view[start:end])
-                            if fast == 2:
-                                call.rearm()
+                        straight = call.straight
+                        if straight is not None:
+                            straight(view, seq, ack, start, end, now)
                         else:
-                            call.gre_received(seq, ack, view[start:end], now)
+                            call.received(seq, ack, view[start:end], now)
                         continue
             ihl = (buffer[0] & 0x0F) * 4
             try:
@@ -305,6 +301,11 @@ class GreCall:
         self._timer = DeadlineTimer(self._loop, self._on_timer)
         self.room_waiter: Callable[[], None] | None = None
         """Who waits for room in the peer's window (:meth:`notify_room`)."""
+        self.straight: Callable[[memoryview, int, int, int, int, float], None] | None = None
+        """Set by the session while its receive hot path runs (``PppSession._straight_receive``): the
+        demultiplexer hands it every data packet of the usual shapes as (the receive buffer, Sequence
+        Number, Acknowledgment Number or NO_NUMBER, payload start, payload end, now), and it does the
+        rest, :meth:`received` included when the packet is not the common one."""
         self.sendto = transport._sock.sendto if transport._sock is not None else transport.closed_sendto
         """The transport's socket's ``sendto``, bound once: :meth:`send_in_place` sends with it, and so does the
         session's TUN hot path, which frames and sends bursts itself (and reports them with :meth:`count_sent`)."""
@@ -317,6 +318,7 @@ class GreCall:
         self.transport.remove_call(self)
         self._timer.close()
         self.room_waiter = None
+        self.straight = None
         self.deliver = _ended
 
     def send(self, payload: bytes | memoryview) -> bool:
@@ -364,6 +366,20 @@ class GreCall:
         if waiter is not None and self.seq.can_send(now):
             self.room_waiter = None
             waiter()
+
+    def received(self, seq_number: int, ack: int, payload: memoryview, now: float) -> None:
+        """A data packet of the usual shapes from the demultiplexer (or from the session's receive hot path,
+        which leaves it what is not its common packet): the sequencer's in-order case first, else
+        :meth:`gre_received`."""
+        fast = self.seq.in_order(seq_number, ack, now)
+        if fast:
+            if self.room_waiter is not None:
+                self.wake_room_waiter(now)
+            self.deliver(payload)
+            if fast == 2:
+                self.rearm()
+        else:
+            self.gre_received(seq_number, ack, payload, now)
 
     def gre_received(self, seq_number: int, ack: int, payload: memoryview, now: float) -> None:
         seq = self.seq

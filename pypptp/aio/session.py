@@ -57,6 +57,7 @@ from pypptp.aio.buffers import TX_DATA, data_buffers
 from pypptp.aio.gre import MIN_SEND_WINDOW, GreCall, GreTransport
 from pypptp.aio.timer import DeadlineTimer
 from pypptp.gre.codec import DATA_ACK_HEADER, FLAGS_DATA_ACK
+from pypptp.gre.sequencing import GreSequencer
 from pypptp.host.mss import clamp_mss, mss_for_mtu
 from pypptp.host.tun import TunDevice, TunError
 from pypptp.ppp import logtext
@@ -75,7 +76,7 @@ from pypptp.ppp.link import (
     PppLink,
     VerifyRequested,
 )
-from pypptp.ppp.mppe import MppeDecryptor, MppeEncryptor
+from pypptp.ppp.mppe import CARRIED, MppeDecryptor, MppeEncryptor, OneShotRC4
 
 __all__ = ["PppSession", "SessionOptions", "SessionStats", "Verifier", "session_over_gre"]
 
@@ -212,6 +213,9 @@ class PppSession:
         self._mss = 0
         self._buffers = data_buffers()
         """The hot path's buffers, shared with every session of this thread (:mod:`pypptp.aio.buffers`)."""
+        self._rx, self._rx_view = self._buffers.rx, self._buffers.rx_view
+        self._sequencer = call.seq if call is not None else GreSequencer(1)
+        """The call's sequencer, which :meth:`_straight_receive` advances (a spare one without a call)."""
         self._tx_prefix = b""
         """The PPP address/control/protocol prefix of our MPPE frames (written in front of each packet
         with its GRE and MPPE headers: the send buffer is shared)."""
@@ -287,6 +291,123 @@ class PppSession:
         except Exception:  # a bug must cost this session only
             self.log.exception("internal error on a received frame; closing the session")
             self.close("internal error")
+
+    def _straight_receive(self, frame: memoryview, seq: int, ack: int, start: int, end: int, now: float) -> None:
+        """The GRE -> TUN hot path, installed as the call's :attr:`GreCall.straight
+        <pypptp.aio.gre.GreCall.straight>` while the network is up with MPPE and a TUN takes the packets:
+        the demultiplexer hands over a data packet's numbers and where its PPP frame lies in ``frame``
+        (the transport's receive buffer), and the common packet takes one call from socket to TUN.
+
+        The common packet is the next in GRE order with nothing held (:meth:`GreSequencer.in_order
+        <pypptp.gre.sequencing.GreSequencer.in_order>`'s case) and the common MPPE packet
+        (:meth:`MppeDecryptor.decrypt_next <pypptp.ppp.mppe.MppeDecryptor.decrypt_next>`'s case) behind a
+        one-byte protocol field (FD, PFC).  Both checks come first and change nothing; then both cores'
+        state moves exactly as those two methods move it, inline, and a stateful packet is decrypted into
+        the thread's receive buffer and written from there.  ``tests/test_session_straight.py`` drives
+        both paths with the same packets and holds them equal.  Any other packet goes the general way:
+        :meth:`GreCall.received <pypptp.aio.gre.GreCall.received>`, then :meth:`receive_frame`.
+        Never raises, like :meth:`receive_frame`."""
+        sequencer, decryptor = self._sequencer, self._fast_decryptor
+        try:
+            if (
+                seq != sequencer._expected
+                or sequencer._held
+                or decryptor is None
+                or not 4 < end - start <= 16389  # 1 + MAX_INFORMATION
+                or frame[start] != 0xFD
+            ):
+                self._call_received(frame, seq, ack, start, end, now)
+                return
+            first = frame[start + 1]
+            count = (first & 0x0F) << 8 | frame[start + 2]
+            stateful = count == decryptor._next  # in step (never stateless: _next stays -1)
+            if stateful:
+                if first & 0x90 != 0x10 or count & 0xFF == 0xFF:  # A, or a flag packet: a key change
+                    self._call_received(frame, seq, ack, start, end, now)
+                    return
+            elif (
+                decryptor._stateful
+                or first & 0x90 != 0x90
+                or (count - decryptor._last) & 0xFFF != 1
+                or decryptor._ahead
+            ):
+                self._call_received(frame, seq, ack, start, end, now)  # not the next stateless packet
+                return
+            # GRE: the packet is the next one (GreSequencer.in_order's accounting)
+            call: GreCall = self.call  # type: ignore[assignment]  # (installed on a call only)
+            if ack != sequencer._peer_acked and ack >= 0:  # a new ack (most packets repeat the last one)
+                sequencer.on_ack(ack, now)
+            if call.room_waiter is not None:
+                call.wake_room_waiter(now)
+            sequencer._last_delivered = sequencer._highest_received = seq
+            sequencer._expected = (seq + 1) & 0xFFFFFFFF
+            counters = sequencer.counters
+            counters.received += 1
+            counters.delivered += 1
+            unacked = sequencer._unacked_received = sequencer._unacked_received + 1
+            if not sequencer._ack_pending:
+                sequencer._ack_pending = True
+                sequencer._ack_due = now if unacked >= sequencer._ack_now_threshold else now + sequencer.ack_delay
+                call.rearm()
+            elif unacked >= sequencer._ack_now_threshold and sequencer._ack_due != now:
+                sequencer._ack_due = now
+                call.rearm()
+            # MPPE: the common packet (MppeDecryptor.decrypt_next's cases)
+            if stateful:
+                decryptor._next = (count + 1) & 0xFFF
+                n = end - start - 3
+                plain: bytes | bytearray = self._rx
+                packet = self._rx_view
+                decryptor._update_into(frame[start + 3 : end], packet)
+                if plain[0] or not CARRIED[plain[1]]:
+                    self._settled(decryptor.settle(bytes(packet[:n]), count, None))
+                    return
+            else:
+                key = decryptor._changer.next(decryptor._key)
+                decryptor.key_changes += 1
+                data = OneShotRC4(key).encrypt(bytes(frame[start + 3 : end]))  # bytes in, bytes out
+                if data[0] or not CARRIED[data[1]]:
+                    self._settled(decryptor.settle(data, count, key))
+                    return
+                plain = data
+                decryptor._key = key
+                decryptor._last = count
+                n = len(plain)
+                packet = memoryview(plain)
+            protocol = plain[1]
+            if self._fast_tun[protocol]:
+                stats = self.stats
+                stats.packets_received += 1
+                stats.bytes_received += n - 2
+                # A TCP SYN gets its MSS clamped (byte 35: the flags behind a 20-byte IPv4 header)
+                if n > 35 and (plain[35] & 0x02 or plain[2] != 0x45) and protocol == 0x21 and plain[11] == 6:
+                    _write(self._fast_fd, memoryview(self._clamped(bytes(packet[:n]), 2))[2:])
+                else:
+                    _write(self._fast_fd, packet[2:n])
+            else:
+                self._decrypted(protocol, bytes(packet[2:n]))
+        except OSError:
+            self.stats.tun_write_errors += 1
+        except Exception:
+            self.log.exception("internal error on the data path; closing the session")
+            self.close("internal error")
+
+    def _call_received(self, frame: memoryview, seq: int, ack: int, start: int, end: int, now: float) -> None:
+        """A packet off :meth:`_straight_receive`'s common case: the call's general path (sequencing,
+        reordering), which hands what it delivers to :meth:`receive_frame`."""
+        if self.call is not None:
+            self.call.received(seq, ack, frame[start:end], now)
+
+    def _settled(self, data: bytes) -> None:
+        """A common MPPE packet that decrypted to something else (:meth:`MppeDecryptor.settle
+        <pypptp.ppp.mppe.MppeDecryptor.settle>`): delivered as a decrypted packet, or, dropped, perhaps
+        a loss to report (stateful: a CCP Reset-Request)."""
+        decryptor = self._fast_decryptor
+        if data:
+            self._decrypted(data[1], data[2:])
+        elif decryptor is not None and decryptor.reset_pending and decryptor.take_reset_request():
+            self.link.request_mppe_reset(self.loop.time())
+            self._flush()
 
     def _clamped(self, packet: bytes, start: int = 0) -> bytes:
         """An IPv4 TCP packet (from ``start``: a decrypted one has its protocol field first) with its MSS
@@ -459,6 +580,9 @@ class PppSession:
         self._fast_fd = self.tun.fd if up and self.tun is not None and self.received is None else -1
         self._fast_open = _TUN_PROTOCOLS[up and link.data_open(Protocol.IPV4), up and link.data_open(Protocol.IPV6)]
         self._fast_tun = self._fast_open if self._fast_fd >= 0 else _TUN_PROTOCOLS[False, False]
+        if self.call is not None:
+            straight = self._fast_fd >= 0 and self._fast_decryptor is not None
+            self.call.straight = self._straight_receive if straight else None
         if self._fast_encryptor is not None and link.network_up is not None:
             prefix = self._tx_prefix = link.frame_prefix(Protocol.COMPRESSED)
             self._tx_pack, self._tx_start = _frame_header(prefix)

@@ -1,0 +1,259 @@
+"""The receive hot path (:meth:`PppSession._straight_receive`) against the general path, packet for packet.
+
+The straight path does, inline, what three calls did for the common packet: the GRE sequencer's
+in-order case (:meth:`GreSequencer.in_order <pypptp.gre.sequencing.GreSequencer.in_order>`), MPPE's
+common case (:meth:`MppeDecryptor.decrypt_next <pypptp.ppp.mppe.MppeDecryptor.decrypt_next>`) and the
+TUN write; everything else it hands to the call's general path.  Its rules are a second copy of those
+cores' common cases, so they are held equal here: two tunnels negotiated identically (the same keys),
+one server with the straight path and one without, get the same GRE packets (in order, lost, late,
+duplicated, corrupted, with and without acks, with the long PPP prefix, across stateful flag packets,
+with time passing for the reorder and ack timers), and after every step the two servers must agree on
+everything: what reached the TUN, what they sent (acks, CCP Reset-Requests), the sequencer's whole
+state, the decryptor's, and the session's counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from pypptp.gre.codec import DATA_ACK_HEADER, DATA_HEADER, FLAGS_DATA, FLAGS_DATA_ACK, PPP_PROTOCOL_TYPE
+from pypptp.host.mss import mss_for_mtu
+from pypptp.ppp.ccp import MppePolicy
+from tests.fake_network import ClockLoop, advance, run, turns
+from tests.test_ppp_link import PING
+from tests.test_session_data_path import CLIENT, SERVER_CALL, Tunnel, mss_of, numbered, tcp_syn
+
+IP = 0x21
+# what the decryptor's state is made of, apart from its RC4 and SHA-1 objects (compared by their effects)
+DECRYPTOR_STATE = ("_ahead", "_heads", "_key", "_last", "_length", "_next", "_stateful", "dropped", "key_changes")
+
+
+def ip_packet(n: int, size: int) -> bytes:
+    """An IPv4 packet of about ``size`` bytes, numbered ``n``; a TCP SYN now and then (clamped)."""
+    if size % 97 == 0:
+        return tcp_syn("192.168.0.234", "192.168.0.1", 1460)
+    return numbered(PING + bytes(max(0, size - len(PING))), n)
+
+
+@dataclasses.dataclass
+class Peer:
+    """The client's side, writing GRE for one server by hand: its MPPE encryptor and GRE numbering."""
+
+    tunnel: Tunnel
+    seq: int
+    ack: int = -1
+    sent: int = 0
+    held: collections.deque[bytes] = dataclasses.field(default_factory=collections.deque)
+    last: bytes = b""
+    fallbacks: int = 0
+
+    def frame(
+        self, size: int, *, long_prefix: bool = False, corrupt: int = -1, header: tuple[int, int] | None = None
+    ) -> bytes:
+        """The next MPPE packet in a PPP frame; ``corrupt``: a ciphertext byte flipped (mostly the inner
+        protocol field's); ``header``: (bits, count) written over its MPPE header."""
+        encryptor = self.tunnel.client.link.encryptor
+        assert encryptor is not None
+        information = bytearray(encryptor.encrypt(IP, ip_packet(self.sent, size)))
+        self.sent += 1
+        if 0 <= corrupt < 1000:  # the inner protocol field or the IP header's first byte
+            information[2 + corrupt % 3] ^= corrupt // 3 % 255 + 1
+        elif corrupt >= 1000:  # anywhere
+            information[2 + corrupt % (len(information) - 2)] ^= 0x5A
+        if header is not None:
+            bits, count = header
+            information[:2] = bytes((bits | count >> 8 & 0x0F, count & 0xFF))
+        return (b"\xff\x03\x00\xfd" if long_prefix else b"\xfd") + bytes(information)
+
+    def gre(self, frame: bytes, ack_choice: int) -> bytes:
+        """Next Sequence Number; the Acknowledgment Number: none, the server's last packet, the same as
+        before, or a bogus one."""
+        server_sequencer = self.tunnel.server_call.seq
+        if ack_choice % 4 == 0:
+            header = DATA_HEADER.pack(FLAGS_DATA, PPP_PROTOCOL_TYPE, len(frame), SERVER_CALL, self.seq)
+        else:
+            if ack_choice % 4 == 1:
+                self.ack = (server_sequencer.next_seq - 1) & 0xFFFFFFFF
+            elif ack_choice % 4 == 3:
+                self.ack = 0 if ack_choice % 8 == 7 else ack_choice * 7919 & 0xFFFFFFFF
+            ack = self.ack & 0xFFFFFFFF
+            header = DATA_ACK_HEADER.pack(FLAGS_DATA_ACK, PPP_PROTOCOL_TYPE, len(frame), SERVER_CALL, self.seq, ack)
+        self.seq = (self.seq + 1) & 0xFFFFFFFF
+        return header + frame
+
+    def deliver(self, gre: bytes) -> None:
+        self.last = gre
+        self.tunnel.server_sock.receive_gre(CLIENT, gre)
+        self.tunnel.server_transport.drain()
+
+
+def state(tunnel: Tunnel, seen: dict[str, list[bytes]]) -> dict[str, Any]:
+    """Everything the two paths must agree on (what was written and sent is collected into ``seen``)."""
+    sequencer = tunnel.server_call.seq
+    decryptor = tunnel.server.link.decryptor
+    seen["tun"] += tunnel.tun.written()
+    seen["sent"] = [packet for packet, _ in tunnel.server_sock.sent]
+    ours = {
+        name: list(value) if isinstance(value, collections.deque) else value for name, value in vars(sequencer).items()
+    }
+    del ours["counters"]
+    return {
+        "tun": list(seen["tun"]),
+        "sent": list(seen["sent"]),
+        "sequencer": ours,
+        "gre counters": dataclasses.asdict(sequencer.counters),
+        "decryptor": {name: getattr(decryptor, name) for name in DECRYPTOR_STATE} if decryptor else None,
+        "stats": dataclasses.asdict(tunnel.server.stats),
+        "closed": tunnel.server.closed,
+    }
+
+
+async def twin_tunnels(stateful: bool) -> tuple[Tunnel, Tunnel, Peer, Peer]:
+    """(the straight one, the general one, and a peer each), negotiated identically; the network cut so
+    that the clients never react (the test writes their GRE)."""
+    straight, general = Tunnel(MppePolicy(stateful=stateful)), Tunnel(MppePolicy(stateful=stateful))
+    general.server._straight_receive = None  # type: ignore[assignment, method-assign]  # never installed
+    await asyncio.gather(straight.start(), general.start())  # side by side: the same times everywhere
+    for tunnel in (straight, general):
+        tunnel.network.filter = lambda source, destination, gre: False
+    keys = [tunnel.server.link.decryptor._key for tunnel in (straight, general)]  # type: ignore[union-attr]
+    assert keys[0] == keys[1], "the twins must negotiate the same keys"
+    assert straight.server_call.straight is not None and general.server_call.straight is None
+    peers = []
+    for tunnel in (straight, general):
+        peer = Peer(tunnel, tunnel.server_call.seq._expected)
+        general_path = tunnel.server._call_received
+
+        def counted(*args: Any, peer: Peer = peer, general_path: Any = general_path) -> None:
+            peer.fallbacks += 1
+            general_path(*args)
+
+        tunnel.server._call_received = counted  # type: ignore[method-assign, assignment]
+        peers.append(peer)
+    return straight, general, peers[0], peers[1]
+
+
+def close(*tunnels: Tunnel) -> None:
+    for tunnel in tunnels:
+        tunnel.close()
+
+
+@pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful"])
+def test_the_straight_path_takes_every_common_packet_to_the_tun(stateful: bool) -> None:
+    """300 packets in order (past a stateful flag packet, count 255): every one reaches the TUN intact,
+    and only the flag packet leaves the straight path (for the general one)."""
+
+    async def body(loop: ClockLoop) -> None:
+        straight, general, peer, _ = await twin_tunnels(stateful)
+        try:
+            written = []
+            for n in range(300):
+                peer.deliver(peer.gre(peer.frame(100 + n), 1))
+                written += straight.tun.written()
+            assert len(written) == 300
+            for n, packet in enumerate(written):
+                sent = ip_packet(n, 100 + n)
+                if sent[9] == 6:  # the SYN: its MSS clamped to the tunnel's
+                    assert mss_of(packet) == mss_for_mtu(straight.server.network.mtu) < mss_of(sent)  # type: ignore[union-attr]
+                    assert packet[:36] == sent[:36]
+                else:
+                    assert packet == sent
+            assert peer.fallbacks == (1 if stateful else 0)
+            assert straight.server.stats.packets_received == 300
+            assert straight.server_call.seq.counters.delivered >= 300
+        finally:
+            close(straight, general)
+
+    run(body)
+
+
+@settings(max_examples=250, deadline=None)
+@example(preroll=255, steps=[(12, 0)], stateful=True)  # a flag packet without A (an RFC 3078 sender)
+@example(preroll=3, steps=[(7, 97), (0, 0)], stateful=False)  # decrypted to 00 00: not a protocol MPPE carries
+@example(preroll=3, steps=[(7, 97), (0, 0)], stateful=True)
+@given(
+    preroll=st.one_of(st.integers(0, 40), st.integers(225, 258)),  # a few, or up to a stateful flag packet
+    steps=st.lists(st.tuples(st.integers(0, 15), st.integers(0, 1500)), max_size=50),
+    stateful=st.booleans(),
+)
+def test_the_straight_path_agrees_with_the_general_path(
+    preroll: int, steps: list[tuple[int, int]], stateful: bool
+) -> None:
+    async def body(loop: ClockLoop) -> None:
+        straight, general, *peers = await twin_tunnels(stateful)
+        seen: list[dict[str, list[bytes]]] = [{"tun": [], "sent": []}, {"tun": [], "sent": []}]
+        try:
+            for _ in range(preroll):
+                for peer in peers:
+                    peer.deliver(peer.gre(peer.frame(60), 2))
+                assert state(straight, seen[0]) == state(general, seen[1])
+            assert state(straight, seen[0]) == state(general, seen[1])
+            for action, parameter in steps:
+                if action == 9:  # time passes: reorder time-outs, ack-only packets
+                    await advance(loop, parameter / 1000)
+                elif action == 13:  # the servers send (their window fills: a room waiter, woken by an ack)
+                    for tunnel in (straight, general):
+                        for n in range(parameter % 90):
+                            with contextlib.suppress(BlockingIOError):  # (a paused reader's queue is full)
+                                tunnel.tun.theirs.send(numbered(PING, n))
+                    await turns()
+                general_decryptor = general.server.link.decryptor
+                assert general_decryptor is not None
+                for peer in peers:
+                    size = 28 + parameter % 1400
+                    if action <= 2:  # the next packet, in order
+                        peer.deliver(peer.gre(peer.frame(size), parameter))
+                    elif action == 3:  # lost
+                        peer.gre(peer.frame(size), parameter)
+                    elif action == 4:  # delayed: it comes later (action 5)
+                        peer.held.append(peer.gre(peer.frame(size), parameter))
+                    elif action == 5 and peer.held:
+                        peer.deliver(peer.held.popleft())
+                    elif action == 6 and peer.last:  # again
+                        peer.deliver(peer.last)
+                    elif action == 7:  # RC4 has no integrity: a flipped ciphertext byte goes unnoticed or not
+                        peer.deliver(peer.gre(peer.frame(size, corrupt=parameter), parameter))
+                    elif action == 8:  # address, control and the 2-byte protocol field
+                        peer.deliver(peer.gre(peer.frame(size, long_prefix=True), parameter))
+                    elif action == 10:  # a Sequence Number far ahead (a forged or confused peer)
+                        peer.seq = (peer.seq + 400 + parameter) & 0xFFFFFFFF
+                        peer.deliver(peer.gre(peer.frame(size), parameter))
+                    elif action == 11:  # cut short: the MPPE header and 0 to 2 bytes
+                        peer.deliver(peer.gre(peer.frame(size)[: 3 + parameter % 3], parameter))
+                    elif action == 12:  # A cleared (stateful: an RFC sender's flag packet; stateless: dropped)
+                        frame = bytearray(peer.frame(size))
+                        frame[1] &= ~0x80
+                        peer.deliver(peer.gre(bytes(frame), parameter))
+                    elif action == 14:  # an MPPE packet lost before GRE (the Sequence Numbers run on)
+                        peer.frame(size)
+                    elif action == 15:  # a forged header, A and D, the count after the receiver's last one
+                        count = general_decryptor._last + 1 + parameter % 2
+                        peer.deliver(peer.gre(peer.frame(size, header=(0x90, count & 0xFFF)), parameter))
+                assert state(straight, seen[0]) == state(general, seen[1]), (action, parameter)
+            assert peers[1].fallbacks == 0  # (the general tunnel never enters the straight path)
+        finally:
+            close(straight, general)
+
+    run(body)
+
+
+def test_a_tun_write_error_on_the_straight_path_is_counted_and_the_session_goes_on() -> None:
+    async def body(loop: ClockLoop) -> None:
+        straight, general, peer, _ = await twin_tunnels(False)
+        try:
+            straight.tun.ours.shutdown(2)  # every write fails
+            peer.deliver(peer.gre(peer.frame(100), 1))
+            assert straight.server.stats.tun_write_errors == 1 and not straight.server.closed
+            assert peer.fallbacks == 0
+        finally:
+            close(straight, general)
+
+    run(body)
