@@ -76,7 +76,7 @@ from pypptp.ppp.link import (
     PppLink,
     VerifyRequested,
 )
-from pypptp.ppp.mppe import CARRIED, MppeDecryptor, MppeEncryptor, OneShotRC4
+from pypptp.ppp.mppe import CARRIED, HEADERS, MppeDecryptor, MppeEncryptor, OneShotRC4
 
 __all__ = ["PppSession", "SessionOptions", "SessionStats", "Verifier", "session_over_gre"]
 
@@ -758,6 +758,9 @@ class PppSession:
         plain, source, target = buffers.plain, buffers.plain_view, buffers.plain_target
         tx, view, cipher = buffers.tx, buffers.tx_view, buffers.tx_cipher
         encrypt, pack, start, prefix = encryptor.encrypt_into, self._tx_pack, self._tx_start, self._tx_prefix
+        # stateful MPPE's common packet inline (MppeEncryptor.encrypt_into's first case): the running RC4,
+        # D only, while no key change is due; the count is the encryptor's, kept here for the burst
+        count, running, headers = encryptor.count, encryptor._update_into if encryptor._fast else None, HEADERS
         sendto, peer, peer_call, mtu = call.sendto, call.peer, call.peer_call_id, self._fast_mtu
         clamp, extra, flags = self.clamp, len(prefix) + 4, FLAGS_DATA_ACK  # extra: prefix, MPPE header, 00 21
         readv, targets, data_at = os.readv, (target,), TX_DATA
@@ -792,7 +795,15 @@ class PppSession:
                     continue
                 # the inner protocol field (00 21, never overwritten) and the packet, encrypted into the
                 # send buffer behind the headers, which go in front of it
-                mppe = encrypt(source[: n + 2], cipher)
+                count = (count + 1) & 0xFFF
+                if running is not None and count & 0xFF != 0xFF:
+                    running(source[: n + 2], cipher)
+                    mppe = headers[count]
+                else:  # a key change (stateful: a flag packet; stateless: every packet): the encryptor's
+                    encryptor.count = (count - 1) & 0xFFF
+                    mppe = encrypt(source[: n + 2], cipher)
+                    count = encryptor.count
+                    running = encryptor._update_into if encryptor._fast else None  # (a new RC4 after a change)
                 pack(tx, start, flags, 0x880B, n + extra, peer_call, number, ack, prefix, mppe)
                 number += 1
                 nbytes += n
@@ -804,6 +815,7 @@ class PppSession:
                     errors += 1  # the transport's socket is gone, or the network said no
             return 0, left
         finally:
+            encryptor.count = count
             sent = number - first
             stats = self.stats
             if sent:
