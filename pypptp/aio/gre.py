@@ -67,7 +67,7 @@ __all__ = ["MIN_SEND_WINDOW", "GreCall", "GreTransport", "TransportCounters", "s
 IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
 IP_PMTUDISC_DONT = getattr(socket, "IP_PMTUDISC_DONT", 0)
 RECV_BUFFER_SIZE = 65536
-MAX_PACKETS_PER_WAKEUP = 256  # bounded drain: other ready fds get their turn
+MAX_PACKETS_PER_WAKEUP = 64  # bounded drain: other ready fds get their turn
 
 EARLY_PACKETS = 16
 EARLY_SECONDS = 2.0
