@@ -27,8 +27,9 @@ Sequence Number received) sent with one ``sendto``.
 
 GRE -> TUN, per packet: ``recv_into`` a reused buffer, skip the IP header by its IHL and the GRE header
 (12 or 16 bytes), check protocol and Call ID, note the Sequence Number for the next ack, decrypt
-(stateless: as many key changes as the coherency count moved, section 8.1), check the inner protocol,
-``os.write`` the IP packet to the TUN device.
+(stateless: as many key changes as the coherency count moved, section 8.1, and ``arc4``'s bytes out;
+stateful: the running RC4's ``update_into`` a reused buffer), check the inner protocol, ``os.write`` the
+IP packet to the TUN device.
 
 Deliberately absent, since a loss-free veth needs none of it: GRE windows, ack-only packets, ack
 time-outs and reordering (RFC 2637 sections 4.2-4.4), every PPP control protocol.  The one exception is
@@ -92,6 +93,12 @@ def new_rc4(key: bytes) -> Any:
     return Cipher(ARC4(key), mode=None).encryptor().update
 
 
+def new_rc4_into(key: bytes) -> tuple[Any, Any]:
+    """A fresh RC4 context's ``update`` and ``update_into`` (stateful decryption: into a reused buffer)."""
+    context = Cipher(ARC4(key), mode=None).encryptor()
+    return context.update, context.update_into
+
+
 class KeyChanger:
     """RFC 3078 section 7.3 for one 128-bit start key, with the SHA-1 prefix (start key, pad1) fed once."""
 
@@ -151,7 +158,7 @@ class Endpoint:
         # receiving direction
         self.rx_changer = KeyChanger(START_KEYS[1 - send_index])
         self.rx_key = initial_key(START_KEYS[1 - send_index])
-        self.rx_update = new_rc4(self.rx_key)
+        self.rx_update, self.rx_update_into = new_rc4_into(self.rx_key)
         self.rx_last = 4095  # stateless: count of the last packet accepted; stateful: of the last in step
         self.rx_next = 0 if stateful else -1  # stateful: count expected next, -1 while discarding
         self.rx_discarded = 0
@@ -167,6 +174,10 @@ class Endpoint:
         self.inp_view = memoryview(self.inp)
         self.rx = bytearray(65536)
         self.rx_view = memoryview(self.rx)
+        self.plain = bytearray(65536)
+        """Stateful: the running RC4 decrypts into this (the inner protocol field first), the TUN write is
+        from here (the project's receive path does the same)."""
+        self.plain_view = memoryview(self.plain)
 
     # -- TUN -> GRE ------------------------------------------------------------------------------------
 
@@ -228,6 +239,7 @@ class Endpoint:
     def from_gre(self) -> None:
         """Drain up to :data:`BATCH` GRE packets from the raw socket, decrypt, write them to the TUN."""
         sock, rx, rx_view, fd = self.sock, self.rx, self.rx_view, self.tun_fd
+        plain, plain_view = self.plain, self.plain_view
         stateful, changer, our_call = self.stateful, self.rx_changer, self.our_call
         stats = self.stats
         received = written = gaps = 0
@@ -275,10 +287,13 @@ class Endpoint:
                     self.rx_key, self.rx_last = key, count
                 elif count == self.rx_next and first & FLUSHED == 0:  # in step: the RC4 stream runs on
                     self.rx_next = (count + 1) & 0xFFF
-                    data = self.rx_update(body)
-                    if data[0] != 0 or data[1] != 0x21:
+                    self.rx_update_into(body, plain_view)  # into a reused buffer: no new bytes per packet
+                    if plain[0] != 0 or plain[1] != 0x21:
                         self._lost(count)
                         continue
+                    os.write(fd, plain_view[2 : end - start])
+                    written += 1
+                    continue
                 else:
                     resynced = self._stateful_slow(first, count, body)
                     if resynced is None:
@@ -307,7 +322,7 @@ class Endpoint:
                 return None
             # In step with A (a flag packet, or the answer to a Reset-Request): one key change.
             self.rx_key = self.rx_changer.next(self.rx_key)
-            self.rx_update = new_rc4(self.rx_key)
+            self.rx_update, self.rx_update_into = new_rc4_into(self.rx_key)
             self.rx_next = (count + 1) & 0xFFF
             data: bytes = self.rx_update(body)
             if data[0] != 0 or data[1] != 0x21:
@@ -326,10 +341,11 @@ class Endpoint:
             key = self.rx_changer.next(key)
         for _ in range(SEARCH):
             key = self.rx_changer.next(key)
-            update = new_rc4(key)
+            update, update_into = new_rc4_into(key)
             data = update(body)
             if data[0] == 0 and data[1] == 0x21 and len(data) >= 22 and data[4] << 8 | data[5] == len(data) - 2:
                 self.rx_key, self.rx_update, self.rx_next = key, update, (count + 1) & 0xFFF
+                self.rx_update_into = update_into
                 stats["resyncs"] += 1
                 return data
         stats["dropped"] += 1
