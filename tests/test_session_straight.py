@@ -18,16 +18,18 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import struct
 from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from pypptp.aio import gre as aio_gre
 from pypptp.gre.codec import DATA_ACK_HEADER, DATA_HEADER, FLAGS_DATA, FLAGS_DATA_ACK, PPP_PROTOCOL_TYPE
 from pypptp.host.mss import mss_for_mtu
 from pypptp.ppp.ccp import MppePolicy
-from tests.fake_network import ClockLoop, advance, run, turns
+from tests.fake_network import ClockLoop, advance, ipv4_header, run, turns
 from tests.test_ppp_link import PING
 from tests.test_session_data_path import CLIENT, SERVER_CALL, Tunnel, mss_of, numbered, tcp_syn
 
@@ -89,9 +91,35 @@ class Peer:
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         return header + frame
 
+    queueing: bool = False
+    """While set, packets wait in the socket and one drain takes them all (the hot path's runs)."""
+
     def deliver(self, gre: bytes) -> None:
         self.last = gre
         self.tunnel.server_sock.receive_gre(CLIENT, gre)
+        if not self.queueing:
+            self.tunnel.server_transport.drain()
+
+    def stray(self, parameter: int) -> None:
+        """Something else on the socket, between this call's packets: another call's GRE, a control
+        packet of this call, an IPv4 header with options, GRE with an odd header."""
+        sock, choice = self.tunnel.server_sock, parameter % 4
+        if choice == 0:  # a call that does not exist
+            sock.receive_gre(CLIENT, DATA_HEADER.pack(FLAGS_DATA, PPP_PROTOCOL_TYPE, 4, SERVER_CALL ^ 1, 7) + b"abcd")
+        elif choice == 1:  # an LCP Echo-Request of this call (not MPPE: the general path)
+            echo = b"\xff\x03\xc0\x21\x09\x07\x00\x08" + bytes(4)
+            self.deliver(self.gre(echo, parameter))
+        elif choice == 2:  # this call's next packet behind an IPv4 header with options (the general parser)
+            gre = self.gre(self.frame(60), parameter)
+            options = bytes((0x46,)) + ipv4_header(CLIENT, sock.address, len(gre) + 4)[1:] + b"\x01\x01\x01\x00"
+            sock.receive(options + gre)
+        else:  # the sequence-only shape with a key but no S: malformed for PPTP
+            sock.receive_gre(CLIENT, struct.pack(">HHHH", 0x2001, PPP_PROTOCOL_TYPE, 0, SERVER_CALL))
+        if not self.queueing:
+            self.tunnel.server_transport.drain()
+
+    def drain(self) -> None:
+        self.queueing = False
         self.tunnel.server_transport.drain()
 
 
@@ -177,11 +205,13 @@ def test_the_straight_path_takes_every_common_packet_to_the_tun(stateful: bool) 
 
 @settings(max_examples=250, deadline=None)
 @example(preroll=255, steps=[(12, 0)], stateful=True)  # a flag packet without A (an RFC 3078 sender)
+@example(preroll=250, steps=[(16, 0), *[(0, 1)] * 9, (18, 1), (0, 2), (18, 2), (0, 0), (17, 0)], stateful=True)
+@example(preroll=5, steps=[(16, 0), (0, 1), (3, 0), (0, 1), (7, 97), (0, 2), (18, 0), (0, 1), (17, 0)], stateful=False)
 @example(preroll=3, steps=[(7, 97), (0, 0)], stateful=False)  # decrypted to 00 00: not a protocol MPPE carries
 @example(preroll=3, steps=[(7, 97), (0, 0)], stateful=True)
 @given(
     preroll=st.one_of(st.integers(0, 40), st.integers(225, 258)),  # a few, or up to a stateful flag packet
-    steps=st.lists(st.tuples(st.integers(0, 15), st.integers(0, 1500)), max_size=50),
+    steps=st.lists(st.tuples(st.integers(0, 18), st.integers(0, 1500)), max_size=50),
     stateful=st.booleans(),
 )
 def test_the_straight_path_agrees_with_the_general_path(
@@ -234,10 +264,19 @@ def test_the_straight_path_agrees_with_the_general_path(
                         peer.deliver(peer.gre(bytes(frame), parameter))
                     elif action == 14:  # an MPPE packet lost before GRE (the Sequence Numbers run on)
                         peer.frame(size)
+                    elif action == 16:  # from here on packets wait in the socket, for one drain (action 17)
+                        peer.queueing = True
+                    elif action == 17:
+                        peer.drain()
+                    elif action == 18:  # something else between this call's packets
+                        peer.stray(parameter)
                     elif action == 15:  # a forged header, A and D, the count after the receiver's last one
                         count = general_decryptor._last + 1 + parameter % 2
                         peer.deliver(peer.gre(peer.frame(size, header=(0x90, count & 0xFFF)), parameter))
                 assert state(straight, seen[0]) == state(general, seen[1]), (action, parameter)
+            for peer in peers:
+                peer.drain()
+            assert state(straight, seen[0]) == state(general, seen[1])
             assert peers[1].fallbacks == 0  # (the general tunnel never enters the straight path)
         finally:
             close(straight, general)
@@ -253,6 +292,40 @@ def test_a_tun_write_error_on_the_straight_path_is_counted_and_the_session_goes_
             peer.deliver(peer.gre(peer.frame(100), 1))
             assert straight.server.stats.tun_write_errors == 1 and not straight.server.closed
             assert peer.fallbacks == 0
+        finally:
+            close(straight, general)
+
+    run(body)
+
+
+@pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful"])
+def test_one_drain_takes_a_run_in_one_call_and_stops_at_its_budget(stateful: bool) -> None:
+    """A run of packets waiting on the socket goes through the hot path in one call, which reads on by
+    itself, and no further than the demultiplexer's budget per wakeup; the rest comes with the next."""
+
+    async def body(loop: ClockLoop) -> None:
+        straight, general, peer, _ = await twin_tunnels(stateful)
+        try:
+            calls = []
+            hot_path = straight.server_call.straight
+            assert hot_path is not None
+
+            def counted(*args: Any) -> tuple[int, int]:
+                calls.append(args[6])  # the budget it was given
+                return hot_path(*args)
+
+            straight.server_call.straight = counted
+            budget = aio_gre.MAX_PACKETS_PER_WAKEUP
+            counted_before = straight.server_transport.counters.received
+            peer.queueing = True
+            for n in range(budget + 10):
+                peer.deliver(peer.gre(peer.frame(100 + n), 1))
+            straight.server_transport.drain()
+            assert len(straight.tun.written()) == budget and calls == [budget - 1]
+            straight.server_transport.drain()
+            assert len(straight.tun.written()) == 10 and len(calls) == 2
+            assert straight.server.stats.packets_received == budget + 10
+            assert straight.server_transport.counters.received - counted_before == budget + 10
         finally:
             close(straight, general)
 

@@ -62,7 +62,18 @@ from pypptp.gre.codec import (
 )
 from pypptp.gre.sequencing import GreSequencer
 
-__all__ = ["MIN_SEND_WINDOW", "GreCall", "GreTransport", "TransportCounters", "set_receive_buffer"]
+__all__ = [
+    "DATA_ACK_START",
+    "DATA_START",
+    "FAST_END",
+    "MIN_SEND_WINDOW",
+    "GreCall",
+    "GreTransport",
+    "StraightReceive",
+    "TransportCounters",
+    "gre_fast_unpack",
+    "set_receive_buffer",
+]
 
 IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
 IP_PMTUDISC_DONT = getattr(socket, "IP_PMTUDISC_DONT", 0)
@@ -86,15 +97,18 @@ which ignores windows); pptpd and accel-ppp echo the window and do not let it th
 with the real pptp-linux client in the VM harness: honouring 3 gave 4.2 Mbit/s server-to-client against
 27 client-to-server.  Windows announces 64, so it is unaffected."""
 
+StraightReceive = Callable[[socket.socket, memoryview, int, int, int, int, int, float], tuple[int, int]]
+"""The signature of a call's receive hot path (:attr:`GreCall.straight`)."""
+
 _SRC = struct.Struct(">I")
 _FAST = struct.Struct(">I4x" + DATA_ACK_HEADER.format.lstrip(">"))
 """From byte 12 of a 20-byte IPv4 header on: the source address, then a GRE header as the codec's
 :data:`~pypptp.gre.codec.DATA_ACK_HEADER` lays it out (RFC 2637 section 4.1; with A clear the last word
 is payload): the data path's one unpack for the common packet shapes."""
-_FAST_END = 12 + _FAST.size  # 36: the bytes it reads
-_DATA_ACK_START = 20 + DATA_ACK_HEADER.size  # 36: the payload after an IPv4 header and a data+ack header
-_DATA_START = 20 + DATA_HEADER.size  # 32: after a data header
-_fast_unpack = _FAST.unpack_from  # bound once: the hot path's calls cost no attribute lookup
+FAST_END = 12 + _FAST.size  # 36: the bytes it reads
+DATA_ACK_START = 20 + DATA_ACK_HEADER.size  # 36: the payload after an IPv4 header and a data+ack header
+DATA_START = 20 + DATA_HEADER.size  # 32: after a data header
+gre_fast_unpack = _FAST.unpack_from  # bound once: the hot path's calls cost no attribute lookup
 
 
 def set_receive_buffer(sock: socket.socket, size: int) -> None:
@@ -215,21 +229,26 @@ class GreTransport:
             return
         buffer, view, counters, calls = self._buffer, self._view, self.counters, self.calls
         # the wire format's names as locals: looked up once per wakeup, not once per packet
-        unpack, fast_end, data_ack_start, data_start = _fast_unpack, _FAST_END, _DATA_ACK_START, _DATA_START
+        unpack, fast_end, data_ack_start, data_start = gre_fast_unpack, FAST_END, DATA_ACK_START, DATA_START
         ppp_type, data_ack, data, no_number = PPP_PROTOCOL_TYPE, FLAGS_DATA_ACK, FLAGS_DATA, NO_NUMBER
         assert self._loop is not None
         now = self._loop.time()
-        for _ in range(MAX_PACKETS_PER_WAKEUP):
-            try:
-                length = sock.recv_into(buffer)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                counters.receive_errors += 1
-                if exc.errno in (errno.EBADF, errno.ENOTSOCK):
+        left = MAX_PACKETS_PER_WAKEUP
+        length = 0  # > 0: a packet the receive hot path read and handed back, in the buffer
+        while left > 0 or length > 0:
+            if length <= 0:
+                left -= 1
+                try:
+                    length = sock.recv_into(buffer)
+                except BlockingIOError:
                     return
-                continue
-            counters.received += 1
+                except OSError as exc:
+                    counters.receive_errors += 1
+                    if exc.errno in (errno.EBADF, errno.ENOTSOCK):
+                        return
+                    length = 0
+                    continue
+                counters.received += 1
             # IPv4 without options and the two usual header shapes, checked here as decode_header would
             if buffer[0] == 0x45 and length >= fast_end:
                 src, flags, protocol, payload_length, call_id, seq, ack = unpack(buffer, 12)
@@ -242,19 +261,24 @@ class GreTransport:
                         start = 0
                     end = start + payload_length
                     if start and end <= length:
+                        length = 0
                         call = calls.get(src << 16 | call_id)
                         if call is None:
                             self._unknown(src << 16 | call_id, seq, ack, view[start:end], now)
                             continue
                         straight = call.straight
-                        if straight is not None:
-                            straight(view, seq, ack, start, end, now)
+                        if straight is not None:  # it reads on while the packets are its call's
+                            used, length = straight(sock, view, seq, ack, start, end, left, now)
+                            left -= used
+                            if length < 0:  # the socket is empty
+                                return
                         else:
                             call.received(seq, ack, view[start:end], now)
                         continue
+            size, length = length, 0
             ihl = (buffer[0] & 0x0F) * 4
             try:
-                header = decode_header(view[ihl:length])
+                header = decode_header(view[ihl:size])
             except GreError:
                 counters.malformed += 1
                 continue
@@ -301,11 +325,14 @@ class GreCall:
         self._timer = DeadlineTimer(self._loop, self._on_timer)
         self.room_waiter: Callable[[], None] | None = None
         """Who waits for room in the peer's window (:meth:`notify_room`)."""
-        self.straight: Callable[[memoryview, int, int, int, int, float], None] | None = None
+        self.straight: StraightReceive | None = None
         """Set by the session while its receive hot path runs (``PppSession._straight_receive``): the
-        demultiplexer hands it every data packet of the usual shapes as (the receive buffer, Sequence
-        Number, Acknowledgment Number or NO_NUMBER, payload start, payload end, now), and it does the
-        rest, :meth:`received` included when the packet is not the common one."""
+        demultiplexer hands it this call's data packets of the usual shapes as (the socket, the receive
+        buffer, Sequence Number, Acknowledgment Number or NO_NUMBER, payload start, payload end, reads left
+        in this wakeup, now); it takes that packet and reads on from the socket while the packets are
+        this call's, :meth:`received` included for those that are not its common one, and returns (reads
+        made, the length of a packet it read and left in the buffer for the demultiplexer, 0 for none,
+        -1 when the socket is empty)."""
         self.sendto = transport._sock.sendto if transport._sock is not None else transport.closed_sendto
         """The transport's socket's ``sendto``, bound once: :meth:`send_in_place` sends with it, and so does the
         session's TUN hot path, which frames and sends bursts itself (and reports them with :meth:`count_sent`)."""

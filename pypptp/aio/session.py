@@ -11,12 +11,16 @@ Data path, per direction:
 
 * GRE -> TUN: the frame goes to the link (which decrypts MPPE and checks
   that the NCP is open); IPv4 packets have their TCP MSS clamped and are
-  written to the TUN descriptor.  Hot path: one call into the MPPE core
-  decrypts the common packet (the next one) straight from the GRE receive
-  buffer (``MppeDecryptor.decrypt_next``), and the result is written to the
-  TUN when it holds IPv4 with IPCP Opened or IPv6 with IPV6CP Opened (one
-  table lookup; any other inner protocol goes to the link, which discards
-  it); anything else MPPE-wise takes the core's general path.
+  written to the TUN descriptor.  Hot path (:meth:`PppSession._straight_receive`,
+  the call's ``straight``): the demultiplexer hands over the call's first
+  data packet of a wakeup, and the session takes it and the ones that follow
+  from the socket itself, as long as each is the common one (the next in
+  GRE order, the common MPPE packet): the sequencer's and the decryptor's
+  state in local variables for the run, stateful RC4 into a reused buffer,
+  the TUN write when the packet holds IPv4 with IPCP Opened or IPv6 with
+  IPV6CP Opened (one table lookup).  Anything else is stored back and goes
+  the general way (the call's ``received``, then :meth:`PppSession.receive_frame`
+  with the MPPE core's ``decrypt_next`` and ``decrypt``).
 * TUN -> GRE: each wakeup drains the TUN descriptor (bounded) into one
   reused buffer; IPv4 SYNs get their MSS clamped; the link encrypts and
   frames; the GRE call sends.  Hot path (:meth:`PppSession._tun_burst`): a
@@ -45,18 +49,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import functools
 import logging
 import os
+import socket
 import struct
 from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Address
 from typing import Any, Required, TypedDict, Unpack
 
 from pypptp.aio.buffers import TX_DATA, data_buffers
-from pypptp.aio.gre import MIN_SEND_WINDOW, GreCall, GreTransport
+from pypptp.aio.gre import (
+    DATA_ACK_START,
+    DATA_START,
+    FAST_END,
+    MIN_SEND_WINDOW,
+    GreCall,
+    GreTransport,
+    gre_fast_unpack,
+)
 from pypptp.aio.timer import DeadlineTimer
-from pypptp.gre.codec import DATA_ACK_HEADER, FLAGS_DATA_ACK
+from pypptp.gre.codec import DATA_ACK_HEADER, FLAGS_DATA, FLAGS_DATA_ACK, NO_NUMBER, PPP_PROTOCOL_TYPE
 from pypptp.gre.sequencing import GreSequencer
 from pypptp.host.mss import clamp_mss, mss_for_mtu
 from pypptp.host.tun import TunDevice, TunError
@@ -292,105 +306,293 @@ class PppSession:
             self.log.exception("internal error on a received frame; closing the session")
             self.close("internal error")
 
-    def _straight_receive(self, frame: memoryview, seq: int, ack: int, start: int, end: int, now: float) -> None:
+    def _straight_receive(
+        self, sock: socket.socket, frame: memoryview, seq: int, ack: int, start: int, end: int, left: int, now: float
+    ) -> tuple[int, int]:
         """The GRE -> TUN hot path, installed as the call's :attr:`GreCall.straight
-        <pypptp.aio.gre.GreCall.straight>` while the network is up with MPPE and a TUN takes the packets:
-        the demultiplexer hands over a data packet's numbers and where its PPP frame lies in ``frame``
-        (the transport's receive buffer), and the common packet takes one call from socket to TUN.
+        <pypptp.aio.gre.GreCall.straight>` while the network is up with MPPE and a TUN takes the packets.
 
-        The common packet is the next in GRE order with nothing held (:meth:`GreSequencer.in_order
-        <pypptp.gre.sequencing.GreSequencer.in_order>`'s case) and the common MPPE packet
-        (:meth:`MppeDecryptor.decrypt_next <pypptp.ppp.mppe.MppeDecryptor.decrypt_next>`'s case) behind a
-        one-byte protocol field (FD, PFC).  Both checks come first and change nothing; then both cores'
-        state moves exactly as those two methods move it, inline, and a stateful packet is decrypted into
-        the thread's receive buffer and written from there.  ``tests/test_session_straight.py`` drives
-        both paths with the same packets and holds them equal.  Any other packet goes the general way:
-        :meth:`GreCall.received <pypptp.aio.gre.GreCall.received>`, then :meth:`receive_frame`.
-        Never raises, like :meth:`receive_frame`."""
-        sequencer, decryptor = self._sequencer, self._fast_decryptor
+        The demultiplexer hands over the first data packet of this call it read into ``frame`` (the
+        transport's receive buffer: its numbers, and where its PPP frame lies); this takes it, then reads
+        the packets that follow from ``sock`` itself, at most ``left``, as long as they are this call's data
+        packets of the usual shapes.  Returns (reads it made, of the demultiplexer's ``left``; what the buffer
+        holds now): the length of a packet read and not taken (another call's, or an unusual one) that the
+        demultiplexer must take next, 0 for none, -1 when the socket is empty.
+
+        A packet is the common one when it is the next in GRE order with nothing held
+        (:meth:`GreSequencer.in_order <pypptp.gre.sequencing.GreSequencer.in_order>`'s case) and the common
+        MPPE packet (:meth:`MppeDecryptor.decrypt_next <pypptp.ppp.mppe.MppeDecryptor.decrypt_next>`'s case)
+        behind a one-byte protocol field (FD, PFC).  Both checks come first and change nothing; then both
+        cores' state moves as those two methods move it, kept in local variables for the run and stored
+        back (:meth:`_straight_store`) before anything else can look at it: at the end, and before a packet
+        that is not the common one goes the general way (:meth:`GreCall.received
+        <pypptp.aio.gre.GreCall.received>`, then :meth:`receive_frame`).  A stateful packet is decrypted
+        into the thread's receive buffer and written from there.  ``tests/test_session_straight.py`` drives
+        both paths with the same packets, one and several at a time, and holds them equal.  Never raises,
+        like :meth:`receive_frame`."""
+        sequencer, decryptor, stats = self._sequencer, self._fast_decryptor, self.stats
+        call: GreCall = self.call  # type: ignore[assignment]  # (installed on a call only)
+        if decryptor is None:
+            self._call_received(frame, seq, ack, start, end, now)
+            return 0, 0
+        key, transport_counters = call.peer_ip_int << 16 | call.call_id, call.transport.counters
+        unpack, fast_end, data_ack_start, data_start = gre_fast_unpack, FAST_END, DATA_ACK_START, DATA_START
+        ppp_type, data_ack, data_only, no_number = PPP_PROTOCOL_TYPE, FLAGS_DATA_ACK, FLAGS_DATA, NO_NUMBER
+        fd, tun = self._fast_fd, self._fast_tun
+        plain, packet_buffer, changer = self._rx, self._rx_view, decryptor._changer
+        stateful_mode = decryptor._stateful
+        threshold, delay = sequencer._ack_now_threshold, sequencer.ack_delay
+        # the cores' receive state, in locals for the run (stored back by _straight_store)
+        (expected, held, unacked, pending, due, next_count, last, mppe_key, ahead, update_into) = self._straight_load()
+        delivered = changes = packets = nbytes = 0
+        rearm = False
+        used = read = 0
+        length = -2  # (the first packet is in hand)
         try:
-            if (
-                seq != sequencer._expected
-                or sequencer._held
-                or decryptor is None
-                or not 4 < end - start <= 16389  # 1 + MAX_INFORMATION
-                or frame[start] != 0xFD
-            ):
-                self._call_received(frame, seq, ack, start, end, now)
-                return
-            first = frame[start + 1]
-            count = (first & 0x0F) << 8 | frame[start + 2]
-            stateful = count == decryptor._next  # in step (never stateless: _next stays -1)
-            if stateful:
-                if first & 0x90 != 0x10 or count & 0xFF == 0xFF:  # A, or a flag packet: a key change
-                    self._call_received(frame, seq, ack, start, end, now)
-                    return
-            elif (
-                decryptor._stateful
-                or first & 0x90 != 0x90
-                or (count - decryptor._last) & 0xFFF != 1
-                or decryptor._ahead
-            ):
-                self._call_received(frame, seq, ack, start, end, now)  # not the next stateless packet
-                return
-            # GRE: the packet is the next one (GreSequencer.in_order's accounting)
-            call: GreCall = self.call  # type: ignore[assignment]  # (installed on a call only)
-            if ack != sequencer._peer_acked and ack >= 0:  # a new ack (most packets repeat the last one)
-                sequencer.on_ack(ack, now)
-            if call.room_waiter is not None:
-                call.wake_room_waiter(now)
-            sequencer._last_delivered = sequencer._highest_received = seq
-            sequencer._expected = (seq + 1) & 0xFFFFFFFF
-            counters = sequencer.counters
-            counters.received += 1
-            counters.delivered += 1
-            unacked = sequencer._unacked_received = sequencer._unacked_received + 1
-            if not sequencer._ack_pending:
-                sequencer._ack_pending = True
-                sequencer._ack_due = now if unacked >= sequencer._ack_now_threshold else now + sequencer.ack_delay
-                call.rearm()
-            elif unacked >= sequencer._ack_now_threshold and sequencer._ack_due != now:
-                sequencer._ack_due = now
-                call.rearm()
-            # MPPE: the common packet (MppeDecryptor.decrypt_next's cases)
-            if stateful:
-                decryptor._next = (count + 1) & 0xFFF
-                n = end - start - 3
-                plain: bytes | bytearray = self._rx
-                packet = self._rx_view
-                decryptor._update_into(frame[start + 3 : end], packet)
-                if plain[0] or not CARRIED[plain[1]]:
-                    self._settled(decryptor.settle(bytes(packet[:n]), count, None))
-                    return
-            else:
-                key = decryptor._changer.next(decryptor._key)
-                decryptor.key_changes += 1
-                data = OneShotRC4(key).encrypt(bytes(frame[start + 3 : end]))  # bytes in, bytes out
-                if data[0] or not CARRIED[data[1]]:
-                    self._settled(decryptor.settle(data, count, key))
-                    return
-                plain = data
-                decryptor._key = key
-                decryptor._last = count
-                n = len(plain)
-                packet = memoryview(plain)
-            protocol = plain[1]
-            if self._fast_tun[protocol]:
-                stats = self.stats
-                stats.packets_received += 1
-                stats.bytes_received += n - 2
-                # A TCP SYN gets its MSS clamped (byte 35: the flags behind a 20-byte IPv4 header)
-                if n > 35 and (plain[35] & 0x02 or plain[2] != 0x45) and protocol == 0x21 and plain[11] == 6:
-                    _write(self._fast_fd, memoryview(self._clamped(bytes(packet[:n]), 2))[2:])
+            while True:
+                if length != -2:  # the next packet, read here: this call's data packet of the usual shapes?
+                    if used == left:
+                        return used, 0
+                    used += 1
+                    try:
+                        length = sock.recv_into(frame)
+                    except BlockingIOError:
+                        return used, -1
+                    except OSError as exc:
+                        transport_counters.receive_errors += 1
+                        if exc.errno in (errno.EBADF, errno.ENOTSOCK):
+                            return used, -1
+                        continue
+                    read += 1
+                    # as the demultiplexer checks them (GreTransport.drain); anything else goes back to it
+                    if frame[0] != 0x45 or length < fast_end:
+                        return used, length
+                    src, flags, protocol, payload_length, call_id, seq, ack = unpack(frame, 12)
+                    if flags == data_ack:
+                        start = data_ack_start
+                    elif flags == data_only:
+                        start, ack = data_start, no_number
+                    else:
+                        return used, length
+                    end = start + payload_length
+                    if protocol != ppp_type or src << 16 | call_id != key or end > length:
+                        return used, length
+                length = 0
+                if (
+                    seq != expected
+                    or held
+                    or not 4 < end - start <= 16389  # 1 + MAX_INFORMATION
+                    or frame[start] != 0xFD
+                ):
+                    common = False
                 else:
-                    _write(self._fast_fd, packet[2:n])
-            else:
-                self._decrypted(protocol, bytes(packet[2:n]))
-        except OSError:
-            self.stats.tun_write_errors += 1
+                    first = frame[start + 1]
+                    count = (first & 0x0F) << 8 | frame[start + 2]
+                    if count == next_count:  # stateful, in step (never stateless: _next stays -1)
+                        common = first & 0x90 == 0x10 and count & 0xFF != 0xFF  # neither A nor a flag packet
+                    else:
+                        common = (
+                            not stateful_mode and first & 0x90 == 0x90 and (count - last) & 0xFFF == 1 and not ahead
+                        )
+                if not common:  # the general way, with the cores' state stored first and taken again after
+                    if delivered or changes or rearm or packets:
+                        self._straight_store(
+                            expected,
+                            delivered,
+                            unacked,
+                            pending,
+                            due,
+                            rearm,
+                            next_count,
+                            last,
+                            mppe_key,
+                            changes,
+                            packets,
+                            nbytes,
+                        )
+                        delivered = changes = packets = nbytes = 0
+                        rearm = False
+                    self._call_received(frame, seq, ack, start, end, now)
+                    if call.straight is None or self._fast_decryptor is not decryptor:  # the hot path ended
+                        return used, 0
+                    (expected, held, unacked, pending, due, next_count, last, mppe_key, ahead, update_into) = (
+                        self._straight_load()
+                    )
+                    continue
+                # GRE: the packet is the next one (GreSequencer.in_order's accounting)
+                if ack != sequencer._peer_acked and ack >= 0:  # a new ack (most packets repeat the last one)
+                    sequencer.on_ack(ack, now)
+                if call.room_waiter is not None:
+                    call.wake_room_waiter(now)
+                expected = (seq + 1) & 0xFFFFFFFF
+                delivered += 1
+                unacked += 1
+                if not pending:
+                    pending = True
+                    due = now if unacked >= threshold else now + delay
+                    rearm = True
+                elif unacked >= threshold and due != now:
+                    due = now
+                    rearm = True
+                # MPPE: the common packet (MppeDecryptor.decrypt_next's cases)
+                if count == next_count:
+                    next_count = (count + 1) & 0xFFF
+                    n = end - start - 3
+                    update_into(frame[start + 3 : end], packet_buffer)
+                    data: bytes | bytearray = plain
+                    packet = packet_buffer
+                    odd = plain[0] or not CARRIED[plain[1]]
+                    new_key = None
+                else:
+                    new_key = changer.next(mppe_key)
+                    changes += 1
+                    data = OneShotRC4(new_key).encrypt(bytes(frame[start + 3 : end]))  # bytes in, bytes out
+                    odd = data[0] or not CARRIED[data[1]]
+                    if not odd:
+                        mppe_key, last = new_key, count
+                        n = len(data)
+                        packet = memoryview(data)
+                if odd:  # decrypted to no 2-byte protocol MPPE carries: settled by the core, state stored first
+                    self._straight_store(
+                        expected,
+                        delivered,
+                        unacked,
+                        pending,
+                        due,
+                        rearm,
+                        next_count,
+                        last,
+                        mppe_key,
+                        changes,
+                        packets,
+                        nbytes,
+                    )
+                    delivered = changes = packets = nbytes = 0
+                    rearm = False
+                    self._settled(
+                        decryptor.settle(bytes(packet_buffer[:n]) if new_key is None else bytes(data), count, new_key)
+                    )
+                    if call.straight is None or self._fast_decryptor is not decryptor:
+                        return used, 0
+                    (expected, held, unacked, pending, due, next_count, last, mppe_key, ahead, update_into) = (
+                        self._straight_load()
+                    )
+                    continue
+                protocol = data[1]
+                if tun[protocol]:
+                    packets += 1
+                    nbytes += n - 2
+                    # A TCP SYN gets its MSS clamped (byte 35: the flags behind a 20-byte IPv4 header)
+                    if n > 35 and (data[35] & 0x02 or data[2] != 0x45) and protocol == 0x21 and data[11] == 6:
+                        try:
+                            _write(fd, memoryview(self._clamped(bytes(packet[:n]), 2))[2:])
+                        except OSError:
+                            stats.tun_write_errors += 1
+                        continue
+                    try:
+                        _write(fd, packet[2:n])
+                    except OSError:
+                        stats.tun_write_errors += 1
+                else:  # an NCP that is not open, or no TUN: the session's general delivery, state stored first
+                    self._straight_store(
+                        expected,
+                        delivered,
+                        unacked,
+                        pending,
+                        due,
+                        rearm,
+                        next_count,
+                        last,
+                        mppe_key,
+                        changes,
+                        packets,
+                        nbytes,
+                    )
+                    delivered = changes = packets = nbytes = 0
+                    rearm = False
+                    self._decrypted(protocol, bytes(packet[2:n]))
+                    if call.straight is None or self._fast_decryptor is not decryptor:
+                        return used, 0
+                    (expected, held, unacked, pending, due, next_count, last, mppe_key, ahead, update_into) = (
+                        self._straight_load()
+                    )
         except Exception:
             self.log.exception("internal error on the data path; closing the session")
             self.close("internal error")
+            return used, 0
+        finally:
+            transport_counters.received += read
+            if delivered or changes or rearm or packets:
+                self._straight_store(
+                    expected,
+                    delivered,
+                    unacked,
+                    pending,
+                    due,
+                    rearm,
+                    next_count,
+                    last,
+                    mppe_key,
+                    changes,
+                    packets,
+                    nbytes,
+                )
+
+    def _straight_store(
+        self,
+        expected: int,
+        delivered: int,
+        unacked: int,
+        pending: bool,
+        due: float | None,
+        rearm: bool,
+        next_count: int,
+        last: int,
+        key: bytes,
+        changes: int,
+        packets: int,
+        nbytes: int,
+    ) -> None:
+        """The receive state :meth:`_straight_receive` kept in locals, stored back into the cores: the GRE
+        sequencer as ``delivered`` calls of its in-order case would leave it (the last one numbered
+        ``expected - 1``), the MPPE decryptor as its common cases would (``changes`` key changes made)."""
+        sequencer, decryptor = self._sequencer, self._fast_decryptor
+        if delivered:
+            sequencer._last_delivered = sequencer._highest_received = (expected - 1) & 0xFFFFFFFF
+            sequencer._expected = expected
+            counters = sequencer.counters
+            counters.received += delivered
+            counters.delivered += delivered
+        sequencer._unacked_received, sequencer._ack_pending, sequencer._ack_due = unacked, pending, due
+        if decryptor is not None:
+            decryptor._next, decryptor._last, decryptor._key = next_count, last, key
+            decryptor.key_changes += changes
+        stats = self.stats
+        stats.packets_received += packets
+        stats.bytes_received += nbytes
+        if rearm and self.call is not None:
+            self.call.rearm()
+
+    def _straight_load(
+        self,
+    ) -> tuple[int, dict[int, Any], int, bool, float | None, int, int, bytes, bytearray, Callable[..., Any]]:
+        """The receive state :meth:`_straight_receive` keeps in locals, from the cores (see :meth:`_straight_store`):
+        the sequencer's next number, held packets and owed ack; the decryptor's next count (stateful), last
+        count and key (stateless), the keys it computed ahead, and its running RC4 (stateful)."""
+        sequencer, decryptor = self._sequencer, self._fast_decryptor
+        assert decryptor is not None
+        return (
+            sequencer._expected,
+            sequencer._held,
+            sequencer._unacked_received,
+            sequencer._ack_pending,
+            sequencer._ack_due,
+            decryptor._next,
+            decryptor._last,
+            decryptor._key,
+            decryptor._ahead,
+            decryptor._update_into,
+        )
 
     def _call_received(self, frame: memoryview, seq: int, ack: int, start: int, end: int, now: float) -> None:
         """A packet off :meth:`_straight_receive`'s common case: the call's general path (sequencing,
