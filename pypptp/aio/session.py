@@ -394,128 +394,75 @@ class PppSession:
                         common = (
                             not stateful_mode and first & 0x90 == 0x90 and (count - last) & 0xFFF == 1 and not ahead
                         )
-                if not common:  # the general way, with the cores' state stored first and taken again after
-                    if delivered or changes or rearm or packets:
-                        self._straight_store(
-                            expected,
-                            delivered,
-                            unacked,
-                            pending,
-                            due,
-                            rearm,
-                            next_count,
-                            last,
-                            mppe_key,
-                            changes,
-                            packets,
-                            nbytes,
-                        )
-                        delivered = changes = packets = nbytes = 0
-                        rearm = False
-                    self._call_received(frame, seq, ack, start, end, now)
-                    if call.straight is None or self._fast_decryptor is not decryptor:  # the hot path ended
-                        return used, 0
-                    (expected, held, unacked, pending, due, next_count, last, mppe_key, ahead, update_into) = (
-                        self._straight_load()
-                    )
-                    continue
-                # GRE: the packet is the next one (GreSequencer.in_order's accounting)
-                if ack != sequencer._peer_acked and ack >= 0:  # a new ack (most packets repeat the last one)
-                    sequencer.on_ack(ack, now)
-                if call.room_waiter is not None:
-                    call.wake_room_waiter(now)
-                expected = (seq + 1) & 0xFFFFFFFF
-                delivered += 1
-                unacked += 1
-                if not pending:
-                    pending = True
-                    due = now if unacked >= threshold else now + delay
-                    rearm = True
-                elif unacked >= threshold and due != now:
-                    due = now
-                    rearm = True
-                # MPPE: the common packet (MppeDecryptor.decrypt_next's cases)
-                if count == next_count:
-                    next_count = (count + 1) & 0xFFF
-                    n = end - start - 3
-                    update_into(frame[start + 3 : end], packet_buffer)
-                    data: bytes | bytearray = plain
-                    packet = packet_buffer
-                    odd = plain[0] or not CARRIED[plain[1]]
-                    new_key = None
-                else:
-                    new_key = changer.next(mppe_key)
-                    changes += 1
-                    data = OneShotRC4(new_key).encrypt(bytes(frame[start + 3 : end]))  # bytes in, bytes out
-                    odd = data[0] or not CARRIED[data[1]]
-                    if not odd:
-                        mppe_key, last = new_key, count
+                if common:
+                    # GRE: the packet is the next one (GreSequencer.in_order's accounting)
+                    if ack != sequencer._peer_acked and ack >= 0:  # a new ack (most packets repeat the last one)
+                        sequencer.on_ack(ack, now)
+                    if call.room_waiter is not None:
+                        call.wake_room_waiter(now)
+                    expected = (seq + 1) & 0xFFFFFFFF
+                    delivered += 1
+                    unacked += 1
+                    if not pending:
+                        pending = True
+                        due = now if unacked >= threshold else now + delay
+                        rearm = True
+                    elif unacked >= threshold and due != now:
+                        due = now
+                        rearm = True
+                    # MPPE: the common packet (MppeDecryptor.decrypt_next's cases)
+                    if count == next_count:
+                        next_count = (count + 1) & 0xFFF
+                        n = end - start - 3
+                        update_into(frame[start + 3 : end], packet_buffer)
+                        data: bytes | bytearray = plain
+                        packet = packet_buffer
+                        new_key = None
+                    else:
+                        new_key = changer.next(mppe_key)
+                        changes += 1
+                        data = OneShotRC4(new_key).encrypt(bytes(frame[start + 3 : end]))  # bytes in, bytes out
                         n = len(data)
                         packet = memoryview(data)
-                if odd:  # decrypted to no 2-byte protocol MPPE carries: settled by the core, state stored first
-                    self._straight_store(
-                        expected,
-                        delivered,
-                        unacked,
-                        pending,
-                        due,
-                        rearm,
-                        next_count,
-                        last,
-                        mppe_key,
-                        changes,
-                        packets,
-                        nbytes,
-                    )
-                    delivered = changes = packets = nbytes = 0
-                    rearm = False
-                    self._settled(
-                        decryptor.settle(bytes(packet_buffer[:n]) if new_key is None else bytes(data), count, new_key)
-                    )
-                    if call.straight is None or self._fast_decryptor is not decryptor:
-                        return used, 0
-                    (expected, held, unacked, pending, due, next_count, last, mppe_key, ahead, update_into) = (
-                        self._straight_load()
-                    )
-                    continue
-                protocol = data[1]
-                if tun[protocol]:
-                    packets += 1
-                    nbytes += n - 2
-                    # A TCP SYN gets its MSS clamped (byte 35: the flags behind a 20-byte IPv4 header)
-                    if n > 35 and (data[35] & 0x02 or data[2] != 0x45) and protocol == 0x21 and data[11] == 6:
-                        try:
-                            _write(fd, memoryview(self._clamped(bytes(packet[:n]), 2))[2:])
-                        except OSError:
-                            stats.tun_write_errors += 1
-                        continue
-                    try:
-                        _write(fd, packet[2:n])
-                    except OSError:
-                        stats.tun_write_errors += 1
-                else:  # an NCP that is not open, or no TUN: the session's general delivery, state stored first
-                    self._straight_store(
-                        expected,
-                        delivered,
-                        unacked,
-                        pending,
-                        due,
-                        rearm,
-                        next_count,
-                        last,
-                        mppe_key,
-                        changes,
-                        packets,
-                        nbytes,
-                    )
-                    delivered = changes = packets = nbytes = 0
-                    rearm = False
-                    self._decrypted(protocol, bytes(packet[2:n]))
-                    if call.straight is None or self._fast_decryptor is not decryptor:
-                        return used, 0
-                    (expected, held, unacked, pending, due, next_count, last, mppe_key, ahead, update_into) = (
-                        self._straight_load()
-                    )
+                    if data[0] or not CARRIED[data[1]]:  # no 2-byte protocol MPPE carries: the core settles it
+                        step = functools.partial(self._settle, decryptor, bytes(packet[:n]), count, new_key)
+                    else:
+                        if new_key is not None:
+                            mppe_key, last = new_key, count
+                        protocol = data[1]
+                        if tun[protocol]:
+                            packets += 1
+                            nbytes += n - 2
+                            try:
+                                # A TCP SYN gets its MSS clamped (byte 35: the flags behind a 20-byte IPv4 header)
+                                if (
+                                    n > 35
+                                    and (data[35] & 0x02 or data[2] != 0x45)
+                                    and protocol == 0x21
+                                    and data[11] == 6
+                                ):
+                                    _write(fd, memoryview(self._clamped(bytes(packet[:n]), 2))[2:])
+                                else:
+                                    _write(fd, packet[2:n])
+                            except OSError:
+                                stats.tun_write_errors += 1
+                            continue
+                        # an NCP that is not open, or no TUN: the session's general delivery
+                        step = functools.partial(self._decrypted, protocol, bytes(packet[2:n]))
+                else:
+                    step = functools.partial(self._call_received, frame, seq, ack, start, end, now)
+                # the general way, with the cores' state stored first and taken again after
+                loaded = self._straight_aside(
+                    step,
+                    (expected, delivered, unacked, pending, due, rearm, next_count, last, mppe_key, changes),
+                    packets,
+                    nbytes,
+                )
+                delivered = changes = packets = nbytes = 0
+                rearm = False
+                if loaded is None:  # the hot path ended
+                    return used, 0
+                expected, held, unacked, pending, due, next_count, last, mppe_key, ahead, update_into = loaded
         except Exception:
             self.log.exception("internal error on the data path; closing the session")
             self.close("internal error")
@@ -524,38 +471,18 @@ class PppSession:
             transport_counters.received += read
             if delivered or changes or rearm or packets:
                 self._straight_store(
-                    expected,
-                    delivered,
-                    unacked,
-                    pending,
-                    due,
-                    rearm,
-                    next_count,
-                    last,
-                    mppe_key,
-                    changes,
+                    (expected, delivered, unacked, pending, due, rearm, next_count, last, mppe_key, changes),
                     packets,
                     nbytes,
                 )
 
     def _straight_store(
-        self,
-        expected: int,
-        delivered: int,
-        unacked: int,
-        pending: bool,
-        due: float | None,
-        rearm: bool,
-        next_count: int,
-        last: int,
-        key: bytes,
-        changes: int,
-        packets: int,
-        nbytes: int,
+        self, state: tuple[int, int, int, bool, float | None, bool, int, int, bytes, int], packets: int, nbytes: int
     ) -> None:
         """The receive state :meth:`_straight_receive` kept in locals, stored back into the cores: the GRE
         sequencer as ``delivered`` calls of its in-order case would leave it (the last one numbered
         ``expected - 1``), the MPPE decryptor as its common cases would (``changes`` key changes made)."""
+        expected, delivered, unacked, pending, due, rearm, next_count, last, key, changes = state
         sequencer, decryptor = self._sequencer, self._fast_decryptor
         if delivered:
             sequencer._last_delivered = sequencer._highest_received = (expected - 1) & 0xFFFFFFFF
@@ -572,6 +499,27 @@ class PppSession:
         stats.bytes_received += nbytes
         if rearm and self.call is not None:
             self.call.rearm()
+
+    def _straight_aside(
+        self,
+        step: Callable[[], object],
+        state: tuple[int, int, int, bool, float | None, bool, int, int, bytes, int],
+        packets: int,
+        nbytes: int,
+    ) -> tuple[int, dict[int, Any], int, bool, float | None, int, int, bytes, bytearray, Callable[..., Any]] | None:
+        """A packet :meth:`_straight_receive` leaves to the general way: its local state stored back
+        (:meth:`_straight_store`), ``step`` run, the state taken again (:meth:`_straight_load`); None when
+        the hot path has ended meanwhile (the session closed, or renegotiation took MPPE away)."""
+        decryptor = self._fast_decryptor
+        self._straight_store(state, packets, nbytes)
+        step()
+        if self.call is None or self.call.straight is None or self._fast_decryptor is not decryptor:
+            return None
+        return self._straight_load()
+
+    def _settle(self, decryptor: MppeDecryptor, data: bytes, count: int, key: bytes | None) -> None:
+        """:meth:`MppeDecryptor.settle <pypptp.ppp.mppe.MppeDecryptor.settle>`, then :meth:`_settled`."""
+        self._settled(decryptor.settle(data, count, key))
 
     def _straight_load(
         self,
