@@ -477,8 +477,11 @@ def measure_mode(
     for tunnel in (project, minimal):
         medians = {d: statistics.median(r["mbps"] for r in runs[tunnel.kind][d]) for d in directions}
         result[tunnel.kind] = {"mbps": medians, "runs": runs[tunnel.kind], **tunnel.info}
+    result["paired"] = {}
     for direction in directions:
         result["ratio"][direction] = result["project"]["mbps"][direction] / result["minimal"]["mbps"][direction]
+        pairs = zip(runs["project"][direction], runs["minimal"][direction], strict=True)
+        result["paired"][direction] = statistics.median(p["mbps"] / m["mbps"] for p, m in pairs)
     return result
 
 
@@ -509,13 +512,17 @@ def run(
 
 
 def format_table(result: dict[str, Any]) -> list[str]:
-    """The result as text lines: Mbit/s per mode and direction, the ratio, retransmits, and the counters
-    that explain a gap (GRE window refusals, ack time-outs, kernel drops)."""
+    """The result as text lines: Mbit/s per mode and direction, the ratio (of the medians), the paired
+    ratio (the median of each round's project/minimal: the tunnels alternate within a round, so a round's
+    two runs saw the same machine state, as in bench (a)), retransmits, and the counters that explain a gap
+    (GRE window refusals, ack time-outs, kernel drops)."""
     lines = [
         f"iperf3 TCP through one tunnel, {result['seconds']} s per run, median of {result['rounds']}, "
         f"MTU {result['mtu']}, load average at start {result['load']:.2f}"
     ]
-    lines.append(f"{'mode':<10} {'dir':<5} {'project':>9} {'minimal':>9} {'ratio':>6}  {'retransmits p/m':>15}")
+    lines.append(
+        f"{'mode':<10} {'dir':<5} {'project':>9} {'minimal':>9} {'ratio':>6} {'paired':>7}  {'retransmits p/m':>15}"
+    )
     for mode in MODES:
         if mode not in result:
             continue
@@ -524,8 +531,8 @@ def format_table(result: dict[str, Any]) -> list[str]:
             p, m = entry["project"], entry["minimal"]
             retransmits = f"{_sum(p, direction, 'retransmits')}/{_sum(m, direction, 'retransmits')}"
             lines.append(
-                f"{mode:<10} {direction:<5} {p['mbps'][direction]:9.1f} {m['mbps'][direction]:9.1f} {ratio:6.2f}  "
-                f"{retransmits:>15}"
+                f"{mode:<10} {direction:<5} {p['mbps'][direction]:9.1f} {m['mbps'][direction]:9.1f} {ratio:6.2f} "
+                f"{entry['paired'][direction]:7.2f}  {retransmits:>15}"
             )
     for mode in MODES:
         if mode not in result:

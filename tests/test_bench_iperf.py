@@ -23,7 +23,7 @@ def test_bench_iperf_measures_both_tunnels(require_netns: None) -> None:
         assert f"MPPE 128-bit {mode}" in entry["project"]["tunnel"]
         for kind in ("project", "minimal"):
             assert entry[kind]["mbps"]["up"] > 0, (mode, kind, entry[kind])
-        assert entry["ratio"]["up"] > 0
+        assert entry["ratio"]["up"] > 0 and entry["paired"]["up"] > 0
         assert entry["project"]["client_stats"]["session"]["packets_sent"] > 0
         assert entry["project"]["daemon_bytes"]["received"] > 0
         assert entry["minimal"]["client_stats"]["gre_out"] > 0
