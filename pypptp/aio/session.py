@@ -99,6 +99,10 @@ Verifier = Callable[["PppSession", AuthRequest], Awaitable[ExternalVerdict]]
 RADIUS).  It must end in bounded time; an exception counts as a rejection."""
 
 _write = os.write  # the hot path's TUN write, bound once
+_RunState = tuple[int, int, int, bool, "float | None", bool, int, int, bytes, int, int, int]
+"""The receive state :meth:`PppSession._straight_receive` keeps in locals for a run, as it stores it back."""
+_Loaded = tuple[int, "dict[int, Any]", int, bool, "float | None", int, int, bytes, bytearray, "Callable[..., Any]"]
+"""The receive state :meth:`PppSession._straight_receive` takes from the cores (``_straight_load``)."""
 
 MAX_TUN_PACKETS_PER_WAKEUP = 64
 ROOM_POLL = 0.05
@@ -228,8 +232,6 @@ class PppSession:
         self._buffers = data_buffers()
         """The hot path's buffers, shared with every session of this thread (:mod:`pypptp.aio.buffers`)."""
         self._rx, self._rx_view = self._buffers.rx, self._buffers.rx_view
-        self._sequencer = call.seq if call is not None else GreSequencer(1)
-        """The call's sequencer, which :meth:`_straight_receive` advances (a spare one without a call)."""
         self._tx_prefix = b""
         """The PPP address/control/protocol prefix of our MPPE frames (written in front of each packet
         with its GRE and MPPE headers: the send buffer is shared)."""
@@ -244,8 +246,6 @@ class PppSession:
         self._fast_open = _TUN_PROTOCOLS[False, False]
         """Indexed by a decrypted inner protocol: 1 when the hot path may deliver it, i.e. IPv4 with IPCP
         Opened, IPv6 with IPV6CP Opened (one lookup per packet; the slow path keeps it up to date)."""
-        self._fast_tun = self._fast_open
-        """:attr:`_fast_open` while a TUN takes the packets (``_fast_fd`` set), else none: one lookup."""
         self._limits = DeadlineTimer(self.loop, self._on_limits)
         self._tun_setting: tuple[IPv4Address, IPv4Address, int] | None = None
         """The TUN device's local and peer addresses and MTU, as configured."""
@@ -263,36 +263,22 @@ class PppSession:
     def receive_frame(self, frame: bytes | memoryview) -> None:
         """A PPP frame from GRE (the GreCall's ``deliver``); never raises.
 
-        Hot path: once the network is up with MPPE, an encrypted frame is decrypted and its IP packet
-        written to the TUN here, without the link's event machinery; everything else goes to the link.
+        Once the network is up with MPPE, an encrypted frame is decrypted and its IP packet delivered
+        here (:meth:`_deliver`), without the link's event machinery; everything else goes to the link.
         The common packet (the next one, in the common MPPE shape: :meth:`MppeDecryptor.decrypt_next
-        <pypptp.ppp.mppe.MppeDecryptor.decrypt_next>`) costs one call into the core and one write."""
+        <pypptp.ppp.mppe.MppeDecryptor.decrypt_next>`) costs one call into the core.  With a TUN, the
+        packets that come here are those the hot path leaves (:meth:`_straight_receive`: reordered ones,
+        key changes); without (library use), all of them."""
         decryptor = self._fast_decryptor
         if decryptor is not None and len(frame) > 4:
             offset = 1 if frame[0] == 0xFD else _mppe_offset(frame)
             if offset:
                 try:
                     data = decryptor.decrypt_next(frame, offset)
-                    if data:
-                        protocol = data[1]
-                        if self._fast_tun[protocol]:
-                            stats = self.stats
-                            n = len(data)
-                            stats.packets_received += 1
-                            stats.bytes_received += n - 2
-                            # A TCP SYN gets its MSS clamped (byte 35: the flags behind a 20-byte IPv4 header)
-                            if n > 35 and (data[35] & 0x02 or data[2] != 0x45) and protocol == 0x21 and data[11] == 6:
-                                data = self._clamped(data, 2)
-                            _write(self._fast_fd, memoryview(data)[2:])
-                        else:
-                            self._decrypted(protocol, data[2:])
-                    elif data is None:  # not the common packet: the core's general path
+                    if data is None:  # not the common packet: the core's general path
                         self._receive_mppe(decryptor, frame, offset)
-                    elif decryptor.reset_pending and decryptor.take_reset_request():  # dropped: a loss?
-                        self.link.request_mppe_reset(self.loop.time())
-                        self._flush()
-                except OSError:
-                    self.stats.tun_write_errors += 1
+                    else:
+                        self._ended_mppe(decryptor, data)
                 except Exception:
                     self.log.exception("internal error on the data path; closing the session")
                     self.close("internal error")
@@ -330,20 +316,22 @@ class PppSession:
         into the thread's receive buffer and written from there.  ``tests/test_session_straight.py`` drives
         both paths with the same packets, one and several at a time, and holds them equal.  Never raises,
         like :meth:`receive_frame`."""
-        sequencer, decryptor, stats = self._sequencer, self._fast_decryptor, self.stats
-        call: GreCall = self.call  # type: ignore[assignment]  # (installed on a call only)
-        if decryptor is None:
-            self._call_received(frame, seq, ack, start, end, now)
-            return 0, 0
+        decryptor, stats = self._fast_decryptor, self.stats
+        call = self.call
+        # installed by _update_fast_path, which takes it away with the decryptor, the TUN or the session
+        assert call is not None and decryptor is not None
+        sequencer = call.seq
         key, transport_counters = call.peer_ip_int << 16 | call.call_id, call.transport.counters
         unpack, fast_end, data_ack_start, data_start = gre_fast_unpack, FAST_END, DATA_ACK_START, DATA_START
         ppp_type, data_ack, data_only, no_number = PPP_PROTOCOL_TYPE, FLAGS_DATA_ACK, FLAGS_DATA, NO_NUMBER
-        fd, tun = self._fast_fd, self._fast_tun
+        fd, tun = self._fast_fd, self._fast_open
         plain, packet_buffer, changer = self._rx, self._rx_view, decryptor._changer
         stateful_mode = decryptor._stateful
         threshold, delay = sequencer._ack_now_threshold, sequencer.ack_delay
         # the cores' receive state, in locals for the run (stored back by _straight_store)
-        (expected, held, unacked, pending, due, next_count, last, mppe_key, ahead, update_into) = self._straight_load()
+        expected, held, unacked, pending, due, next_count, last, mppe_key, ahead, update_into = self._straight_load(
+            sequencer, decryptor
+        )
         delivered = changes = packets = nbytes = 0
         rearm = False
         used = read = 0
@@ -453,10 +441,23 @@ class PppSession:
                     step = functools.partial(self._call_received, frame, seq, ack, start, end, now)
                 # the general way, with the cores' state stored first and taken again after
                 loaded = self._straight_aside(
+                    sequencer,
+                    decryptor,
+                    (
+                        expected,
+                        delivered,
+                        unacked,
+                        pending,
+                        due,
+                        rearm,
+                        next_count,
+                        last,
+                        mppe_key,
+                        changes,
+                        packets,
+                        nbytes,
+                    ),
                     step,
-                    (expected, delivered, unacked, pending, due, rearm, next_count, last, mppe_key, changes),
-                    packets,
-                    nbytes,
                 )
                 delivered = changes = packets = nbytes = 0
                 rearm = False
@@ -471,19 +472,32 @@ class PppSession:
             transport_counters.received += read
             if delivered or changes or rearm or packets:
                 self._straight_store(
-                    (expected, delivered, unacked, pending, due, rearm, next_count, last, mppe_key, changes),
-                    packets,
-                    nbytes,
+                    sequencer,
+                    decryptor,
+                    (
+                        expected,
+                        delivered,
+                        unacked,
+                        pending,
+                        due,
+                        rearm,
+                        next_count,
+                        last,
+                        mppe_key,
+                        changes,
+                        packets,
+                        nbytes,
+                    ),
                 )
 
-    def _straight_store(
-        self, state: tuple[int, int, int, bool, float | None, bool, int, int, bytes, int], packets: int, nbytes: int
-    ) -> None:
-        """The receive state :meth:`_straight_receive` kept in locals, stored back into the cores: the GRE
-        sequencer as ``delivered`` calls of its in-order case would leave it (the last one numbered
-        ``expected - 1``), the MPPE decryptor as its common cases would (``changes`` key changes made)."""
-        expected, delivered, unacked, pending, due, rearm, next_count, last, key, changes = state
-        sequencer, decryptor = self._sequencer, self._fast_decryptor
+    def _straight_store(self, sequencer: GreSequencer, decryptor: MppeDecryptor, state: _RunState) -> None:
+        """The receive state :meth:`_straight_receive` kept in locals (``state``: the next number expected,
+        packets delivered, the owed ack's count, flag and deadline, whether the ack timer must follow it; the
+        decryptor's next count, last count and key, key changes made; packets written to the TUN and their
+        IP bytes), stored back: the GRE sequencer as ``delivered`` calls of its in-order case would leave
+        it (the last one numbered ``expected - 1``), the MPPE decryptor as its common cases would, the
+        session's counters."""
+        expected, delivered, unacked, pending, due, rearm, next_count, last, key, changes, packets, nbytes = state
         if delivered:
             sequencer._last_delivered = sequencer._highest_received = (expected - 1) & 0xFFFFFFFF
             sequencer._expected = expected
@@ -491,9 +505,8 @@ class PppSession:
             counters.received += delivered
             counters.delivered += delivered
         sequencer._unacked_received, sequencer._ack_pending, sequencer._ack_due = unacked, pending, due
-        if decryptor is not None:
-            decryptor._next, decryptor._last, decryptor._key = next_count, last, key
-            decryptor.key_changes += changes
+        decryptor._next, decryptor._last, decryptor._key = next_count, last, key
+        decryptor.key_changes += changes
         stats = self.stats
         stats.packets_received += packets
         stats.bytes_received += nbytes
@@ -501,34 +514,23 @@ class PppSession:
             self.call.rearm()
 
     def _straight_aside(
-        self,
-        step: Callable[[], object],
-        state: tuple[int, int, int, bool, float | None, bool, int, int, bytes, int],
-        packets: int,
-        nbytes: int,
-    ) -> tuple[int, dict[int, Any], int, bool, float | None, int, int, bytes, bytearray, Callable[..., Any]] | None:
-        """A packet :meth:`_straight_receive` leaves to the general way: its local state stored back
+        self, sequencer: GreSequencer, decryptor: MppeDecryptor, state: _RunState, step: Callable[[], object]
+    ) -> _Loaded | None:
+        """A packet :meth:`_straight_receive` leaves to the general way: its run's state stored back
         (:meth:`_straight_store`), ``step`` run, the state taken again (:meth:`_straight_load`); None when
-        the hot path has ended meanwhile (the session closed, or renegotiation took MPPE away)."""
-        decryptor = self._fast_decryptor
-        self._straight_store(state, packets, nbytes)
+        the hot path has ended meanwhile (the session closed, the TUN went, or renegotiation replaced the
+        decryptor)."""
+        self._straight_store(sequencer, decryptor, state)
         step()
         if self.call is None or self.call.straight is None or self._fast_decryptor is not decryptor:
             return None
-        return self._straight_load()
+        return self._straight_load(sequencer, decryptor)
 
-    def _settle(self, decryptor: MppeDecryptor, data: bytes, count: int, key: bytes | None) -> None:
-        """:meth:`MppeDecryptor.settle <pypptp.ppp.mppe.MppeDecryptor.settle>`, then :meth:`_settled`."""
-        self._settled(decryptor.settle(data, count, key))
-
-    def _straight_load(
-        self,
-    ) -> tuple[int, dict[int, Any], int, bool, float | None, int, int, bytes, bytearray, Callable[..., Any]]:
+    @staticmethod
+    def _straight_load(sequencer: GreSequencer, decryptor: MppeDecryptor) -> _Loaded:
         """The receive state :meth:`_straight_receive` keeps in locals, from the cores (see :meth:`_straight_store`):
         the sequencer's next number, held packets and owed ack; the decryptor's next count (stateful), last
         count and key (stateless), the keys it computed ahead, and its running RC4 (stateful)."""
-        sequencer, decryptor = self._sequencer, self._fast_decryptor
-        assert decryptor is not None
         return (
             sequencer._expected,
             sequencer._held,
@@ -547,17 +549,6 @@ class PppSession:
         reordering), which hands what it delivers to :meth:`receive_frame`."""
         if self.call is not None:
             self.call.received(seq, ack, frame[start:end], now)
-
-    def _settled(self, data: bytes) -> None:
-        """A common MPPE packet that decrypted to something else (:meth:`MppeDecryptor.settle
-        <pypptp.ppp.mppe.MppeDecryptor.settle>`): delivered as a decrypted packet, or, dropped, perhaps
-        a loss to report (stateful: a CCP Reset-Request)."""
-        decryptor = self._fast_decryptor
-        if data:
-            self._decrypted(data[1], data[2:])
-        elif decryptor is not None and decryptor.reset_pending and decryptor.take_reset_request():
-            self.link.request_mppe_reset(self.loop.time())
-            self._flush()
 
     def _clamped(self, packet: bytes, start: int = 0) -> bytes:
         """An IPv4 TCP packet (from ``start``: a decrypted one has its protocol field first) with its MSS
@@ -582,11 +573,31 @@ class PppSession:
         """An MPPE packet off the common case (a stateful key change, a loss, a stateless jump, an odd
         size): the core's general path decrypts it, then as any decrypted packet."""
         inner = decryptor.decrypt(frame, offset)
+        self._report_loss(decryptor)
+        if inner is not None:
+            self._decrypted(*inner)
+
+    def _ended_mppe(self, decryptor: MppeDecryptor, data: bytes) -> None:
+        """The end of a common MPPE packet (:meth:`MppeDecryptor.decrypt_next
+        <pypptp.ppp.mppe.MppeDecryptor.decrypt_next>`, :meth:`MppeDecryptor.settle
+        <pypptp.ppp.mppe.MppeDecryptor.settle>`): its decryption, protocol field first, delivered; or,
+        empty, dropped, perhaps a loss to report."""
+        if data:
+            self._decrypted(data[1], data[2:])
+        else:
+            self._report_loss(decryptor)
+
+    def _settle(self, decryptor: MppeDecryptor, data: bytes, count: int, key: bytes | None) -> None:
+        """:meth:`MppeDecryptor.settle <pypptp.ppp.mppe.MppeDecryptor.settle>`, then :meth:`_ended_mppe` (the
+        straight path's step for such a packet: run once the run's state is stored back)."""
+        self._ended_mppe(decryptor, decryptor.settle(data, count, key))
+
+    def _report_loss(self, decryptor: MppeDecryptor) -> None:
+        """Stateful: a loss the decryptor detected asks the peer for a reset (a CCP Reset-Request, once per
+        loss: :meth:`MppeDecryptor.take_reset_request <pypptp.ppp.mppe.MppeDecryptor.take_reset_request>`)."""
         if decryptor.reset_pending and decryptor.take_reset_request():
             self.link.request_mppe_reset(self.loop.time())
             self._flush()
-        if inner is not None:
-            self._decrypted(*inner)
 
     def send_ip(self, packet: bytes | bytearray | memoryview) -> bool:
         """Library use: send one IP packet through the tunnel."""
@@ -729,7 +740,6 @@ class PppSession:
         self._fast_encryptor = link.encryptor if up else None
         self._fast_fd = self.tun.fd if up and self.tun is not None and self.received is None else -1
         self._fast_open = _TUN_PROTOCOLS[up and link.data_open(Protocol.IPV4), up and link.data_open(Protocol.IPV6)]
-        self._fast_tun = self._fast_open if self._fast_fd >= 0 else _TUN_PROTOCOLS[False, False]
         if self.call is not None:
             straight = self._fast_fd >= 0 and self._fast_decryptor is not None
             self.call.straight = self._straight_receive if straight else None
@@ -1016,10 +1026,9 @@ class PppSession:
             self._room_poll.cancel()
             self._room_poll = None
         self._tun_paused = False
-        self._fast_fd = -1
-        self._fast_tun = _TUN_PROTOCOLS[False, False]
         self._tun_setting = None
         tun, self.tun = self.tun, None
+        self._update_fast_path()  # no TUN: no hot path into it (the call's straight path is taken away too)
         if tun is not None:
             with contextlib.suppress(Exception):
                 self.loop.remove_reader(tun.fd)
