@@ -141,6 +141,7 @@ def state(tunnel: Tunnel, seen: dict[str, list[bytes]]) -> dict[str, Any]:
         "decryptor": {name: getattr(decryptor, name) for name in DECRYPTOR_STATE} if decryptor else None,
         "stats": dataclasses.asdict(tunnel.server.stats),
         "closed": tunnel.server.closed,
+        "tun paused": (tunnel.server._tun_paused, tunnel.server_call.room_waiter is not None),
     }
 
 
@@ -222,6 +223,11 @@ def test_the_straight_path_takes_every_common_packet_to_the_tun(stateful: bool) 
 @example(
     preroll=3, steps=[(7, 97), (0, 0)], stateful=False, small_window=False
 )  # decrypted to 00 00: not a protocol MPPE carries
+@example(preroll=3, steps=[(7, 97), (15, 0)], stateful=False, small_window=False)  # the key computed ahead first
+@example(preroll=3, steps=[(11, 1)], stateful=True, small_window=False)  # an MPPE header and one byte
+@example(preroll=3, steps=[(14, 0), (0, 1), (15, 0)], stateful=True, small_window=False)  # A after a loss
+@example(preroll=0, steps=[(13, 80), (0, 1), (0, 1)], stateful=False, small_window=False)  # a room waiter woken
+@example(preroll=20, steps=[(9, 50)], stateful=True, small_window=False)  # an ack due at once: the timer follows
 @example(preroll=3, steps=[(7, 97), (0, 0)], stateful=True, small_window=False)
 @example(preroll=3, steps=[(0, 1), (0, 2), (16, 0), (0, 1), (0, 1), (17, 0)], stateful=True, small_window=True)
 @given(
@@ -345,6 +351,30 @@ def test_one_drain_takes_a_run_in_one_call_and_stops_at_its_budget(stateful: boo
             assert len(straight.tun.written()) == 10 and len(calls) == 2
             assert straight.server.stats.packets_received == budget + 10
             assert straight.server_transport.counters.received - counted_before == budget + 10
+        finally:
+            close(straight, general)
+
+    run(body)
+
+
+@pytest.mark.parametrize("hot_path", [True, False], ids=["straight", "general"])
+def test_a_stateful_packet_that_decrypts_to_garbage_asks_the_peer_for_a_reset(hot_path: bool) -> None:
+    """RC4 has no integrity: a stateful packet in step whose inner protocol field decrypts to 00 00 is a
+    loss as far as MPPE can tell (RFC 3078 section 8.2): dropped, and a CCP Reset-Request goes out, on
+    either receive path."""
+
+    async def body(loop: ClockLoop) -> None:
+        straight, general, *peers = await twin_tunnels(True)
+        tunnel, peer = (straight, peers[0]) if hot_path else (general, peers[1])
+        try:
+            for n in range(3):
+                peer.deliver(peer.gre(peer.frame(100 + n), 1))
+            sent_before = len(tunnel.server_sock.sent)
+            peer.deliver(peer.gre(peer.frame(100, corrupt=97), 1))  # the protocol field's 00 21 becomes 00 00
+            sent = [packet for packet, _ in tunnel.server_sock.sent[sent_before:]]
+            assert any(b"\x80\xfd\x0e" in packet for packet in sent), sent  # CCP (80 FD) Reset-Request (14)
+            assert tunnel.server.link.decryptor is not None
+            assert tunnel.server.link.decryptor.dropped["bad protocol"] == 1
         finally:
             close(straight, general)
 
