@@ -52,7 +52,7 @@ import pwd
 import signal
 import socket
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -100,13 +100,13 @@ DRAIN_LIMIT = 35.0
 removed, its proxy ARP entry withdrawn, its ip-down run (which the script runner stops after 30 s, and
 kills 2 s later).  Past it the addresses are handed out anyway, with a warning."""
 SETTLE_POLL = 0.02
+"""With ``--workers``: how often a session waiting for what another worker holds (a slot it drains, a seat)
+looks whether it is free (one ``bind``)."""
 SEAT_WAIT = 1.0
 """``--workers``: how long a session found with every seat of ``connections`` held waits for one before it
 is refused.  A client that redials at once can reach another worker before the one that served it has
 seen its TCP connection go (the parent hands the redial to the less loaded worker: the one whose ended
 session still counts); that seat comes free a few milliseconds later."""
-"""With ``--workers``: how often a session given a slot that another worker drains looks whether it is
-free (one ``bind``); it gives up :data:`DRAIN_LIMIT` plus a second after it started."""
 
 
 class SessionLog(logging.LoggerAdapter[logging.Logger]):
@@ -651,33 +651,55 @@ class Daemon:
         gives its seat up once that worker has seen its TCP connection go), then the session's network
         comes up; past :data:`SEAT_WAIT`, the session is refused as the limit asks."""
         assert self.claims is not None
-        loop = asyncio.get_running_loop()
-        limit = self.settings.max_connections
-        deadline = loop.time() + SEAT_WAIT
-        while not session.ppp.closed:
-            session.seat = self.claims.first_free("seat", limit)
-            if session.seat is not None:
-                seated.set_result(None)
-                return
-            if loop.time() > deadline:
-                session.ppp.terminate(f"connection limit {limit} reached; no address for this session")
-                return
-            await asyncio.sleep(SETTLE_POLL)
+        claims, limit = self.claims, self.settings.max_connections
+
+        def seat_free() -> bool:
+            session.seat = claims.first_free("seat", limit)
+            return session.seat is not None
+
+        def refuse() -> None:
+            session.ppp.terminate(f"connection limit {limit} reached; no address for this session")
+
+        await self._poll(session, seat_free, SEAT_WAIT, refuse, seated)
 
     async def _settle(self, session: DaemonSession, index: int, settled: asyncio.Future[None]) -> None:
         """``--workers``: until the slot another worker drains is ours (:meth:`AddressPool.settle`), then
         the session's network comes up; bounded: past :attr:`drain_limit` (the other worker gives up
         waiting at that limit too) the session ends instead."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.drain_limit + 1.0
         address = self.pool.lease_at(index).remote
-        while session.lease is not None and session.lease.index == index and not session.ppp.closed:
-            if self.pool.settle(index):
-                settled.set_result(None)
+
+        def ours() -> bool:
+            return self.pool.settle(index)
+
+        def give_up() -> None:
+            session.log.warning("%s is still held by another worker after %g s", address, self.drain_limit)
+            session.ppp.terminate(f"no address: {address} was not released in time")
+
+        def still_leased() -> bool:
+            return session.lease is not None and session.lease.index == index
+
+        await self._poll(session, ours, self.drain_limit + 1.0, give_up, settled, still_leased)
+
+    @staticmethod
+    async def _poll(
+        session: DaemonSession,
+        ready: Callable[[], bool],
+        seconds: float,
+        give_up: Callable[[], None],
+        done: asyncio.Future[None],
+        wanted: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """``--workers``: ask ``ready`` every :data:`SETTLE_POLL` while the session lives (and ``wanted``
+        says the wait is still its own): ``done`` is set once it says yes; ``give_up`` runs after
+        ``seconds`` instead."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while wanted() and not session.ppp.closed:
+            if ready():
+                done.set_result(None)
                 return
             if loop.time() > deadline:
-                session.log.warning("%s is still held by another worker after %g s", address, self.drain_limit)
-                session.ppp.terminate(f"no address: {address} was not released in time")
+                give_up()
                 return
             await asyncio.sleep(SETTLE_POLL)
 
