@@ -779,8 +779,8 @@ def test_in_place_rc4_is_refused_as_cryptography_51_does(strict_rc4: list[int]) 
 
 
 def _decrypt_hot(hot: MppeDecryptor, frame: bytes | memoryview, offset: int = 0) -> tuple[int, bytes] | None:
-    """What the session's receive path makes of one packet: :meth:`decrypt_next`, and :meth:`decrypt` for
-    what it leaves (None)."""
+    """What the session's general receive path (``PppSession.receive_frame``) makes of one packet:
+    :meth:`decrypt_next`, and :meth:`decrypt` for what it leaves (None)."""
     data = hot.decrypt_next(frame, offset)
     if data is None:
         return hot.decrypt(frame, offset)

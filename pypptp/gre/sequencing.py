@@ -215,8 +215,10 @@ class GreSequencer:
         return False
 
     def in_order(self, seq: int, ack: int, now: float) -> int:
-        """The receive hot path's one call per packet: :meth:`on_data` and :meth:`on_ack` for the common
-        case only.
+        """:meth:`on_data` and :meth:`on_ack` for the common case only: the call's receive path
+        (``GreCall.received``) asks this first.  (The session's hot path, ``PppSession._straight_receive``,
+        does the same accounting inline over a run of packets; ``tests/test_session_straight.py`` holds the
+        two equal.)
 
         When ``seq`` is the very next number and nothing is held, the packet's Acknowledgment Number
         (``ack``; NO_NUMBER: none) is applied as :meth:`on_ack` would, the packet is accounted for exactly

@@ -133,7 +133,9 @@ logging.  The data path sends with the copy-free
 :meth:`MppeEncryptor.encrypt_into`, which runs RC4 from one caller's buffer
 into another (stateful: cryptography's ``update_into``, never in place:
 cryptography 51 refuses overlapping buffers; stateless: ``arc4``, bytes in,
-bytes out), and receives the common packet with one call,
+bytes out); the session's receive hot path decrypts the common packet itself
+(stateful: ``update_into`` a reused buffer) and ends the odd ones with
+:meth:`MppeDecryptor.settle`; its general path calls
 :meth:`MppeDecryptor.decrypt_next`, leaving the rest to :meth:`decrypt`.  Two RC4
 libraries, each where it is cheaper (measured; see the comment above
 :func:`running_rc4`, the one place the choice is made): stateless mode needs
@@ -593,7 +595,9 @@ class MppeDecryptor:
         return self._decrypt(information[offset:] if offset else information)
 
     def decrypt_next(self, frame: bytes | bytearray | memoryview, offset: int) -> bytes | None:
-        """The receive hot path's one call: the common packet decrypted, else None with nothing changed.
+        """The common packet decrypted in one call, else None with nothing changed (the session's receive
+        path for what its hot path leaves, ``PppSession.receive_frame``; the hot path itself does these
+        cases inline, held equal by ``tests/test_session_straight.py``).
 
         The MPPE packet starts ``offset`` bytes into the PPP ``frame``.  The common packet is the next one,
         3 to :data:`MAX_INFORMATION` bytes: stateless with A and D (one key change), stateful in step
