@@ -182,7 +182,7 @@ class GreTransport:
         self._sock = None
 
     def add_call(self, call: GreCall) -> None:
-        key = _peer_key(call.peer_ip_int, call.call_id)
+        key = call.key
         self.calls[key] = call
         if self._loop is not None and any(early[0] == key for early in self._early):
             self._loop.call_soon(self._replay_early, key)  # once its owner has wired the call up
@@ -202,7 +202,7 @@ class GreTransport:
         self._early.append((key, now, seq, ack, bytes(payload)))
 
     def remove_call(self, call: GreCall) -> None:
-        self.calls.pop(_peer_key(call.peer_ip_int, call.call_id), None)
+        self.calls.pop(call.key, None)
 
     @staticmethod
     def closed_sendto(packet: memoryview, peer: tuple[str, int]) -> int:
@@ -313,6 +313,8 @@ class GreCall:
         self.transport = transport
         self.peer_ip = peer_ip
         self.peer_ip_int = int(ipaddress.IPv4Address(peer_ip))
+        self.key = _peer_key(self.peer_ip_int, call_id)
+        """(peer address, our Call ID) as one integer: the transport's demultiplexing key for this call."""
         self.call_id = call_id
         self.peer_call_id = peer_call_id
         self.deliver = deliver

@@ -321,7 +321,7 @@ class PppSession:
         # installed by _update_fast_path, which takes it away with the decryptor, the TUN or the session
         assert call is not None and decryptor is not None
         sequencer = call.seq
-        key, transport_counters = call.peer_ip_int << 16 | call.call_id, call.transport.counters
+        key, transport_counters = call.key, call.transport.counters
         unpack, fast_end, data_ack_start, data_start = gre_fast_unpack, FAST_END, DATA_ACK_START, DATA_START
         ppp_type, data_ack, data_only, no_number = PPP_PROTOCOL_TYPE, FLAGS_DATA_ACK, FLAGS_DATA, NO_NUMBER
         fd, tun = self._fast_fd, self._fast_open
